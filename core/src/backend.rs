@@ -1,0 +1,70 @@
+//! `BottleBackend`: what every backend (Docker, smolmachines) must do.
+//!
+//! The CLI and the FFI only ever talk to this trait, so a backend is chosen
+//! once (`--backend` / `CLAUDE_BOTTLE_BACKEND`) and nothing else changes.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::spec::Spec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Docker,
+    Smolmachines,
+}
+
+/// Whether the bottle's allowlist has been seen to hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowlistStatus {
+    pub verdict: Verdict,
+    pub allowlist: Vec<String>,
+    /// How the boundary is enforced, e.g. `docker internal bridge + bundle proxy`.
+    pub mechanism: String,
+    /// RFC 3339 time of the last start check, if any.
+    pub checked_at: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Verified,
+    Failed,
+    NotVerified,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BottleStatus {
+    pub name: String,
+    pub backend: BackendKind,
+    /// `running`, `degraded`, `stopped`, ...
+    pub state: String,
+    /// Why the bottle is degraded, or empty.
+    pub detail: String,
+    pub allowlist: AllowlistStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Reports progress on long steps (image builds, network setup, start check).
+pub trait Progress: Send + Sync {
+    fn step(&self, message: &str);
+}
+
+#[async_trait]
+pub trait BottleBackend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus>;
+    async fn down(&self, name: &str, progress: &dyn Progress) -> anyhow::Result<()>;
+    async fn status(&self, name: &str) -> anyhow::Result<BottleStatus>;
+    async fn exec(&self, name: &str, cmd: &[String]) -> anyhow::Result<ExecOutput>;
+    async fn logs(&self, name: &str) -> anyhow::Result<String>;
+    async fn list(&self) -> anyhow::Result<Vec<BottleStatus>>;
+}

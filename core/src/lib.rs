@@ -1,0 +1,5 @@
+//! bottle's core: parses a bottle spec, runs it on a backend, and reports on it.
+
+pub mod backend;
+pub mod cli;
+pub mod spec;

@@ -1,0 +1,85 @@
+//! Events: the one record of everything a bottle blocked, allowed or was asked.
+//!
+//! Events never carry a secret or a credential. Fields that could echo agent
+//! input (URLs, header values, bodies) are deliberately absent; a block names
+//! the rule that fired, not the bytes that fired it.
+
+use serde::{Deserialize, Serialize};
+
+/// One event, as sent on the control plane's event stream (one JSON object per line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Monotonic per bundle process; clients resume a stream with `?since=<id>`.
+    pub id: u64,
+    /// RFC 3339 UTC timestamp.
+    pub time: String,
+    /// The bottle's name.
+    pub bottle: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened. Serialized with a `kind` tag so consumers can ignore kinds they do not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The egress proxy (or egress itself) refused a request.
+    EgressBlocked {
+        /// The agent-side peer address, `ip:port`.
+        client: String,
+        /// HTTP method, `CONNECT` for tunnels.
+        method: String,
+        /// Destination as `host:port`.
+        target: String,
+        /// Machine-readable rule id, also sent in the 403's `X-Bottle-Block` header.
+        rule: String,
+        /// Request id, also sent in the 403's `X-Bottle-Request-Id` header.
+        request_id: String,
+    },
+    /// A git fetch or push passed through git-gate (allowed or refused).
+    Git {
+        repo: String,
+        operation: GitOperation,
+        allowed: bool,
+        /// Ref names involved (pushes only).
+        refs: Vec<String>,
+        /// Why it was refused; empty when allowed.
+        reason: String,
+    },
+    /// The agent reported a new state through supervise.
+    AgentState { state: AgentState, message: String },
+    /// The agent asked for access to a destination.
+    AccessRequested { request_id: String, host: String, port: Option<u16>, reason: String },
+    /// The host approved or denied an access request.
+    AccessDecided {
+        request_id: String,
+        host: String,
+        port: Option<u16>,
+        approved: bool,
+        /// Seconds the grant lasts; `None` for a denial or an unlimited grant.
+        ttl_secs: Option<u64>,
+    },
+    /// A temporary grant reached its end and left the allowlist.
+    AccessExpired { request_id: String, host: String, port: Option<u16> },
+    /// The allowlist was replaced through the control plane.
+    PolicyReloaded { allow: usize, deny: usize },
+    /// The kill switch was engaged (`engaged = true`) or released.
+    KillSwitch { engaged: bool },
+    /// The bottle itself changed state (emitted by the core, not the bundle).
+    BottleState { state: String, detail: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GitOperation {
+    Fetch,
+    Push,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentState {
+    Working,
+    NeedsInput,
+    Done,
+}
