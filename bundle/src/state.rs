@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use bottle_protocol::BundleConfig;
 
-use crate::{dlp, egress, events::EventBus, kill::KillSwitch, policy::PolicyStore};
+use crate::{dlp, egress, events::EventBus, kill::KillSwitch, policy::PolicyStore, supervise::Desk};
 
 pub struct Bundle {
     pub config: BundleConfig,
@@ -18,6 +18,7 @@ pub struct Bundle {
     pub dialer: egress::Dialer,
     pub events: EventBus,
     pub kill: KillSwitch,
+    pub desk: Desk,
     pub stats: Stats,
     control_token: String,
     egress_addr: RwLock<SocketAddr>,
@@ -57,6 +58,7 @@ impl Bundle {
             dialer,
             events: EventBus::new(&config.bottle),
             kill: KillSwitch::default(),
+            desk: Desk::new(&config.supervise),
             stats: Stats::default(),
             control_token,
             egress_addr: RwLock::new(config.listen.egress),

@@ -67,4 +67,14 @@ pub trait BottleBackend: Send + Sync {
     async fn exec(&self, name: &str, cmd: &[String]) -> anyhow::Result<ExecOutput>;
     async fn logs(&self, name: &str) -> anyhow::Result<String>;
     async fn list(&self) -> anyhow::Result<Vec<BottleStatus>>;
+    /// Where the host reaches this bottle's bundle control plane.
+    async fn control_endpoint(&self, name: &str) -> anyhow::Result<ControlEndpoint>;
+}
+
+/// A bundle control plane as the host sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlEndpoint {
+    /// `http://ip:port`
+    pub url: String,
+    pub token: String,
 }
