@@ -1,0 +1,66 @@
+//! `bottle-probe`: runs inside a bottle and reports, as one JSON object per
+//! call, what the agent can actually reach or see.
+//!
+//! The escape suite drives it from outside and decides each verdict there, so
+//! the probe itself never judges: it only observes. It is a static binary
+//! with no resolver (IP literals only) so it needs nothing from the image.
+
+mod net;
+mod observe;
+mod report;
+
+use std::process::ExitCode;
+
+use report::Report;
+
+const USAGE: &str = "usage: bottle-probe <tcp ADDR [MS] | udp ADDR [MS] | dns NAME SERVER [MS] | \
+http PROXY METHOD URL [HEADER]... [--body TEXT] | connect PROXY TARGET [SNI] | caps | docker-socket | \
+mounts | find-secret LEN SHA256HEX [PATH]...>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let report = match run(cmd, rest) {
+        Ok(r) => r,
+        Err(msg) => {
+            eprintln!("bottle-probe: {msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{}", report.to_json());
+    ExitCode::SUCCESS
+}
+
+fn run(cmd: &str, rest: &[String]) -> Result<Report, String> {
+    let arg = |i: usize, what: &str| rest.get(i).cloned().ok_or_else(|| format!("{cmd}: missing {what}"));
+    let ms = |i: usize| rest.get(i).map_or(Ok(net::DEFAULT_TIMEOUT_MS), |s| s.parse().map_err(|_| format!("bad timeout {s:?}")));
+    match cmd {
+        "tcp" => Ok(net::tcp(&arg(0, "ADDR")?, ms(1)?)),
+        "udp" => Ok(net::udp(&arg(0, "ADDR")?, ms(1)?)),
+        "dns" => Ok(net::dns(&arg(0, "NAME")?, &arg(1, "SERVER")?, ms(2)?)),
+        "http" => {
+            let (mut headers, mut body) = (Vec::new(), None);
+            let mut it = rest.iter().skip(3);
+            while let Some(a) = it.next() {
+                if a == "--body" {
+                    body = Some(it.next().ok_or("--body needs TEXT")?.clone());
+                } else {
+                    headers.push(a.clone());
+                }
+            }
+            Ok(net::http(&arg(0, "PROXY")?, &arg(1, "METHOD")?, &arg(2, "URL")?, &headers, body.as_deref()))
+        }
+        "connect" => Ok(net::connect(&arg(0, "PROXY")?, &arg(1, "TARGET")?, rest.get(2).map(String::as_str))),
+        "caps" => Ok(observe::caps()),
+        "docker-socket" => Ok(observe::docker_socket()),
+        "mounts" => Ok(observe::mounts()),
+        "find-secret" => {
+            let len = arg(0, "LEN")?.parse().map_err(|_| "LEN must be a number".to_string())?;
+            Ok(observe::find_secret(len, &arg(1, "SHA256HEX")?, &rest[2.min(rest.len())..]))
+        }
+        other => Err(format!("unknown probe {other:?}")),
+    }
+}
