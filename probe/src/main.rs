@@ -5,6 +5,7 @@
 //! the probe itself never judges: it only observes. It is a static binary
 //! with no resolver (IP literals only) so it needs nothing from the image.
 
+mod canary;
 mod net;
 mod observe;
 mod report;
@@ -15,7 +16,7 @@ use report::Report;
 
 const USAGE: &str = "usage: bottle-probe <tcp ADDR [MS] | udp ADDR [MS] | dns NAME SERVER [MS] | \
 http PROXY METHOD URL [HEADER]... [--body TEXT] | connect PROXY TARGET [SNI] | caps | docker-socket | \
-mounts | find-secret LEN SHA256HEX [PATH]...>";
+mounts | find-secret LEN SHA256HEX [PATH]... | canary NAME BIND [--tcp P,..] [--http P,..] [--udp P,..] [--dns P,..]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +24,15 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
+    if cmd == "canary" {
+        return match canary::Spec::parse(rest).and_then(canary::run) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(msg) => {
+                eprintln!("bottle-probe: {msg}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let report = match run(cmd, rest) {
         Ok(r) => r,
         Err(msg) => {
