@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use report::Report;
 
-const USAGE: &str = "usage: bottle-probe <tcp ADDR [MS] | udp ADDR [MS] | dns NAME SERVER [MS] | \
+const USAGE: &str = "usage: bottle-probe <tcp ADDR [MS] | udp ADDR [MS] | scan IP FROM-TO [MS] | dns NAME SERVER [MS] | \
 http PROXY METHOD URL [HEADER]... [--body TEXT] | connect PROXY TARGET [SNI] | caps | docker-socket | \
 mounts | find-secret LEN SHA256HEX [PATH]... | canary NAME BIND [--tcp P,..] [--http P,..] [--udp P,..] [--dns P,..]>";
 
@@ -50,6 +50,14 @@ fn run(cmd: &str, rest: &[String]) -> Result<Report, String> {
     match cmd {
         "tcp" => Ok(net::tcp(&arg(0, "ADDR")?, ms(1)?)),
         "udp" => Ok(net::udp(&arg(0, "ADDR")?, ms(1)?)),
+        "scan" => {
+            let range = arg(1, "FROM-TO")?;
+            let (from, to) = range
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                .ok_or_else(|| format!("bad port range {range:?}"))?;
+            Ok(net::scan(&arg(0, "IP")?, from, to, ms(2)?))
+        }
         "dns" => Ok(net::dns(&arg(0, "NAME")?, &arg(1, "SERVER")?, ms(2)?)),
         "http" => {
             let (mut headers, mut body) = (Vec::new(), None);

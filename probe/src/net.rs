@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use crate::report::Report;
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 1500;
+/// Connects in flight at once during a port scan.
+const SCAN_THREADS: usize = 128;
 /// How much of a reply the probe keeps.
 const MAX_REPLY: usize = 4096;
 
@@ -62,6 +64,42 @@ pub fn tcp(addr: &str, ms: u64) -> Report {
         }
         Err(outcome) => Report::new("tcp", addr, t, outcome, ""),
     }
+}
+
+/// Parallel connect scan of `ip` over ports `from..=to`; outcome `open:P,P,...` or `none`.
+/// Bounded: at most `SCAN_THREADS` connects in flight, each with `ms` timeout.
+pub fn scan(ip: &str, from: u16, to: u16, ms: u64) -> Report {
+    let t = Instant::now();
+    let target = format!("{ip}:{from}-{to}");
+    let Ok(addr) = ip.parse::<std::net::IpAddr>() else {
+        return Report::new("scan", &target, t, "error:bad-ip", "");
+    };
+    let next = std::sync::atomic::AtomicU32::new(u32::from(from));
+    let open = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        for _ in 0..SCAN_THREADS {
+            sc.spawn(|| {
+                loop {
+                    let p = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if p > u32::from(to) {
+                        break;
+                    }
+                    let port = p as u16;
+                    if TcpStream::connect_timeout(&SocketAddr::new(addr, port), Duration::from_millis(ms)).is_ok() {
+                        open.lock().expect("scan list").push(port);
+                    }
+                }
+            });
+        }
+    });
+    let mut open = open.into_inner().expect("scan list");
+    open.sort_unstable();
+    let outcome = if open.is_empty() {
+        "none".to_string()
+    } else {
+        format!("open:{}", open.iter().map(u16::to_string).collect::<Vec<_>>().join(","))
+    };
+    Report::new("scan", &target, t, outcome, "")
 }
 
 /// `reply` when the peer echoes a datagram back, `no-reply` otherwise.
@@ -250,6 +288,15 @@ mod tests {
         h.join().unwrap();
         let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
         assert_eq!(udp(&silent.local_addr().unwrap().to_string(), 200).outcome, "no-reply");
+    }
+
+    #[test]
+    fn scan_finds_exactly_the_listening_ports() {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        let from = port.saturating_sub(20);
+        let r = scan("127.0.0.1", from, port, 300);
+        assert!(r.outcome.split(&[':', ','][..]).any(|p| p == port.to_string()), "{}", r.outcome);
     }
 
     #[test]
