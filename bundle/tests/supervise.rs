@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use bottle_bundle::policy::Verdict;
 use bottle_bundle::supervise::api::{REQUESTS, STATE, request_path};
+use bottle_protocol::EventKind;
 use bottle_protocol::control::{ACCESS, AGENT, approve_path, deny_path};
 use bottle_protocol::event::AgentState;
-use bottle_protocol::EventKind;
 use serde_json::json;
 use supervise_support::{DEADLINE, curl, start, wait_event};
 

@@ -299,7 +299,8 @@ impl Desk {
 
 /// The request `id` if the host may still decide it.
 fn decidable<'a>(inner: &'a Inner, id: &str) -> Result<&'a Record, ApiError> {
-    let r = inner.requests.get(id).ok_or_else(|| ApiError::not_found(format!("access request {id}: no such request")))?;
+    let r =
+        inner.requests.get(id).ok_or_else(|| ApiError::not_found(format!("access request {id}: no such request")))?;
     match r.status() {
         Status::Pending => Ok(r),
         s => Err(ApiError::conflict(format!("access request {id}: already {}", format!("{s:?}").to_lowercase()))),

@@ -48,7 +48,10 @@ impl ApiError {
     }
 
     pub fn method(path: &str, allow: &'static str) -> Self {
-        Self { allow: Some(allow), ..Self::new(StatusCode::METHOD_NOT_ALLOWED, format!("{path}: only {allow} is allowed")) }
+        Self {
+            allow: Some(allow),
+            ..Self::new(StatusCode::METHOD_NOT_ALLOWED, format!("{path}: only {allow} is allowed"))
+        }
     }
 
     /// The JSON body every error reply carries.

@@ -53,7 +53,8 @@ fn route(bundle: &Arc<Bundle>, method: &Method, path: &str, body: &[u8]) -> Repl
     if action == "deny" {
         return error::ok(StatusCode::OK, &desk.deny(&bundle.events, id)?);
     }
-    let approve: Approve = if body.iter().all(u8::is_ascii_whitespace) { Approve::default() } else { error::parse("approve", body)? };
+    let approve: Approve =
+        if body.iter().all(u8::is_ascii_whitespace) { Approve::default() } else { error::parse("approve", body)? };
     let (view, deadline) = desk.approve(&bundle.events, &bundle.policy, id, approve.ttl_secs)?;
     if let Some(deadline) = deadline {
         expire_at(bundle, id.to_string(), deadline);

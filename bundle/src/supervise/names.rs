@@ -147,6 +147,9 @@ mod tests {
     fn text_strips_controls_and_bidi_and_caps_length() {
         assert_eq!(text("m", " a\nb\tc\u{7}d\u{202e}e\u{1b}[31m ", 100).unwrap(), "a b cde[31m");
         assert_eq!(text("m", &"é".repeat(5), 5).unwrap(), "ééééé");
-        assert_eq!(text("reason", &"x".repeat(6), 5).unwrap_err(), "reason is 6 characters long; at most 5 are allowed");
+        assert_eq!(
+            text("reason", &"x".repeat(6), 5).unwrap_err(),
+            "reason is 6 characters long; at most 5 are allowed"
+        );
     }
 }

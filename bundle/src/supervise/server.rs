@@ -104,7 +104,8 @@ async fn route(bundle: &Bundle, req: Request<Incoming>) -> Reply {
         (api::STATE, _) => {
             require(&req, &path, "POST")?;
             let report: StateReport = error::parse("state", &body(bundle, req).await?)?;
-            let message = names::text("message", &report.message, names::MAX_MESSAGE_CHARS).map_err(ApiError::bad_request)?;
+            let message =
+                names::text("message", &report.message, names::MAX_MESSAGE_CHARS).map_err(ApiError::bad_request)?;
             error::ok(StatusCode::OK, &bundle.desk.report_state(&bundle.events, report.state, message)?)
         }
         (api::REQUESTS, _) => {

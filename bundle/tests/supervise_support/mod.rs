@@ -72,7 +72,8 @@ impl Harness {
 
     /// POSTs a JSON body to the agent-facing server.
     pub async fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let (code, text) = curl(&["-X", "POST", "-H", "content-type: application/json", "--data-binary", body, &self.url(path)]).await;
+        let (code, text) =
+            curl(&["-X", "POST", "-H", "content-type: application/json", "--data-binary", body, &self.url(path)]).await;
         (code, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text:?}")))
     }
 
