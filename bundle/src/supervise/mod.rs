@@ -1,50 +1,22 @@
-//! STUB (to be replaced by the supervise owner): the agent's channel to a human.
+//! supervise: the agent's channel to a human.
+//!
+//! The agent reports its state (`working`, `needs-input`, `done`) and asks for
+//! access to destinations the allowlist refuses; the host sees both through the
+//! control plane and alone decides. The split is the point: the agent-facing
+//! server ([`Server`], paths in [`api`]) can only *ask* and read the verdict of a
+//! request whose random id it holds, while approving, denying and listing live
+//! only in [`control`], which the control plane calls after checking the host's
+//! bearer token. There is no agent route that lists requests or replays events:
+//! a bundle serves exactly one bottle, but request text and the event history
+//! are the host's record, and the agent needs nothing beyond its own verdicts.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+pub mod api;
+mod desk;
+mod error;
+mod host;
+pub mod names;
+mod server;
 
-use bottle_protocol::config::SuperviseConfig;
-use tokio::net::TcpListener;
-
-use crate::state::Bundle;
-
-/// Pending access requests and the agent's last state, shared with the control plane.
-pub struct Desk;
-
-impl Desk {
-    pub fn new(_cfg: &SuperviseConfig) -> Self {
-        Self
-    }
-}
-
-/// Host-side routes under `/v1/access` and `/v1/agent`, called by the control plane
-/// after it has checked the token. Returns `None` when the path is not one of them.
-pub async fn control(
-    _bundle: &Arc<Bundle>,
-    _method: &hyper::Method,
-    _path: &str,
-    _body: bytes::Bytes,
-) -> Option<(hyper::StatusCode, serde_json::Value)> {
-    None
-}
-
-pub struct Server {
-    listener: TcpListener,
-}
-
-impl Server {
-    pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("supervise listen {addr}: {e}"))?;
-        Ok(Self { listener })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
-    }
-
-    pub async fn run(self, _bundle: Arc<Bundle>) -> anyhow::Result<()> {
-        loop {
-            let _ = self.listener.accept().await?;
-        }
-    }
-}
+pub use desk::Desk;
+pub use host::control;
+pub use server::Server;
