@@ -19,7 +19,7 @@ use bottle_protocol::config::ConfigError;
 use crate::backend::BackendKind;
 
 pub use egress::check_entry as check_egress_entry;
-pub use validate::{MEMORY_MAX_MIB, MEMORY_MIN_MIB, NAME_MAX_LEN, parse_backend};
+pub use validate::{MEMORY_MAX_MIB, MEMORY_MIN_MIB, NAME_MAX_LEN, check_name, parse_backend};
 
 /// Where the workspace appears inside the agent unless `workdir` says otherwise.
 pub const DEFAULT_WORKDIR: &str = "/workspace";

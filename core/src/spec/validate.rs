@@ -38,6 +38,22 @@ pub fn parse_backend(s: &str) -> Option<BackendKind> {
     }
 }
 
+/// Checks a bottle name (from bottle.toml or the command line).
+pub fn check_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= NAME_MAX_LEN
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "a bottle name is 1-{NAME_MAX_LEN} lowercase letters, digits and `-`, starting and ending with a letter or digit"
+        ))
+    }
+}
+
 pub(super) struct Checker<'a> {
     file: &'a Path,
     text: &'a str,
@@ -114,22 +130,8 @@ impl<'a> Checker<'a> {
     }
 
     fn name(&self, v: &Spanned<String>) -> Checked<String> {
-        let s = v.get_ref();
-        let ok = !s.is_empty()
-            && s.len() <= NAME_MAX_LEN
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !s.starts_with('-')
-            && !s.ends_with('-');
-        if !ok {
-            return Err(self.bad(
-                "name",
-                v,
-                format!(
-                    "a bottle name is 1-{NAME_MAX_LEN} lowercase letters, digits and `-`, starting and ending with a letter or digit"
-                ),
-            ));
-        }
-        Ok(s.clone())
+        check_name(v.get_ref()).map_err(|m| self.bad("name", v, m))?;
+        Ok(v.get_ref().clone())
     }
 
     fn image(&self, img: &Spanned<RawImage>) -> Checked<ImageSource> {
