@@ -86,7 +86,11 @@ impl ControlClient {
         if follow {
             query.push("follow=1".to_string());
         }
-        let path = if query.is_empty() { control::EVENTS.to_string() } else { format!("{}?{}", control::EVENTS, query.join("&")) };
+        let path = if query.is_empty() {
+            control::EVENTS.to_string()
+        } else {
+            format!("{}?{}", control::EVENTS, query.join("&"))
+        };
         let response = tokio::time::timeout(REQUEST_TIMEOUT, self.send(Method::GET, &path, None))
             .await
             .map_err(|_| anyhow::anyhow!("control GET {}: no reply within {REQUEST_TIMEOUT:?}", control::EVENTS))??;
@@ -94,7 +98,12 @@ impl ControlClient {
         Ok(EventStream { body: response.into_body(), buf: BytesMut::new(), done: false })
     }
 
-    async fn call_json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<T> {
+    async fn call_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<T> {
         let bytes = self.call(method.clone(), path, body).await?;
         serde_json::from_slice(&bytes).with_context(|| format!("control {method} {path}: unexpected reply"))
     }
@@ -115,7 +124,9 @@ impl ControlClient {
     async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<Response<Incoming>> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.authority))
             .await
-            .map_err(|_| anyhow::anyhow!("connecting to control plane {}: timed out after {CONNECT_TIMEOUT:?}", self.authority))?
+            .map_err(|_| {
+                anyhow::anyhow!("connecting to control plane {}: timed out after {CONNECT_TIMEOUT:?}", self.authority)
+            })?
             .with_context(|| format!("connecting to control plane {}", self.authority))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -138,7 +149,12 @@ impl ControlClient {
         Ok(sender.send_request(req).await?)
     }
 
-    async fn check_status(&self, method: Method, path: &str, response: Response<Incoming>) -> anyhow::Result<Response<Incoming>> {
+    async fn check_status(
+        &self,
+        method: Method,
+        path: &str,
+        response: Response<Incoming>,
+    ) -> anyhow::Result<Response<Incoming>> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -157,7 +173,11 @@ impl ControlClient {
 
 /// Request ids become a path segment; anything else would change the route.
 fn checked_id(id: &str) -> anyhow::Result<&str> {
-    if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) || id.starts_with('.') {
+    if id.is_empty()
+        || id.len() > 128
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        || id.starts_with('.')
+    {
         bail!("request id {id:?}: expected letters, digits, `-`, `_` or `.`");
     }
     Ok(id)

@@ -92,7 +92,10 @@ pids = 256
     let base = std::fs::canonicalize(d.tmp.path()).unwrap();
     assert_eq!(s.source, d.file());
     assert_eq!(s.name, "my-bottle-1");
-    assert_eq!(s.image, ImageSource::Build { context: base.join("agent"), dockerfile: Some("Dockerfile.agent".into()) });
+    assert_eq!(
+        s.image,
+        ImageSource::Build { context: base.join("agent"), dockerfile: Some("Dockerfile.agent".into()) }
+    );
     assert_eq!(s.workspace, base.join("workspace"));
     assert_eq!(s.workdir, "/src/app");
     assert_eq!(s.backend, Some(BackendKind::Smolmachines));
@@ -259,7 +262,8 @@ fn bad_memory_is_refused() {
 #[test]
 fn git_repo_rules_are_checked() {
     let d = Dir::new();
-    let repo = |alias: &str, upstream: &str| format!("{HEAD}[[git.repo]]\nalias = \"{alias}\"\nupstream = \"{upstream}\"\n");
+    let repo =
+        |alias: &str, upstream: &str| format!("{HEAD}[[git.repo]]\nalias = \"{alias}\"\nupstream = \"{upstream}\"\n");
     let e = d.refuse(&repo("a/b", "https://h.test/a"));
     assert!(e.starts_with(&format!("{}git.repo[0].alias = \"a/b\"", d.at(4, 9))), "{e}");
     let e = d.refuse(&repo("a", "ssh://h.test/a"));

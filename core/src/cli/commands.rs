@@ -123,12 +123,18 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
                 removed: &'a [String],
             }
             let verb = if dry_run { "would remove" } else { "removed" };
-            let text = if removed.is_empty() { "nothing to remove\n".to_string() } else { format!("{verb}: {}\n", removed.join(", ")) };
+            let text = if removed.is_empty() {
+                "nothing to remove\n".to_string()
+            } else {
+                format!("{verb}: {}\n", removed.join(", "))
+            };
             say(&text, json, &Gc { dry_run, removed: &removed })?;
             Ok(0)
         }
         Command::Doctor => doctor(cli.backend, json).await,
-        Command::Verify { .. } => Err(Failure::new(Exit::NotImplemented, anyhow::anyhow!("not implemented yet: issue 5"))),
+        Command::Verify { .. } => {
+            Err(Failure::new(Exit::NotImplemented, anyhow::anyhow!("not implemented yet: issue 5")))
+        }
     }
 }
 
@@ -194,7 +200,8 @@ fn out(text: &str) -> Result<(), Failure> {
 
 async fn doctor(flag: Option<crate::backend::BackendKind>, json: bool) -> Result<u8, Failure> {
     let choice = backends::choose_from_env(flag, None)?;
-    let source = serde_json::to_value(choice.source).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let source =
+        serde_json::to_value(choice.source).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
     let mut checks = vec![Check {
         name: "backend".into(),
         ok: true,
@@ -245,7 +252,15 @@ async fn control_check(backend: &dyn BottleBackend, name: &str) -> Check {
     .await;
     let (ok, detail) = match res {
         Ok(h) if h.kill_switch => (true, format!("healthy; KILL SWITCH ENGAGED; {} blocked so far", h.blocked_total)),
-        Ok(h) => (h.ok, format!("{}; {} open connections, {} blocked so far", if h.ok { "healthy" } else { "unhealthy" }, h.open_connections, h.blocked_total)),
+        Ok(h) => (
+            h.ok,
+            format!(
+                "{}; {} open connections, {} blocked so far",
+                if h.ok { "healthy" } else { "unhealthy" },
+                h.open_connections,
+                h.blocked_total
+            ),
+        ),
         Err(e) => (false, format!("{e:#}")),
     };
     Check { name: format!("control plane of {name}"), ok, detail }

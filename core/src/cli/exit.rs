@@ -44,9 +44,9 @@ impl Failure {
 
     /// Whether the error is only that stdout's reader went away (`| head`): not a failure.
     pub fn is_broken_pipe(&self) -> bool {
-        self.error.chain().any(|e| {
-            e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-        })
+        self.error
+            .chain()
+            .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
     }
 }
 

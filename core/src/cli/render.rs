@@ -155,7 +155,11 @@ pub fn event(e: &Event) -> String {
             format!("kill switch {}", if *engaged { "ENGAGED: all egress cut" } else { "released" })
         }
         EventKind::BottleState { state, detail } => {
-            if detail.is_empty() { format!("bottle {state}") } else { format!("bottle {state}: {detail}") }
+            if detail.is_empty() {
+                format!("bottle {state}")
+            } else {
+                format!("bottle {state}: {detail}")
+            }
         }
     };
     format!("#{} {} {}\n", e.id, e.time, what)

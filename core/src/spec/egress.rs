@@ -109,9 +109,24 @@ mod tests {
     #[test]
     fn refuses_what_the_bundle_would_refuse() {
         for bad in [
-            "", "*", "*:443", "https://example.com", "example.com/path", "exa mple.com", "-bad.com", "a..b",
-            "host:0", "host:99999", "host:http", "10.0.0.1/8", "10.0.0.0/33", "1.2.3.4", "[::1]:443", "*.*.com",
-            "ex*ample.com", "1.2.3",
+            "",
+            "*",
+            "*:443",
+            "https://example.com",
+            "example.com/path",
+            "exa mple.com",
+            "-bad.com",
+            "a..b",
+            "host:0",
+            "host:99999",
+            "host:http",
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "1.2.3.4",
+            "[::1]:443",
+            "*.*.com",
+            "ex*ample.com",
+            "1.2.3",
         ] {
             assert!(check_entry(bad).is_err(), "{bad:?} should be refused");
         }

@@ -78,8 +78,9 @@ impl SecretSource {
     /// Reads the value now. The error names the source, never the value.
     pub fn read(&self) -> anyhow::Result<String> {
         match self {
-            SecretSource::Env(var) => std::env::var(var)
-                .map_err(|e| anyhow::anyhow!("reading secret from environment variable {var}: {e}")),
+            SecretSource::Env(var) => {
+                std::env::var(var).map_err(|e| anyhow::anyhow!("reading secret from environment variable {var}: {e}"))
+            }
             SecretSource::File(path) => std::fs::read_to_string(path)
                 .map(|v| v.trim_end_matches(['\r', '\n']).to_string())
                 .map_err(|e| anyhow::anyhow!("reading secret from file {}: {e}", path.display())),

@@ -109,7 +109,8 @@ impl<'a> Checker<'a> {
         let backend = match &raw.backend {
             None => None,
             Some(b) => Some(
-                parse_backend(b.get_ref()).ok_or_else(|| self.bad("backend", b, "expected `docker` or `smolmachines`"))?,
+                parse_backend(b.get_ref())
+                    .ok_or_else(|| self.bad("backend", b, "expected `docker` or `smolmachines`"))?,
             ),
         };
         Ok(Spec {
@@ -141,7 +142,12 @@ impl<'a> Checker<'a> {
                     && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b))
                     && !r.starts_with(['-', '/', ':', '@']);
                 if !ok {
-                    return Err(self.err(img.span(), "image", r, "not an image reference (e.g. `debian:bookworm`, `ghcr.io/org/img@sha256:...`)"));
+                    return Err(self.err(
+                        img.span(),
+                        "image",
+                        r,
+                        "not an image reference (e.g. `debian:bookworm`, `ghcr.io/org/img@sha256:...`)",
+                    ));
                 }
                 Ok(ImageSource::Reference(r.clone()))
             }
@@ -152,7 +158,11 @@ impl<'a> Checker<'a> {
                     Some(d) => {
                         let rel = PathBuf::from(d.get_ref());
                         if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-                            return Err(self.bad("image.dockerfile", d, "must be a relative path inside the build directory"));
+                            return Err(self.bad(
+                                "image.dockerfile",
+                                d,
+                                "must be a relative path inside the build directory",
+                            ));
                         }
                         if !context.join(&rel).is_file() {
                             return Err(self.bad(
@@ -183,14 +193,13 @@ impl<'a> Checker<'a> {
         }
         let path = self.host_path(v.get_ref());
         match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => std::fs::canonicalize(&path)
-                .map_err(|e| self.bad(key, v, format!("resolving {}: {e}", path.display()))),
+            Ok(m) if m.is_dir() => {
+                std::fs::canonicalize(&path).map_err(|e| self.bad(key, v, format!("resolving {}: {e}", path.display())))
+            }
             Ok(_) => Err(self.bad(key, v, format!("{} is not a directory", path.display()))),
-            Err(e) => Err(self.bad(
-                key,
-                v,
-                format!("{}: {e} (bottle never creates it; create it first)", path.display()),
-            )),
+            Err(e) => {
+                Err(self.bad(key, v, format!("{}: {e} (bottle never creates it; create it first)", path.display())))
+            }
         }
     }
 
@@ -276,7 +285,11 @@ impl<'a> Checker<'a> {
         match (&raw.env, &raw.file) {
             (Some(env), None) => {
                 if !is_env_name(env.get_ref()) {
-                    return Err(self.bad(&format!("{key}.env"), env, "not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"));
+                    return Err(self.bad(
+                        &format!("{key}.env"),
+                        env,
+                        "not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
+                    ));
                 }
                 Ok(SecretSource::Env(env.get_ref().clone()))
             }
@@ -375,8 +388,7 @@ impl<'a> Checker<'a> {
         {
             return Err(self.bad(key, v, format!("port `{p}` is not a number from 1 to 65535")));
         }
-        let host_ok = !host.is_empty()
-            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b));
+        let host_ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b));
         if !host_ok {
             return Err(self.bad(key, v, "the URL has no valid host"));
         }
@@ -395,7 +407,12 @@ impl<'a> Checker<'a> {
                 _ => f64::NAN,
             };
             if !(cpus > 0.0 && cpus <= CPUS_MAX) {
-                return Err(self.err(c.span(), "resources.cpus", &show(c.get_ref()), format!("expected a number of CPUs above 0 and at most {CPUS_MAX}")));
+                return Err(self.err(
+                    c.span(),
+                    "resources.cpus",
+                    &show(c.get_ref()),
+                    format!("expected a number of CPUs above 0 and at most {CPUS_MAX}"),
+                ));
             }
             r.cpus = cpus;
         }
@@ -419,7 +436,12 @@ impl<'a> Checker<'a> {
         }
         if let Some(p) = &raw.pids {
             if !(PIDS_MIN..=PIDS_MAX).contains(p.get_ref()) {
-                return Err(self.err(p.span(), "resources.pids", &p.get_ref().to_string(), format!("expected {PIDS_MIN} to {PIDS_MAX}")));
+                return Err(self.err(
+                    p.span(),
+                    "resources.pids",
+                    &p.get_ref().to_string(),
+                    format!("expected {PIDS_MIN} to {PIDS_MAX}"),
+                ));
             }
             r.pids = *p.get_ref() as u64;
         }
@@ -452,7 +474,8 @@ fn parse_memory_mib(s: &str) -> Option<u64> {
 
 fn is_env_name(s: &str) -> bool {
     let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// A git branch name or glob (`agent/*`): what `git check-ref-format --branch` would take, plus `*`.
