@@ -59,6 +59,7 @@ fn events_approve_deny_take_their_options() {
         Command::Deny { name: "demo".into(), request_id: "req-7".into() }
     );
     assert!(parse(&["approve", "demo", "req-7", "--ttl", "soon"]).is_err());
+    assert!(parse(&["approve", "demo", "req-7", "--ttl", "0"]).is_err(), "a zero-second grant is refused");
 }
 
 #[test]

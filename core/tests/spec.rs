@@ -292,3 +292,17 @@ fn reserved_proxy_env_and_bad_backend_are_refused() {
     let e = d.refuse(&format!("{HEAD}backend = \"podman\"\n"));
     assert!(e.starts_with(&format!("{}backend = \"podman\"", d.at(3, 11))), "{e}");
 }
+
+#[test]
+fn docs_full_example_is_valid() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bottle-toml.md")).unwrap();
+    let after = doc.split("## Full example").nth(1).expect("docs have a full example");
+    let block = after.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
+    let d = Dir::new();
+    std::fs::create_dir(d.tmp.path().join("agent-image")).unwrap();
+    std::fs::write(d.tmp.path().join("agent-image/Dockerfile"), "FROM scratch\n").unwrap();
+    let s = d.parse(block).unwrap();
+    assert_eq!(s.name, "my-agent");
+    assert_eq!(s.git.repos.len(), 1);
+    assert_eq!(s.secrets.len(), 2);
+}

@@ -74,7 +74,7 @@ pub enum Command {
         name: String,
         request_id: String,
         /// Remove the grant after this many seconds (default: for the bottle's life).
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
         ttl: Option<u64>,
     },
     /// Deny an access request.

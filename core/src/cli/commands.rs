@@ -73,9 +73,12 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Events { name, follow, since } => {
             let client = control(cli.backend, &name).await?;
             let mut stream = client.events(since, follow).await?;
+            // One listener for the whole loop, so a Ctrl-C between two events is not lost.
+            let interrupted = tokio::signal::ctrl_c();
+            tokio::pin!(interrupted);
             loop {
                 let next = tokio::select! {
-                    _ = tokio::signal::ctrl_c() => break,
+                    _ = &mut interrupted => break,
                     next = stream.next() => next?,
                 };
                 let Some(ev) = next else { break };

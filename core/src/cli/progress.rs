@@ -17,6 +17,7 @@ struct State {
     out: Box<dyn Write + Send>,
     start: Instant,
     current: Option<Instant>,
+    steps: usize,
 }
 
 impl StepPrinter {
@@ -25,13 +26,16 @@ impl StepPrinter {
     }
 
     pub fn to(out: Box<dyn Write + Send>) -> Self {
-        Self { state: Mutex::new(State { out, start: Instant::now(), current: None }) }
+        Self { state: Mutex::new(State { out, start: Instant::now(), current: None, steps: 0 }) }
     }
 
-    /// Closes the last step and prints the total time.
+    /// Closes the last step and prints the total time (if there were steps at all).
     pub fn finish(&self) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.close_step();
+        if s.steps == 0 {
+            return;
+        }
         let total = s.start.elapsed();
         // Progress is best effort: a closed stderr must not fail the command.
         let _ = writeln!(s.out, "    total {}", seconds(total));
@@ -52,6 +56,7 @@ impl Progress for StepPrinter {
         s.close_step();
         let _ = writeln!(s.out, "==> {message}");
         s.current = Some(Instant::now());
+        s.steps += 1;
     }
 }
 
@@ -93,5 +98,12 @@ mod tests {
         assert_eq!(lines[2], "==> starting bundle");
         assert!(lines[3].starts_with("    done in "), "{text}");
         assert!(lines[4].starts_with("    total "), "{text}");
+    }
+
+    #[test]
+    fn no_steps_print_nothing() {
+        let buf = Shared::default();
+        StepPrinter::to(Box::new(buf.clone())).finish();
+        assert!(buf.0.lock().unwrap().is_empty());
     }
 }
