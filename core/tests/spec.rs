@@ -221,6 +221,8 @@ fn secret_needs_exactly_one_source() {
     let d = Dir::new();
     let e = d.refuse(&format!("{HEAD}[[secret]]\nname = \"T\"\n"));
     assert!(e.starts_with(&format!("{}secret[0]", d.at(4, 8))) && e.contains("exactly one"), "{e}");
+    let e = d.refuse(&format!("{HEAD}[[secret]]\nenv = \"A\"\n"));
+    assert!(e.starts_with(&format!("{}secret.name = \"[[secret]]\": missing field `name`", d.at(3, 1))), "{e}");
     let e = d.refuse(&format!("{HEAD}[[secret]]\nname = \"T\"\nenv = \"A\"\nfile = \"f\"\n"));
     assert!(e.starts_with(&format!("{}secret[0].env = \"A\"", d.at(5, 7))), "{e}");
 }
@@ -235,7 +237,7 @@ fn missing_workspace_is_refused_and_never_created() {
     let e = d.refuse("name = \"demo\"\nworkspace = \"plain\"\n");
     assert!(e.contains("is not a directory"), "{e}");
     let e = d.refuse("name = \"demo\"\n");
-    assert!(e.starts_with(&d.at(1, 1)) && e.contains("missing field `workspace`"), "{e}");
+    assert!(e.starts_with(&format!("{}workspace = \"\": missing field `workspace`", d.at(1, 1))), "{e}");
 }
 
 #[test]

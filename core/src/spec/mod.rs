@@ -145,7 +145,23 @@ impl Spec {
     /// Validates bottle.toml `text`. `path` names the file in messages, and its
     /// directory is the base for relative paths (`workspace`, `image.build`, secret files).
     pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
-        let raw: raw::RawSpec = toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+        let raw: raw::RawSpec =
+            toml::from_str(text).map_err(|e| name_the_key(ConfigError::from_toml(path, text, &e)))?;
         Ok(validate::Checker::new(path, text).spec(raw)?)
     }
+}
+
+/// Sharpens the key of a TOML schema error where the shared best-effort guess
+/// falls short: a table header (`[[secret]]`) has no key of its own, and a
+/// missing field is named by the message, not by the text at the position.
+fn name_the_key(mut e: ConfigError) -> ConfigError {
+    let table = e.value.starts_with('[').then(|| e.value.trim_matches(|c| c == '[' || c == ']').to_string());
+    let missing = e.message.strip_prefix("missing field `").and_then(|m| m.split('`').next()).map(str::to_string);
+    match (table, missing) {
+        (Some(t), Some(field)) => e.key = format!("{t}.{field}"),
+        (None, Some(field)) if e.value.is_empty() => e.key = field,
+        (Some(t), None) if e.key.is_empty() => e.key = t,
+        _ => {}
+    }
+    e
 }
