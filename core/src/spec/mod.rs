@@ -8,7 +8,9 @@
 //! [`bottle_protocol::config::ConfigError`].
 
 mod egress;
+mod git;
 mod raw;
+mod resources;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -19,7 +21,8 @@ use bottle_protocol::config::ConfigError;
 use crate::backend::BackendKind;
 
 pub use egress::check_entry as check_egress_entry;
-pub use validate::{MEMORY_MAX_MIB, MEMORY_MIN_MIB, NAME_MAX_LEN, check_name, parse_backend};
+pub use resources::{MEMORY_MAX_MIB, MEMORY_MIN_MIB};
+pub use validate::{NAME_MAX_LEN, check_name, parse_backend};
 
 /// Where the workspace appears inside the agent unless `workdir` says otherwise.
 pub const DEFAULT_WORKDIR: &str = "/workspace";
