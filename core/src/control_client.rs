@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bottle_protocol::Event;
-use bottle_protocol::control::{self, AccessRequest, AgentStatus, Approve, ErrorReply, Health};
+use bottle_protocol::control::{self, AccessRequest, AgentStatus, Approve, ErrorReply, Health, PolicyUpdate};
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -74,6 +74,11 @@ impl ControlClient {
     pub async fn kill(&self, engage: bool) -> anyhow::Result<()> {
         let method = if engage { Method::POST } else { Method::DELETE };
         self.call(method, control::KILL, None).await.map(drop)
+    }
+
+    /// Replaces the bottle's allowlist (and deny list) atomically.
+    pub async fn replace_policy(&self, update: &PolicyUpdate) -> anyhow::Result<()> {
+        self.call(Method::PUT, control::POLICY, Some(serde_json::to_vec(update)?)).await.map(drop)
     }
 
     /// Opens the event stream: events after `since` (all buffered ones if `None`),

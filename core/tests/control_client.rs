@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bottle_core::backend::ControlEndpoint;
 use bottle_core::control_client::ControlClient;
-use bottle_protocol::control::{self, AccessRequest, Approve, ErrorReply, Health};
+use bottle_protocol::control::{self, AccessRequest, Approve, ErrorReply, Health, PolicyUpdate};
 use bottle_protocol::{Event, EventKind};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -93,7 +93,7 @@ async fn handle(fake: Arc<Fake>, req: Request<Incoming>) -> Result<Response<Chan
         (Method::POST, p) if p == control::approve_path("q1") || p == control::deny_path("q1") => {
             reply(StatusCode::NO_CONTENT, Bytes::new())
         }
-        (Method::POST | Method::DELETE, control::KILL) => reply(StatusCode::OK, "{}"),
+        (Method::POST | Method::DELETE, control::KILL) | (Method::PUT, control::POLICY) => reply(StatusCode::OK, "{}"),
         _ => reply(StatusCode::NOT_FOUND, serde_json::to_vec(&ErrorReply { error: "no such request".into() }).unwrap()),
     })
 }
@@ -119,7 +119,7 @@ fn client(url: &str, token: &str) -> ControlClient {
 }
 
 #[tokio::test]
-async fn health_pending_approve_deny_kill_speak_the_protocol() {
+async fn health_pending_approve_deny_kill_policy_speak_the_protocol() {
     let fake = Arc::new(Fake::default());
     let url = serve(fake.clone()).await;
     let c = client(&url, TOKEN);
@@ -131,6 +131,8 @@ async fn health_pending_approve_deny_kill_speak_the_protocol() {
     c.deny("q1").await.unwrap();
     c.kill(true).await.unwrap();
     c.kill(false).await.unwrap();
+    let update = PolicyUpdate { allow: vec!["allowed.test".into()], deny: vec![] };
+    c.replace_policy(&update).await.unwrap();
     let calls = fake.calls.lock().unwrap().clone();
     let approve_body = serde_json::to_string(&Approve { ttl_secs: Some(60) }).unwrap();
     assert_eq!(
@@ -142,6 +144,7 @@ async fn health_pending_approve_deny_kill_speak_the_protocol() {
             "POST /v1/access/q1/deny ".to_string(),
             "POST /v1/kill ".to_string(),
             "DELETE /v1/kill ".to_string(),
+            format!("PUT /v1/policy {}", serde_json::to_string(&update).unwrap()),
         ]
     );
 }

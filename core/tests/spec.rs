@@ -308,3 +308,15 @@ fn docs_full_example_is_valid() {
     assert_eq!(s.git.repos.len(), 1);
     assert_eq!(s.secrets.len(), 2);
 }
+
+#[test]
+fn secret_sources_read_the_value_and_name_only_the_source_on_error() {
+    let d = Dir::new();
+    let file = d.tmp.path().join("key");
+    std::fs::write(&file, "v4lue\n").unwrap();
+    assert_eq!(SecretSource::File(file).read().unwrap(), "v4lue");
+    let e = SecretSource::File(d.tmp.path().join("absent")).read().unwrap_err().to_string();
+    assert!(e.contains("absent"), "{e}");
+    let e = SecretSource::Env("BOTTLE_TEST_SURELY_UNSET_VAR".into()).read().unwrap_err().to_string();
+    assert!(e.contains("BOTTLE_TEST_SURELY_UNSET_VAR"), "{e}");
+}
