@@ -11,7 +11,7 @@ use super::backends::{self, Choice};
 use super::exit::{Exit, ExitWith, Failure};
 use super::progress::StepPrinter;
 use super::render::{self, Check};
-use crate::backend::{BottleBackend, BottleStatus, Verdict};
+use crate::backend::{BackendKind, BottleBackend, BottleStatus, Verdict};
 use crate::control_client::ControlClient;
 use crate::spec::Spec;
 
@@ -26,8 +26,9 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             let spec = Spec::load(&file).exit_with(Exit::Usage)?;
             let backend = open(backends::choose_from_env(cli.backend, spec.backend)?).await?;
             let progress = StepPrinter::stderr();
-            let st = backend.up(&spec, &progress).await.with_context(|| format!("starting bottle {}", spec.name))?;
+            let res = backend.up(&spec, &progress).await;
             progress.finish();
+            let st = res.with_context(|| format!("starting bottle {}", spec.name))?;
             print_status(&st, json)?;
             boundary_held(&st)
         }
@@ -151,11 +152,12 @@ async fn open(choice: Choice) -> Result<Box<dyn BottleBackend>, Failure> {
     backends::open(choice.kind).await
 }
 
-async fn open_default(flag: Option<crate::backend::BackendKind>) -> Result<Box<dyn BottleBackend>, Failure> {
+/// Opens the backend for commands without a spec: flag, then environment, then Docker.
+async fn open_default(flag: Option<BackendKind>) -> Result<Box<dyn BottleBackend>, Failure> {
     open(backends::choose_from_env(flag, None)?).await
 }
 
-async fn control(flag: Option<crate::backend::BackendKind>, name: &str) -> Result<ControlClient, Failure> {
+async fn control(flag: Option<BackendKind>, name: &str) -> Result<ControlClient, Failure> {
     let backend = open_default(flag).await?;
     let endpoint = found(&*backend, name, backend.control_endpoint(name).await).await?;
     Ok(ControlClient::new(&endpoint)?)
@@ -201,7 +203,7 @@ fn out(text: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn doctor(flag: Option<crate::backend::BackendKind>, json: bool) -> Result<u8, Failure> {
+async fn doctor(flag: Option<BackendKind>, json: bool) -> Result<u8, Failure> {
     let choice = backends::choose_from_env(flag, None)?;
     let source =
         serde_json::to_value(choice.source).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
