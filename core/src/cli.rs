@@ -1,5 +1,54 @@
-//! STUB (to be replaced by the CLI owner).
+//! `bottle-core`, the headless CLI: parses arguments, runs one command on the
+//! chosen backend, prints the result, and maps failures to documented exit codes
+//! (docs/cli.md). Errors are printed once, here, with their whole cause chain.
 
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+mod args;
+mod backends;
+mod commands;
+mod exit;
+mod progress;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::{Cli, Command};
+pub use backends::{BACKEND_ENV, Choice, ChoiceSource, choose};
+pub use exit::{Exit, Failure, Report};
+pub use progress::StepPrinter;
+pub use render::Check;
+
+/// Renderers for the read commands' output, public so their formats are tested as data.
+pub mod output {
+    pub use super::render::{checks, event, json, json_line, list, requests, status};
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { Exit::Usage.into() } else { Exit::Ok.into() };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("BOTTLE_LOG"))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return Exit::Runtime.into();
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) if f.is_broken_pipe() => Exit::Ok.into(),
+        Err(f) => {
+            eprintln!("{}", Report(&f.error));
+            f.exit.into()
+        }
+    }
 }

@@ -2,4 +2,5 @@
 
 pub mod backend;
 pub mod cli;
+pub mod control_client;
 pub mod spec;

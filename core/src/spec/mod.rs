@@ -1,10 +1,31 @@
-//! STUB (to be replaced by the spec owner): the parsed, validated `bottle.toml`.
-//! Field set agreed between the spec, Docker and smolmachines owners.
+//! The parsed, validated `bottle.toml`: what one bottle is, in host terms.
+//!
+//! Parsing and validation happen together, once, here, so that the backends
+//! receive values they never have to second-guess. A bottle.toml describes a
+//! security boundary, so nothing is guessed: unknown keys are refused at every
+//! level, and every refusal names `file:line:col`, the key and the offending
+//! value (secret values excepted) using the shared
+//! [`bottle_protocol::config::ConfigError`].
+
+mod egress;
+mod git;
+mod raw;
+mod resources;
+mod validate;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use bottle_protocol::config::ConfigError;
 
 use crate::backend::BackendKind;
+
+pub use egress::check_entry as check_egress_entry;
+pub use resources::{MEMORY_MAX_MIB, MEMORY_MIN_MIB};
+pub use validate::{NAME_MAX_LEN, check_name, parse_backend};
+
+/// Where the workspace appears inside the agent unless `workdir` says otherwise.
+pub const DEFAULT_WORKDIR: &str = "/workspace";
 
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -19,7 +40,7 @@ pub struct Spec {
     /// Agent command; empty means the image's default (a long-lived shell).
     pub command: Vec<String>,
     pub env: BTreeMap<String, String>,
-    /// Egress allowlist entries (`host`, `*.suffix`, with optional `:port`, or CIDRs).
+    /// Egress allowlist entries (`host`, `*.suffix`, with optional `:port`, or CIDRs), lowercased.
     pub allow: Vec<String>,
     pub deny: Vec<String>,
     pub secrets: Vec<Secret>,
@@ -36,6 +57,8 @@ pub enum ImageSource {
     /// An image reference already present in the local engine.
     Reference(String),
     /// A local build context (directory with a Dockerfile).
+    /// `context` is absolute; `dockerfile`, when set, is relative to `context`
+    /// (as the engine's build API expects) and is known to exist inside it.
     Build { context: PathBuf, dockerfile: Option<PathBuf> },
 }
 
@@ -46,15 +69,33 @@ pub struct Secret {
     pub from: SecretSource,
 }
 
+/// Where a value lives on the host. File paths are absolute (resolved against
+/// the bottle.toml's directory); they are not required to exist until `up`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
     Env(String),
     File(PathBuf),
 }
 
+impl SecretSource {
+    /// Reads the value now. The error names the source, never the value.
+    pub fn read(&self) -> anyhow::Result<String> {
+        match self {
+            SecretSource::Env(var) => {
+                std::env::var(var).map_err(|e| anyhow::anyhow!("reading secret from environment variable {var}: {e}"))
+            }
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map(|v| v.trim_end_matches(['\r', '\n']).to_string())
+                .map_err(|e| anyhow::anyhow!("reading secret from file {}: {e}", path.display())),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct GitSpec {
-    /// Host-side credential source (`alias = token` values end up only in the bundle).
+    /// Host-side credential source. `File`: TOML `alias = "user:token"` (or
+    /// `alias = "token"`) lines, the bundle's credentials-file format. `Env`:
+    /// one `token` or `user:token` used for every repo. Values end up only in the bundle.
     pub credentials: Option<SecretSource>,
     pub repos: Vec<RepoSpec>,
 }
@@ -80,4 +121,50 @@ impl Default for Resources {
     fn default() -> Self {
         Self { cpus: 2.0, memory_mib: 2048, pids: 512 }
     }
+}
+
+/// Why a bottle.toml could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("reading bottle spec {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Names `file:line:col`, the key and the value.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+}
+
+impl Spec {
+    /// Reads and validates a bottle.toml.
+    pub fn load(path: &Path) -> Result<Spec, SpecError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates bottle.toml `text`. `path` names the file in messages, and its
+    /// directory is the base for relative paths (`workspace`, `image.build`, secret files).
+    pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+        let raw: raw::RawSpec =
+            toml::from_str(text).map_err(|e| name_the_key(ConfigError::from_toml(path, text, &e)))?;
+        Ok(validate::Checker::new(path, text).spec(raw)?)
+    }
+}
+
+/// Sharpens the key of a TOML schema error where the shared best-effort guess
+/// falls short: a table header (`[[secret]]`) has no key of its own, and a
+/// missing field is named by the message, not by the text at the position.
+fn name_the_key(mut e: ConfigError) -> ConfigError {
+    let table = e.value.starts_with('[').then(|| e.value.trim_matches(|c| c == '[' || c == ']').to_string());
+    let missing = e.message.strip_prefix("missing field `").and_then(|m| m.split('`').next()).map(str::to_string);
+    match (table, missing) {
+        (Some(t), Some(field)) => e.key = format!("{t}.{field}"),
+        (None, Some(field)) if e.value.is_empty() => e.key = field,
+        (Some(t), None) if e.key.is_empty() => e.key = t,
+        _ => {}
+    }
+    e
 }

@@ -1,0 +1,114 @@
+//! The command line, as clap derive types; parsing only, no behaviour.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::backend::BackendKind;
+
+#[derive(Debug, Parser)]
+#[command(name = "bottle-core", version, about = "Run and inspect bottles: one AI agent, one allowlisted way out")]
+pub struct Cli {
+    /// Backend to use: docker or smolmachines. Overrides CLAUDE_BOTTLE_BACKEND, which overrides bottle.toml.
+    #[arg(long, global = true, value_name = "BACKEND", value_parser = parse_backend_arg)]
+    pub backend: Option<BackendKind>,
+    /// Print machine-readable JSON on stdout instead of human text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Create and start the bottle described by a bottle.toml.
+    Up {
+        /// The bottle spec.
+        #[arg(short = 'f', long = "file", default_value = "bottle.toml")]
+        file: PathBuf,
+    },
+    /// Stop and remove a bottle (its workspace is never touched).
+    Down {
+        #[arg(value_parser = parse_name)]
+        name: String,
+    },
+    /// List bottles.
+    Ls,
+    /// Show one bottle's state and boundary verdict.
+    Status {
+        #[arg(value_parser = parse_name)]
+        name: String,
+    },
+    /// Run a command in the bottle's agent and exit with its exit code.
+    Exec {
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
+    /// Print the agent's output so far.
+    Logs {
+        #[arg(value_parser = parse_name)]
+        name: String,
+    },
+    /// Print the bottle's events (blocks, git, access requests, ...).
+    Events {
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// Keep printing new events until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only events after this id.
+        #[arg(long, value_name = "ID")]
+        since: Option<u64>,
+    },
+    /// List the agent's pending access requests.
+    Requests {
+        #[arg(value_parser = parse_name)]
+        name: String,
+    },
+    /// Approve an access request: its destination joins the allowlist.
+    Approve {
+        #[arg(value_parser = parse_name)]
+        name: String,
+        request_id: String,
+        /// Remove the grant after this many seconds (default: for the bottle's life).
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+        ttl: Option<u64>,
+    },
+    /// Deny an access request.
+    Deny {
+        #[arg(value_parser = parse_name)]
+        name: String,
+        request_id: String,
+    },
+    /// Cut all of the bottle's egress at once (or restore it with --release).
+    Kill {
+        #[arg(value_parser = parse_name)]
+        name: String,
+        #[arg(long)]
+        release: bool,
+    },
+    /// Remove bottles that are no longer running (workspaces are never touched).
+    Gc {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check that the backend and the running bottles are healthy.
+    Doctor,
+    /// Reserved for independent boundary verification; not implemented yet (issue 5).
+    Verify {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+}
+
+fn parse_backend_arg(s: &str) -> Result<BackendKind, String> {
+    crate::spec::parse_backend(s).ok_or_else(|| format!("unknown backend {s:?}: expected docker or smolmachines"))
+}
+
+fn parse_name(s: &str) -> Result<String, String> {
+    crate::spec::check_name(s).map(|()| s.to_string())
+}

@@ -1,0 +1,272 @@
+//! What each command does: resolve the backend, call it or the bottle's
+//! control plane, print the result. Results go to stdout, progress to stderr.
+
+use std::io::Write;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::args::{Cli, Command};
+use super::backends::{self, Choice};
+use super::exit::{Exit, ExitWith, Failure};
+use super::progress::StepPrinter;
+use super::render::{self, Check};
+use crate::backend::{BackendKind, BottleBackend, BottleStatus, Verdict};
+use crate::control_client::ControlClient;
+use crate::spec::Spec;
+
+/// Bottle states `gc` leaves alone.
+const LIVE_STATES: &[&str] = &["running", "degraded", "starting"];
+
+/// Runs one parsed command; `Ok` carries the process exit code (non-zero only for `exec`).
+pub async fn run(cli: Cli) -> Result<u8, Failure> {
+    let json = cli.json;
+    match cli.command {
+        Command::Up { file } => {
+            let spec = Spec::load(&file).exit_with(Exit::Usage)?;
+            let backend = open(backends::choose_from_env(cli.backend, spec.backend)?).await?;
+            let progress = StepPrinter::stderr();
+            let res = backend.up(&spec, &progress).await;
+            progress.finish();
+            let st = res.with_context(|| format!("starting bottle {}", spec.name))?;
+            print_status(&st, json)?;
+            boundary_held(&st)
+        }
+        Command::Down { name } => {
+            let backend = open_default(cli.backend).await?;
+            let progress = StepPrinter::stderr();
+            let res = backend.down(&name, &progress).await;
+            progress.finish();
+            found(&*backend, &name, res).await?;
+            say(&format!("removed bottle {name} (its workspace is untouched)\n"), json, &Done { name: &name })?;
+            Ok(0)
+        }
+        Command::Ls => {
+            let backend = open_default(cli.backend).await?;
+            let all = backend.list().await.context("listing bottles")?;
+            out(&if json { render::json(&all) } else { render::list(&all) })?;
+            Ok(0)
+        }
+        Command::Status { name } => {
+            let backend = open_default(cli.backend).await?;
+            let st = found(&*backend, &name, backend.status(&name).await).await?;
+            print_status(&st, json)?;
+            boundary_held(&st)
+        }
+        Command::Exec { name, cmd } => {
+            let backend = open_default(cli.backend).await?;
+            let res = found(&*backend, &name, backend.exec(&name, &cmd).await).await?;
+            std::io::stdout().lock().write_all(res.stdout.as_bytes())?;
+            std::io::stderr().lock().write_all(res.stderr.as_bytes())?;
+            Ok(u8::try_from(res.exit_code).unwrap_or(Exit::Runtime as u8))
+        }
+        Command::Logs { name } => {
+            let backend = open_default(cli.backend).await?;
+            let logs = found(&*backend, &name, backend.logs(&name).await).await?;
+            #[derive(Serialize)]
+            struct Logs<'a> {
+                name: &'a str,
+                logs: &'a str,
+            }
+            out(&if json { render::json(&Logs { name: &name, logs: &logs }) } else { logs })?;
+            Ok(0)
+        }
+        Command::Events { name, follow, since } => {
+            let client = control(cli.backend, &name).await?;
+            let mut stream = client.events(since, follow).await?;
+            // One listener for the whole loop, so a Ctrl-C between two events is not lost.
+            let interrupted = tokio::signal::ctrl_c();
+            tokio::pin!(interrupted);
+            loop {
+                let next = tokio::select! {
+                    _ = &mut interrupted => break,
+                    next = stream.next() => next?,
+                };
+                let Some(ev) = next else { break };
+                out(&if json { render::json_line(&ev) } else { render::event(&ev) })?;
+            }
+            Ok(0)
+        }
+        Command::Requests { name } => {
+            let pending = control(cli.backend, &name).await?.pending().await?;
+            out(&if json { render::json(&pending) } else { render::requests(&pending) })?;
+            Ok(0)
+        }
+        Command::Approve { name, request_id, ttl } => {
+            control(cli.backend, &name).await?.approve(&request_id, ttl).await?;
+            let ttl_text = ttl.map(|t| format!(" for {t}s")).unwrap_or_default();
+            say(&format!("approved {request_id} on {name}{ttl_text}\n"), json, &Done { name: &name })?;
+            Ok(0)
+        }
+        Command::Deny { name, request_id } => {
+            control(cli.backend, &name).await?.deny(&request_id).await?;
+            say(&format!("denied {request_id} on {name}\n"), json, &Done { name: &name })?;
+            Ok(0)
+        }
+        Command::Kill { name, release } => {
+            control(cli.backend, &name).await?.kill(!release).await?;
+            let text = if release { "egress restored" } else { "all egress cut" };
+            say(&format!("{name}: {text}\n"), json, &Done { name: &name })?;
+            Ok(0)
+        }
+        Command::Gc { dry_run } => {
+            let backend = open_default(cli.backend).await?;
+            let all = backend.list().await.context("listing bottles")?;
+            let dead: Vec<&BottleStatus> = all.iter().filter(|b| !LIVE_STATES.contains(&b.state.as_str())).collect();
+            let progress = StepPrinter::stderr();
+            let mut removed = Vec::new();
+            for b in dead {
+                if !dry_run {
+                    backend.down(&b.name, &progress).await.with_context(|| format!("removing bottle {}", b.name))?;
+                }
+                removed.push(b.name.clone());
+            }
+            #[derive(Serialize)]
+            struct Gc<'a> {
+                dry_run: bool,
+                removed: &'a [String],
+            }
+            let verb = if dry_run { "would remove" } else { "removed" };
+            let text = if removed.is_empty() {
+                "nothing to remove\n".to_string()
+            } else {
+                format!("{verb}: {}\n", removed.join(", "))
+            };
+            say(&text, json, &Gc { dry_run, removed: &removed })?;
+            Ok(0)
+        }
+        Command::Doctor => doctor(cli.backend, json).await,
+        Command::Verify { .. } => {
+            Err(Failure::new(Exit::NotImplemented, anyhow::anyhow!("not implemented yet: issue 5")))
+        }
+    }
+}
+
+/// The `--json` reply of commands that only act.
+#[derive(Serialize)]
+struct Done<'a> {
+    name: &'a str,
+}
+
+async fn open(choice: Choice) -> Result<Box<dyn BottleBackend>, Failure> {
+    backends::open(choice.kind).await
+}
+
+/// Opens the backend for commands without a spec: flag, then environment, then Docker.
+async fn open_default(flag: Option<BackendKind>) -> Result<Box<dyn BottleBackend>, Failure> {
+    open(backends::choose_from_env(flag, None)?).await
+}
+
+async fn control(flag: Option<BackendKind>, name: &str) -> Result<ControlClient, Failure> {
+    let backend = open_default(flag).await?;
+    let endpoint = found(&*backend, name, backend.control_endpoint(name).await).await?;
+    Ok(ControlClient::new(&endpoint)?)
+}
+
+/// Turns a backend error about `name` into [`Exit::NotFound`] when no such bottle exists.
+async fn found<T>(backend: &dyn BottleBackend, name: &str, res: anyhow::Result<T>) -> Result<T, Failure> {
+    match res {
+        Ok(v) => Ok(v),
+        Err(e) => match backend.list().await {
+            Ok(all) if !all.iter().any(|b| b.name == name) => {
+                Err(Failure::new(Exit::NotFound, anyhow::anyhow!("no bottle named {name:?} (see `bottle-core ls`)")))
+            }
+            _ => Err(e.context(format!("bottle {name}")).into()),
+        },
+    }
+}
+
+fn print_status(st: &BottleStatus, json: bool) -> Result<(), Failure> {
+    out(&if json { render::json(st) } else { render::status(st) })
+}
+
+/// A bottle whose start check failed is still reported, but the exit code says so.
+fn boundary_held(st: &BottleStatus) -> Result<u8, Failure> {
+    if st.allowlist.verdict == Verdict::Failed {
+        return Err(Failure::new(
+            Exit::BoundaryFailed,
+            anyhow::anyhow!("bottle {}: boundary check failed: {}", st.name, st.allowlist.detail),
+        ));
+    }
+    Ok(0)
+}
+
+fn say<T: Serialize>(text: &str, json: bool, value: &T) -> Result<(), Failure> {
+    out(&if json { render::json(value) } else { text.to_string() })
+}
+
+/// Writes to stdout; a closed pipe surfaces as an io error that `main` treats as success.
+fn out(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+async fn doctor(flag: Option<BackendKind>, json: bool) -> Result<u8, Failure> {
+    let choice = backends::choose_from_env(flag, None)?;
+    let source =
+        serde_json::to_value(choice.source).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let mut checks = vec![Check {
+        name: "backend".into(),
+        ok: true,
+        detail: format!("{} (from {source})", backends::kind_name(choice.kind)),
+    }];
+    let mut exit = Exit::Ok;
+    match open(choice).await {
+        Err(f) => {
+            checks.push(Check { name: "engine".into(), ok: false, detail: format!("{:#}", f.error) });
+            exit = f.exit;
+        }
+        Ok(backend) => {
+            checks.push(Check { name: "engine".into(), ok: true, detail: "reachable".into() });
+            match backend.list().await {
+                Err(e) => {
+                    checks.push(Check { name: "bottles".into(), ok: false, detail: format!("{e:#}") });
+                    exit = Exit::Runtime;
+                }
+                Ok(all) => {
+                    checks.push(Check { name: "bottles".into(), ok: true, detail: format!("{} found", all.len()) });
+                    for b in all.iter().filter(|b| LIVE_STATES.contains(&b.state.as_str())) {
+                        let c = control_check(&*backend, &b.name).await;
+                        if !c.ok {
+                            exit = Exit::Runtime;
+                        }
+                        checks.push(c);
+                    }
+                }
+            }
+        }
+    }
+    #[derive(Serialize)]
+    struct Doctor<'a> {
+        backend: Choice,
+        ok: bool,
+        checks: &'a [Check],
+    }
+    let report = Doctor { backend: choice, ok: exit == Exit::Ok, checks: &checks };
+    out(&if json { render::json(&report) } else { render::checks(&checks) })?;
+    if exit == Exit::Ok { Ok(0) } else { Err(Failure::new(exit, anyhow::anyhow!("doctor found problems"))) }
+}
+
+async fn control_check(backend: &dyn BottleBackend, name: &str) -> Check {
+    let res = async {
+        let client = ControlClient::new(&backend.control_endpoint(name).await?)?;
+        client.health().await
+    }
+    .await;
+    let (ok, detail) = match res {
+        Ok(h) if h.kill_switch => (true, format!("healthy; KILL SWITCH ENGAGED; {} blocked so far", h.blocked_total)),
+        Ok(h) => (
+            h.ok,
+            format!(
+                "{}; {} open connections, {} blocked so far",
+                if h.ok { "healthy" } else { "unhealthy" },
+                h.open_connections,
+                h.blocked_total
+            ),
+        ),
+        Err(e) => (false, format!("{e:#}")),
+    };
+    Check { name: format!("control plane of {name}"), ok, detail }
+}

@@ -1,0 +1,185 @@
+//! What the read commands print: aligned tables for people, JSON for programs.
+//!
+//! Pure functions from plain data to text, so the formats are tested without a
+//! backend. The JSON shapes are the protocol and backend types themselves,
+//! serialized as-is, so a script sees the same field names as the code.
+
+use std::fmt::Write as _;
+
+use bottle_protocol::control::AccessRequest;
+use bottle_protocol::{Event, EventKind};
+use serde::Serialize;
+
+use super::backends::kind_name;
+use crate::backend::{BottleStatus, Verdict};
+
+/// One `doctor` finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+pub fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    let mut s = serde_json::to_string_pretty(value).expect("plain data always serializes");
+    s.push('\n');
+    s
+}
+
+/// One compact JSON object per line (for streams).
+pub fn json_line<T: Serialize + ?Sized>(value: &T) -> String {
+    let mut s = serde_json::to_string(value).expect("plain data always serializes");
+    s.push('\n');
+    s
+}
+
+fn verdict(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Verified => "verified",
+        Verdict::Failed => "FAILED",
+        Verdict::NotVerified => "not verified",
+    }
+}
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let last = cells.len() - 1;
+        let mut l = String::new();
+        for (i, cell) in cells.into_iter().enumerate() {
+            if i == last {
+                l.push_str(cell);
+            } else {
+                let _ = write!(l, "{cell:<w$}  ", w = widths[i]);
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+pub fn list(bottles: &[BottleStatus]) -> String {
+    if bottles.is_empty() {
+        return "no bottles\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = bottles
+        .iter()
+        .map(|b| {
+            vec![
+                b.name.clone(),
+                kind_name(b.backend).to_string(),
+                b.state.clone(),
+                verdict(b.allowlist.verdict).to_string(),
+                b.detail.clone(),
+            ]
+        })
+        .collect();
+    table(&["NAME", "BACKEND", "STATE", "BOUNDARY", "DETAIL"], &rows)
+}
+
+pub fn status(b: &BottleStatus) -> String {
+    let a = &b.allowlist;
+    let mut out = String::new();
+    let _ = writeln!(out, "name:       {}", b.name);
+    let _ = writeln!(out, "backend:    {}", kind_name(b.backend));
+    let _ = writeln!(out, "state:      {}", b.state);
+    if !b.detail.is_empty() {
+        let _ = writeln!(out, "detail:     {}", b.detail);
+    }
+    let _ = writeln!(out, "boundary:   {}", verdict(a.verdict));
+    let _ = writeln!(out, "mechanism:  {}", a.mechanism);
+    let _ = writeln!(out, "checked at: {}", a.checked_at.as_deref().unwrap_or("never"));
+    if !a.detail.is_empty() {
+        let _ = writeln!(out, "check:      {}", a.detail);
+    }
+    let allow = if a.allowlist.is_empty() { "(nothing)".to_string() } else { a.allowlist.join(", ") };
+    let _ = writeln!(out, "allowlist:  {allow}");
+    out
+}
+
+fn port(host: &str, port: Option<u16>) -> String {
+    match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
+}
+
+/// `#id time kind: details`, one line per event.
+pub fn event(e: &Event) -> String {
+    let what = match &e.kind {
+        EventKind::EgressBlocked { client, method, target, rule, request_id } => {
+            format!("egress blocked: {method} {target} from {client} (rule {rule}, request {request_id})")
+        }
+        EventKind::Git { repo, operation, allowed, refs, reason } => {
+            let verb = if *allowed { "allowed" } else { "refused" };
+            let op = format!("{operation:?}").to_lowercase();
+            let mut s = format!("git {op} {repo} {verb}");
+            if !refs.is_empty() {
+                let _ = write!(s, " [{}]", refs.join(", "));
+            }
+            if !reason.is_empty() {
+                let _ = write!(s, ": {reason}");
+            }
+            s
+        }
+        EventKind::AgentState { state, message } => {
+            let state = serde_json::to_value(state).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            format!("agent {state}: {message}")
+        }
+        EventKind::AccessRequested { request_id, host, port: p, reason } => {
+            format!("access requested {request_id}: {} ({reason})", port(host, *p))
+        }
+        EventKind::AccessDecided { request_id, host, port: p, approved, ttl_secs } => {
+            let verb = if *approved { "approved" } else { "denied" };
+            let ttl = ttl_secs.map(|t| format!(" for {t}s")).unwrap_or_default();
+            format!("access {verb} {request_id}: {}{ttl}", port(host, *p))
+        }
+        EventKind::AccessExpired { request_id, host, port: p } => {
+            format!("access expired {request_id}: {}", port(host, *p))
+        }
+        EventKind::PolicyReloaded { allow, deny } => format!("policy reloaded: {allow} allow, {deny} deny"),
+        EventKind::KillSwitch { engaged } => {
+            format!("kill switch {}", if *engaged { "ENGAGED: all egress cut" } else { "released" })
+        }
+        EventKind::BottleState { state, detail } => {
+            if detail.is_empty() {
+                format!("bottle {state}")
+            } else {
+                format!("bottle {state}: {detail}")
+            }
+        }
+    };
+    format!("#{} {} {}\n", e.id, e.time, what)
+}
+
+pub fn requests(reqs: &[AccessRequest]) -> String {
+    if reqs.is_empty() {
+        return "no pending requests\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = reqs
+        .iter()
+        .map(|r| vec![r.id.clone(), port(&r.host, r.port), r.requested_at.clone(), r.reason.clone()])
+        .collect();
+    table(&["ID", "DESTINATION", "REQUESTED", "REASON"], &rows)
+}
+
+pub fn checks(checks: &[Check]) -> String {
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .map(|c| vec![if c.ok { "ok" } else { "FAIL" }.to_string(), c.name.clone(), c.detail.clone()])
+        .collect();
+    table(&["", "CHECK", "DETAIL"], &rows)
+}

@@ -1,0 +1,103 @@
+//! Argument parsing and backend choice of `bottle-core`, checked as data (no backend involved).
+
+use std::path::PathBuf;
+
+use bottle_core::backend::BackendKind;
+use bottle_core::cli::{ChoiceSource, Cli, Command, Exit, choose};
+use clap::Parser;
+
+fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(std::iter::once("bottle-core").chain(args.iter().copied()))
+}
+
+#[test]
+fn up_defaults_to_bottle_toml_and_takes_dash_f() {
+    assert_eq!(parse(&["up"]).unwrap().command, Command::Up { file: PathBuf::from("bottle.toml") });
+    assert_eq!(parse(&["up", "-f", "x/b.toml"]).unwrap().command, Command::Up { file: PathBuf::from("x/b.toml") });
+}
+
+#[test]
+fn global_flags_work_before_and_after_the_command() {
+    let c = parse(&["--backend", "smolmachines", "ls", "--json"]).unwrap();
+    assert_eq!((c.backend, c.json, c.command), (Some(BackendKind::Smolmachines), true, Command::Ls));
+    let c = parse(&["status", "demo", "--backend", "docker"]).unwrap();
+    assert_eq!(c.backend, Some(BackendKind::Docker));
+    assert!(!c.json);
+    let e = parse(&["--backend", "podman", "ls"]).unwrap_err();
+    assert!(e.to_string().contains("expected docker or smolmachines"), "{e}");
+}
+
+#[test]
+fn exec_takes_the_command_after_double_dash_verbatim() {
+    let c = parse(&["exec", "demo", "--", "curl", "-sS", "--proxy", "x", "http://allowed.test/"]).unwrap();
+    assert_eq!(
+        c.command,
+        Command::Exec {
+            name: "demo".into(),
+            cmd: ["curl", "-sS", "--proxy", "x", "http://allowed.test/"].map(String::from).to_vec()
+        }
+    );
+    assert!(parse(&["exec", "demo"]).is_err(), "a command is required");
+}
+
+#[test]
+fn events_approve_deny_take_their_options() {
+    assert_eq!(
+        parse(&["events", "demo", "--follow", "--since", "41"]).unwrap().command,
+        Command::Events { name: "demo".into(), follow: true, since: Some(41) }
+    );
+    assert_eq!(
+        parse(&["events", "demo"]).unwrap().command,
+        Command::Events { name: "demo".into(), follow: false, since: None }
+    );
+    assert_eq!(
+        parse(&["approve", "demo", "req-7", "--ttl", "600"]).unwrap().command,
+        Command::Approve { name: "demo".into(), request_id: "req-7".into(), ttl: Some(600) }
+    );
+    assert_eq!(
+        parse(&["deny", "demo", "req-7"]).unwrap().command,
+        Command::Deny { name: "demo".into(), request_id: "req-7".into() }
+    );
+    assert!(parse(&["approve", "demo", "req-7", "--ttl", "soon"]).is_err());
+    assert!(parse(&["approve", "demo", "req-7", "--ttl", "0"]).is_err(), "a zero-second grant is refused");
+}
+
+#[test]
+fn every_command_parses() {
+    for args in [
+        &["down", "demo"][..],
+        &["ls"],
+        &["logs", "demo", "--json"],
+        &["requests", "demo"],
+        &["kill", "demo", "--release"],
+        &["gc", "--dry-run"],
+        &["doctor", "--json"],
+        &["verify", "demo", "--anything"],
+    ] {
+        parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    }
+}
+
+#[test]
+fn bottle_names_are_checked_on_the_command_line() {
+    for bad in ["Demo", "-x", "a_b", "demo-"] {
+        let e = parse(&["status", "--", bad]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}: {e}");
+    }
+}
+
+#[test]
+fn backend_precedence_is_flag_then_env_then_spec_then_docker() {
+    use BackendKind::{Docker, Smolmachines};
+    let c = choose(Some(Docker), Some("smolmachines"), Some(Smolmachines)).unwrap();
+    assert_eq!((c.kind, c.source), (Docker, ChoiceSource::Flag));
+    let c = choose(None, Some("smolmachines"), Some(Docker)).unwrap();
+    assert_eq!((c.kind, c.source), (Smolmachines, ChoiceSource::Env));
+    let c = choose(None, Some(""), Some(Smolmachines)).unwrap();
+    assert_eq!((c.kind, c.source), (Smolmachines, ChoiceSource::Spec));
+    let c = choose(None, None, None).unwrap();
+    assert_eq!((c.kind, c.source), (Docker, ChoiceSource::Default));
+    let f = choose(None, Some("lxc"), None).unwrap_err();
+    assert_eq!(f.exit, Exit::Usage);
+    assert!(f.error.to_string().contains("CLAUDE_BOTTLE_BACKEND=\"lxc\""), "{}", f.error);
+}

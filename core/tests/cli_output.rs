@@ -1,0 +1,154 @@
+//! What the CLI prints, from plain data values: JSON shapes, human tables, event lines, error reports.
+
+use bottle_core::backend::{AllowlistStatus, BackendKind, BottleStatus, Verdict};
+use bottle_core::cli::{Check, Exit, Failure, Report, output};
+use bottle_protocol::control::AccessRequest;
+use bottle_protocol::{Event, EventKind};
+use serde_json::json;
+
+fn bottle(name: &str, verdict: Verdict) -> BottleStatus {
+    BottleStatus {
+        name: name.into(),
+        backend: BackendKind::Docker,
+        state: "running".into(),
+        detail: String::new(),
+        allowlist: AllowlistStatus {
+            verdict,
+            allowlist: vec!["allowed.test".into(), "*.github.com:443".into()],
+            mechanism: "docker internal bridge + bundle proxy".into(),
+            checked_at: Some("2026-11-28T12:00:00Z".into()),
+            detail: "canary reached; blocked.test refused".into(),
+        },
+    }
+}
+
+#[test]
+fn ls_json_is_an_array_of_statuses() {
+    let text = output::json(&[bottle("demo", Verdict::Verified), bottle("other", Verdict::Failed)]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v[0],
+        json!({
+            "name": "demo",
+            "backend": "docker",
+            "state": "running",
+            "detail": "",
+            "allowlist": {
+                "verdict": "verified",
+                "allowlist": ["allowed.test", "*.github.com:443"],
+                "mechanism": "docker internal bridge + bundle proxy",
+                "checked_at": "2026-11-28T12:00:00Z",
+                "detail": "canary reached; blocked.test refused",
+            }
+        })
+    );
+    assert_eq!(v[1]["allowlist"]["verdict"], "failed");
+    assert_eq!(v.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn status_json_round_trips_to_the_same_value() {
+    let b = bottle("demo", Verdict::NotVerified);
+    let back: BottleStatus = serde_json::from_str(&output::json(&b)).unwrap();
+    assert_eq!(back, b);
+    assert!(output::json(&b).contains("\"not-verified\""));
+}
+
+#[test]
+fn ls_table_aligns_columns() {
+    let mut long = bottle("a-much-longer-name", Verdict::Failed);
+    long.state = "degraded".into();
+    long.detail = "bundle restarting".into();
+    let text = output::list(&[bottle("demo", Verdict::Verified), long]);
+    assert_eq!(
+        text,
+        "NAME                BACKEND  STATE     BOUNDARY  DETAIL\n\
+         demo                docker   running   verified\n\
+         a-much-longer-name  docker   degraded  FAILED    bundle restarting\n"
+    );
+    assert_eq!(output::list(&[]), "no bottles\n");
+}
+
+#[test]
+fn status_text_names_the_verdict_and_allowlist() {
+    let text = output::status(&bottle("demo", Verdict::Verified));
+    assert!(text.starts_with("name:       demo\nbackend:    docker\nstate:      running\n"), "{text}");
+    assert!(text.contains("boundary:   verified\n"), "{text}");
+    assert!(text.contains("allowlist:  allowed.test, *.github.com:443\n"), "{text}");
+}
+
+#[test]
+fn events_print_one_line_each_human_or_json() {
+    let ev = Event {
+        id: 7,
+        time: "2026-11-28T12:00:01Z".into(),
+        bottle: "demo".into(),
+        kind: EventKind::EgressBlocked {
+            client: "172.30.0.2:40000".into(),
+            method: "CONNECT".into(),
+            target: "blocked.test:443".into(),
+            rule: "not-allowed".into(),
+            request_id: "r1".into(),
+        },
+    };
+    assert_eq!(
+        output::event(&ev),
+        "#7 2026-11-28T12:00:01Z egress blocked: CONNECT blocked.test:443 from 172.30.0.2:40000 (rule not-allowed, request r1)\n"
+    );
+    let line = output::json_line(&ev);
+    assert_eq!(line.matches('\n').count(), 1);
+    let back: Event = serde_json::from_str(&line).unwrap();
+    assert_eq!(back, ev);
+    let decided = Event {
+        id: 8,
+        time: "t".into(),
+        bottle: "demo".into(),
+        kind: EventKind::AccessDecided {
+            request_id: "q".into(),
+            host: "pypi.org".into(),
+            port: Some(443),
+            approved: true,
+            ttl_secs: Some(60),
+        },
+    };
+    assert_eq!(output::event(&decided), "#8 t access approved q: pypi.org:443 for 60s\n");
+}
+
+#[test]
+fn requests_and_doctor_tables() {
+    let reqs = [AccessRequest {
+        id: "q1".into(),
+        host: "pypi.org".into(),
+        port: Some(443),
+        reason: "pip install".into(),
+        requested_at: "2026-11-28T12:00:00Z".into(),
+    }];
+    assert_eq!(
+        output::requests(&reqs),
+        "ID  DESTINATION   REQUESTED             REASON\nq1  pypi.org:443  2026-11-28T12:00:00Z  pip install\n"
+    );
+    let checks = [
+        Check { name: "backend".into(), ok: true, detail: "docker (from default)".into() },
+        Check { name: "engine".into(), ok: false, detail: "no socket".into() },
+    ];
+    assert_eq!(
+        output::checks(&checks),
+        "      CHECK    DETAIL\nok    backend  docker (from default)\nFAIL  engine   no socket\n"
+    );
+}
+
+#[test]
+fn error_report_prints_the_whole_chain_once() {
+    let err = anyhow::anyhow!("no such file").context("reading bottle.toml").context("starting bottle demo");
+    assert_eq!(
+        Report(&err).to_string(),
+        "error: starting bottle demo\n  caused by: reading bottle.toml\n  caused by: no such file"
+    );
+}
+
+#[test]
+fn broken_pipe_is_recognised_through_context() {
+    let pipe = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe)).context("printing");
+    assert!(Failure::new(Exit::Runtime, pipe).is_broken_pipe());
+    assert!(!Failure::new(Exit::Runtime, anyhow::anyhow!("other")).is_broken_pipe());
+}
