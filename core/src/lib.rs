@@ -2,4 +2,5 @@
 
 pub mod backend;
 pub mod cli;
+pub mod smolvm;
 pub mod spec;
