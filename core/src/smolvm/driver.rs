@@ -75,13 +75,23 @@ pub struct Smolvm {
 impl Smolvm {
     /// Finds smolvm: `explicit` (from config) first, then `$BOTTLE_SMOLVM`, then PATH.
     pub async fn discover(explicit: Option<&Path>) -> Result<Self, SmolvmError> {
+        Self::discover_in(explicit, std::env::var_os(SMOLVM_ENV), std::env::var_os("PATH")).await
+    }
+
+    /// [`Smolvm::discover`] with the environment passed in, so it can be tested
+    /// without mutating the process environment.
+    pub async fn discover_in(
+        explicit: Option<&Path>,
+        env_value: Option<OsString>,
+        path: Option<OsString>,
+    ) -> Result<Self, SmolvmError> {
         if let Some(p) = explicit {
             return Self::at(p.to_path_buf()).await;
         }
-        if let Some(p) = std::env::var_os(SMOLVM_ENV).filter(|p| !p.is_empty()) {
+        if let Some(p) = env_value.filter(|p| !p.is_empty()) {
             return Self::at(PathBuf::from(p)).await;
         }
-        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path = path.unwrap_or_default();
         let found = std::env::split_paths(&path).map(|d| d.join("smolvm")).find(|c| is_executable(c));
         match found {
             Some(bin) => Self::at(bin).await,

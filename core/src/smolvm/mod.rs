@@ -9,7 +9,7 @@
 //! reached through the [`backend::HostSide`] seam, never re-implemented here.
 
 pub mod allowlist;
-
+pub mod backend;
 pub mod driver;
 pub mod egress;
 pub mod name;
@@ -19,7 +19,7 @@ pub mod status;
 pub mod version;
 
 pub use allowlist::{NetBackend, SmolAllowlistStatus, StartCheck};
-
+pub use backend::{BundleEndpoint, HostSide, SmolmachinesBackend};
 pub use driver::{CreateRequest, Smolvm, SmolvmError};
 pub use egress::{EgressDenial, EgressTracker};
 pub use name::MachineName;
