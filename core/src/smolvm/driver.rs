@@ -44,7 +44,7 @@ pub enum SmolvmError {
     NotFound { searched: String },
     #[error("{0}")]
     TooOld(String),
-    #[error("{op}: no answer after {}s; the smolvm process was killed", .after.as_secs())]
+    #[error("{op}: no answer after {}; the smolvm process was killed", humantime::format_duration(*.after))]
     Timeout { op: String, after: Duration },
     #[error("{op}: could not run {bin}: {source}")]
     Spawn { op: String, bin: PathBuf, source: std::io::Error },
