@@ -10,10 +10,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use tokio::net::TcpStream;
 
 use super::driver::Smolvm;
 use super::egress::EgressDenial;
 use super::name::MachineName;
+use super::preflight::PREFLIGHT_CONNECT_TIMEOUT;
 use super::smolfile::{AllowList, BundleAddr};
 use super::version::Version;
 use crate::backend::{AllowlistStatus, Verdict};
@@ -125,6 +127,14 @@ pub async fn run_start_check(smolvm: &Smolvm, name: &MachineName, bundle: Bundle
         checked_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         detail,
     };
+    // A canary nobody answers on would time out with or without a policy.
+    let host_probe = tokio::time::timeout(PREFLIGHT_CONNECT_TIMEOUT, TcpStream::connect(canary)).await;
+    if !matches!(host_probe, Ok(Ok(_))) {
+        return verdict(
+            Verdict::NotVerified,
+            format!("the canary {canary} does not accept connections from the host, so a blocked probe would prove nothing"),
+        );
+    }
     let proxy = SocketAddr::new(bundle.ip, bundle.proxy_port);
     match smolvm.exec(name, &probe_command(proxy), PROBE_TIMEOUT).await {
         Ok(o) if o.exit_code == CURL_OK => {}
