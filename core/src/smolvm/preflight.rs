@@ -28,7 +28,8 @@ pub async fn check_bundle_reachable(bundle: BundleAddr, timeout: Duration) -> Re
         "preflight: the host cannot reach the bundle's proxy at {addr} ({why}). The smolvm VM \
          reaches the bundle through the host, so the host must route to container IPs. Fixes: \
          on macOS use OrbStack (it routes to container IPs; Docker Desktop does not) or colima \
-         started with a routable address (`colima start --network-address`); on Linux use \
-         Docker Engine, whose bridge networks the host routes to directly"
+         with a routable address (`colima start --network-address`, plus a host route to the \
+         bundle's subnet through it); on Linux use Docker Engine, whose bridge networks the \
+         host routes to directly"
     ))
 }
