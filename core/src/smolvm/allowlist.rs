@@ -44,7 +44,11 @@ impl NetBackend {
     /// From 1.1.3 a policy selects virtio-net (and bottle always sets one and
     /// asks for virtio-net explicitly); before, TSI was the default.
     pub fn for_version(version: Version, has_policy: bool) -> Self {
-        if has_policy && version >= Version::MIN_ENFORCING { Self::VirtioNet } else { Self::Tsi }
+        if has_policy && version >= Version::MIN_ENFORCING {
+            Self::VirtioNet
+        } else {
+            Self::Tsi
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -87,7 +91,11 @@ impl SmolAllowlistStatus {
     pub fn to_status(&self) -> AllowlistStatus {
         let (verdict, checked_at, detail) = match &self.check {
             Some(c) => (c.verdict, Some(c.checked_at.clone()), c.detail.clone()),
-            None => (Verdict::NotVerified, None, "no start check has run for this VM in this process".into()),
+            None => (
+                Verdict::NotVerified,
+                None,
+                "no start check has run for this VM in this process".into(),
+            ),
         };
         AllowlistStatus {
             verdict,
@@ -121,72 +129,121 @@ pub fn probe_command(target: SocketAddr) -> Vec<String> {
 /// Runs the start check in a started VM: the bundle's proxy must answer, and
 /// `canary` (outside the allowlist, answering on the host) must time out. On a
 /// smolvm with `egress-events`, the canary's denial must also be on record.
-pub async fn run_start_check(smolvm: &Smolvm, name: &MachineName, bundle: BundleAddr, canary: SocketAddr) -> StartCheck {
+pub async fn run_start_check(
+    smolvm: &Smolvm,
+    name: &MachineName,
+    bundle: BundleAddr,
+    canary: SocketAddr,
+) -> StartCheck {
     let verdict = |v: Verdict, detail: String| StartCheck {
         verdict: v,
         checked_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         detail,
     };
     // A canary nobody answers on would time out with or without a policy.
-    let host_probe = tokio::time::timeout(PREFLIGHT_CONNECT_TIMEOUT, TcpStream::connect(canary)).await;
+    let host_probe =
+        tokio::time::timeout(PREFLIGHT_CONNECT_TIMEOUT, TcpStream::connect(canary)).await;
     if !matches!(host_probe, Ok(Ok(_))) {
         return verdict(
             Verdict::NotVerified,
-            format!("the canary {canary} does not accept connections from the host, so a blocked probe would prove nothing"),
+            format!(
+                "the canary {canary} does not accept connections from the host, so a blocked probe would prove nothing"
+            ),
         );
     }
     let proxy = SocketAddr::new(bundle.ip, bundle.proxy_port);
-    match smolvm.exec(name, &probe_command(proxy), PROBE_TIMEOUT).await {
+    match smolvm
+        .exec(name, &probe_command(proxy), PROBE_TIMEOUT)
+        .await
+    {
         Ok(o) if o.exit_code == CURL_OK => {}
         Ok(o) => {
             return verdict(
                 Verdict::NotVerified,
-                format!("the VM could not reach the bundle proxy at {proxy} (curl exit {}): {}", o.exit_code, o.stderr.trim()),
+                format!(
+                    "the VM could not reach the bundle proxy at {proxy} (curl exit {}): {}",
+                    o.exit_code,
+                    o.stderr.trim()
+                ),
             );
         }
-        Err(e) => return verdict(Verdict::NotVerified, format!("probe of the bundle proxy did not run: {e}")),
+        Err(e) => {
+            return verdict(
+                Verdict::NotVerified,
+                format!("probe of the bundle proxy did not run: {e}"),
+            );
+        }
     }
-    let out = match smolvm.exec(name, &probe_command(canary), PROBE_TIMEOUT).await {
+    let out = match smolvm
+        .exec(name, &probe_command(canary), PROBE_TIMEOUT)
+        .await
+    {
         Ok(o) => o,
-        Err(e) => return verdict(Verdict::NotVerified, format!("probe of the canary did not run: {e}")),
+        Err(e) => {
+            return verdict(
+                Verdict::NotVerified,
+                format!("probe of the canary did not run: {e}"),
+            );
+        }
     };
     match out.exit_code {
         CURL_TIMEOUT => {}
         CURL_OK => {
-            return verdict(Verdict::Failed, format!("the VM reached {canary}, which is outside the allowlist: the egress policy is not enforced"));
+            return verdict(
+                Verdict::Failed,
+                format!(
+                    "the VM reached {canary}, which is outside the allowlist: the egress policy is not enforced"
+                ),
+            );
         }
         CURL_REFUSED => {
             return verdict(
                 Verdict::Failed,
-                format!("a connection to {canary} was refused rather than dropped: the SYN left the VM, so the egress policy is not enforced"),
+                format!(
+                    "a connection to {canary} was refused rather than dropped: the SYN left the VM, so the egress policy is not enforced"
+                ),
             );
         }
         code => {
             return verdict(
                 Verdict::NotVerified,
-                format!("the canary probe ended with curl exit {code} (expected 28, a timeout): {}", out.stderr.trim()),
+                format!(
+                    "the canary probe ended with curl exit {code} (expected 28, a timeout): {}",
+                    out.stderr.trim()
+                ),
             );
         }
     }
     match smolvm.egress_events(name).await {
         Ok(None) => verdict(
             Verdict::Verified,
-            format!("bundle proxy {proxy} reached; {canary} dropped (smolvm {} keeps no denial log to corroborate)", smolvm.version()),
+            format!(
+                "bundle proxy {proxy} reached; {canary} dropped (smolvm {} keeps no denial log to corroborate)",
+                smolvm.version()
+            ),
         ),
-        Ok(Some(events)) if recorded(&events, canary) => {
-            verdict(Verdict::Verified, format!("bundle proxy {proxy} reached; {canary} dropped and recorded by smolvm"))
-        }
+        Ok(Some(events)) if recorded(&events, canary) => verdict(
+            Verdict::Verified,
+            format!("bundle proxy {proxy} reached; {canary} dropped and recorded by smolvm"),
+        ),
         Ok(Some(_)) => verdict(
             Verdict::NotVerified,
-            format!("{canary} timed out but smolvm recorded no denial for it: something other than the egress policy dropped it"),
+            format!(
+                "{canary} timed out but smolvm recorded no denial for it: something other than the egress policy dropped it"
+            ),
         ),
-        Err(e) => verdict(Verdict::NotVerified, format!("reading smolvm's denials failed: {e}")),
+        Err(e) => verdict(
+            Verdict::NotVerified,
+            format!("reading smolvm's denials failed: {e}"),
+        ),
     }
 }
 
 fn recorded(events: &[EgressDenial], canary: SocketAddr) -> bool {
     let dest = canary.to_string();
-    events.iter().any(|e| e.operation == "connect" && e.dest == dest)
+    events
+        .iter()
+        .any(|e| e.operation == "connect" && e.dest == dest)
 }
 
 #[cfg(test)]
@@ -195,18 +252,35 @@ mod tests {
 
     #[test]
     fn backend_follows_version_and_policy() {
-        assert_eq!(NetBackend::for_version(Version::new(1, 1, 3), true), NetBackend::VirtioNet);
-        assert_eq!(NetBackend::for_version(Version::new(1, 1, 2), true), NetBackend::Tsi);
-        assert_eq!(NetBackend::for_version(Version::new(1, 9, 3), false), NetBackend::Tsi);
+        assert_eq!(
+            NetBackend::for_version(Version::new(1, 1, 3), true),
+            NetBackend::VirtioNet
+        );
+        assert_eq!(
+            NetBackend::for_version(Version::new(1, 1, 2), true),
+            NetBackend::Tsi
+        );
+        assert_eq!(
+            NetBackend::for_version(Version::new(1, 9, 3), false),
+            NetBackend::Tsi
+        );
     }
 
     #[test]
     fn status_without_a_check_is_not_verified() {
-        let s = SmolAllowlistStatus::new(&AllowList::bundle_only("10.9.0.2".parse().unwrap()), Version::new(1, 9, 3), None);
+        let s = SmolAllowlistStatus::new(
+            &AllowList::bundle_only("10.9.0.2".parse().unwrap()),
+            Version::new(1, 9, 3),
+            None,
+        );
         let a = s.to_status();
         assert_eq!(a.verdict, Verdict::NotVerified);
         assert_eq!(a.allowlist, ["10.9.0.2/32"]);
-        assert!(a.mechanism.contains("smolvm 1.9.3 virtio-net"), "{}", a.mechanism);
+        assert!(
+            a.mechanism.contains("smolvm 1.9.3 virtio-net"),
+            "{}",
+            a.mechanism
+        );
         assert!(a.checked_at.is_none());
     }
 }

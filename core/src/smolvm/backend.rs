@@ -18,15 +18,18 @@ use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
+use bottle_protocol::EventKind;
 
 use super::allowlist::{SmolAllowlistStatus, run_start_check};
 use super::driver::{CreateRequest, EXEC_TIMEOUT, Smolvm};
+use super::egress::EgressTracker;
 use super::name::MachineName;
 use super::preflight::{PREFLIGHT_CONNECT_TIMEOUT, check_bundle_reachable};
 use super::smolfile::{AllowList, BundleAddr, Smolfile, SmolfileInput, VmImage};
 use super::status::{MachineState, MachineStatus};
 use crate::backend::{
-    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, ControlEndpoint, ExecOutput, Progress, Verdict,
+    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, ControlEndpoint, ExecOutput,
+    Progress, Verdict,
 };
 use crate::spec::Spec;
 
@@ -50,12 +53,20 @@ pub struct BundleEndpoint {
 #[async_trait]
 pub trait HostSide: Send + Sync {
     /// Starts (or finds) the bottle's bundle and says where it is.
-    async fn place_bundle(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BundleEndpoint>;
+    async fn place_bundle(
+        &self,
+        spec: &Spec,
+        progress: &dyn Progress,
+    ) -> anyhow::Result<BundleEndpoint>;
     /// The running bundle of `bottle`, if any.
     async fn bundle(&self, bottle: &str) -> anyhow::Result<Option<BundleEndpoint>>;
     async fn remove_bundle(&self, bottle: &str, progress: &dyn Progress) -> anyhow::Result<()>;
     /// The agent image as a `docker save` tarball, for `smolvm --image`.
-    async fn export_agent_image(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<PathBuf>;
+    async fn export_agent_image(
+        &self,
+        spec: &Spec,
+        progress: &dyn Progress,
+    ) -> anyhow::Result<PathBuf>;
     /// For the start check: an address outside the allowlist on which something
     /// on the host accepts TCP, so that only the egress policy can stop the VM.
     async fn canary(&self, bottle: &str) -> anyhow::Result<SocketAddr>;
@@ -73,11 +84,37 @@ pub struct SmolmachinesBackend {
 
 impl SmolmachinesBackend {
     pub fn new(smolvm: Smolvm, host: Box<dyn HostSide>, state_dir: PathBuf) -> Self {
-        Self { smolvm, host, state_dir, checks: Mutex::new(HashMap::new()) }
+        Self {
+            smolvm,
+            host,
+            state_dir,
+            checks: Mutex::new(HashMap::new()),
+        }
     }
 
     fn machine(bottle: &str) -> anyhow::Result<MachineName> {
         MachineName::for_bottle(bottle).map_err(anyhow::Error::msg)
+    }
+
+    /// New VMM-level denials for `bottle` as events (rule `vmm:egress-policy`),
+    /// for the caller's event stream; `None` when this smolvm keeps no denial
+    /// log (before 1.8.1). One tracker per bottle, kept across polls.
+    pub async fn poll_denials(
+        &self,
+        bottle: &str,
+        tracker: &mut EgressTracker,
+    ) -> anyhow::Result<Option<Vec<EventKind>>> {
+        let name = Self::machine(bottle)?;
+        let Some(events) = self.smolvm.egress_events(&name).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            tracker
+                .fresh(events)
+                .iter()
+                .map(|d| d.to_event_kind(name.as_str()))
+                .collect(),
+        ))
     }
 
     fn allowlist_status(&self, bottle: &str, bundle: Option<&BundleEndpoint>) -> AllowlistStatus {
@@ -86,7 +123,12 @@ impl SmolmachinesBackend {
             return s.to_status();
         }
         match bundle {
-            Some(b) => SmolAllowlistStatus::new(&AllowList::bundle_only(b.addr.ip), self.smolvm.version(), None).to_status(),
+            Some(b) => SmolAllowlistStatus::new(
+                &AllowList::bundle_only(b.addr.ip),
+                self.smolvm.version(),
+                None,
+            )
+            .to_status(),
             None => AllowlistStatus {
                 verdict: Verdict::NotVerified,
                 allowlist: Vec::new(),
@@ -97,19 +139,32 @@ impl SmolmachinesBackend {
         }
     }
 
-    async fn to_bottle_status(&self, bottle: &str, m: &MachineStatus) -> anyhow::Result<BottleStatus> {
+    async fn to_bottle_status(
+        &self,
+        bottle: &str,
+        m: &MachineStatus,
+    ) -> anyhow::Result<BottleStatus> {
         let bundle = self.host.bundle(bottle).await?;
         let allowlist = self.allowlist_status(bottle, bundle.as_ref());
         let (state, detail) = match (&m.state, bundle.is_some(), allowlist.verdict) {
-            (MachineState::Running, false, _) => ("degraded", "the VM runs but its bundle does not".to_owned()),
+            (MachineState::Running, false, _) => {
+                ("degraded", "the VM runs but its bundle does not".to_owned())
+            }
             (MachineState::Running, true, Verdict::Verified) => ("running", String::new()),
             (MachineState::Running, true, _) => ("degraded", allowlist.detail.clone()),
-            (MachineState::Unreachable, ..) => {
-                ("degraded", "the VM process is alive but its agent does not answer".to_owned())
-            }
+            (MachineState::Unreachable, ..) => (
+                "degraded",
+                "the VM process is alive but its agent does not answer".to_owned(),
+            ),
             (s, ..) => (s.as_str(), String::new()),
         };
-        Ok(BottleStatus { name: bottle.to_owned(), backend: BackendKind::Smolmachines, state: state.into(), detail, allowlist })
+        Ok(BottleStatus {
+            name: bottle.to_owned(),
+            backend: BackendKind::Smolmachines,
+            state: state.into(),
+            detail,
+            allowlist,
+        })
     }
 }
 
@@ -124,13 +179,20 @@ impl BottleBackend for SmolmachinesBackend {
         progress.step("starting the bundle");
         let bundle = self.host.place_bundle(spec, progress).await?;
         progress.step("checking the host reaches the bundle");
-        check_bundle_reachable(bundle.addr, PREFLIGHT_CONNECT_TIMEOUT).await.map_err(anyhow::Error::msg)?;
+        check_bundle_reachable(bundle.addr, PREFLIGHT_CONNECT_TIMEOUT)
+            .await
+            .map_err(anyhow::Error::msg)?;
         progress.step("exporting the agent image");
         let tarball = self.host.export_agent_image(spec, progress).await?;
         let image = VmImage::Tarball(tarball);
-        let smolfile = Smolfile::for_bottle(&SmolfileInput::from_spec(spec), bundle.addr, &image).map_err(anyhow::Error::msg)?;
-        std::fs::create_dir_all(&self.state_dir)
-            .with_context(|| format!("smolmachines: create state dir {}", self.state_dir.display()))?;
+        let smolfile = Smolfile::for_bottle(&SmolfileInput::from_spec(spec), bundle.addr, &image)
+            .map_err(anyhow::Error::msg)?;
+        std::fs::create_dir_all(&self.state_dir).with_context(|| {
+            format!(
+                "smolmachines: create state dir {}",
+                self.state_dir.display()
+            )
+        })?;
         let req = CreateRequest {
             smolfile_path: self.state_dir.join(format!("{name}.Smolfile")),
             name: name.clone(),
@@ -146,14 +208,23 @@ impl BottleBackend for SmolmachinesBackend {
         let check = run_start_check(&self.smolvm, &name, bundle.addr, canary).await;
         let verdict = check.verdict;
         let detail = check.detail.clone();
-        let status = SmolAllowlistStatus::new(&req.smolfile.network.allow_cidrs, self.smolvm.version(), Some(check));
-        self.checks.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.name.clone(), status);
+        let status = SmolAllowlistStatus::new(
+            &req.smolfile.network.allow_cidrs,
+            self.smolvm.version(),
+            Some(check),
+        );
+        self.checks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(spec.name.clone(), status);
         if verdict != Verdict::Verified {
-            self.smolvm
-                .stop(&name)
-                .await
-                .with_context(|| format!("smolmachines: stopping VM {name} after a failed start check"))?;
-            bail!("smolmachines: bottle {}: the allowlist was not seen to hold, VM stopped: {detail}", spec.name);
+            self.smolvm.stop(&name).await.with_context(|| {
+                format!("smolmachines: stopping VM {name} after a failed start check")
+            })?;
+            bail!(
+                "smolmachines: bottle {}: the allowlist was not seen to hold, VM stopped: {detail}",
+                spec.name
+            );
         }
         let m = self.smolvm.status(&name).await?;
         self.to_bottle_status(&spec.name, &m).await
@@ -165,7 +236,10 @@ impl BottleBackend for SmolmachinesBackend {
         // Stop before delete: an old smolvm deleted a running VM without stopping it.
         self.smolvm.stop(&name).await?;
         self.smolvm.delete(&name).await?;
-        self.checks.lock().unwrap_or_else(|p| p.into_inner()).remove(bottle);
+        self.checks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(bottle);
         progress.step("removing the bundle");
         self.host.remove_bundle(bottle, progress).await
     }
@@ -176,7 +250,10 @@ impl BottleBackend for SmolmachinesBackend {
     }
 
     async fn exec(&self, bottle: &str, cmd: &[String]) -> anyhow::Result<ExecOutput> {
-        Ok(self.smolvm.exec(&Self::machine(bottle)?, cmd, EXEC_TIMEOUT).await?)
+        Ok(self
+            .smolvm
+            .exec(&Self::machine(bottle)?, cmd, EXEC_TIMEOUT)
+            .await?)
     }
 
     async fn logs(&self, bottle: &str) -> anyhow::Result<String> {
@@ -186,7 +263,9 @@ impl BottleBackend for SmolmachinesBackend {
     async fn list(&self) -> anyhow::Result<Vec<BottleStatus>> {
         let mut out = Vec::new();
         for m in self.smolvm.list().await? {
-            let bottle = MachineName::new(&m.name).ok().and_then(|n| n.bottle_name().map(str::to_owned));
+            let bottle = MachineName::new(&m.name)
+                .ok()
+                .and_then(|n| n.bottle_name().map(str::to_owned));
             if let Some(bottle) = bottle {
                 out.push(self.to_bottle_status(&bottle, &m).await?);
             }

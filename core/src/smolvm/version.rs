@@ -18,7 +18,11 @@ pub struct Version {
 
 impl Version {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Self { major, minor, patch }
+        Self {
+            major,
+            minor,
+            patch,
+        }
     }
 
     /// Oldest smolvm whose egress policy is enforced (it selects virtio-net).
@@ -31,9 +35,9 @@ impl Version {
     /// Parses the output of `smolvm --version`, e.g. `smolvm 1.9.3`.
     pub fn parse_version_output(output: &str) -> Result<Self, String> {
         let line = output.lines().next().unwrap_or("").trim();
-        let rest = line.strip_prefix("smolvm ").ok_or_else(|| {
-            format!("smolvm --version: expected `smolvm X.Y.Z`, got {line:?}")
-        })?;
+        let rest = line
+            .strip_prefix("smolvm ")
+            .ok_or_else(|| format!("smolvm --version: expected `smolvm X.Y.Z`, got {line:?}"))?;
         Self::parse(rest.trim())
     }
 
@@ -91,8 +95,14 @@ mod tests {
 
     #[test]
     fn parses_version_output() {
-        assert_eq!(Version::parse_version_output("smolvm 1.9.3\n").unwrap(), Version::new(1, 9, 3));
-        assert_eq!(Version::parse("v1.10.0-rc.1").unwrap(), Version::new(1, 10, 0));
+        assert_eq!(
+            Version::parse_version_output("smolvm 1.9.3\n").unwrap(),
+            Version::new(1, 9, 3)
+        );
+        assert_eq!(
+            Version::parse("v1.10.0-rc.1").unwrap(),
+            Version::new(1, 10, 0)
+        );
         assert!(Version::parse_version_output("docker 1.2.3").is_err());
         assert!(Version::parse("1.2").is_err());
         assert!(Version::parse("1.x.3").is_err());
