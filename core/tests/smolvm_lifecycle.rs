@@ -73,6 +73,11 @@ async fn full_lifecycle_on_1_9_3() {
         .await
         .unwrap();
     assert_eq!((out.exit_code, out.stdout.as_str()), (0, "hello vm\n"));
+    let empty = vm
+        .exec(&name, &[], Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(empty.to_string().ends_with("no command given"), "{empty}");
     let out = vm
         .exec(&name, &s(&["false"]), Duration::from_secs(10))
         .await

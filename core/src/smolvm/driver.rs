@@ -201,8 +201,14 @@ impl Smolvm {
         timeout: Duration,
     ) -> Result<ExecOutput, SmolvmError> {
         let mut args = machine(&["exec", "--name", name.as_str(), "--"]);
-        args.extend(cmd.iter().map(OsString::from));
         let op = describe(&args[..4]);
+        if cmd.is_empty() {
+            return Err(SmolvmError::Output {
+                op,
+                detail: "no command given".into(),
+            });
+        }
+        args.extend(cmd.iter().map(OsString::from));
         let out = run(&self.bin, &args, timeout)
             .await
             .map_err(|e| rename(e, &op))?;
