@@ -244,6 +244,13 @@ async fn an_unreachable_bundle_stops_up_before_any_vm_exists() {
         "{err}"
     );
     assert!(d.machine_calls().is_empty(), "{:?}", d.machine_calls());
+    // No VM was made, but the bundle was: down still removes it.
+    b.down("noroute", &Quiet).await.unwrap();
+    assert!(
+        b.control_endpoint("noroute").await.is_err(),
+        "bundle removed"
+    );
+    assert_eq!(d.machine_calls(), ["machine ls --json"]);
 }
 
 #[tokio::test]

@@ -232,10 +232,19 @@ impl BottleBackend for SmolmachinesBackend {
 
     async fn down(&self, bottle: &str, progress: &dyn Progress) -> anyhow::Result<()> {
         let name = Self::machine(bottle)?;
-        progress.step("stopping the VM");
-        // Stop before delete: an old smolvm deleted a running VM without stopping it.
-        self.smolvm.stop(&name).await?;
-        self.smolvm.delete(&name).await?;
+        // A failed `up` can leave a bundle without a VM; `down` still cleans it.
+        let exists = self
+            .smolvm
+            .list()
+            .await?
+            .iter()
+            .any(|m| m.name == name.as_str());
+        if exists {
+            progress.step("stopping the VM");
+            // Stop before delete: an old smolvm deleted a running VM without stopping it.
+            self.smolvm.stop(&name).await?;
+            self.smolvm.delete(&name).await?;
+        }
         self.checks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
