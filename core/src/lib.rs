@@ -3,4 +3,5 @@
 pub mod backend;
 pub mod cli;
 pub mod control_client;
+pub mod smolvm;
 pub mod spec;
