@@ -133,8 +133,7 @@ pub fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let low = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
     let high96 = bits >> 32;
     match high96 {
-        0xffff | 0xffff_0000 | 0 => Some(low),
-        h if h == 0x0064_ff9b_0000_0000_0000_0000 => Some(low),
+        0xffff | 0xffff_0000 | 0 | 0x0064_ff9b_0000_0000_0000_0000 => Some(low),
         _ if bits >> 112 == 0x2002 => Some(Ipv4Addr::from(((bits >> 80) & 0xffff_ffff) as u32)),
         _ => None,
     }
