@@ -200,3 +200,19 @@ async fn only_connect_is_spoken_and_only_on_loopback() {
     let e = egress::Server::bind("0.0.0.0:0".parse().unwrap()).await.err().unwrap();
     assert!(e.to_string().contains("loopback"), "{e}");
 }
+
+#[tokio::test]
+async fn ipv6_literals_and_aaaa_answers_tunnel_when_allowed() {
+    let Ok(echo) = Echo::start("[::1]:0".parse().unwrap()).await else {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    };
+    let canary = Canary::start(&[("six.test", &[&["::1"]])]).await;
+    let b = start(&canary.egress_toml("allow_cidrs = [\"::1/128\"]")).await;
+    let mut t = egress::connect(b.egress, "::1", echo.addr.port()).await.unwrap();
+    assert_echoes(&mut t, b"bracketed literal").await;
+    let mut t = egress::connect(b.egress, "six.test", echo.addr.port()).await.unwrap();
+    assert_echoes(&mut t, b"aaaa answer").await;
+    assert_eq!((canary.asked("six.test", A), canary.asked("six.test", AAAA)), (1, 1));
+    assert_eq!(echo.accepted(), 2);
+}

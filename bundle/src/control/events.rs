@@ -106,7 +106,44 @@ impl hyper::body::Body for Lines {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_query;
+    use super::*;
+    use bottle_protocol::{BundleConfig, EventKind};
+    use std::path::Path;
+
+    fn bundle(dir: &Path) -> Arc<Bundle> {
+        let token = dir.join("token");
+        std::fs::write(&token, "0123456789abcdef0123").unwrap();
+        let text = format!(
+            "bottle = \"b\"\n[listen]\nproxy = \"127.0.0.1:0\"\ncontrol = \"127.0.0.1:0\"\n[control]\ntoken_file = {}\n",
+            toml::Value::String(token.display().to_string())
+        );
+        let file = dir.join("b.toml");
+        Arc::new(Bundle::from_config(&file, &text, BundleConfig::parse(&file, &text).unwrap()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_lagging_follower_is_resynchronised_without_gaps_or_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = bundle(dir.path());
+        bundle.events.emit(EventKind::KillSwitch { engaged: true });
+        let (backlog, live) = bundle.events.subscribe_since(0);
+        let (tx, mut rx) = mpsc::channel(FOLLOW_BUFFER_LINES);
+        let follower = tokio::spawn(forward(bundle.clone(), backlog, live, tx));
+        // Nobody reads yet: the follower blocks on its full buffer while the bus
+        // overruns its broadcast channel, so it must lag and resync from the ring.
+        let total = (crate::events::CHANNEL_CAPACITY * 2) as u64;
+        for i in 1..total {
+            bundle.events.emit(EventKind::KillSwitch { engaged: i % 2 == 0 });
+        }
+        let mut ids = Vec::new();
+        while ids.len() < total as usize {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+            ids.push(serde_json::from_slice::<Event>(&line).unwrap().id);
+        }
+        assert_eq!(ids, (1..=total).collect::<Vec<_>>());
+        drop(rx);
+        tokio::time::timeout(std::time::Duration::from_secs(5), follower).await.unwrap().unwrap();
+    }
 
     #[test]
     fn query_parameters() {
