@@ -30,6 +30,9 @@ use crate::state::Bundle;
 /// Concurrent control connections; the host needs a handful (an event follower, a CLI call).
 pub const MAX_CONNECTIONS: usize = 64;
 
+/// The smallest read buffer hyper accepts.
+const HYPER_MIN_BUF: usize = 8192;
+
 pub struct Server {
     listener: TcpListener,
 }
@@ -51,6 +54,8 @@ impl Server {
     pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
         let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let header_timeout = Duration::from_millis(bundle.config.limits.header_timeout_ms);
+        // hyper's read buffer bounds the request head; it refuses anything under 8 KiB.
+        let max_head = bundle.config.limits.max_header_bytes.max(HYPER_MIN_BUF);
         loop {
             let permit = permits.clone().acquire_owned().await?;
             let (stream, peer) = self.listener.accept().await?;
@@ -63,6 +68,7 @@ impl Server {
                 let served = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(header_timeout)
+                    .max_buf_size(max_head)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
                 if let Err(e) = served {
