@@ -216,3 +216,14 @@ async fn ipv6_literals_and_aaaa_answers_tunnel_when_allowed() {
     assert_eq!((canary.asked("six.test", A), canary.asked("six.test", AAAA)), (1, 1));
     assert_eq!(echo.accepted(), 2);
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_head_gets_408() {
+    let canary = Canary::start(&[]).await;
+    let b = start(&format!("{}\n[limits]\nheader_timeout_ms = 200\n", canary.egress_toml(""))).await;
+    let mut s = TcpStream::connect(b.egress).await.unwrap();
+    s.write_all(b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n").await.unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut reply)).await.unwrap().unwrap();
+    assert!(reply.starts_with("HTTP/1.1 408 "), "{reply:?}");
+}
