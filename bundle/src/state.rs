@@ -29,6 +29,8 @@ pub struct Bundle {
 pub struct Stats {
     pub open_connections: AtomicU64,
     pub blocked_total: AtomicU64,
+    /// Tunnels egress holds open right now; counted apart so proxy connections are not counted twice.
+    pub egress_tunnels: AtomicU64,
 }
 
 impl Stats {

@@ -1,0 +1,295 @@
+//! The egress listener: one `CONNECT host:port` per connection, then a splice.
+//!
+//! The protocol is deliberately tiny (one request line, one status line) so
+//! that the only parser between bundle services and the outside is easy to
+//! read. The reply status says what happened: 200 tunnel, 403 refused (rule in
+//! `X-Bottle-Block`), 502 unreachable, 504 connect timeout.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::client::refusal;
+use super::dialer::DialError;
+use crate::state::Bundle;
+
+/// Per-direction buffer of a tunnel; large so bulk transfers (git packs) move in few syscalls.
+pub const SPLICE_BUFFER_BYTES: usize = 64 * 1024;
+/// The rule sent while the kill switch is engaged.
+pub const KILL_SWITCH: &str = "kill-switch";
+const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection Established\r\n\r\n";
+
+pub struct Server {
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Binds egress; anything but a loopback address is refused, because the
+    /// agent shares the bundle's network address and must never reach the dialer.
+    pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
+        anyhow::ensure!(addr.ip().is_loopback(), "egress listen {addr}: must be a loopback address");
+        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("egress listen {addr}: {e}"))?;
+        Ok(Self { listener })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
+        let permits = Arc::new(Semaphore::new(bundle.config.limits.max_connections));
+        loop {
+            // At the connection limit we stop accepting; the kernel backlog holds the rest.
+            let permit = permits.clone().acquire_owned().await?;
+            let (stream, _) = self.listener.accept().await?;
+            let bundle = bundle.clone();
+            tokio::spawn(async move {
+                if let Err(e) = serve(stream, &bundle).await {
+                    tracing::debug!("egress: {e:#}");
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// A parsed CONNECT target; `host` is a lowercase name or a bare IP literal.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    host: String,
+    port: u16,
+}
+
+async fn serve(mut stream: TcpStream, bundle: &Bundle) -> anyhow::Result<()> {
+    stream.set_nodelay(true)?;
+    let limits = &bundle.config.limits;
+    let head = tokio::time::timeout(
+        Duration::from_millis(limits.header_timeout_ms),
+        read_head(&mut stream, limits.max_header_bytes),
+    )
+    .await;
+    let (head, early) = match head {
+        Err(_) => return reply(&mut stream, "408 Request Timeout").await,
+        Ok(Err(status)) => return reply(&mut stream, status).await,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Ok(Some(parts))) => parts,
+    };
+    let target = match parse_connect(&head) {
+        Ok(t) => t,
+        Err(status) => return reply(&mut stream, status).await,
+    };
+    if bundle.kill.engaged() {
+        return refuse(&mut stream, &target, KILL_SWITCH).await;
+    }
+    let dialled = tokio::select! {
+        r = bundle.dialer.dial(&target.host, target.port) => r,
+        () = bundle.kill.cut() => Err(DialError::Refused(KILL_SWITCH)),
+    };
+    let mut upstream = match dialled {
+        Ok(s) => s,
+        Err(DialError::Refused(rule)) => return refuse(&mut stream, &target, rule).await,
+        Err(DialError::Unreachable(e)) => {
+            tracing::debug!(host = %target.host, port = target.port, "egress: unreachable: {e}");
+            return reply(&mut stream, "502 Bad Gateway").await;
+        }
+        Err(DialError::Timeout) => return reply(&mut stream, "504 Gateway Timeout").await,
+    };
+    upstream.set_nodelay(true)?;
+    stream.write_all(ESTABLISHED).await?;
+    // Bytes the client sent right behind its request head belong to the tunnel.
+    upstream.write_all(&early).await?;
+    let _open = OpenTunnel::count(&bundle.stats.egress_tunnels);
+    splice(stream, upstream, bundle).await
+}
+
+async fn refuse(stream: &mut TcpStream, target: &Target, rule: &str) -> anyhow::Result<()> {
+    tracing::debug!(host = %target.host, port = target.port, rule, "egress: refused");
+    stream.write_all(refusal(rule).as_bytes()).await?;
+    Ok(())
+}
+
+async fn reply(stream: &mut TcpStream, status: &str) -> anyhow::Result<()> {
+    let head = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    Ok(())
+}
+
+/// Reads up to the blank line ending the request head. Returns the head and any
+/// bytes read past it, `None` if the client left first, or the error status.
+async fn read_head(stream: &mut TcpStream, max: usize) -> Result<Option<(Vec<u8>, Vec<u8>)>, &'static str> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.map_err(|_| "400 Bad Request")?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let scan_from = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf[scan_from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            let end = scan_from + i + 4;
+            let early = buf.split_off(end);
+            return Ok(Some((buf, early)));
+        }
+        if buf.len() > max {
+            return Err("431 Request Header Fields Too Large");
+        }
+    }
+}
+
+/// `CONNECT host:port HTTP/1.x` (IPv6 literal in brackets), else the error status.
+fn parse_connect(head: &[u8]) -> Result<Target, &'static str> {
+    const BAD: &str = "400 Bad Request";
+    let text = std::str::from_utf8(head).map_err(|_| BAD)?;
+    let line = text.split("\r\n").next().unwrap_or("");
+    let mut parts = line.split(' ');
+    let (method, authority, version) = (parts.next(), parts.next(), parts.next());
+    if method != Some("CONNECT") {
+        return Err("405 Method Not Allowed");
+    }
+    let (Some(authority), Some(version), None) = (authority, version, parts.next()) else { return Err(BAD) };
+    if !version.starts_with("HTTP/1.") {
+        return Err(BAD);
+    }
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (ip, port) = rest.split_once("]:").ok_or(BAD)?;
+        ip.parse::<std::net::Ipv6Addr>().map_err(|_| BAD)?;
+        (ip, port)
+    } else {
+        authority.rsplit_once(':').ok_or(BAD)?
+    };
+    let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or(BAD)?;
+    let name_ok = |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+    if !authority.starts_with('[') && !name_ok(host) {
+        return Err(BAD);
+    }
+    Ok(Target { host: host.trim_end_matches('.').to_ascii_lowercase(), port })
+}
+
+/// Copies both ways until either side closes, the tunnel idles or outlives its
+/// limits, or the kill switch is engaged; dropping the sockets then closes both.
+async fn splice(client: TcpStream, upstream: TcpStream, bundle: &Bundle) -> anyhow::Result<()> {
+    let limits = &bundle.config.limits;
+    let start = Instant::now();
+    let last = AtomicU64::new(0);
+    let mut client = Touch { inner: client, last: &last, start };
+    let mut upstream = Touch { inner: upstream, last: &last, start };
+    tokio::select! {
+        r = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, SPLICE_BUFFER_BYTES, SPLICE_BUFFER_BYTES) => {
+            r?;
+        }
+        () = idle(&last, start, Duration::from_millis(limits.idle_timeout_ms)) => {}
+        () = tokio::time::sleep(Duration::from_millis(limits.total_timeout_ms)) => {}
+        () = bundle.kill.cut() => tracing::debug!("egress: tunnel cut by the kill switch"),
+    }
+    Ok(())
+}
+
+/// Resolves once no byte has moved in either direction for `limit`.
+async fn idle(last: &AtomicU64, start: Instant, limit: Duration) {
+    loop {
+        let deadline = start + Duration::from_millis(last.load(Ordering::Relaxed)) + limit;
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+/// A socket that stamps `last` (ms since `start`) whenever it reads data.
+struct Touch<'a> {
+    inner: TcpStream,
+    last: &'a AtomicU64,
+    start: Instant,
+}
+
+impl AsyncRead for Touch<'_> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.last.store(ms, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Touch<'_> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Counts a tunnel as open for as long as it lives.
+struct OpenTunnel<'a>(&'a AtomicU64);
+
+impl<'a> OpenTunnel<'a> {
+    fn count(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for OpenTunnel<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Target, &'static str> {
+        parse_connect(format!("{line}\r\nHost: x\r\n\r\n").as_bytes())
+    }
+
+    fn target(host: &str, port: u16) -> Result<Target, &'static str> {
+        Ok(Target { host: host.into(), port })
+    }
+
+    #[test]
+    fn parses_names_and_literals() {
+        assert_eq!(parse("CONNECT Example.COM.:443 HTTP/1.1"), target("example.com", 443));
+        assert_eq!(parse("CONNECT 10.0.0.1:80 HTTP/1.0"), target("10.0.0.1", 80));
+        assert_eq!(parse("CONNECT [::ffff:127.0.0.1]:22 HTTP/1.1"), target("::ffff:127.0.0.1", 22));
+    }
+
+    #[test]
+    fn rejects_everything_else() {
+        assert_eq!(parse("GET http://a/ HTTP/1.1"), Err("405 Method Not Allowed"));
+        assert_eq!(parse("connect a:1 HTTP/1.1"), Err("405 Method Not Allowed"));
+        for bad in [
+            "CONNECT a HTTP/1.1",
+            "CONNECT a:0 HTTP/1.1",
+            "CONNECT a:65536 HTTP/1.1",
+            "CONNECT :80 HTTP/1.1",
+            "CONNECT ::1:80 HTTP/1.1",
+            "CONNECT [a.b]:80 HTTP/1.1",
+            "CONNECT [::1]80 HTTP/1.1",
+            "CONNECT a/b:80 HTTP/1.1",
+            "CONNECT a:80 HTTP/2",
+            "CONNECT a:80",
+            "CONNECT a:80 HTTP/1.1 x",
+        ] {
+            assert_eq!(parse(bad), Err("400 Bad Request"), "{bad}");
+        }
+    }
+}
