@@ -30,8 +30,11 @@ const SECRETS: &[(&str, &str)] = &[
     ("LEGACY", "p@ssw0rd-2019-prod"),
 ];
 
-/// Deterministic printable text: uniform over ASCII 0x20..=0x7e plus newlines
-/// (hard on prefilters), or word-like (closer to prose, JSON and code).
+/// Anchors everywhere, none completing a credential: the verifiers' worst case.
+const ANCHOR_SOUP: &str = "eyJ sk- xoxb- ghp_ AKIA -----BEGIN X----- hooks.slack.com/services/ github_pat_ eyJhbGciOi.x ";
+
+/// Deterministic printable text: uniform over ASCII 0x20..=0x7e plus newlines,
+/// or word-like (closer to prose, JSON and code).
 fn body(words: bool) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15_u64;
     let mut next = move || {
@@ -97,8 +100,8 @@ fn bench(c: &mut Criterion) {
     let (full, builtin, _file) = scanners();
     let mut g = c.benchmark_group("dlp-body-1MiB");
     g.throughput(Throughput::Bytes(BODY_LEN as u64));
-    for (name, words) in [("printable", false), ("words", true)] {
-        let body = body(words);
+    let soup: Vec<u8> = ANCHOR_SOUP.bytes().cycle().take(BODY_LEN).collect();
+    for (name, body) in [("printable", body(false)), ("words", body(true)), ("anchor-soup", soup)] {
         assert!(!stream_all(&full, &body), "the benchmark body must be clean");
         g.bench_function(format!("stream-64KiB-chunks/full/{name}"), |b| b.iter(|| stream_all(&full, black_box(&body))));
         g.bench_function(format!("stream-64KiB-chunks/builtin-only/{name}"), |b| {

@@ -164,8 +164,10 @@ fn pem_label_char(b: u8) -> bool {
     b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' '
 }
 
-/// A token starts only where the previous byte cannot be part of a word, so
-/// `task-force` never looks like `sk-...`.
+/// A token starts only where the previous byte cannot be part of it, so
+/// `task-force` never looks like `sk-...`. Using the token's own class also
+/// keeps scanning linear: an anchor inside another hit's run is rejected at
+/// once, so no byte is re-read by many verifiers (`xoxb-xoxb-xoxb-...`).
 fn at_boundary(hay: &Hay, pos: usize, class: fn(u8) -> bool) -> bool {
     hay.prev(pos).is_none_or(|b| !class(b))
 }
@@ -195,14 +197,14 @@ impl Rule {
         let body = pos + anchor_len;
         match self {
             Rule::Aws => aws(hay, pos, body),
-            Rule::GithubClassic if at_boundary(hay, pos, alnum) => {
+            Rule::GithubClassic if at_boundary(hay, pos, word) => {
                 token(hay, body, GITHUB_CLASSIC_LEN, alnum, 0, "dlp:github-token")
             }
-            Rule::GithubFineGrained if at_boundary(hay, pos, alnum) => {
+            Rule::GithubFineGrained if at_boundary(hay, pos, word) => {
                 token(hay, body, GITHUB_FINE_GRAINED_MIN, word, UPPER | DIGIT, "dlp:github-token")
             }
             Rule::SkKey if at_boundary(hay, pos, b64url) => sk_key(hay, body),
-            Rule::Slack if at_boundary(hay, pos, alnum) => {
+            Rule::Slack if at_boundary(hay, pos, slack_char) => {
                 token(hay, body, SLACK_TOKEN_MIN, slack_char, DIGIT, "dlp:slack-token")
             }
             Rule::SlackWebhook => token(hay, body, SLACK_TOKEN_MIN, webhook_char, DIGIT, "dlp:slack-webhook"),
