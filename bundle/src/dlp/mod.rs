@@ -5,6 +5,7 @@
 //! encoding an HTTP client is likely to apply) are a sampled literal search.
 //! A `Finding` carries only the rule id; matched bytes never leave this module.
 
+mod anchors;
 mod literals;
 mod rules;
 mod secrets;
@@ -14,9 +15,9 @@ mod variants;
 #[cfg(test)]
 mod tests;
 
-use aho_corasick::{AhoCorasick, Input, MatchKind};
 use bottle_protocol::config::DlpConfig;
 
+use anchors::Anchors;
 use literals::Literals;
 use rules::{ANCHORS, Hay, MAX_WINDOW, Verdict};
 pub use stream::StreamScanner;
@@ -26,7 +27,7 @@ const _: () = assert!(secrets::MIN_SECRET_LEN >= literals::MIN_LITERAL_LEN);
 
 pub struct Scanner {
     /// Built-in rule anchors; `None` when the config turns them off.
-    anchors: Option<AhoCorasick>,
+    anchors: Option<Anchors>,
     /// Every encoded form of every named secret.
     literals: Option<Literals>,
     /// For each literal, the index of its secret in `secret_rules`.
@@ -59,15 +60,8 @@ impl std::fmt::Debug for Scanner {
 
 impl Scanner {
     pub fn from_config(cfg: &DlpConfig) -> anyhow::Result<Self> {
-        let anchors = if cfg.disable_builtin_patterns {
-            None
-        } else {
-            let ac = AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostFirst)
-                .build(ANCHORS.iter().map(|(lit, _)| lit))
-                .map_err(|e| anyhow::anyhow!("dlp: building the credential anchors: {e}"))?;
-            Some(ac)
-        };
+        let anchor_literals: Vec<&str> = ANCHORS.iter().map(|(lit, _)| *lit).collect();
+        let anchors = if cfg.disable_builtin_patterns { None } else { Some(Anchors::new(&anchor_literals)?) };
         let secrets = match &cfg.secrets_file {
             Some(path) => secrets::load(path)?,
             None => Vec::new(),
@@ -117,22 +111,21 @@ impl Scanner {
         pending: &mut Vec<(usize, usize)>,
     ) -> Option<Finding> {
         let counts = |start: usize, end: usize| spanning.is_none_or(|b| start < b && end > b);
-        if let Some(ac) = &self.anchors {
+        if let Some(anchors) = &self.anchors {
             let mut at = 0;
             while at < text.len() {
-                let Some(m) = ac.find(Input::new(text).range(at..)) else { break };
-                if spanning.is_some_and(|b| m.start() >= b) {
+                let Some((start, end, anchor)) = anchors.find(text, at) else { break };
+                if spanning.is_some_and(|b| start >= b) {
                     break;
                 }
-                // Restart just past the hit's start: anchors may overlap (`AKIASIA...`).
-                at = m.start() + 1;
-                if !counts(m.start(), m.end()) {
+                // Restart just past the hit's start: anchors may overlap (`sk-----BEGIN ...`).
+                at = start + 1;
+                if !counts(start, end) {
                     continue;
                 }
-                let anchor = m.pattern().as_usize();
-                match self.verify(hay, offset + m.start(), anchor) {
+                match self.verify(hay, offset + start, anchor) {
                     Verdict::Match(rule) => return Some(Finding { rule: rule.to_string() }),
-                    Verdict::NeedMore => pending.push((offset + m.start(), anchor)),
+                    Verdict::NeedMore => pending.push((offset + start, anchor)),
                     Verdict::NoMatch => {}
                 }
             }

@@ -66,6 +66,14 @@ fn a_rejected_anchor_does_not_hide_the_next_one() {
 }
 
 #[test]
+fn an_anchor_overlapping_a_rejected_one_is_found() {
+    let s = builtin();
+    for text in ["sk-----BEGIN RSA PRIVATE KEY-----", "xoxb-----BEGIN PRIVATE KEY-----"] {
+        assert_eq!(rule(&s, text.as_bytes()).as_deref(), Some("dlp:private-key"), "{text}");
+    }
+}
+
+#[test]
 fn disabled_builtins_find_nothing_builtin() {
     let cfg = DlpConfig { secrets_file: None, disable_builtin_patterns: true };
     let s = Scanner::from_config(&cfg).unwrap();

@@ -2,6 +2,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use proptest::prelude::*;
 
+use super::super::anchors::Anchors;
 use super::super::rules::ANCHORS;
 use super::*;
 
@@ -34,6 +35,19 @@ proptest! {
         let (s, _f) = scanner();
         prop_assert_eq!(rule(&s, text.as_bytes()), None);
         prop_assert_eq!(stream_rule(&s, text.as_bytes(), size), None);
+    }
+
+    /// The SIMD finder and the portable fallback agree hit for hit.
+    #[test]
+    fn both_anchor_finders_agree(parts in proptest::collection::vec((0usize..ANCHORS.len(), "[ -~]{0,12}"), 0..40)) {
+        let literals: Vec<&str> = ANCHORS.iter().map(|(a, _)| *a).collect();
+        let text: String = parts.iter().map(|(i, filler)| format!("{}{filler}", literals[*i])).collect();
+        let (fast, portable) = (Anchors::new(&literals).unwrap(), Anchors::automaton(&literals).unwrap());
+        #[cfg(target_arch = "x86_64")]
+        prop_assert!(matches!(fast, Anchors::Packed(_)), "every x86-64 CPU of the last 15 years has SSSE3");
+        for at in 0..text.len() {
+            prop_assert_eq!(fast.find(text.as_bytes(), at), portable.find(text.as_bytes(), at));
+        }
     }
 
     #[test]
