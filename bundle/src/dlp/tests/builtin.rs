@@ -115,3 +115,9 @@ fn an_undecided_anchor_is_need_more_not_a_miss() {
     let hay = Hay { a: token.as_bytes(), b: &[], before: Some(b' '), eof: true };
     assert_eq!(ANCHORS[0].1.verify(&hay, 0, 4), Verdict::Match("dlp:aws-access-key"));
 }
+
+#[test]
+fn the_scanner_can_be_shared_between_tasks() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Scanner>();
+}
