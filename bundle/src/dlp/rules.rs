@@ -251,8 +251,8 @@ fn private_key(hay: &Hay, body: usize) -> Verdict {
         Err(v) => v,
         Ok(false) => Verdict::NoMatch,
         Ok(true) => {
-            let label: Vec<u8> = (body..body + len).filter_map(|i| hay.get(i)).collect();
-            if label.ends_with(b"PRIVATE KEY") || label.ends_with(b"PRIVATE KEY BLOCK") {
+            let ends_with = |suffix: &[u8]| len >= suffix.len() && hay.has(body + len - suffix.len(), suffix) == Ok(true);
+            if ends_with(b"PRIVATE KEY") || ends_with(b"PRIVATE KEY BLOCK") {
                 Verdict::Match("dlp:private-key")
             } else {
                 Verdict::NoMatch
