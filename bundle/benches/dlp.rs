@@ -98,6 +98,7 @@ fn stream_all(scanner: &Scanner, body: &[u8]) -> bool {
 
 fn bench(c: &mut Criterion) {
     let (full, builtin, _file) = scanners();
+    eprintln!("dlp bench: {full:?}; request head {} bytes", request_head().len());
     let mut g = c.benchmark_group("dlp-body-1MiB");
     g.throughput(Throughput::Bytes(BODY_LEN as u64));
     let soup: Vec<u8> = ANCHOR_SOUP.bytes().cycle().take(BODY_LEN).collect();
