@@ -13,7 +13,7 @@ pub(super) const MAX_SECRET_LEN: usize = 1024;
 /// A secret and its name. Deliberately no `Debug`.
 pub(super) struct NamedSecret {
     pub name: String,
-    pub value: Vec<u8>,
+    pub value: String,
 }
 
 pub(super) fn load(path: &Path) -> anyhow::Result<Vec<NamedSecret>> {
@@ -46,7 +46,7 @@ pub(super) fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<NamedSecret>>
             value.len() <= MAX_SECRET_LEN,
             "dlp secrets file {file}: {name}: value is longer than {MAX_SECRET_LEN} bytes"
         );
-        out.push(NamedSecret { name, value: value.into_bytes() });
+        out.push(NamedSecret { name, value });
     }
     Ok(out)
 }

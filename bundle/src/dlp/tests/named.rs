@@ -53,6 +53,26 @@ fn every_encoding_of_a_named_secret_is_found() {
 }
 
 #[test]
+fn a_secret_inside_a_json_string_is_found_however_the_encoder_escapes_it() {
+    let (s, _f) = with_secrets(r#"JSON_SECRET = "qu\"ote\\back/slash-é-😀\ttab&<x>""#);
+    let forms = [
+        // serde_json, JSON.stringify
+        r#"qu\"ote\\back/slash-é-😀\ttab&<x>"#,
+        // Python json.dumps (ensure_ascii)
+        r#"qu\"ote\\back/slash-\u00e9-\ud83d\ude00\ttab&<x>"#,
+        // PHP json_encode
+        r#"qu\"ote\\back\/slash-\u00e9-\ud83d\ude00\ttab&<x>"#,
+        // Go encoding/json
+        r#"qu\"ote\\back/slash-é-😀\ttab\u0026\u003cx\u003e"#,
+    ];
+    for form in forms {
+        let body = format!(r#"{{"note":"x","password":"{form}"}}"#);
+        assert_eq!(rule(&s, body.as_bytes()).as_deref(), Some("dlp:secret:JSON_SECRET"), "{body}");
+        assert_eq!(stream_rule(&s, body.as_bytes(), 4).as_deref(), Some("dlp:secret:JSON_SECRET"), "{body}");
+    }
+}
+
+#[test]
 fn near_misses_of_a_named_secret_pass() {
     let (s, _f) = scanner();
     let almost = &SECRET[..SECRET.len() - 1];
