@@ -16,8 +16,23 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 const BODY_LEN: usize = 1 << 20;
 const CHUNK: usize = 64 << 10;
 const ANCHORS: &[&str] = &[
-    "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "sk-", "xoxb-", "xoxp-", "xoxa-", "xoxr-",
-    "xoxs-", "hooks.slack.com/services/", "-----BEGIN ", "eyJ",
+    "AKIA",
+    "ASIA",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "sk-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xoxr-",
+    "xoxs-",
+    "hooks.slack.com/services/",
+    "-----BEGIN ",
+    "eyJ",
 ];
 const SECRETS: &[(&str, &str)] = &[
     ("DB_PASSWORD", "Tr0ub4dor&3-horse/staple"),
@@ -31,7 +46,8 @@ const SECRETS: &[(&str, &str)] = &[
 ];
 
 /// Anchors everywhere, none completing a credential: the verifiers' worst case.
-const ANCHOR_SOUP: &str = "eyJ sk- xoxb- ghp_ AKIA -----BEGIN X----- hooks.slack.com/services/ github_pat_ eyJhbGciOi.x ";
+const ANCHOR_SOUP: &str =
+    "eyJ sk- xoxb- ghp_ AKIA -----BEGIN X----- hooks.slack.com/services/ github_pat_ eyJhbGciOi.x ";
 
 /// Deterministic printable text: uniform over ASCII 0x20..=0x7e plus newlines,
 /// or word-like (closer to prose, JSON and code).
@@ -47,7 +63,11 @@ fn body(words: bool) -> Vec<u8> {
     while out.len() < BODY_LEN {
         let r = next();
         if !words {
-            out.push(if r % 80 == 0 { b'\n' } else { 0x20 + (r % 95) as u8 });
+            out.push(if r % 80 == 0 {
+                b'\n'
+            } else {
+                0x20 + (r % 95) as u8
+            });
             continue;
         }
         for _ in 0..1 + r % 9 {
@@ -86,9 +106,16 @@ fn scanners() -> (Scanner, Scanner, tempfile::NamedTempFile) {
     for (name, value) in SECRETS {
         writeln!(file, "{name} = \"{value}\"").unwrap();
     }
-    let full = DlpConfig { secrets_file: Some(file.path().to_path_buf()), disable_builtin_patterns: false };
+    let full = DlpConfig {
+        secrets_file: Some(file.path().to_path_buf()),
+        disable_builtin_patterns: false,
+    };
     let builtin = DlpConfig::default();
-    (Scanner::from_config(&full).unwrap(), Scanner::from_config(&builtin).unwrap(), file)
+    (
+        Scanner::from_config(&full).unwrap(),
+        Scanner::from_config(&builtin).unwrap(),
+        file,
+    )
 }
 
 fn stream_all(scanner: &Scanner, body: &[u8]) -> bool {
@@ -98,13 +125,25 @@ fn stream_all(scanner: &Scanner, body: &[u8]) -> bool {
 
 fn bench(c: &mut Criterion) {
     let (full, builtin, _file) = scanners();
-    eprintln!("dlp bench: {full:?}; request head {} bytes", request_head().len());
+    eprintln!(
+        "dlp bench: {full:?}; request head {} bytes",
+        request_head().len()
+    );
     let mut g = c.benchmark_group("dlp-body-1MiB");
     g.throughput(Throughput::Bytes(BODY_LEN as u64));
     let soup: Vec<u8> = ANCHOR_SOUP.bytes().cycle().take(BODY_LEN).collect();
-    for (name, body) in [("printable", body(false)), ("words", body(true)), ("anchor-soup", soup)] {
-        assert!(!stream_all(&full, &body), "the benchmark body must be clean");
-        g.bench_function(format!("stream-64KiB-chunks/full/{name}"), |b| b.iter(|| stream_all(&full, black_box(&body))));
+    for (name, body) in [
+        ("printable", body(false)),
+        ("words", body(true)),
+        ("anchor-soup", soup),
+    ] {
+        assert!(
+            !stream_all(&full, &body),
+            "the benchmark body must be clean"
+        );
+        g.bench_function(format!("stream-64KiB-chunks/full/{name}"), |b| {
+            b.iter(|| stream_all(&full, black_box(&body)))
+        });
         g.bench_function(format!("stream-64KiB-chunks/builtin-only/{name}"), |b| {
             b.iter(|| stream_all(&builtin, black_box(&body)))
         });
@@ -112,20 +151,33 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("baseline/one-literal-memmem/{name}"), |b| {
             b.iter(|| one.find_iter(black_box(&body[..])).count())
         });
-        let all = AhoCorasick::new(ANCHORS.iter().copied().chain(SECRETS.iter().map(|(_, v)| *v))).unwrap();
-        g.bench_function(format!("baseline/aho-corasick-anchors+raw-secrets/{name}"), |b| {
-            b.iter(|| all.find_iter(black_box(&body[..])).count())
-        });
+        let all = AhoCorasick::new(
+            ANCHORS
+                .iter()
+                .copied()
+                .chain(SECRETS.iter().map(|(_, v)| *v)),
+        )
+        .unwrap();
+        g.bench_function(
+            format!("baseline/aho-corasick-anchors+raw-secrets/{name}"),
+            |b| b.iter(|| all.find_iter(black_box(&body[..])).count()),
+        );
     }
     g.finish();
 
     let head = request_head();
-    assert!((550..=700).contains(&head.len()), "head is {} bytes", head.len());
+    assert!(
+        (550..=700).contains(&head.len()),
+        "head is {} bytes",
+        head.len()
+    );
     assert!(full.scan(&head).is_none());
     let mut g = c.benchmark_group("dlp-request-head");
     g.throughput(Throughput::Bytes(head.len() as u64));
     g.bench_function("scan/full", |b| b.iter(|| full.scan(black_box(&head))));
-    g.bench_function("scan/builtin-only", |b| b.iter(|| builtin.scan(black_box(&head))));
+    g.bench_function("scan/builtin-only", |b| {
+        b.iter(|| builtin.scan(black_box(&head)))
+    });
     g.finish();
 }
 
