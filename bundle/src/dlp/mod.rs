@@ -1,8 +1,44 @@
-//! STUB (to be replaced by the DLP owner): secret scanning.
+//! DLP: stops credentials and named never-leave secrets from leaving the
+//! sandbox in request heads, CONNECT targets and plain-HTTP bodies. It sits on
+//! every request, so it is built for line rate: built-in rules are a literal
+//! anchor search plus a cheap verifier per hit, and named secrets (in every
+//! encoding an HTTP client is likely to apply) are a sampled literal search.
+//! A `Finding` carries only the rule id; matched bytes never leave this module.
+
+mod anchors;
+mod literals;
+mod rules;
+mod secrets;
+mod stream;
+mod variants;
+
+#[cfg(test)]
+mod tests;
 
 use bottle_protocol::config::DlpConfig;
 
-pub struct Scanner;
+use anchors::Anchors;
+use literals::Literals;
+use rules::{ANCHORS, Hay, MAX_WINDOW, Verdict};
+pub use stream::StreamScanner;
+
+// Every encoded form is at least as long as the raw secret, which the literal finder must accept.
+const _: () = assert!(secrets::MIN_SECRET_LEN >= literals::MIN_LITERAL_LEN);
+
+pub struct Scanner {
+    /// Built-in rule anchors; `None` when the config turns them off.
+    anchors: Option<Anchors>,
+    /// Every encoded form of every named secret.
+    literals: Option<Literals>,
+    /// For each literal, the index of its secret in `secret_rules`.
+    owners: Vec<usize>,
+    /// `dlp:secret:<NAME>` per named secret.
+    secret_rules: Vec<String>,
+    /// A match spanning a chunk boundary starts at most this far before it.
+    boundary: usize,
+    /// Bytes a stream keeps between chunks.
+    tail_len: usize,
+}
 
 /// A DLP hit. Carries the rule id only, never the matched bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,32 +47,115 @@ pub struct Finding {
     pub rule: String,
 }
 
+/// Shows the shape of the scanner, never the secrets it holds.
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner")
+            .field("builtin_patterns", &self.anchors.is_some())
+            .field("named_secrets", &self.secret_rules.len())
+            .field("encoded_forms", &self.owners.len())
+            .finish()
+    }
+}
+
 impl Scanner {
-    pub fn from_config(_cfg: &DlpConfig) -> anyhow::Result<Self> {
-        Ok(Self)
+    pub fn from_config(cfg: &DlpConfig) -> anyhow::Result<Self> {
+        let anchor_literals: Vec<&str> = ANCHORS.iter().map(|(lit, _)| *lit).collect();
+        let anchors = if cfg.disable_builtin_patterns {
+            None
+        } else {
+            Some(Anchors::new(&anchor_literals)?)
+        };
+        let secrets = match &cfg.secrets_file {
+            Some(path) => secrets::load(path)?,
+            None => Vec::new(),
+        };
+        let (mut patterns, mut owners) = (Vec::new(), Vec::new());
+        for (i, secret) in secrets.iter().enumerate() {
+            for form in variants::variants(&secret.value) {
+                patterns.push(form);
+                owners.push(i);
+            }
+        }
+        let literals = (!patterns.is_empty()).then(|| Literals::new(patterns));
+        let longest_anchor = if anchors.is_some() {
+            ANCHORS.iter().map(|(a, _)| a.len()).max().unwrap_or(0)
+        } else {
+            0
+        };
+        let longest = longest_anchor.max(literals.as_ref().map_or(0, Literals::max_len));
+        let boundary = longest.saturating_sub(1);
+        let window = if anchors.is_some() { MAX_WINDOW } else { 0 };
+        Ok(Self {
+            anchors,
+            literals,
+            owners,
+            secret_rules: secrets
+                .iter()
+                .map(|s| format!("dlp:secret:{}", s.name))
+                .collect(),
+            boundary,
+            tail_len: window.max(boundary) + 1,
+        })
     }
 
     /// Scans one buffer (a request head, URL, header value or CONNECT target).
-    pub fn scan(&self, _data: &[u8]) -> Option<Finding> {
-        None
+    pub fn scan(&self, data: &[u8]) -> Option<Finding> {
+        self.scan_text(data, &Hay::whole(data), 0, None, &mut Vec::new())
     }
 
     /// A streaming scanner for a body, in bounded memory.
     pub fn stream(&self) -> StreamScanner<'_> {
-        StreamScanner { _scanner: self }
-    }
-}
-
-pub struct StreamScanner<'a> {
-    _scanner: &'a Scanner,
-}
-
-impl StreamScanner<'_> {
-    pub fn feed(&mut self, _chunk: &[u8]) -> Option<Finding> {
-        None
+        StreamScanner::new(self)
     }
 
-    pub fn finish(&mut self) -> Option<Finding> {
-        None
+    /// Scans `text`, which sits at `offset` in `hay` (verifiers may look past
+    /// `text` into `hay`). With `spanning = Some(b)` only hits that start
+    /// before `b` and end after it count. Anchors that need more input than
+    /// `hay` holds are recorded in `pending` as (hay position, anchor index).
+    fn scan_text(
+        &self,
+        text: &[u8],
+        hay: &Hay,
+        offset: usize,
+        spanning: Option<usize>,
+        pending: &mut Vec<(usize, usize)>,
+    ) -> Option<Finding> {
+        let counts = |start: usize, end: usize| spanning.is_none_or(|b| start < b && end > b);
+        if let Some(anchors) = &self.anchors {
+            let mut at = 0;
+            while at < text.len() {
+                let Some((start, end, anchor)) = anchors.find(text, at) else {
+                    break;
+                };
+                if spanning.is_some_and(|b| start >= b) {
+                    break;
+                }
+                // Restart just past the hit's start: anchors may overlap (`sk-----BEGIN ...`).
+                at = start + 1;
+                if !counts(start, end) {
+                    continue;
+                }
+                match self.verify(hay, offset + start, anchor) {
+                    Verdict::Match(rule) => {
+                        return Some(Finding {
+                            rule: rule.to_string(),
+                        });
+                    }
+                    Verdict::NeedMore => pending.push((offset + start, anchor)),
+                    Verdict::NoMatch => {}
+                }
+            }
+        }
+        let lits = self.literals.as_ref()?;
+        let pattern = lits.find(text, counts)?;
+        Some(Finding {
+            rule: self.secret_rules[self.owners[pattern]].clone(),
+        })
+    }
+
+    fn verify(&self, hay: &Hay, pos: usize, anchor: usize) -> Verdict {
+        let (lit, rule) = ANCHORS[anchor];
+        rule.verify(hay, pos, lit.len())
     }
 }

@@ -1,0 +1,109 @@
+//! Finds any of a set of long literals (the encoded named secrets) in one pass.
+//! A general multi-pattern automaton walks every byte and drops well below
+//! 1 GB/s once there are more than a few dozen patterns; instead every literal
+//! is at least `min_len` long, so probing one 4-byte gram every `stride` bytes
+//! (stride = min_len - 3) is guaranteed to land inside each occurrence. Each
+//! probe is a two-bit Bloom test in an L1-sized bitmap; only the rare probe
+//! that passes is checked against the exact gram table and the literal itself.
+
+const GRAM: usize = 4;
+/// Longer strides would index more grams per literal for little gain.
+const MAX_STRIDE: usize = 16;
+/// Bloom filter size: 16 KiB stays in L1, and a fixed size lets the masked
+/// index go unchecked. Two probes keep false hits under 1% up to ~5,000 grams
+/// (about 25 secrets of 16+ bytes in all their encodings).
+const BLOOM_BITS: usize = 1 << 17;
+const BLOOM_MASK: usize = BLOOM_BITS - 1;
+
+/// The shortest literal this finder accepts (one gram).
+pub(super) const MIN_LITERAL_LEN: usize = GRAM;
+
+pub(super) struct Literals {
+    patterns: Vec<Vec<u8>>,
+    stride: usize,
+    bloom: Box<[u64; BLOOM_BITS / 64]>,
+    /// (gram, pattern index, offset of the gram in the pattern), sorted by gram.
+    grams: Vec<(u32, u32, u32)>,
+    max_len: usize,
+}
+
+fn gram_at(text: &[u8], at: usize) -> u32 {
+    let mut g = [0u8; GRAM];
+    g.copy_from_slice(&text[at..at + GRAM]);
+    u32::from_le_bytes(g)
+}
+
+/// The two Bloom bit positions of a gram (independent bit ranges of one product).
+fn slots(gram: u32) -> (usize, usize) {
+    let h = u64::from(gram).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (
+        (h >> 40) as usize & BLOOM_MASK,
+        (h >> 16) as usize & BLOOM_MASK,
+    )
+}
+
+impl Literals {
+    /// Every pattern must be at least `MIN_LITERAL_LEN` bytes long.
+    pub fn new(patterns: Vec<Vec<u8>>) -> Self {
+        let min_len = patterns.iter().map(Vec::len).min().unwrap_or(GRAM);
+        assert!(min_len >= GRAM, "literal shorter than {GRAM} bytes");
+        let stride = (min_len - GRAM + 1).min(MAX_STRIDE);
+        let mut grams = Vec::with_capacity(patterns.len() * stride);
+        for (i, p) in patterns.iter().enumerate() {
+            for off in 0..stride {
+                grams.push((gram_at(p, off), i as u32, off as u32));
+            }
+        }
+        grams.sort_unstable();
+        let mut bloom = Box::new([0; BLOOM_BITS / 64]);
+        for &(gram, _, _) in &grams {
+            let (a, b) = slots(gram);
+            bloom[a / 64] |= 1 << (a % 64);
+            bloom[b / 64] |= 1 << (b % 64);
+        }
+        Literals {
+            max_len: patterns.iter().map(Vec::len).max().unwrap_or(0),
+            patterns,
+            stride,
+            bloom,
+            grams,
+        }
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    fn maybe(&self, gram: u32) -> bool {
+        let (a, b) = slots(gram);
+        (self.bloom[a / 64] >> (a % 64)) & (self.bloom[b / 64] >> (b % 64)) & 1 == 1
+    }
+
+    /// The index of the first pattern found wholly inside `text` whose span
+    /// `accept` agrees to.
+    pub fn find(&self, text: &[u8], accept: impl Fn(usize, usize) -> bool) -> Option<usize> {
+        let last = text.len().checked_sub(GRAM)?;
+        let mut at = 0;
+        while at <= last {
+            let gram = gram_at(text, at);
+            if self.maybe(gram) {
+                let first = self.grams.partition_point(|e| e.0 < gram);
+                for &(g, pat, off) in &self.grams[first..] {
+                    if g != gram {
+                        break;
+                    }
+                    let (pat, off) = (pat as usize, off as usize);
+                    let Some(start) = at.checked_sub(off) else {
+                        continue;
+                    };
+                    let end = start + self.patterns[pat].len();
+                    if text.get(start..end) == Some(&self.patterns[pat][..]) && accept(start, end) {
+                        return Some(pat);
+                    }
+                }
+            }
+            at += self.stride;
+        }
+        None
+    }
+}
