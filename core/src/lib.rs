@@ -3,3 +3,7 @@
 pub mod backend;
 pub mod cli;
 pub mod spec;
+pub mod docker;
+pub mod images;
+pub mod netpool;
+pub mod sidecar;

@@ -1,0 +1,195 @@
+//! The two networks of a bottle, with subnets picked from the pool.
+//!
+//! The agent network is `internal` (no route out) and has
+//! `com.docker.network.bridge.inhibit_ipv4`, so the host does not own its
+//! gateway address: on a plain internal bridge the host keeps that address
+//! and an agent can connect to any host service listening on 0.0.0.0
+//! through it. The egress network is an ordinary bridge that only the bundle
+//! joins; it is the bundle's way out and where its control plane is published.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use anyhow::Context;
+use bollard::Docker;
+use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
+use ipnet::Ipv4Net;
+
+use super::labels;
+use crate::backend::Progress;
+use crate::netpool::{self, NetPool, PoolLock};
+
+/// Where a bottle's pieces sit. Host numbers are fixed so the bundle config can name them before anything starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub agent_net: String,
+    pub agent_subnet: Ipv4Net,
+    pub egress_net: String,
+    pub egress_subnet: Ipv4Net,
+    /// The bundle on the agent network: the agent's proxy, git gate and supervise.
+    pub bundle_ip: Ipv4Addr,
+    /// The bundle on its egress network: where the control plane listens.
+    pub bundle_egress_ip: Ipv4Addr,
+    /// The agent on the agent network.
+    pub agent_ip: Ipv4Addr,
+}
+
+/// `.1` stays the (inhibited) gateway Docker's IPAM reserves; `.2` is the bundle, `.3` the agent.
+pub const BUNDLE_HOST: u32 = 2;
+pub const AGENT_HOST: u32 = 3;
+/// How many free subnets one pick tries before giving up (each refusal is a race lost to another engine user).
+pub const MAX_PICK_ATTEMPTS: usize = 16;
+
+impl Placement {
+    fn new(name: &str, agent_subnet: Ipv4Net, egress_subnet: Ipv4Net) -> Self {
+        Self {
+            agent_net: labels::object_name(name, labels::ROLE_AGENT_NET),
+            egress_net: labels::object_name(name, labels::ROLE_EGRESS_NET),
+            bundle_ip: netpool::host(&agent_subnet, BUNDLE_HOST),
+            bundle_egress_ip: netpool::host(&egress_subnet, BUNDLE_HOST),
+            agent_ip: netpool::host(&agent_subnet, AGENT_HOST),
+            agent_subnet,
+            egress_subnet,
+        }
+    }
+
+    /// Reads the placement of an existing bottle back from its networks' labels.
+    pub async fn find(docker: &Docker, name: &str) -> anyhow::Result<Option<Self>> {
+        let mut agent = None;
+        let mut egress = None;
+        for n in list_networks(docker, Some(name)).await? {
+            let l = n.labels.unwrap_or_default();
+            let subnet = l.get(labels::SUBNET).and_then(|s| s.parse::<Ipv4Net>().ok());
+            match l.get(labels::ROLE).map(String::as_str) {
+                Some(labels::ROLE_AGENT_NET) => agent = subnet,
+                Some(labels::ROLE_EGRESS_NET) => egress = subnet,
+                _ => {}
+            }
+        }
+        Ok(agent.zip(egress).map(|(a, e)| Self::new(name, a, e)))
+    }
+}
+
+pub async fn list_networks(docker: &Docker, name: Option<&str>) -> anyhow::Result<Vec<bollard::models::Network>> {
+    let options = bollard::query_parameters::ListNetworksOptionsBuilder::default().filters(&labels::filter(name)).build();
+    docker.list_networks(Some(options)).await.context("docker: listing networks")
+}
+
+/// Every IPv4 subnet in use: the engine's networks and the host's routes.
+pub async fn taken_subnets(docker: &Docker) -> anyhow::Result<Vec<Ipv4Net>> {
+    let networks = docker.list_networks(None::<bollard::query_parameters::ListNetworksOptions>).await
+        .context("docker: listing networks")?;
+    let mut taken: Vec<Ipv4Net> = networks
+        .into_iter()
+        .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
+        .filter_map(|c| c.subnet.and_then(|s| s.parse().ok()))
+        .collect();
+    taken.extend(netpool::host_routes());
+    Ok(taken)
+}
+
+/// Creates both networks of bottle `name` under the host-wide pool lock.
+pub async fn create_networks(
+    docker: &Docker,
+    pool: &NetPool,
+    name: &str,
+    progress: &dyn Progress,
+) -> anyhow::Result<Placement> {
+    progress.step("picking subnets and creating the bottle's networks");
+    let _lock = PoolLock::acquire().await?;
+    let agent_net = labels::object_name(name, labels::ROLE_AGENT_NET);
+    let egress_net = labels::object_name(name, labels::ROLE_EGRESS_NET);
+    let agent_subnet = create_one(docker, pool, name, &agent_net, labels::ROLE_AGENT_NET).await?;
+    let egress_subnet = create_one(docker, pool, name, &egress_net, labels::ROLE_EGRESS_NET).await?;
+    Ok(Placement::new(name, agent_subnet, egress_subnet))
+}
+
+async fn create_one(docker: &Docker, pool: &NetPool, name: &str, net: &str, role: &str) -> anyhow::Result<Ipv4Net> {
+    let mut refused = Vec::new();
+    for _ in 0..MAX_PICK_ATTEMPTS {
+        let mut taken = taken_subnets(docker).await?;
+        taken.extend(refused.iter().copied());
+        let Some(subnet) = pool.free(&taken).next() else {
+            anyhow::bail!(
+                "network: subnet pool {} has no free /{} left; set {} to a larger or different range",
+                pool.pool,
+                pool.prefix,
+                netpool::POOL_ENV
+            );
+        };
+        match docker.create_network(request(name, net, role, subnet)).await {
+            Ok(_) => return Ok(subnet),
+            Err(e) if is_overlap(&e) => refused.push(subnet),
+            Err(e) => return Err(e).with_context(|| format!("network: creating {net} on {subnet}")),
+        }
+    }
+    anyhow::bail!("network: creating {net}: {MAX_PICK_ATTEMPTS} subnets in a row were taken by others meanwhile")
+}
+
+fn is_overlap(e: &bollard::errors::Error) -> bool {
+    let s = e.to_string();
+    s.contains("overlaps") || s.contains("Pool overlaps")
+}
+
+fn request(name: &str, net: &str, role: &str, subnet: Ipv4Net) -> NetworkCreateRequest {
+    let mut labels = labels::base(name, role);
+    labels.insert(labels::SUBNET.into(), subnet.to_string());
+    let internal = role == labels::ROLE_AGENT_NET;
+    let mut options = HashMap::new();
+    if internal {
+        options.insert("com.docker.network.bridge.inhibit_ipv4".to_string(), "true".to_string());
+    }
+    NetworkCreateRequest {
+        name: net.to_string(),
+        driver: Some("bridge".into()),
+        internal: Some(internal),
+        ipam: Some(Ipam {
+            config: Some(vec![IpamConfig { subnet: Some(subnet.to_string()), ..Default::default() }]),
+            ..Default::default()
+        }),
+        options: Some(options),
+        labels: Some(labels),
+        ..Default::default()
+    }
+}
+
+/// Removes both networks of `name` (those that exist).
+pub async fn remove_networks(docker: &Docker, name: &str) -> anyhow::Result<()> {
+    for n in list_networks(docker, Some(name)).await? {
+        if let Some(id) = n.id.as_deref() {
+            match docker.remove_network(id).await {
+                Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(e) => return Err(e).with_context(|| format!("network: removing {}", n.name.unwrap_or_default())),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn placement(name: &str) -> Placement {
+        Placement::new(name, "10.213.0.0/28".parse().unwrap(), "10.213.0.16/28".parse().unwrap())
+    }
+
+    #[test]
+    fn placement_pins_bundle_and_agent_hosts() {
+        let p = placement("b");
+        assert_eq!(p.bundle_ip.to_string(), "10.213.0.2");
+        assert_eq!(p.agent_ip.to_string(), "10.213.0.3");
+        assert_eq!(p.bundle_egress_ip.to_string(), "10.213.0.18");
+        assert_eq!(p.agent_net, "bottle-b-agent-net");
+    }
+
+    #[test]
+    fn only_the_agent_network_is_internal_and_gatewayless() {
+        let a = request("b", "n", labels::ROLE_AGENT_NET, "10.213.0.0/28".parse().unwrap());
+        assert_eq!(a.internal, Some(true));
+        assert_eq!(a.options.unwrap()["com.docker.network.bridge.inhibit_ipv4"], "true");
+        let e = request("b", "n", labels::ROLE_EGRESS_NET, "10.213.0.16/28".parse().unwrap());
+        assert_eq!(e.internal, Some(false));
+        assert!(e.options.unwrap().is_empty());
+    }
+}
