@@ -50,8 +50,10 @@ pub struct DockerBackend {
 }
 
 /// Connects to the local engine (`DOCKER_HOST` or the default socket) and agrees on an API version.
+/// Canary knobs come from the `BOTTLE_CANARY_*` variables (see `sidecar::config`).
 pub async fn connect() -> anyhow::Result<DockerBackend> {
-    DockerBackend::connect(DockerOptions::default()).await
+    let options = DockerOptions { sidecar: SidecarOptions::from_env()?, ..Default::default() };
+    DockerBackend::connect(options).await
 }
 
 /// Lines of a container's log kept when reporting why it died.
@@ -106,15 +108,26 @@ impl DockerBackend {
     /// Removes what interrupted `up`s left behind (skipping names with an `up`/`down` in
     /// progress); returns the names cleaned.
     pub async fn gc(&self) -> anyhow::Result<Vec<String>> {
-        let mut cleaned = Vec::new();
+        self.collect(true).await
+    }
+
+    /// What `gc` would remove, removing nothing.
+    pub async fn garbage(&self) -> anyhow::Result<Vec<String>> {
+        self.collect(false).await
+    }
+
+    async fn collect(&self, remove: bool) -> anyhow::Result<Vec<String>> {
+        let mut found = Vec::new();
         for name in state::names(&self.docker).await? {
             let Some(_lock) = netpool::lock_file(&state::name_lock_path(&name), false)? else { continue };
             if !state::complete(&self.docker, &name).await? {
-                state::remove(&self.docker, &name).await?;
-                cleaned.push(name);
+                if remove {
+                    state::remove(&self.docker, &name).await?;
+                }
+                found.push(name);
             }
         }
-        Ok(cleaned)
+        Ok(found)
     }
 
     /// Engine, images and subnet pool, each with what to do when it is wrong.

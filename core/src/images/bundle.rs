@@ -56,11 +56,16 @@ fn build_context(bin: &[u8], ca: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(b.into_inner()?)
 }
 
-/// The static bundle binary: `BOTTLE_BUNDLE_BIN`, or a fresh build from this source tree.
+/// The static bundle binary: `BOTTLE_BUNDLE_BIN`, or a build from this source tree, once per process.
 async fn bundle_binary(progress: &dyn Progress) -> anyhow::Result<PathBuf> {
+    static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
     if let Some(p) = std::env::var_os(BUNDLE_BIN_ENV) {
         return Ok(PathBuf::from(p));
     }
+    BUILT.get_or_try_init(|| build_bundle_binary(progress)).await.cloned()
+}
+
+async fn build_bundle_binary(progress: &dyn Progress) -> anyhow::Result<PathBuf> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("core sits in the workspace");
     if !workspace.join("bundle/Cargo.toml").exists() {
         anyhow::bail!(

@@ -43,6 +43,47 @@ pub struct SidecarOptions {
     pub canary_url: Option<String>,
 }
 
+/// Env: `name=ip[,name=ip...]` for [`SidecarOptions::canary_hosts`].
+pub const CANARY_HOSTS_ENV: &str = "BOTTLE_CANARY_HOSTS";
+/// Env: comma-separated CIDRs for [`SidecarOptions::canary_cidrs`].
+pub const CANARY_CIDRS_ENV: &str = "BOTTLE_CANARY_CIDRS";
+/// Env: comma-separated Docker networks for [`SidecarOptions::canary_networks`].
+pub const CANARY_NETWORKS_ENV: &str = "BOTTLE_CANARY_NETWORKS";
+/// Env: the URL for [`SidecarOptions::canary_url`].
+pub const CANARY_URL_ENV: &str = "BOTTLE_CANARY_URL";
+
+impl SidecarOptions {
+    /// Reads the `BOTTLE_CANARY_*` variables (how the demo and CI hand a canary to the CLI).
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let list = |name| -> Vec<String> {
+            var(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        let mut canary_hosts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for pair in list(CANARY_HOSTS_ENV) {
+            let (name, ip) = pair
+                .split_once('=')
+                .with_context(|| format!("{CANARY_HOSTS_ENV}: {pair:?} is not name=ip"))?;
+            canary_hosts.entry(name.to_string()).or_default().push(ip.to_string());
+        }
+        Ok(Self {
+            canary_hosts,
+            canary_cidrs: list(CANARY_CIDRS_ENV),
+            canary_networks: list(CANARY_NETWORKS_ENV),
+            canary_url: var(CANARY_URL_ENV).filter(|u| !u.is_empty()),
+        })
+    }
+}
+
 /// One file for the bundle's `/etc/bottle`.
 #[derive(Clone)]
 pub struct BundleFile {
@@ -240,6 +281,22 @@ pub(crate) mod tests {
         s.secrets = vec![Secret { name: "K".into(), from: SecretSource::Env("BOTTLE_TEST_UNSET_VAR_X".into()) }];
         let e = format!("{:#}", render(&s, &placement(), &SidecarOptions::default(), "t").unwrap_err());
         assert!(e.contains("BOTTLE_TEST_UNSET_VAR_X") && e.contains("\"K\""), "{e}");
+    }
+
+    #[test]
+    fn canary_options_read_from_variables() {
+        let vars = BTreeMap::from([
+            (CANARY_HOSTS_ENV, "allowed.test=172.18.0.2, allowed.test=172.18.0.3"),
+            (CANARY_NETWORKS_ENV, "canary-net"),
+            (CANARY_URL_ENV, "http://allowed.test/"),
+        ]);
+        let o = SidecarOptions::from_vars(|k| vars.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(o.canary_hosts["allowed.test"], ["172.18.0.2", "172.18.0.3"]);
+        assert_eq!(o.canary_networks, ["canary-net"]);
+        assert!(o.canary_cidrs.is_empty());
+        assert_eq!(o.canary_url.as_deref(), Some("http://allowed.test/"));
+        let bad = SidecarOptions::from_vars(|k| (k == CANARY_HOSTS_ENV).then(|| "nope".into())).unwrap_err();
+        assert!(bad.to_string().contains("\"nope\" is not name=ip"), "{bad}");
     }
 
     #[test]
