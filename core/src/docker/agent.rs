@@ -139,7 +139,7 @@ mod tests {
             protected: vec![],
             tags: false,
         });
-        let env: HashMap<_, _> = network_env(&spec, &crate::sidecar::network::tests::placement("b")).into_iter().collect();
+        let env: HashMap<_, _> = network_env(&spec, &crate::sidecar::network::tests::placement()).into_iter().collect();
         assert_eq!(env["https_proxy"], "http://10.213.0.2:3128");
         assert_eq!(env["NO_PROXY"], "10.213.0.2");
         assert_eq!(env["GIT_CONFIG_COUNT"], "2");

@@ -98,12 +98,30 @@ pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus>
     Ok(BottleStatus { name: name.into(), backend: BackendKind::Docker, state: state.into(), detail, allowlist })
 }
 
-/// Removes every container and network labelled with `name`. Never touches the workspace
-/// (a bind mount: removing the container leaves the host directory alone).
+/// How many list-and-remove passes `remove` makes at most. A create request that was
+/// in flight when an `up` was killed can land just after a pass has listed.
+pub const REMOVE_PASSES: usize = 5;
+/// Pause between passes that found something, giving such a late create time to land.
+const REMOVE_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Removes every container and network labelled with `name`, until a pass finds none.
+/// Never touches the workspace (a bind mount: removing the container leaves the host directory alone).
 pub async fn remove(docker: &Docker, name: &str) -> anyhow::Result<()> {
+    for _ in 0..REMOVE_PASSES {
+        if !remove_pass(docker, name).await? {
+            return Ok(());
+        }
+        tokio::time::sleep(REMOVE_SETTLE).await;
+    }
+    Ok(())
+}
+
+/// One pass; returns whether it found anything.
+async fn remove_pass(docker: &Docker, name: &str) -> anyhow::Result<bool> {
     // The agent goes first, so there is never a moment with an agent and no bundle in front of it.
     let mut all = containers(docker, Some(name)).await?;
     all.sort_by_key(|c| role(c) != Some(labels::ROLE_AGENT));
+    let found = !all.is_empty();
     for c in all {
         let Some(id) = c.id.as_deref() else { continue };
         let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).v(true).build();
@@ -112,7 +130,7 @@ pub async fn remove(docker: &Docker, name: &str) -> anyhow::Result<()> {
             Err(e) => return Err(e).with_context(|| format!("bottle {name}: removing container {id}")),
         }
     }
-    network::remove_networks(docker, name).await
+    Ok(network::remove_networks(docker, name).await? || found)
 }
 
 /// Whether a bottle finished `up` (its agent exists and its bundle holds the start-check record).

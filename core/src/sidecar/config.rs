@@ -219,7 +219,7 @@ pub(crate) mod tests {
     }
 
     fn placement() -> Placement {
-        crate::sidecar::network::tests::placement("b")
+        crate::sidecar::network::tests::placement()
     }
 
     #[test]

@@ -22,6 +22,8 @@ use crate::netpool::{self, NetPool, PoolLock};
 /// Where a bottle's pieces sit. Host numbers are fixed so the bundle config can name them before anything starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
+    /// Network ids, not names: Docker 20.10 lets two networks share a name (an interrupted
+    /// `up` whose create request landed late can leave one), and an id is never ambiguous.
     pub agent_net: String,
     pub agent_subnet: Ipv4Net,
     pub egress_net: String,
@@ -41,10 +43,11 @@ pub const AGENT_HOST: u32 = 3;
 pub const MAX_PICK_ATTEMPTS: usize = 16;
 
 impl Placement {
-    fn new(name: &str, agent_subnet: Ipv4Net, egress_subnet: Ipv4Net) -> Self {
+    fn new(agent: (String, Ipv4Net), egress: (String, Ipv4Net)) -> Self {
+        let ((agent_net, agent_subnet), (egress_net, egress_subnet)) = (agent, egress);
         Self {
-            agent_net: labels::object_name(name, labels::ROLE_AGENT_NET),
-            egress_net: labels::object_name(name, labels::ROLE_EGRESS_NET),
+            agent_net,
+            egress_net,
             bundle_ip: netpool::host(&agent_subnet, BUNDLE_HOST),
             bundle_egress_ip: netpool::host(&egress_subnet, BUNDLE_HOST),
             agent_ip: netpool::host(&agent_subnet, AGENT_HOST),
@@ -59,14 +62,14 @@ impl Placement {
         let mut egress = None;
         for n in list_networks(docker, Some(name)).await? {
             let l = n.labels.unwrap_or_default();
-            let subnet = l.get(labels::SUBNET).and_then(|s| s.parse::<Ipv4Net>().ok());
+            let subnet = l.get(labels::SUBNET).and_then(|s| s.parse::<Ipv4Net>().ok()).zip(n.id);
             match l.get(labels::ROLE).map(String::as_str) {
                 Some(labels::ROLE_AGENT_NET) => agent = subnet,
                 Some(labels::ROLE_EGRESS_NET) => egress = subnet,
                 _ => {}
             }
         }
-        Ok(agent.zip(egress).map(|(a, e)| Self::new(name, a, e)))
+        Ok(agent.zip(egress).map(|(a, e)| Self::new((a.1, a.0), (e.1, e.0))))
     }
 }
 
@@ -99,12 +102,19 @@ pub async fn create_networks(
     let _lock = PoolLock::acquire().await?;
     let agent_net = labels::object_name(name, labels::ROLE_AGENT_NET);
     let egress_net = labels::object_name(name, labels::ROLE_EGRESS_NET);
-    let agent_subnet = create_one(docker, pool, name, &agent_net, labels::ROLE_AGENT_NET).await?;
-    let egress_subnet = create_one(docker, pool, name, &egress_net, labels::ROLE_EGRESS_NET).await?;
-    Ok(Placement::new(name, agent_subnet, egress_subnet))
+    let agent = create_one(docker, pool, name, &agent_net, labels::ROLE_AGENT_NET).await?;
+    let egress = create_one(docker, pool, name, &egress_net, labels::ROLE_EGRESS_NET).await?;
+    Ok(Placement::new(agent, egress))
 }
 
-async fn create_one(docker: &Docker, pool: &NetPool, name: &str, net: &str, role: &str) -> anyhow::Result<Ipv4Net> {
+/// Creates one network on the first free subnet; returns its id and subnet.
+async fn create_one(
+    docker: &Docker,
+    pool: &NetPool,
+    name: &str,
+    net: &str,
+    role: &str,
+) -> anyhow::Result<(String, Ipv4Net)> {
     let mut refused = Vec::new();
     for _ in 0..MAX_PICK_ATTEMPTS {
         let mut taken = taken_subnets(docker).await?;
@@ -118,7 +128,7 @@ async fn create_one(docker: &Docker, pool: &NetPool, name: &str, net: &str, role
             );
         };
         match docker.create_network(request(name, net, role, subnet)).await {
-            Ok(_) => return Ok(subnet),
+            Ok(created) => return Ok((created.id, subnet)),
             Err(e) if is_overlap(&e) => refused.push(subnet),
             Err(e) => return Err(e).with_context(|| format!("network: creating {net} on {subnet}")),
         }
@@ -153,9 +163,11 @@ fn request(name: &str, net: &str, role: &str, subnet: Ipv4Net) -> NetworkCreateR
     }
 }
 
-/// Removes both networks of `name` (those that exist).
-pub async fn remove_networks(docker: &Docker, name: &str) -> anyhow::Result<()> {
-    for n in list_networks(docker, Some(name)).await? {
+/// Removes every network labelled with `name`; returns whether there was any.
+pub async fn remove_networks(docker: &Docker, name: &str) -> anyhow::Result<bool> {
+    let networks = list_networks(docker, Some(name)).await?;
+    let found = !networks.is_empty();
+    for n in networks {
         if let Some(id) = n.id.as_deref() {
             match docker.remove_network(id).await {
                 Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
@@ -163,24 +175,23 @@ pub async fn remove_networks(docker: &Docker, name: &str) -> anyhow::Result<()> 
             }
         }
     }
-    Ok(())
+    Ok(found)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn placement(name: &str) -> Placement {
-        Placement::new(name, "10.213.0.0/28".parse().unwrap(), "10.213.0.16/28".parse().unwrap())
+    pub(crate) fn placement() -> Placement {
+        Placement::new(("agent-id".into(), "10.213.0.0/28".parse().unwrap()), ("egress-id".into(), "10.213.0.16/28".parse().unwrap()))
     }
 
     #[test]
     fn placement_pins_bundle_and_agent_hosts() {
-        let p = placement("b");
+        let p = placement();
         assert_eq!(p.bundle_ip.to_string(), "10.213.0.2");
         assert_eq!(p.agent_ip.to_string(), "10.213.0.3");
         assert_eq!(p.bundle_egress_ip.to_string(), "10.213.0.18");
-        assert_eq!(p.agent_net, "bottle-b-agent-net");
     }
 
     #[test]
