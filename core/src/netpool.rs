@@ -38,10 +38,7 @@ pub struct NetPool {
 impl NetPool {
     pub fn new(pool: Ipv4Net, prefix: u8) -> anyhow::Result<Self> {
         if prefix < pool.prefix_len() || prefix > 29 {
-            anyhow::bail!(
-                "subnet pool: prefix /{prefix} must be between the pool's /{} and /29",
-                pool.prefix_len()
-            );
+            anyhow::bail!("subnet pool: prefix /{prefix} must be between the pool's /{} and /29", pool.prefix_len());
         }
         Ok(Self { pool: pool.trunc(), prefix })
     }
@@ -111,8 +108,7 @@ impl PoolLock {
     /// Blocks (on a blocking thread) until the pool lock is ours.
     pub async fn acquire() -> anyhow::Result<Self> {
         let path = run_dir().join("netpool.lock");
-        tokio::task::spawn_blocking(move || Ok(Self { _file: lock_file(&path, true)?.expect("blocking lock") }))
-            .await?
+        tokio::task::spawn_blocking(move || Ok(Self { _file: lock_file(&path, true)?.expect("blocking lock") })).await?
     }
 }
 

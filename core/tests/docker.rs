@@ -100,7 +100,8 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         for (name, label) in self.0.iter().flat_map(|n| [(n, labels::NAME), (n, CANARY_LABEL)]) {
             let filter = format!("label={label}={name}");
-            for (list, rm) in [(&["ps", "-aq"][..], &["rm", "-f"][..]), (&["network", "ls", "-q"], &["network", "rm"])] {
+            for (list, rm) in [(&["ps", "-aq"][..], &["rm", "-f"][..]), (&["network", "ls", "-q"], &["network", "rm"])]
+            {
                 let ids = std::process::Command::new("docker").args(list).args(["--filter", &filter]).output();
                 let ids = ids.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
                 if !ids.trim().is_empty() {
@@ -136,7 +137,11 @@ async fn up_status_exec_down_round_trip_keeps_the_workspace() {
     let p = Placement::find(b.docker(), &name).await.unwrap().expect("placement from labels");
     let out = sh(&b, &name, "id -u; echo $https_proxy; echo $NO_PROXY; echo $AGENT_VISIBLE; echo hi > /workspace/made-inside; touch /etc/x 2>&1 || true").await;
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines[..4], ["1000", &format!("http://{}:3128", p.bundle_ip), &p.bundle_ip.to_string(), "yes"], "{out:?}");
+    assert_eq!(
+        lines[..4],
+        ["1000", &format!("http://{}:3128", p.bundle_ip), &p.bundle_ip.to_string(), "yes"],
+        "{out:?}"
+    );
     assert!(out.stdout.contains("Read-only file system"), "the agent's root is read-only: {out:?}");
     assert_eq!(std::fs::read_to_string(ws.path().join("made-inside")).unwrap(), "hi\n");
 
@@ -330,7 +335,21 @@ async fn canary(b: &DockerBackend, name: &str) -> Canary {
     let label = format!("{CANARY_LABEL}={name}");
     run(&["network", "create", "--label", &label, &network]);
     let container = format!("{network}-origin");
-    run(&["run", "-d", "--label", &label, "--name", &container, "--network", &network, &image, "python3", "-m", "http.server", "80"]);
+    run(&[
+        "run",
+        "-d",
+        "--label",
+        &label,
+        "--name",
+        &container,
+        "--network",
+        &network,
+        &image,
+        "python3",
+        "-m",
+        "http.server",
+        "80",
+    ]);
     let ip = run(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &container]);
     Canary { network, ip }
 }
@@ -359,7 +378,8 @@ async fn the_start_check_verifies_and_blocked_requests_reach_the_event_stream() 
     let st = b.up(&spec, &Print(name.clone())).await.unwrap();
     assert_eq!(st.allowlist.verdict, Verdict::Verified, "{:?}", st.allowlist);
 
-    let out = sh(&b, &name, "curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://blocked.test/secret-path").await;
+    let out =
+        sh(&b, &name, "curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://blocked.test/secret-path").await;
     assert_eq!(out.stdout, "403", "{out:?}");
     let ctl = b.control_endpoint(&name).await.unwrap();
     let events = tokio::process::Command::new("curl")
@@ -377,4 +397,36 @@ async fn the_start_check_verifies_and_blocked_requests_reach_the_event_stream() 
     assert_eq!(blocked.len(), 1, "one block event for blocked.test in: {text}");
     assert!(!text.contains(&ctl.token), "the token never appears in events");
     b.down(&name, &Print(name.clone())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_start_check_removes_the_bottle_and_says_why() {
+    let name = unique("failcheck");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    // The "allowed" canary name points at the bundle's own loopback, which egress refuses to dial:
+    // the allowed probe cannot pass, so the bottle must not stay up.
+    let options = DockerOptions {
+        sidecar: SidecarOptions {
+            canary_hosts: BTreeMap::from([("allowed.test".into(), vec!["127.0.0.1".into()])]),
+            canary_url: Some("http://allowed.test/".into()),
+            ..Default::default()
+        },
+        start_check: true,
+    };
+    let Some(b) = backend(options).await else { return };
+    let (spec, _ws) = spec(&name);
+    let e = format!("{:#}", b.up(&spec, &Print(name.clone())).await.unwrap_err());
+    assert!(e.contains("start check failed") && e.contains("removed"), "{e}");
+    assert!(b.status(&name).await.is_err(), "nothing of the bottle is left");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_names_engine_images_and_free_subnets() {
+    let Some(b) = backend(plumbing()).await else { return };
+    let checks = b.doctor().await;
+    let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["engine", "agent image", "bundle image", "subnet pool"]);
+    let engine = &checks[0];
+    assert!(engine.ok && engine.detail.contains("API"), "{engine:?}");
+    assert!(checks.iter().all(|c| c.ok || !c.fix.is_empty()), "every failed check says what to do: {checks:?}");
 }

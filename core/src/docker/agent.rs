@@ -64,7 +64,8 @@ pub async fn create_agent(docker: &Docker, spec: &Spec, p: &Placement, image: &s
     l.insert(labels::BUNDLE_IP.into(), p.bundle_ip.to_string());
     l.insert(labels::BACKEND.into(), "docker".into());
     let tmpfs = |extra: &str| format!("rw,nosuid,nodev,size={TMPFS_SIZE}{extra}");
-    let mut mounts = HashMap::from([("/tmp".to_string(), tmpfs(",mode=1777")), ("/var/tmp".into(), tmpfs(",mode=1777"))]);
+    let mut mounts =
+        HashMap::from([("/tmp".to_string(), tmpfs(",mode=1777")), ("/var/tmp".into(), tmpfs(",mode=1777"))]);
     if own_image {
         mounts.insert(AGENT_HOME.into(), tmpfs(",uid=1000,gid=1000,mode=0700"));
     }

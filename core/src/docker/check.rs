@@ -23,12 +23,7 @@ pub const RECORD_PATH: &str = "/etc/bottle/start-check.json";
 pub const MECHANISM: &str = "docker internal bridge (no gateway address) + bundle egress proxy";
 
 /// Runs the probes in `agent` and returns the verdict.
-pub async fn start_check(
-    docker: &Docker,
-    agent: &str,
-    allow: &[String],
-    options: &SidecarOptions,
-) -> AllowlistStatus {
+pub async fn start_check(docker: &Docker, agent: &str, allow: &[String], options: &SidecarOptions) -> AllowlistStatus {
     let status = |verdict, detail: String| AllowlistStatus {
         verdict,
         allowlist: allow.to_vec(),

@@ -26,11 +26,7 @@ pub async fn doctor(docker: &Docker, pool: &NetPool) -> Vec<Check> {
         Ok(v) => out.push(check(
             "engine",
             true,
-            format!(
-                "Docker {} (API {}) answers",
-                v.version.unwrap_or_default(),
-                v.api_version.unwrap_or_default()
-            ),
+            format!("Docker {} (API {}) answers", v.version.unwrap_or_default(), v.api_version.unwrap_or_default()),
             "",
         )),
         Err(e) => {

@@ -89,8 +89,8 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
 impl DockerBackend {
     pub async fn connect(options: DockerOptions) -> anyhow::Result<Self> {
         let where_ = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".into());
-        let docker = Docker::connect_with_local_defaults()
-            .with_context(|| format!("docker: cannot connect to {where_}"))?;
+        let docker =
+            Docker::connect_with_local_defaults().with_context(|| format!("docker: cannot connect to {where_}"))?;
         let docker = docker.negotiate_version().await.with_context(|| {
             format!("docker: no engine answers at {where_}; start one with scripts/install-docker.sh")
         })?;

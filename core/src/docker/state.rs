@@ -80,7 +80,9 @@ pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus>
                     b.status.clone().unwrap_or_default()
                 ),
             ),
-            (false, true) => ("degraded", format!("the agent is not running ({})", a.status.clone().unwrap_or_default())),
+            (false, true) => {
+                ("degraded", format!("the agent is not running ({})", a.status.clone().unwrap_or_default()))
+            }
             (false, false) => ("stopped", String::new()),
         },
         _ => (

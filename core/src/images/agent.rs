@@ -36,18 +36,17 @@ pub async fn ensure_agent_image(docker: &Docker, progress: &dyn Progress) -> any
     let hash = content_hash(&[ROOTFS_RECIPE.as_bytes()]);
     let tarball = cache_dir().join(format!("agent-rootfs-{hash}.tar"));
     if !tarball.exists() {
-        progress.step(&format!("building agent rootfs with debootstrap (a few minutes; cached at {})", tarball.display()));
+        progress
+            .step(&format!("building agent rootfs with debootstrap (a few minutes; cached at {})", tarball.display()));
         build_rootfs(&tarball).await?;
     }
     progress.step(&format!("importing {} as {tag}", tarball.display()));
-    let file = tokio::fs::File::open(&tarball).await.with_context(|| format!("image: opening {}", tarball.display()))?;
+    let file =
+        tokio::fs::File::open(&tarball).await.with_context(|| format!("image: opening {}", tarball.display()))?;
     let body = file_chunks(file);
     let (repo, version) = tag.split_once(':').expect("tag has a version");
-    let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
-        .from_src("-")
-        .repo(repo)
-        .tag(version)
-        .build();
+    let options =
+        bollard::query_parameters::CreateImageOptionsBuilder::default().from_src("-").repo(repo).tag(version).build();
     let mut stream = docker.create_image(Some(options), Some(bollard::body_try_stream(body)), None);
     while let Some(item) = stream.next().await {
         item.with_context(|| format!("image: importing {}", tarball.display()))?;

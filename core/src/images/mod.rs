@@ -103,11 +103,8 @@ pub(crate) async fn run_build(
     context_tar: Vec<u8>,
     progress: &dyn Progress,
 ) -> anyhow::Result<()> {
-    let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
-        .dockerfile(dockerfile)
-        .t(tag)
-        .rm(true)
-        .build();
+    let options =
+        bollard::query_parameters::BuildImageOptionsBuilder::default().dockerfile(dockerfile).t(tag).rm(true).build();
     let mut stream = docker.build_image(options, None, Some(bollard::body_full(context_tar.into())));
     while let Some(item) = stream.next().await {
         let info = item.with_context(|| format!("image: building {tag}"))?;

@@ -78,7 +78,10 @@ pub async fn start_bundle(
         ..Default::default()
     };
     let options_create = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(&container).build();
-    docker.create_container(Some(options_create), body).await.with_context(|| format!("bundle: creating {container}"))?;
+    docker
+        .create_container(Some(options_create), body)
+        .await
+        .with_context(|| format!("bundle: creating {container}"))?;
     let join = |ip: Option<String>| NetworkConnectRequest {
         container: container.clone(),
         endpoint_config: Some(ip.map(pinned).unwrap_or_default()),
@@ -108,7 +111,10 @@ pub async fn start_bundle(
 }
 
 fn pinned(ip: String) -> EndpointSettings {
-    EndpointSettings { ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(ip), ..Default::default() }), ..Default::default() }
+    EndpointSettings {
+        ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(ip), ..Default::default() }),
+        ..Default::default()
+    }
 }
 
 /// `etc/bottle/` and its files, owned by the bundle user, readable by it alone.

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use bottle_protocol::config::{
-    BundleConfig, Control, DlpConfig, EgressConfig, GitConfig, GitRepo, Listen, PolicyConfig, DEFAULT_CONTROL_PORT,
-    DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT, DEFAULT_SUPERVISE_PORT,
+    BundleConfig, Control, DEFAULT_CONTROL_PORT, DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT, DEFAULT_SUPERVISE_PORT,
+    DlpConfig, EgressConfig, GitConfig, GitRepo, Listen, PolicyConfig,
 };
 use toml::Spanned;
 
@@ -70,9 +70,8 @@ impl SidecarOptions {
         };
         let mut canary_hosts: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for pair in list(CANARY_HOSTS_ENV) {
-            let (name, ip) = pair
-                .split_once('=')
-                .with_context(|| format!("{CANARY_HOSTS_ENV}: {pair:?} is not name=ip"))?;
+            let (name, ip) =
+                pair.split_once('=').with_context(|| format!("{CANARY_HOSTS_ENV}: {pair:?} is not name=ip"))?;
             canary_hosts.entry(name.to_string()).or_default().push(ip.to_string());
         }
         Ok(Self {
@@ -186,7 +185,9 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
 /// Reads a secret's value from the host; errors name the source, never the value.
 fn read_secret(src: &SecretSource) -> anyhow::Result<String> {
     match src {
-        SecretSource::Env(var) => std::env::var(var).map_err(|_| anyhow::anyhow!("env var {var} is not set on the host")),
+        SecretSource::Env(var) => {
+            std::env::var(var).map_err(|_| anyhow::anyhow!("env var {var} is not set on the host"))
+        }
         SecretSource::File(path) => {
             std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {}", path.display(), e.kind()))
         }

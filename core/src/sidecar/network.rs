@@ -74,13 +74,16 @@ impl Placement {
 }
 
 pub async fn list_networks(docker: &Docker, name: Option<&str>) -> anyhow::Result<Vec<bollard::models::Network>> {
-    let options = bollard::query_parameters::ListNetworksOptionsBuilder::default().filters(&labels::filter(name)).build();
+    let options =
+        bollard::query_parameters::ListNetworksOptionsBuilder::default().filters(&labels::filter(name)).build();
     docker.list_networks(Some(options)).await.context("docker: listing networks")
 }
 
 /// Every IPv4 subnet in use: the engine's networks and the host's routes.
 pub async fn taken_subnets(docker: &Docker) -> anyhow::Result<Vec<Ipv4Net>> {
-    let networks = docker.list_networks(None::<bollard::query_parameters::ListNetworksOptions>).await
+    let networks = docker
+        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+        .await
         .context("docker: listing networks")?;
     let mut taken: Vec<Ipv4Net> = networks
         .into_iter()
@@ -183,7 +186,10 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn placement() -> Placement {
-        Placement::new(("agent-id".into(), "10.213.0.0/28".parse().unwrap()), ("egress-id".into(), "10.213.0.16/28".parse().unwrap()))
+        Placement::new(
+            ("agent-id".into(), "10.213.0.0/28".parse().unwrap()),
+            ("egress-id".into(), "10.213.0.16/28".parse().unwrap()),
+        )
     }
 
     #[test]
