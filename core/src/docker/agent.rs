@@ -17,7 +17,7 @@ use bollard::models::{
 };
 use bottle_protocol::config::{DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT, DEFAULT_SUPERVISE_PORT};
 
-use crate::images::{AGENT_HOME, AGENT_USER};
+use crate::images::{AGENT_HOME, AGENT_UID};
 use crate::sidecar::{Placement, labels};
 use crate::spec::{ImageSource, Spec};
 
@@ -50,9 +50,21 @@ pub fn network_env(spec: &Spec, p: &Placement) -> Vec<(String, String)> {
     env
 }
 
+/// Who the agent runs as in bottle's own image: the workspace's owner, so files the agent
+/// writes belong to the person who owns the workspace; the image's `agent` user when the
+/// workspace belongs to root (never uid 0 in the agent).
+pub fn agent_ids(spec: &Spec) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(&spec.workspace) {
+        Ok(m) if m.uid() != 0 => (m.uid(), m.gid()),
+        _ => (AGENT_UID, AGENT_UID),
+    }
+}
+
 pub async fn create_agent(docker: &Docker, spec: &Spec, p: &Placement, image: &str) -> anyhow::Result<String> {
     let container = labels::object_name(&spec.name, labels::ROLE_AGENT);
     let own_image = spec.image == ImageSource::Default;
+    let (uid, gid) = agent_ids(spec);
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.extend(network_env(spec, p).into_iter().map(|(k, v)| format!("{k}={v}")));
     if own_image {
@@ -67,19 +79,19 @@ pub async fn create_agent(docker: &Docker, spec: &Spec, p: &Placement, image: &s
     let mut mounts =
         HashMap::from([("/tmp".to_string(), tmpfs(",mode=1777")), ("/var/tmp".into(), tmpfs(",mode=1777"))]);
     if own_image {
-        mounts.insert(AGENT_HOME.into(), tmpfs(",uid=1000,gid=1000,mode=0700"));
+        mounts.insert(AGENT_HOME.into(), tmpfs(&format!(",uid={uid},gid={gid},mode=0700")));
     }
-    let cmd = if spec.command.is_empty() && own_image {
-        Some(IDLE_COMMAND.iter().map(|s| s.to_string()).collect())
-    } else if spec.command.is_empty() {
-        None
-    } else {
+    let cmd = if !spec.command.is_empty() {
         Some(spec.command.clone())
+    } else if own_image || !image_has_command(docker, image).await? {
+        Some(IDLE_COMMAND.iter().map(|s| s.to_string()).collect())
+    } else {
+        None
     };
     let body = ContainerCreateBody {
         image: Some(image.into()),
         hostname: Some(spec.name.clone()),
-        user: own_image.then(|| AGENT_USER.to_string()),
+        user: own_image.then(|| format!("{uid}:{gid}")),
         env: Some(env),
         cmd,
         working_dir: Some(spec.workdir.clone()),
@@ -122,6 +134,13 @@ pub async fn create_agent(docker: &Docker, spec: &Spec, p: &Placement, image: &s
         .await
         .with_context(|| format!("agent: starting {container}"))?;
     Ok(container)
+}
+
+/// Whether the image says what to run (an imported rootfs, or a build from one, says nothing).
+async fn image_has_command(docker: &Docker, image: &str) -> anyhow::Result<bool> {
+    let config = docker.inspect_image(image).await.with_context(|| format!("agent: inspecting {image}"))?.config;
+    let set = |v: Option<Vec<String>>| v.is_some_and(|v| !v.is_empty());
+    Ok(config.is_some_and(|c| set(c.cmd) || set(c.entrypoint)))
 }
 
 #[cfg(test)]

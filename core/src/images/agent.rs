@@ -15,8 +15,8 @@ use crate::backend::Progress;
 /// The recipe, embedded so an installed bottle-core builds the same image as a source checkout.
 const ROOTFS_RECIPE: &str = include_str!("../../../images/agent/rootfs.sh");
 pub const AGENT_REPO: &str = "bottle-agent";
-/// The unprivileged user the recipe creates; the agent runs as it.
-pub const AGENT_USER: &str = "1000:1000";
+/// The unprivileged user the recipe creates (`agent`, uid and gid 1000).
+pub const AGENT_UID: u32 = 1000;
 pub const AGENT_HOME: &str = "/home/agent";
 
 pub fn agent_tag() -> String {

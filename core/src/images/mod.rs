@@ -20,7 +20,7 @@ use crate::backend::Progress;
 use crate::netpool;
 use crate::spec::ImageSource;
 
-pub use agent::{AGENT_HOME, AGENT_REPO, AGENT_USER, agent_tag, ensure_agent_image};
+pub use agent::{AGENT_HOME, AGENT_REPO, AGENT_UID, agent_tag, ensure_agent_image};
 pub use bundle::{BUNDLE_BIN_ENV, BUNDLE_REPO, ensure_bundle_image};
 
 /// Env override for the cache of rootfs tarballs.
