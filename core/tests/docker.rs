@@ -120,8 +120,16 @@ async fn sh(b: &DockerBackend, name: &str, script: &str) -> bottle_core::backend
 
 /// Python in the agent: try a TCP connect, print `open` or the error class. Bounded by a 3 s timeout.
 fn connect_probe(ip: Ipv4Addr, port: u16) -> String {
+    connect_probes(&[(ip, port)])
+}
+
+/// Several connect probes at once (in threads, so closed-by-silence targets time out together);
+/// prints one `ip:port result` line per target, in order.
+fn connect_probes(targets: &[(Ipv4Addr, u16)]) -> String {
+    let list: Vec<String> = targets.iter().map(|(ip, port)| format!("('{ip}', {port})")).collect();
     format!(
-        "python3 -c \"import socket\ntry:\n socket.create_connection(('{ip}', {port}), timeout=3); print('open')\nexcept Exception as e:\n print(type(e).__name__)\""
+        "python3 -c \"\nimport socket, concurrent.futures as f\ndef p(t):\n try:\n  socket.create_connection(t, timeout=3); return 'open'\n except Exception as e:\n  return type(e).__name__\nts = [{}]\nfor t, r in zip(ts, f.ThreadPoolExecutor(len(ts)).map(p, ts)): print(t[0] + ':' + str(t[1]), r)\"",
+        list.join(", ")
     )
 }
 
@@ -278,8 +286,8 @@ async fn the_agent_reaches_neither_the_host_nor_the_control_plane() {
     let egress_gateway = bottle_core::netpool::host(&p.egress_subnet, 1);
     // Positive control: the same probe does reach the bundle's proxy.
     let out = sh(&b, &name, &connect_probe(p.bundle_ip, 3128)).await;
-    assert_eq!(out.stdout.trim(), "open", "{out:?}");
-    for (what, ip, port) in [
+    assert_eq!(out.stdout.trim(), format!("{}:3128 open", p.bundle_ip), "{out:?}");
+    let targets = [
         ("agent-network gateway", gateway, port),
         ("egress-network gateway", egress_gateway, port),
         ("docker0", docker0, port),
@@ -287,12 +295,18 @@ async fn the_agent_reaches_neither_the_host_nor_the_control_plane() {
         ("control plane on the bundle's egress address", p.bundle_egress_ip, 9090),
         ("control port on the bundle's agent address", p.bundle_ip, 9090),
         ("the bundle's egress dialer", p.bundle_ip, 9099),
-    ] {
-        let out = sh(&b, &name, &connect_probe(ip, port)).await;
-        assert_ne!(out.stdout.trim(), "open", "{what} {ip}:{port} reachable from the agent: {out:?}");
-        assert!(!out.stdout.trim().is_empty(), "probe ran: {out:?}");
+    ];
+    let out = sh(&b, &name, &connect_probes(&targets.map(|(_, ip, port)| (ip, port)))).await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), targets.len(), "every probe ran: {out:?}");
+    for ((what, ip, port), line) in targets.iter().zip(lines) {
+        assert!(line.starts_with(&format!("{ip}:{port} ")), "{line}");
+        assert!(!line.ends_with(" open"), "{what} {ip}:{port} reachable from the agent: {line}");
     }
     assert!(listener.accept().is_err(), "no connection ever arrived at the host listener");
+    // The host's bridge keeps an IPv6 link-local address; the agent must have no IPv6 to use it.
+    let v6 = sh(&b, &name, "cat /proc/sys/net/ipv6/conf/all/disable_ipv6; wc -l < /proc/net/if_inet6").await;
+    assert_eq!(v6.stdout.split_whitespace().collect::<Vec<_>>(), ["1", "0"], "agent has IPv6: {v6:?}");
     b.down(&name, &Print(name.clone())).await.unwrap();
 }
 
@@ -313,7 +327,8 @@ async fn a_stopped_bundle_leaves_the_agent_with_no_way_out() {
     assert_eq!(st.state, "degraded", "{st:?}");
     assert!(st.detail.contains("no way out"), "{st:?}");
     let out = sh(&b, &name, &connect_probe(p.bundle_ip, 3128)).await;
-    assert_ne!(out.stdout.trim(), "open", "{out:?}");
+    let line = out.stdout.trim();
+    assert!(line.starts_with(&format!("{}:3128 ", p.bundle_ip)) && !line.ends_with(" open"), "{out:?}");
     let out = sh(&b, &name, "curl -sS --max-time 5 http://allowed.test/ 2>&1; echo exit=$?").await;
     assert!(!out.stdout.contains("exit=0"), "{out:?}");
     b.down(&name, &Print(name.clone())).await.unwrap();
