@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bottle_core::backend::{BottleBackend, Progress, Verdict};
+use bottle_core::backend::{BackendKind, BottleBackend, Progress, Verdict};
 use bottle_core::docker::{DockerBackend, DockerOptions};
 use bottle_core::sidecar::{Placement, SidecarOptions, labels};
 use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
@@ -144,7 +144,7 @@ async fn up_status_exec_down_round_trip_keeps_the_workspace() {
     assert_eq!(st.allowlist.verdict, Verdict::NotVerified);
     assert_eq!(st.allowlist.allowlist, ["allowed.test"]);
 
-    let p = Placement::find(b.docker(), &name).await.unwrap().expect("placement from labels");
+    let p = Placement::find(b.docker(), BackendKind::Docker, &name).await.unwrap().expect("placement from labels");
     let out = sh(&b, &name, "id -u; echo $https_proxy; echo $NO_PROXY; echo $AGENT_VISIBLE; echo hi > /workspace/made-inside; touch /etc/x 2>&1 || true").await;
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
@@ -177,7 +177,7 @@ async fn up_status_exec_down_round_trip_keeps_the_workspace() {
     let gone = b.status(&name).await.unwrap_err().to_string();
     assert!(gone.contains("no such bottle"), "{gone}");
     assert!(ws.path().join("made-inside").exists(), "down never touches the workspace");
-    assert!(Placement::find(b.docker(), &name).await.unwrap().is_none(), "networks removed");
+    assert!(Placement::find(b.docker(), BackendKind::Docker, &name).await.unwrap().is_none(), "networks removed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,7 +216,7 @@ async fn ten_concurrent_ups_get_disjoint_subnets() {
     }
     let mut subnets = Vec::new();
     for name in &names {
-        let p = Placement::find(b.docker(), name).await.unwrap().unwrap();
+        let p = Placement::find(b.docker(), BackendKind::Docker, name).await.unwrap().unwrap();
         subnets.extend([p.agent_subnet, p.egress_subnet]);
     }
     for (i, a) in subnets.iter().enumerate() {
@@ -232,7 +232,11 @@ async fn ten_concurrent_ups_get_disjoint_subnets() {
 /// Polls (bounded) until bottle `name` has at least one labelled network.
 async fn wait_for_networks(b: &DockerBackend, name: &str) {
     for _ in 0..600 {
-        if !bottle_core::sidecar::network::list_networks(b.docker(), Some(name)).await.unwrap().is_empty() {
+        if !bottle_core::sidecar::network::list_networks(b.docker(), BackendKind::Docker, Some(name))
+            .await
+            .unwrap()
+            .is_empty()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -276,7 +280,7 @@ async fn the_agent_reaches_neither_the_host_nor_the_control_plane() {
     let _cleanup = Cleanup(vec![name.clone()]);
     let (spec, _ws) = spec(&name);
     b.up(&spec, &Print(name.clone())).await.unwrap();
-    let p = Placement::find(b.docker(), &name).await.unwrap().unwrap();
+    let p = Placement::find(b.docker(), BackendKind::Docker, &name).await.unwrap().unwrap();
 
     let listener = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -317,7 +321,7 @@ async fn a_stopped_bundle_leaves_the_agent_with_no_way_out() {
     let _cleanup = Cleanup(vec![name.clone()]);
     let (spec, _ws) = spec(&name);
     b.up(&spec, &Print(name.clone())).await.unwrap();
-    let p = Placement::find(b.docker(), &name).await.unwrap().unwrap();
+    let p = Placement::find(b.docker(), BackendKind::Docker, &name).await.unwrap().unwrap();
     let bundle = labels::object_name(&name, labels::ROLE_BUNDLE);
     b.docker()
         .stop_container(&bundle, Some(bollard::query_parameters::StopContainerOptionsBuilder::default().t(2).build()))
@@ -476,5 +480,12 @@ async fn a_spec_build_context_becomes_the_agent_image() {
     b.up(&spec, &Print(name.clone())).await.unwrap();
     assert_eq!(sh(&b, &name, "cat /built").await.stdout, "built-here\n");
     b.down(&name, &Print(name.clone())).await.unwrap();
-    let _ = b.docker().remove_image(&format!("bottle-build-{name}:latest"), None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+    let _ = b
+        .docker()
+        .remove_image(
+            &format!("bottle-build-{name}:latest"),
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
 }

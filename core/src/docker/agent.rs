@@ -17,6 +17,7 @@ use bollard::models::{
 };
 use bottle_protocol::config::{DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT, DEFAULT_SUPERVISE_PORT};
 
+use crate::backend::BackendKind;
 use crate::images::{AGENT_HOME, AGENT_UID};
 use crate::sidecar::{Placement, labels};
 use crate::spec::{ImageSource, Spec};
@@ -70,11 +71,10 @@ pub async fn create_agent(docker: &Docker, spec: &Spec, p: &Placement, image: &s
     if own_image {
         env.push(format!("HOME={AGENT_HOME}"));
     }
-    let mut l = labels::base(&spec.name, labels::ROLE_AGENT);
+    let mut l = labels::base(BackendKind::Docker, &spec.name, labels::ROLE_AGENT);
     l.insert(labels::ALLOW.into(), serde_json::to_string(&spec.allow)?);
     l.insert(labels::WORKSPACE.into(), spec.workspace.display().to_string());
     l.insert(labels::BUNDLE_IP.into(), p.bundle_ip.to_string());
-    l.insert(labels::BACKEND.into(), "docker".into());
     let tmpfs = |extra: &str| format!("rw,nosuid,nodev,size={TMPFS_SIZE}{extra}");
     let mut mounts =
         HashMap::from([("/tmp".to_string(), tmpfs(",mode=1777")), ("/var/tmp".into(), tmpfs(",mode=1777"))]);

@@ -147,10 +147,19 @@ impl DockerBackend {
             images::ensure_bundle_image(d, progress),
             images::resolve_agent_image(d, &spec.name, &spec.image, progress),
         )?;
-        let placement = sidecar::create_networks(d, &self.pool, &spec.name, progress).await?;
+        let placement = sidecar::create_networks(d, &self.pool, BackendKind::Docker, &spec.name, progress).await?;
         let rendered = sidecar::render(spec, &placement, &self.options.sidecar, &sidecar::new_token())?;
-        sidecar::start_bundle(d, &spec.name, &placement, &bundle_image, &rendered, &self.options.sidecar, progress)
-            .await?;
+        sidecar::start_bundle(
+            d,
+            BackendKind::Docker,
+            &spec.name,
+            &placement,
+            &bundle_image,
+            &rendered,
+            &self.options.sidecar,
+            progress,
+        )
+        .await?;
         progress.step(&format!("starting the agent ({agent_image}) on {}", placement.agent_subnet));
         let agent = agent::create_agent(d, spec, &placement, &agent_image).await?;
         let verdict = if self.options.start_check {

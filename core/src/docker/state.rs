@@ -20,7 +20,7 @@ use crate::sidecar::{bundle::read_file, labels, network};
 pub async fn containers(docker: &Docker, name: Option<&str>) -> anyhow::Result<Vec<ContainerSummary>> {
     let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
         .all(true)
-        .filters(&labels::filter(name))
+        .filters(&labels::filter(BackendKind::Docker, name))
         .build();
     docker.list_containers(Some(options)).await.context("docker: listing containers")
 }
@@ -31,7 +31,7 @@ pub async fn names(docker: &Docker) -> anyhow::Result<BTreeSet<String>> {
     for c in containers(docker, None).await? {
         out.extend(c.labels.and_then(|l| l.get(labels::NAME).cloned()));
     }
-    for n in network::list_networks(docker, None).await? {
+    for n in network::list_networks(docker, BackendKind::Docker, None).await? {
         out.extend(n.labels.and_then(|l| l.get(labels::NAME).cloned()));
     }
     Ok(out)
@@ -61,7 +61,10 @@ pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus>
     let all = containers(docker, Some(name)).await?;
     let find = |r| all.iter().find(|c| role(c) == Some(r));
     let (agent, bundle) = (find(labels::ROLE_AGENT), find(labels::ROLE_BUNDLE));
-    if agent.is_none() && bundle.is_none() && network::list_networks(docker, Some(name)).await?.is_empty() {
+    if agent.is_none()
+        && bundle.is_none()
+        && network::list_networks(docker, BackendKind::Docker, Some(name)).await?.is_empty()
+    {
         anyhow::bail!("bottle {name}: no such bottle");
     }
     let allow: Vec<String> = agent
@@ -132,7 +135,7 @@ async fn remove_pass(docker: &Docker, name: &str) -> anyhow::Result<bool> {
             Err(e) => return Err(e).with_context(|| format!("bottle {name}: removing container {id}")),
         }
     }
-    Ok(network::remove_networks(docker, name).await? || found)
+    Ok(network::remove_networks(docker, BackendKind::Docker, name).await? || found)
 }
 
 /// Whether a bottle finished `up` (its agent exists and its bundle holds the start-check record).

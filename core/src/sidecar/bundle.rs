@@ -20,7 +20,7 @@ use bollard::models::{
 use super::config::{BundleFile, DIR, Rendered, SidecarOptions};
 use super::labels;
 use super::network::Placement;
-use crate::backend::{ControlEndpoint, Progress};
+use crate::backend::{BackendKind, ControlEndpoint, Progress};
 
 /// The bundle's uid/gid (`nobody`): it owns its files and binds only unprivileged ports.
 pub const BUNDLE_UID: u64 = 65534;
@@ -38,6 +38,7 @@ fn control_port_key() -> String {
 /// Creates, fills and starts the bundle of bottle `name`, and waits until it listens.
 pub async fn start_bundle(
     docker: &Docker,
+    backend: BackendKind,
     name: &str,
     placement: &Placement,
     image: &str,
@@ -47,7 +48,7 @@ pub async fn start_bundle(
 ) -> anyhow::Result<()> {
     progress.step("starting the bundle (proxy, egress, git gate, supervise, control plane)");
     let container = labels::object_name(name, labels::ROLE_BUNDLE);
-    let mut l = labels::base(name, labels::ROLE_BUNDLE);
+    let mut l = labels::base(backend, name, labels::ROLE_BUNDLE);
     l.insert(labels::BUNDLE_IP.into(), placement.bundle_ip.to_string());
     let body = ContainerCreateBody {
         image: Some(image.to_string()),

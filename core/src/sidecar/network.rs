@@ -16,7 +16,7 @@ use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
 use ipnet::Ipv4Net;
 
 use super::labels;
-use crate::backend::Progress;
+use crate::backend::{BackendKind, Progress};
 use crate::netpool::{self, NetPool, PoolLock};
 
 /// Where a bottle's pieces sit. Host numbers are fixed so the bundle config can name them before anything starts.
@@ -57,10 +57,10 @@ impl Placement {
     }
 
     /// Reads the placement of an existing bottle back from its networks' labels.
-    pub async fn find(docker: &Docker, name: &str) -> anyhow::Result<Option<Self>> {
+    pub async fn find(docker: &Docker, backend: BackendKind, name: &str) -> anyhow::Result<Option<Self>> {
         let mut agent = None;
         let mut egress = None;
-        for n in list_networks(docker, Some(name)).await? {
+        for n in list_networks(docker, backend, Some(name)).await? {
             let l = n.labels.unwrap_or_default();
             let subnet = l.get(labels::SUBNET).and_then(|s| s.parse::<Ipv4Net>().ok()).zip(n.id);
             match l.get(labels::ROLE).map(String::as_str) {
@@ -73,9 +73,14 @@ impl Placement {
     }
 }
 
-pub async fn list_networks(docker: &Docker, name: Option<&str>) -> anyhow::Result<Vec<bollard::models::Network>> {
-    let options =
-        bollard::query_parameters::ListNetworksOptionsBuilder::default().filters(&labels::filter(name)).build();
+pub async fn list_networks(
+    docker: &Docker,
+    backend: BackendKind,
+    name: Option<&str>,
+) -> anyhow::Result<Vec<bollard::models::Network>> {
+    let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+        .filters(&labels::filter(backend, name))
+        .build();
     docker.list_networks(Some(options)).await.context("docker: listing networks")
 }
 
@@ -98,6 +103,7 @@ pub async fn taken_subnets(docker: &Docker) -> anyhow::Result<Vec<Ipv4Net>> {
 pub async fn create_networks(
     docker: &Docker,
     pool: &NetPool,
+    backend: BackendKind,
     name: &str,
     progress: &dyn Progress,
 ) -> anyhow::Result<Placement> {
@@ -105,8 +111,8 @@ pub async fn create_networks(
     let _lock = PoolLock::acquire().await?;
     let agent_net = labels::object_name(name, labels::ROLE_AGENT_NET);
     let egress_net = labels::object_name(name, labels::ROLE_EGRESS_NET);
-    let agent = create_one(docker, pool, name, &agent_net, labels::ROLE_AGENT_NET).await?;
-    let egress = create_one(docker, pool, name, &egress_net, labels::ROLE_EGRESS_NET).await?;
+    let agent = create_one(docker, pool, &labels::base(backend, name, labels::ROLE_AGENT_NET), &agent_net).await?;
+    let egress = create_one(docker, pool, &labels::base(backend, name, labels::ROLE_EGRESS_NET), &egress_net).await?;
     Ok(Placement::new(agent, egress))
 }
 
@@ -114,9 +120,8 @@ pub async fn create_networks(
 async fn create_one(
     docker: &Docker,
     pool: &NetPool,
-    name: &str,
+    labels: &HashMap<String, String>,
     net: &str,
-    role: &str,
 ) -> anyhow::Result<(String, Ipv4Net)> {
     let mut refused = Vec::new();
     for _ in 0..MAX_PICK_ATTEMPTS {
@@ -130,7 +135,7 @@ async fn create_one(
                 netpool::POOL_ENV
             );
         };
-        match docker.create_network(request(name, net, role, subnet)).await {
+        match docker.create_network(request(labels, net, subnet)).await {
             Ok(created) => return Ok((created.id, subnet)),
             Err(e) if is_overlap(&e) => refused.push(subnet),
             Err(e) => return Err(e).with_context(|| format!("network: creating {net} on {subnet}")),
@@ -144,10 +149,10 @@ fn is_overlap(e: &bollard::errors::Error) -> bool {
     s.contains("overlaps") || s.contains("Pool overlaps")
 }
 
-fn request(name: &str, net: &str, role: &str, subnet: Ipv4Net) -> NetworkCreateRequest {
-    let mut labels = labels::base(name, role);
-    labels.insert(labels::SUBNET.into(), subnet.to_string());
-    let internal = role == labels::ROLE_AGENT_NET;
+fn request(labels: &HashMap<String, String>, net: &str, subnet: Ipv4Net) -> NetworkCreateRequest {
+    let internal = labels.get(labels::ROLE).map(String::as_str) == Some(labels::ROLE_AGENT_NET);
+    let mut all = labels.clone();
+    all.insert(labels::SUBNET.into(), subnet.to_string());
     let mut options = HashMap::new();
     if internal {
         options.insert("com.docker.network.bridge.inhibit_ipv4".to_string(), "true".to_string());
@@ -161,14 +166,14 @@ fn request(name: &str, net: &str, role: &str, subnet: Ipv4Net) -> NetworkCreateR
             ..Default::default()
         }),
         options: Some(options),
-        labels: Some(labels),
+        labels: Some(all),
         ..Default::default()
     }
 }
 
 /// Removes every network labelled with `name`; returns whether there was any.
-pub async fn remove_networks(docker: &Docker, name: &str) -> anyhow::Result<bool> {
-    let networks = list_networks(docker, Some(name)).await?;
+pub async fn remove_networks(docker: &Docker, backend: BackendKind, name: &str) -> anyhow::Result<bool> {
+    let networks = list_networks(docker, backend, Some(name)).await?;
     let found = !networks.is_empty();
     for n in networks {
         if let Some(id) = n.id.as_deref() {
@@ -202,10 +207,12 @@ pub(crate) mod tests {
 
     #[test]
     fn only_the_agent_network_is_internal_and_gatewayless() {
-        let a = request("b", "n", labels::ROLE_AGENT_NET, "10.213.0.0/28".parse().unwrap());
+        let base = |role| labels::base(BackendKind::Docker, "b", role);
+        let a = request(&base(labels::ROLE_AGENT_NET), "n", "10.213.0.0/28".parse().unwrap());
         assert_eq!(a.internal, Some(true));
         assert_eq!(a.options.unwrap()["com.docker.network.bridge.inhibit_ipv4"], "true");
-        let e = request("b", "n", labels::ROLE_EGRESS_NET, "10.213.0.16/28".parse().unwrap());
+        assert_eq!(a.labels.unwrap()[labels::SUBNET], "10.213.0.0/28");
+        let e = request(&base(labels::ROLE_EGRESS_NET), "n", "10.213.0.16/28".parse().unwrap());
         assert_eq!(e.internal, Some(false));
         assert!(e.options.unwrap().is_empty());
     }
