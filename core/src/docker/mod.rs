@@ -25,7 +25,7 @@ use crate::backend::{
 };
 use crate::images;
 use crate::netpool::{self, NetPool};
-use crate::sidecar::{self, SidecarOptions, labels};
+use crate::sidecar::{self, BundleRequest, SidecarOptions, labels};
 use crate::spec::Spec;
 
 /// Options of the Docker backend beyond the spec.
@@ -149,17 +149,15 @@ impl DockerBackend {
         )?;
         let placement = sidecar::create_networks(d, &self.pool, BackendKind::Docker, &spec.name, progress).await?;
         let rendered = sidecar::render(spec, &placement, &self.options.sidecar, &sidecar::new_token())?;
-        sidecar::start_bundle(
-            d,
-            BackendKind::Docker,
-            &spec.name,
-            &placement,
-            &bundle_image,
-            &rendered,
-            &self.options.sidecar,
-            progress,
-        )
-        .await?;
+        let bundle = BundleRequest {
+            backend: BackendKind::Docker,
+            name: &spec.name,
+            placement: &placement,
+            image: &bundle_image,
+            rendered: &rendered,
+            options: &self.options.sidecar,
+        };
+        sidecar::start_bundle(d, bundle, progress).await?;
         progress.step(&format!("starting the agent ({agent_image}) on {}", placement.agent_subnet));
         let agent = agent::create_agent(d, spec, &placement, &agent_image).await?;
         let verdict = if self.options.start_check {

@@ -35,17 +35,19 @@ fn control_port_key() -> String {
     format!("{}/tcp", bottle_protocol::config::DEFAULT_CONTROL_PORT)
 }
 
-/// Creates, fills and starts the bundle of bottle `name`, and waits until it listens.
-pub async fn start_bundle(
-    docker: &Docker,
-    backend: BackendKind,
-    name: &str,
-    placement: &Placement,
-    image: &str,
-    rendered: &Rendered,
-    options: &SidecarOptions,
-    progress: &dyn Progress,
-) -> anyhow::Result<()> {
+/// What one bundle is made of.
+pub struct BundleRequest<'a> {
+    pub backend: BackendKind,
+    pub name: &'a str,
+    pub placement: &'a Placement,
+    pub image: &'a str,
+    pub rendered: &'a Rendered,
+    pub options: &'a SidecarOptions,
+}
+
+/// Creates, fills and starts the bundle of a bottle, and waits until it listens.
+pub async fn start_bundle(docker: &Docker, req: BundleRequest<'_>, progress: &dyn Progress) -> anyhow::Result<()> {
+    let BundleRequest { backend, name, placement, image, rendered, options } = req;
     progress.step("starting the bundle (proxy, egress, git gate, supervise, control plane)");
     let container = labels::object_name(name, labels::ROLE_BUNDLE);
     let mut l = labels::base(backend, name, labels::ROLE_BUNDLE);
