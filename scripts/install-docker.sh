@@ -11,6 +11,9 @@ DOCKERD_LOG=${DOCKERD_LOG:-/var/log/dockerd-bottle.log}
 # How long to wait for a freshly started dockerd to answer.
 DOCKERD_START_TIMEOUT_S=${DOCKERD_START_TIMEOUT_S:-60}
 
+# The tools bottle's image builds use (debootstrap for the default agent rootfs).
+ensure_packages debootstrap ca-certificates
+
 if docker info >/dev/null 2>&1; then
   echo "==> docker engine already answering ($(docker version -f '{{.Server.Version}}' 2>/dev/null))" >&2
   exit 0
@@ -20,8 +23,6 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; 
   echo "==> dockerd or docker missing: installing docker.io" >&2
   ensure_packages docker.io
 fi
-# The tools bottle's image builds and network checks use.
-ensure_packages iproute2 debootstrap ca-certificates
 
 if [ "$(id -u)" != 0 ]; then
   echo "install-docker: no engine answers and starting dockerd needs root; run: sudo $0" >&2

@@ -3,8 +3,9 @@
 //! requests on the event stream.
 //!
 //! Every test brings up its own uniquely named bottles and removes them, so the
-//! tests run in parallel. When no engine answers, `scripts/install-docker.sh` is run
-//! once; only if that fails too is a test skipped, with the reason printed.
+//! tests run in parallel. `scripts/install-docker.sh` runs once first (idempotent:
+//! it starts an engine if none answers); only if no engine answers after it is a
+//! test skipped, with the reason printed.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener};
@@ -39,17 +40,15 @@ static ENGINE: OnceCell<Result<(), String>> = OnceCell::const_new();
 
 /// A backend on the local engine (starting one if needed), or `None` with the reason printed.
 async fn backend(options: DockerOptions) -> Option<DockerBackend> {
+    // Always once per run: it is idempotent and also installs what image builds need (debootstrap).
     let ready = ENGINE
         .get_or_init(|| async {
-            if DockerBackend::connect(DockerOptions::default()).await.is_ok() {
-                return Ok(());
-            }
             let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-docker.sh");
             let out = tokio::process::Command::new("bash").arg(script).output().await.map_err(|e| e.to_string())?;
             if !out.status.success() {
                 return Err(format!("install-docker.sh failed: {}", String::from_utf8_lossy(&out.stderr)));
             }
-            Ok(())
+            DockerBackend::connect(DockerOptions::default()).await.map(drop).map_err(|e| format!("{e:#}"))
         })
         .await;
     match ready {
