@@ -61,7 +61,8 @@ docker rm -f "$canary" >/dev/null 2>&1 || true
 docker network rm "$canary_net" >/dev/null 2>&1 || true
 
 step "starting the canary origin (allowed.test) on its own network"
-docker network create "$canary_net" >/dev/null
+# Internal: the canary needs no way out, and the bundle's egress network must stay its gateway.
+docker network create --internal "$canary_net" >/dev/null
 docker run -d --name "$canary" --network "$canary_net" "$agent_image" \
   sh -c 'mkdir -p /srv && echo "hello from the canary" > /srv/index.html && cd /srv && exec python3 -m http.server 80' >/dev/null
 canary_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$canary")

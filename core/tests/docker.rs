@@ -345,7 +345,9 @@ struct Canary {
 
 async fn canary(b: &DockerBackend, name: &str) -> Canary {
     let image = bottle_core::images::ensure_agent_image(b.docker(), &Print("canary".into())).await.unwrap();
-    let network = format!("bottle-test-canary-{name}");
+    // Named to sort before the bottle's egress network: were it not internal, Docker 20.10 would
+    // make it the bundle's gateway network and publish the control port into it.
+    let network = format!("bottle-0canary-{name}");
     let run = |args: &[&str]| {
         let out = std::process::Command::new("docker").args(args).output().unwrap();
         assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -353,7 +355,7 @@ async fn canary(b: &DockerBackend, name: &str) -> Canary {
     };
     // Its own label, not the bottle label: a canary is no bottle, and `gc` in a parallel test must not take it.
     let label = format!("{CANARY_LABEL}={name}");
-    run(&["network", "create", "--label", &label, &network]);
+    run(&["network", "create", "--internal", "--label", &label, &network]);
     let container = format!("{network}-origin");
     run(&[
         "run",

@@ -94,6 +94,16 @@ pub async fn start_bundle(docker: &Docker, req: BundleRequest<'_>, progress: &dy
         .await
         .with_context(|| format!("bundle: joining {}", placement.agent_net))?;
     for net in &options.canary_networks {
+        // Docker 20.10 publishes ports through the sandbox's gateway network, which is the
+        // first non-internal network by name; an internal canary network can never take that
+        // role from the egress network and send the control port somewhere nothing listens.
+        let info = docker
+            .inspect_network(net, None::<bollard::query_parameters::InspectNetworkOptions>)
+            .await
+            .with_context(|| format!("bundle: canary network {net}"))?;
+        if info.internal != Some(true) {
+            anyhow::bail!("bundle: canary network {net} must be created `--internal`");
+        }
         docker.connect_network(net, join(None)).await.with_context(|| format!("bundle: joining {net}"))?;
     }
     let tar = tokio::task::spawn_blocking({

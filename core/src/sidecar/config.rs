@@ -36,7 +36,7 @@ pub struct SidecarOptions {
     pub canary_hosts: BTreeMap<String, Vec<String>>,
     /// Private CIDRs the bundle may dial although they are private (where the canary lives).
     pub canary_cidrs: Vec<String>,
-    /// Extra Docker networks the bundle joins (the canary's network).
+    /// Extra Docker networks the bundle joins (the canary's network); each must be `internal`.
     pub canary_networks: Vec<String>,
     /// An allowed URL the start check fetches from inside the agent; without it the
     /// check can only show that blocking works, and the verdict stays not-verified.
