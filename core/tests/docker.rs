@@ -153,6 +153,8 @@ async fn up_status_exec_down_round_trip_keeps_the_workspace() {
     );
     assert!(out.stdout.contains("Read-only file system"), "the agent's root is read-only: {out:?}");
     assert_eq!(std::fs::read_to_string(ws.path().join("made-inside")).unwrap(), "hi\n");
+    let git = sh(&b, &name, "git config --get-regexp '^url\\.'").await;
+    assert_eq!(git.stdout.trim(), format!("url.http://{}:9418/.insteadof bottle:", p.bundle_ip), "{git:?}");
 
     // The agent container: no socket, no capabilities, no secrets or token in its environment.
     let agent = b.docker().inspect_container(&labels::object_name(&name, labels::ROLE_AGENT), None).await.unwrap();
@@ -439,6 +441,25 @@ async fn a_failed_start_check_removes_the_bottle_and_says_why() {
     let (spec, _ws) = spec(&name);
     let e = format!("{:#}", b.up(&spec, &Print(name.clone())).await.unwrap_err());
     assert!(e.contains("start check failed") && e.contains("removed"), "{e}");
+    assert!(b.status(&name).await.is_err(), "nothing of the bottle is left");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_network_that_is_not_internal_is_refused() {
+    let name = unique("extnet");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let network = format!("bottle-0canary-{name}");
+    let label = format!("{CANARY_LABEL}={name}");
+    let out = std::process::Command::new("docker").args(["network", "create", "--label", &label, &network]).output();
+    assert!(out.unwrap().status.success());
+    let options = DockerOptions {
+        sidecar: SidecarOptions { canary_networks: vec![network.clone()], ..Default::default() },
+        start_check: false,
+    };
+    let Some(b) = backend(options).await else { return };
+    let (spec, _ws) = spec(&name);
+    let e = format!("{:#}", b.up(&spec, &Print(name.clone())).await.unwrap_err());
+    assert!(e.contains(&network) && e.contains("--internal"), "{e}");
     assert!(b.status(&name).await.is_err(), "nothing of the bottle is left");
 }
 
