@@ -511,3 +511,51 @@ async fn a_spec_build_context_becomes_the_agent_image() {
         )
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_and_the_token_live_only_in_the_bundle() {
+    let Some(b) = backend(plumbing()).await else { return };
+    let name = unique("secrets");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let (mut spec, ws) = spec(&name);
+    let value = "never-leave-3f9a1c";
+    let secret_file = ws.path().join("..").join(format!("{name}.secret"));
+    std::fs::write(&secret_file, value).unwrap();
+    spec.secrets = vec![bottle_core::spec::Secret {
+        name: "API_KEY".into(),
+        from: bottle_core::spec::SecretSource::File(secret_file.clone()),
+    }];
+    b.up(&spec, &Print(name.clone())).await.unwrap();
+    let token = b.control_endpoint(&name).await.unwrap().token;
+
+    // In the bundle: the secrets file, owned by the bundle's user, readable by it alone.
+    let bundle = labels::object_name(&name, labels::ROLE_BUNDLE);
+    let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+        .path("/etc/bottle/secrets.toml")
+        .build();
+    let tar: Vec<bytes::Bytes> =
+        futures_util::TryStreamExt::try_collect(b.docker().download_from_container(&bundle, Some(options)))
+            .await
+            .unwrap();
+    let tar = tar.concat();
+    let mut archive = tar::Archive::new(&tar[..]);
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let header = entry.header().clone();
+    assert_eq!((header.uid().unwrap(), header.mode().unwrap() & 0o777), (65534, 0o400));
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+    assert!(text.contains(value), "{text}");
+
+    // Nowhere the agent or `docker inspect` can see.
+    for role in [labels::ROLE_AGENT, labels::ROLE_BUNDLE] {
+        let inspect = b.docker().inspect_container(&labels::object_name(&name, role), None).await.unwrap();
+        let json = serde_json::to_string(&inspect).unwrap();
+        assert!(!json.contains(value) && !json.contains(&token), "{role} inspect shows a secret");
+    }
+    let seen =
+        sh(&b, &name, &format!("env; ls -la /etc/bottle 2>&1; grep -rs {value} /etc /home /tmp; echo done")).await;
+    assert!(seen.stdout.ends_with("done\n") && !seen.stdout.contains(value), "{seen:?}");
+    assert!(seen.stdout.contains("No such file or directory"), "no /etc/bottle in the agent: {seen:?}");
+    b.down(&name, &Print(name.clone())).await.unwrap();
+    std::fs::remove_file(secret_file).unwrap();
+}
