@@ -336,7 +336,15 @@ async fn a_stopped_bundle_leaves_the_agent_with_no_way_out() {
     assert!(line.starts_with(&format!("{}:3128 ", p.bundle_ip)) && !line.ends_with(" open"), "{out:?}");
     let out = sh(&b, &name, "curl -sS --max-time 5 http://allowed.test/ 2>&1; echo exit=$?").await;
     assert!(!out.stdout.contains("exit=0"), "{out:?}");
-    b.down(&name, &Print(name.clone())).await.unwrap();
+    assert!(!b.garbage().await.unwrap().contains(&name), "a degraded bottle is not garbage");
+    let agent = labels::object_name(&name, labels::ROLE_AGENT);
+    b.docker()
+        .stop_container(&agent, Some(bollard::query_parameters::StopContainerOptionsBuilder::default().t(2).build()))
+        .await
+        .unwrap();
+    assert_eq!(b.status(&name).await.unwrap().state, "stopped");
+    assert!(b.gc().await.unwrap().contains(&name), "gc removes a bottle that has stopped");
+    assert!(b.status(&name).await.is_err());
 }
 
 /// A canary "internet": python's http.server in bottle's agent image, on a network of its own.

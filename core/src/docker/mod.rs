@@ -105,8 +105,9 @@ impl DockerBackend {
         &self.options
     }
 
-    /// Removes what interrupted `up`s left behind (skipping names with an `up`/`down` in
-    /// progress); returns the names cleaned.
+    /// Removes what interrupted `up`s left behind and bottles whose agent and bundle have both
+    /// stopped (skipping names with an `up`/`down` in progress); returns the names removed.
+    /// A degraded bottle stays: its state is news the user should see.
     pub async fn gc(&self) -> anyhow::Result<Vec<String>> {
         self.collect(true).await
     }
@@ -120,7 +121,9 @@ impl DockerBackend {
         let mut found = Vec::new();
         for name in state::names(&self.docker).await? {
             let Some(_lock) = netpool::lock_file(&state::name_lock_path(&name), false)? else { continue };
-            if !state::complete(&self.docker, &name).await? {
+            let garbage = !state::complete(&self.docker, &name).await?
+                || state::status(&self.docker, &name).await?.state == "stopped";
+            if garbage {
                 if remove {
                     state::remove(&self.docker, &name).await?;
                 }
