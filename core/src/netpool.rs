@@ -115,7 +115,8 @@ impl PoolLock {
 /// Opens (creating) `path` and takes an exclusive flock on it; `None` if `wait` is false and it is held.
 pub fn lock_file(path: &Path, wait: bool) -> anyhow::Result<Option<File>> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("lock: creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("lock: creating {} (set {RUN_DIR_ENV} to a writable directory)", dir.display()))?;
     }
     let file = std::fs::OpenOptions::new()
         .create(true)
