@@ -3,5 +3,9 @@
 pub mod backend;
 pub mod cli;
 pub mod control_client;
+pub mod docker;
+pub mod images;
+pub mod netpool;
+pub mod sidecar;
 pub mod smolvm;
 pub mod spec;

@@ -1,0 +1,169 @@
+//! The agent container: on the internal agent network only, every way out through the bundle.
+//!
+//! Its proxy variables name the bundle's pinned address (with that address in
+//! `NO_PROXY`, so git gate and supervise are reached directly), and git is
+//! pointed at the gate through `GIT_CONFIG_*` variables: those need no file in
+//! the image and so work for any agent image. It gets no Docker socket, no
+//! capabilities, no privilege gain, hard limits, and, for bottle's own image,
+//! a read-only root with tmpfs for `/tmp` and the home directory.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bottle_protocol::config::{DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT, DEFAULT_SUPERVISE_PORT};
+
+use crate::backend::BackendKind;
+use crate::images::{AGENT_HOME, AGENT_UID};
+use crate::sidecar::{Placement, labels};
+use crate::spec::{ImageSource, Spec};
+
+/// Size cap for each tmpfs the agent gets.
+pub const TMPFS_SIZE: &str = "512m";
+/// Agent command when the spec names none: stay up so `exec` has somewhere to run.
+const IDLE_COMMAND: [&str; 2] = ["sleep", "infinity"];
+
+/// The environment that routes the agent through its bundle.
+pub fn network_env(spec: &Spec, p: &Placement) -> Vec<(String, String)> {
+    let proxy = format!("http://{}:{DEFAULT_PROXY_PORT}", p.bundle_ip);
+    let gate = format!("http://{}:{DEFAULT_GIT_GATE_PORT}/", p.bundle_ip);
+    let mut env: Vec<(String, String)> = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
+        .iter()
+        .map(|k| (k.to_string(), proxy.clone()))
+        .collect();
+    for k in ["NO_PROXY", "no_proxy"] {
+        env.push((k.into(), p.bundle_ip.to_string()));
+    }
+    env.push(("BOTTLE_SUPERVISE_URL".into(), format!("http://{}:{DEFAULT_SUPERVISE_PORT}", p.bundle_ip)));
+    env.push(("BOTTLE_GIT_GATE_URL".into(), gate.clone()));
+    // `bottle:<alias>.git` for any repo, and each repo's real upstream rewritten to its gate alias.
+    let mut rewrites = vec![(gate.clone(), "bottle:".to_string())];
+    rewrites.extend(spec.git.repos.iter().map(|r| (format!("{gate}{}.git", r.alias), r.upstream.clone())));
+    env.push(("GIT_CONFIG_COUNT".into(), rewrites.len().to_string()));
+    for (i, (to, from)) in rewrites.into_iter().enumerate() {
+        env.push((format!("GIT_CONFIG_KEY_{i}"), format!("url.{to}.insteadOf")));
+        env.push((format!("GIT_CONFIG_VALUE_{i}"), from));
+    }
+    env
+}
+
+/// Who the agent runs as in bottle's own image: the workspace's owner, so files the agent
+/// writes belong to the person who owns the workspace; the image's `agent` user when the
+/// workspace belongs to root (never uid 0 in the agent).
+pub fn agent_ids(spec: &Spec) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(&spec.workspace) {
+        Ok(m) if m.uid() != 0 => (m.uid(), m.gid()),
+        _ => (AGENT_UID, AGENT_UID),
+    }
+}
+
+pub async fn create_agent(docker: &Docker, spec: &Spec, p: &Placement, image: &str) -> anyhow::Result<String> {
+    let container = labels::object_name(&spec.name, labels::ROLE_AGENT);
+    let own_image = spec.image == ImageSource::Default;
+    let (uid, gid) = agent_ids(spec);
+    let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.extend(network_env(spec, p).into_iter().map(|(k, v)| format!("{k}={v}")));
+    if own_image {
+        env.push(format!("HOME={AGENT_HOME}"));
+    }
+    let mut l = labels::base(BackendKind::Docker, &spec.name, labels::ROLE_AGENT);
+    l.insert(labels::ALLOW.into(), serde_json::to_string(&spec.allow)?);
+    l.insert(labels::WORKSPACE.into(), spec.workspace.display().to_string());
+    l.insert(labels::BUNDLE_IP.into(), p.bundle_ip.to_string());
+    let tmpfs = |extra: &str| format!("rw,nosuid,nodev,size={TMPFS_SIZE}{extra}");
+    let mut mounts =
+        HashMap::from([("/tmp".to_string(), tmpfs(",mode=1777")), ("/var/tmp".into(), tmpfs(",mode=1777"))]);
+    if own_image {
+        mounts.insert(AGENT_HOME.into(), tmpfs(&format!(",uid={uid},gid={gid},mode=0700")));
+    }
+    let cmd = if !spec.command.is_empty() {
+        Some(spec.command.clone())
+    } else if own_image || !image_has_command(docker, image).await? {
+        Some(IDLE_COMMAND.iter().map(|s| s.to_string()).collect())
+    } else {
+        None
+    };
+    let body = ContainerCreateBody {
+        image: Some(image.into()),
+        hostname: Some(spec.name.clone()),
+        user: own_image.then(|| format!("{uid}:{gid}")),
+        env: Some(env),
+        cmd,
+        working_dir: Some(spec.workdir.clone()),
+        labels: Some(l),
+        host_config: Some(HostConfig {
+            network_mode: Some(p.agent_net.clone()),
+            binds: Some(vec![format!("{}:{}:rw", spec.workspace.display(), spec.workdir)]),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            pids_limit: Some(spec.resources.pids as i64),
+            memory: Some((spec.resources.memory_mib * 1024 * 1024) as i64),
+            nano_cpus: Some((spec.resources.cpus * 1e9) as i64),
+            readonly_rootfs: Some(own_image),
+            tmpfs: Some(mounts),
+            init: Some(true),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                p.agent_net.clone(),
+                EndpointSettings {
+                    ipam_config: Some(EndpointIpamConfig {
+                        ipv4_address: Some(p.agent_ip.to_string()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    };
+    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(&container).build();
+    docker.create_container(Some(options), body).await.with_context(|| format!("agent: creating {container}"))?;
+    docker
+        .start_container(&container, None::<bollard::query_parameters::StartContainerOptions>)
+        .await
+        .with_context(|| format!("agent: starting {container}"))?;
+    Ok(container)
+}
+
+/// Whether the image says what to run (an imported rootfs, or a build from one, says nothing).
+async fn image_has_command(docker: &Docker, image: &str) -> anyhow::Result<bool> {
+    let config = docker.inspect_image(image).await.with_context(|| format!("agent: inspecting {image}"))?.config;
+    let set = |v: Option<Vec<String>>| v.is_some_and(|v| !v.is_empty());
+    Ok(config.is_some_and(|c| set(c.cmd) || set(c.entrypoint)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::RepoSpec;
+
+    #[test]
+    fn proxies_name_the_bundle_and_git_upstreams_are_rewritten_to_the_gate() {
+        let mut spec = crate::sidecar::config::tests::spec("b");
+        spec.git.repos.push(RepoSpec {
+            alias: "app".into(),
+            upstream: "https://git.example.test/org/app.git".into(),
+            fetch: true,
+            push: vec![],
+            protected: vec![],
+            tags: false,
+        });
+        let env: HashMap<_, _> = network_env(&spec, &crate::sidecar::network::tests::placement()).into_iter().collect();
+        assert_eq!(env["https_proxy"], "http://10.213.0.2:3128");
+        assert_eq!(env["NO_PROXY"], "10.213.0.2");
+        assert_eq!(env["GIT_CONFIG_COUNT"], "2");
+        assert_eq!(env["GIT_CONFIG_KEY_1"], "url.http://10.213.0.2:9418/app.git.insteadOf");
+        assert_eq!(env["GIT_CONFIG_VALUE_1"], "https://git.example.test/org/app.git");
+    }
+}

@@ -1,0 +1,268 @@
+//! The Docker backend: runs a bottle's agent as a container behind its sidecar bundle.
+//!
+//! The agent sits alone with the bundle on an internal network (see
+//! `sidecar`), so the bundle's proxy is the only thing it can talk to; if the
+//! bundle stops, the agent has no way out at all. Docker's labels are the only
+//! record of a bottle, and the per-bottle token lives only inside its bundle,
+//! so a restarted bottle-core sees every bottle with nothing to reload.
+
+mod agent;
+mod check;
+mod doctor;
+mod exec;
+mod state;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use bollard::Docker;
+use futures_util::StreamExt;
+
+pub use check::{BLOCKED_PROBE_URL, MECHANISM};
+pub use doctor::Check;
+
+use crate::backend::{
+    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, ControlEndpoint, ExecOutput, Progress, Verdict,
+};
+use crate::images;
+use crate::netpool::{self, NetPool};
+use crate::sidecar::{self, BundleRequest, SidecarOptions, labels};
+use crate::spec::Spec;
+
+/// Options of the Docker backend beyond the spec.
+#[derive(Debug, Clone)]
+pub struct DockerOptions {
+    /// Canary and test knobs for the bundle (never from a bottle.toml).
+    pub sidecar: SidecarOptions,
+    /// Run the start check after `up` (default). Off only in tests of plumbing that has no proxy to check.
+    pub start_check: bool,
+}
+
+impl Default for DockerOptions {
+    fn default() -> Self {
+        Self { sidecar: SidecarOptions::default(), start_check: true }
+    }
+}
+
+pub struct DockerBackend {
+    docker: Docker,
+    pool: NetPool,
+    options: DockerOptions,
+}
+
+/// Connects to the local engine (`DOCKER_HOST` or the default socket) and agrees on an API version.
+/// Canary knobs come from the `BOTTLE_CANARY_*` variables (see `sidecar::config`).
+pub async fn connect() -> anyhow::Result<DockerBackend> {
+    let options = DockerOptions { sidecar: SidecarOptions::from_env()?, ..Default::default() };
+    DockerBackend::connect(options).await
+}
+
+/// Lines of a container's log kept when reporting why it died.
+pub const LOG_TAIL_LINES: usize = 1000;
+
+/// The last `lines` lines of a container's stdout and stderr.
+pub async fn logs_tail(docker: &Docker, container: &str, lines: usize) -> anyhow::Result<String> {
+    let options = bollard::query_parameters::LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail(&lines.to_string())
+        .build();
+    let mut stream = docker.logs(container, Some(options));
+    let mut out = String::new();
+    while let Some(chunk) = stream.next().await {
+        out.push_str(&chunk.with_context(|| format!("logs of {container}"))?.to_string());
+    }
+    Ok(out)
+}
+
+/// Bottle names become Docker object names, so they keep to what Docker accepts.
+fn validate_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !ok {
+        anyhow::bail!("bottle name {name:?}: use 1-48 of [A-Za-z0-9_.-], starting with a letter or digit");
+    }
+    Ok(())
+}
+
+impl DockerBackend {
+    pub async fn connect(options: DockerOptions) -> anyhow::Result<Self> {
+        let where_ = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".into());
+        let docker =
+            Docker::connect_with_local_defaults().with_context(|| format!("docker: cannot connect to {where_}"))?;
+        let docker = docker.negotiate_version().await.with_context(|| {
+            format!("docker: no engine answers at {where_}; start one with scripts/install-docker.sh")
+        })?;
+        Ok(Self { docker, pool: NetPool::from_env()?, options })
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub fn options(&self) -> &DockerOptions {
+        &self.options
+    }
+
+    /// Removes what interrupted `up`s left behind and bottles whose agent and bundle have both
+    /// stopped (skipping names with an `up`/`down` in progress); returns the names removed.
+    /// A degraded bottle stays: its state is news the user should see.
+    pub async fn gc(&self) -> anyhow::Result<Vec<String>> {
+        self.collect(true).await
+    }
+
+    /// What `gc` would remove, removing nothing.
+    pub async fn garbage(&self) -> anyhow::Result<Vec<String>> {
+        self.collect(false).await
+    }
+
+    async fn collect(&self, remove: bool) -> anyhow::Result<Vec<String>> {
+        let mut found = Vec::new();
+        for name in state::names(&self.docker).await? {
+            let Some(_lock) = netpool::lock_file(&state::name_lock_path(&name), false)? else { continue };
+            let garbage = !state::complete(&self.docker, &name).await?
+                || state::status(&self.docker, &name).await?.state == "stopped";
+            if garbage {
+                if remove {
+                    state::remove(&self.docker, &name).await?;
+                }
+                found.push(name);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Engine, images and subnet pool, each with what to do when it is wrong.
+    pub async fn doctor(&self) -> Vec<Check> {
+        doctor::doctor(&self.docker, &self.pool).await
+    }
+
+    async fn lock_name(&self, name: &str) -> anyhow::Result<std::fs::File> {
+        netpool::lock_file(&state::name_lock_path(name), false)?
+            .with_context(|| format!("bottle {name}: another `up` or `down` of it is in progress"))
+    }
+
+    /// Everything of `up` after the name is locked and leftovers are gone.
+    async fn make(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<AllowlistStatus> {
+        let d = &self.docker;
+        let (bundle_image, agent_image) = tokio::try_join!(
+            images::ensure_bundle_image(d, progress),
+            images::resolve_agent_image(d, &spec.name, &spec.image, progress),
+        )?;
+        let placement = sidecar::create_networks(d, &self.pool, BackendKind::Docker, &spec.name, progress).await?;
+        let rendered = sidecar::render(spec, &placement, &self.options.sidecar, &sidecar::new_token())?;
+        let bundle = BundleRequest {
+            backend: BackendKind::Docker,
+            name: &spec.name,
+            placement: &placement,
+            image: &bundle_image,
+            rendered: &rendered,
+            options: &self.options.sidecar,
+        };
+        sidecar::start_bundle(d, bundle, progress).await?;
+        progress.step(&format!("starting the agent ({agent_image}) on {}", placement.agent_subnet));
+        let agent = agent::create_agent(d, spec, &placement, &agent_image).await?;
+        let verdict = if self.options.start_check {
+            progress.step("start check: one blocked and one allowed request from inside the agent");
+            check::start_check(d, &agent, &spec.allow, &self.options.sidecar).await
+        } else {
+            AllowlistStatus {
+                verdict: Verdict::NotVerified,
+                allowlist: spec.allow.clone(),
+                mechanism: MECHANISM.into(),
+                checked_at: None,
+                detail: "start check turned off by the backend options".into(),
+            }
+        };
+        sidecar::bundle::write_files(d, &spec.name, vec![check::record(&verdict)?]).await?;
+        Ok(verdict)
+    }
+}
+
+#[async_trait]
+impl BottleBackend for DockerBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Docker
+    }
+
+    async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus> {
+        validate_name(&spec.name)?;
+        let _lock = self.lock_name(&spec.name).await?;
+        if state::complete(&self.docker, &spec.name).await? {
+            anyhow::bail!("bottle {}: already exists; `down` it first or pick another name", spec.name);
+        }
+        if state::names(&self.docker).await?.contains(&spec.name) {
+            progress.step("removing what an interrupted `up` of this name left behind");
+            state::remove(&self.docker, &spec.name).await?;
+        }
+        match self.make(spec, progress).await {
+            Ok(verdict) if verdict.verdict == Verdict::Failed => {
+                progress.step("start check failed: stopping the bottle");
+                state::remove(&self.docker, &spec.name).await?;
+                anyhow::bail!("bottle {}: start check failed, bottle removed: {}", spec.name, verdict.detail)
+            }
+            Ok(_) => state::status(&self.docker, &spec.name).await,
+            Err(e) => {
+                // Best effort: whatever is left is labelled, so `gc` gets it if this fails too.
+                let _ = state::remove(&self.docker, &spec.name).await;
+                Err(e.context(format!("bottle {}: up failed; removed what it had made", spec.name)))
+            }
+        }
+    }
+
+    async fn down(&self, name: &str, progress: &dyn Progress) -> anyhow::Result<()> {
+        let _lock = self.lock_name(name).await?;
+        if !state::names(&self.docker).await?.contains(name) {
+            anyhow::bail!("bottle {name}: no such bottle");
+        }
+        progress.step(&format!("removing bottle {name} (the workspace is left as it is)"));
+        state::remove(&self.docker, name).await
+    }
+
+    async fn status(&self, name: &str) -> anyhow::Result<BottleStatus> {
+        state::status(&self.docker, name).await
+    }
+
+    async fn exec(&self, name: &str, cmd: &[String]) -> anyhow::Result<ExecOutput> {
+        exec::exec(&self.docker, &labels::object_name(name, labels::ROLE_AGENT), cmd).await
+    }
+
+    async fn logs(&self, name: &str) -> anyhow::Result<String> {
+        let mut out = String::new();
+        for role in [labels::ROLE_AGENT, labels::ROLE_BUNDLE] {
+            let container = labels::object_name(name, role);
+            out.push_str(&format!("==> {role} ({container})\n"));
+            out.push_str(&logs_tail(&self.docker, &container, LOG_TAIL_LINES).await?);
+        }
+        Ok(out)
+    }
+
+    async fn list(&self) -> anyhow::Result<Vec<BottleStatus>> {
+        let mut out = Vec::new();
+        for name in state::names(&self.docker).await? {
+            out.push(state::status(&self.docker, &name).await?);
+        }
+        Ok(out)
+    }
+
+    async fn control_endpoint(&self, name: &str) -> anyhow::Result<ControlEndpoint> {
+        sidecar::control_endpoint(&self.docker, name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_suit_docker_objects() {
+        for ok in ["demo", "a", "my-bottle_2.x"] {
+            validate_name(ok).unwrap();
+        }
+        for bad in ["", "-x", "a b", "a/b", &"x".repeat(49)] {
+            let e = validate_name(bad).unwrap_err().to_string();
+            assert!(e.contains("bottle name"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The bundle container: the bottle's one way out.
+//!
+//! It starts on its own egress network at a pinned address (where the control
+//! plane listens, published to the host's 127.0.0.1 only), then joins the
+//! agent network at the pinned bundle address. Its files are uploaded into it
+//! before start, owned by the bundle's user with mode 0400, so they exist in
+//! exactly one place: this container. Its root filesystem stays writable for
+//! that reason only; the image is `FROM scratch` with nothing to run but the bundle.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+
+use super::config::{BundleFile, DIR, Rendered, SidecarOptions};
+use super::labels;
+use super::network::Placement;
+use crate::backend::{BackendKind, ControlEndpoint, Progress};
+
+/// The bundle's uid/gid (`nobody`): it owns its files and binds only unprivileged ports.
+pub const BUNDLE_UID: u64 = 65534;
+/// How long a started bundle may take to bind its listeners.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const READY_POLL: Duration = Duration::from_millis(100);
+/// Small fixed limits: the bundle is a proxy, not a workload.
+pub const BUNDLE_MEMORY_BYTES: i64 = 512 * 1024 * 1024;
+pub const BUNDLE_PIDS: i64 = 256;
+
+fn control_port_key() -> String {
+    format!("{}/tcp", bottle_protocol::config::DEFAULT_CONTROL_PORT)
+}
+
+/// What one bundle is made of.
+pub struct BundleRequest<'a> {
+    pub backend: BackendKind,
+    pub name: &'a str,
+    pub placement: &'a Placement,
+    pub image: &'a str,
+    pub rendered: &'a Rendered,
+    pub options: &'a SidecarOptions,
+}
+
+/// Creates, fills and starts the bundle of a bottle, and waits until it listens.
+pub async fn start_bundle(docker: &Docker, req: BundleRequest<'_>, progress: &dyn Progress) -> anyhow::Result<()> {
+    let BundleRequest { backend, name, placement, image, rendered, options } = req;
+    progress.step("starting the bundle (proxy, egress, git gate, supervise, control plane)");
+    let container = labels::object_name(name, labels::ROLE_BUNDLE);
+    let mut l = labels::base(backend, name, labels::ROLE_BUNDLE);
+    l.insert(labels::BUNDLE_IP.into(), placement.bundle_ip.to_string());
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        labels: Some(l),
+        exposed_ports: Some(vec![control_port_key()]),
+        host_config: Some(HostConfig {
+            network_mode: Some(placement.egress_net.clone()),
+            port_bindings: Some(HashMap::from([(
+                control_port_key(),
+                Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
+            )])),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            memory: Some(BUNDLE_MEMORY_BYTES),
+            pids_limit: Some(BUNDLE_PIDS),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                placement.egress_net.clone(),
+                pinned(placement.bundle_egress_ip.to_string()),
+            )])),
+        }),
+        ..Default::default()
+    };
+    let options_create = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(&container).build();
+    docker
+        .create_container(Some(options_create), body)
+        .await
+        .with_context(|| format!("bundle: creating {container}"))?;
+    let join = |ip: Option<String>| NetworkConnectRequest {
+        container: container.clone(),
+        endpoint_config: Some(ip.map(pinned).unwrap_or_default()),
+    };
+    docker
+        .connect_network(&placement.agent_net, join(Some(placement.bundle_ip.to_string())))
+        .await
+        .with_context(|| format!("bundle: joining {}", placement.agent_net))?;
+    for net in &options.canary_networks {
+        // Docker 20.10 publishes ports through the sandbox's gateway network, which is the
+        // first non-internal network by name; an internal canary network can never take that
+        // role from the egress network and send the control port somewhere nothing listens.
+        let info = docker
+            .inspect_network(net, None::<bollard::query_parameters::InspectNetworkOptions>)
+            .await
+            .with_context(|| format!("bundle: canary network {net}"))?;
+        if info.internal != Some(true) {
+            anyhow::bail!("bundle: canary network {net} must be created `--internal`");
+        }
+        docker.connect_network(net, join(None)).await.with_context(|| format!("bundle: joining {net}"))?;
+    }
+    let tar = tokio::task::spawn_blocking({
+        let files = rendered.files.clone();
+        move || files_tar(&files)
+    })
+    .await??;
+    let upload = bollard::query_parameters::UploadToContainerOptionsBuilder::default().path("/").build();
+    docker
+        .upload_to_container(&container, Some(upload), bollard::body_full(tar.into()))
+        .await
+        .with_context(|| format!("bundle: writing its files into {container}"))?;
+    docker
+        .start_container(&container, None::<bollard::query_parameters::StartContainerOptions>)
+        .await
+        .with_context(|| format!("bundle: starting {container}"))?;
+    wait_ready(docker, &container, placement).await
+}
+
+fn pinned(ip: String) -> EndpointSettings {
+    EndpointSettings {
+        ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(ip), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// `etc/bottle/` and its files, owned by the bundle user, readable by it alone.
+fn files_tar(files: &[BundleFile]) -> anyhow::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    let header = |mode: u32, size: usize, kind: tar::EntryType| {
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(BUNDLE_UID);
+        h.set_gid(BUNDLE_UID);
+        h.set_mode(mode);
+        h.set_size(size as u64);
+        h.set_entry_type(kind);
+        h
+    };
+    let dir = DIR.trim_start_matches('/');
+    b.append_data(&mut header(0o500, 0, tar::EntryType::Directory), format!("{dir}/"), &[][..])?;
+    for f in files {
+        let mut h = header(0o400, f.contents.len(), tar::EntryType::Regular);
+        b.append_data(&mut h, f.path.trim_start_matches('/'), &f.contents[..])?;
+    }
+    Ok(b.into_inner()?)
+}
+
+/// Waits until the control plane accepts TCP on the bundle's egress address (the
+/// bundle binds every listener before serving any, so this means all are bound),
+/// failing early with the bundle's own last words if it exits.
+async fn wait_ready(docker: &Docker, container: &str, placement: &Placement) -> anyhow::Result<()> {
+    let addr = (placement.bundle_egress_ip, bottle_protocol::config::DEFAULT_CONTROL_PORT);
+    let start = Instant::now();
+    while start.elapsed() < READY_TIMEOUT {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        let state = docker.inspect_container(container, None).await?.state.unwrap_or_default();
+        if state.running != Some(true) {
+            let logs = crate::docker::logs_tail(docker, container, 20).await.unwrap_or_default();
+            anyhow::bail!("bundle: {container} exited (code {:?}) before listening:\n{logs}", state.exit_code);
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+    anyhow::bail!("bundle: {container} did not listen on {}:{} within {READY_TIMEOUT:?}", addr.0, addr.1)
+}
+
+/// The host's way to the bundle's control plane: the published loopback port, and the token read
+/// back out of the bundle itself (the one place it is kept; see `config.rs`).
+pub async fn control_endpoint(docker: &Docker, name: &str) -> anyhow::Result<ControlEndpoint> {
+    let container = labels::object_name(name, labels::ROLE_BUNDLE);
+    let info = docker.inspect_container(&container, None).await.with_context(|| format!("bottle {name}: no bundle"))?;
+    let port = info
+        .network_settings
+        .and_then(|n| n.ports)
+        .and_then(|p| p.get(&control_port_key()).cloned().flatten())
+        .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+        .with_context(|| format!("bottle {name}: the bundle's control port is not published (is it running?)"))?;
+    let token = read_file(docker, &container, super::config::TOKEN_PATH).await?;
+    Ok(ControlEndpoint { url: format!("http://127.0.0.1:{port}"), token })
+}
+
+/// Writes (replaces) small files in `/etc/bottle` of an existing bundle, e.g. the start-check record.
+pub async fn write_files(docker: &Docker, name: &str, files: Vec<BundleFile>) -> anyhow::Result<()> {
+    let container = labels::object_name(name, labels::ROLE_BUNDLE);
+    let tar = tokio::task::spawn_blocking(move || files_tar(&files)).await??;
+    let upload = bollard::query_parameters::UploadToContainerOptionsBuilder::default().path("/").build();
+    docker
+        .upload_to_container(&container, Some(upload), bollard::body_full(tar.into()))
+        .await
+        .with_context(|| format!("bundle: writing files into {container}"))
+}
+
+/// Reads one small file out of a container (works on stopped containers too).
+pub async fn read_file(docker: &Docker, container: &str, path: &str) -> anyhow::Result<String> {
+    use futures_util::TryStreamExt;
+    let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default().path(path).build();
+    let chunks: Vec<bytes::Bytes> = docker
+        .download_from_container(container, Some(options))
+        .try_collect()
+        .await
+        .with_context(|| format!("bundle: reading {path} from {container}"))?;
+    let tar = chunks.concat();
+    let mut archive = tar::Archive::new(&tar[..]);
+    let mut entry = archive.entries()?.next().with_context(|| format!("bundle: {path} missing in {container}"))??;
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut out)?;
+    Ok(out)
+}

@@ -1,0 +1,17 @@
+//! Placing a bottle's sidecar bundle, shared by every backend.
+//!
+//! Whatever runs the agent (a Docker container, a smolvm microVM), the bundle
+//! is a Docker container placed the same way: a per-bottle `internal` agent
+//! network with the bundle at a pinned address, a second ordinary bridge of
+//! its own for egress, its control plane published on host loopback only, and
+//! its config, token and secrets written into it alone. Backends differ only
+//! in how the agent reaches `<bundle-ip>`.
+
+pub mod bundle;
+pub mod config;
+pub mod labels;
+pub mod network;
+
+pub use bundle::{BundleRequest, control_endpoint, start_bundle};
+pub use config::{Rendered, SidecarOptions, new_token, render};
+pub use network::{Placement, create_networks, remove_networks};

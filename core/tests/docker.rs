@@ -1,0 +1,569 @@
+//! The Docker backend against a real engine: round trip, duplicates, ten concurrent
+//! `up`s, recovery from a killed `up`, failing closed, the gateway hole, and blocked
+//! requests on the event stream.
+//!
+//! Every test brings up its own uniquely named bottles and removes them, so the
+//! tests run in parallel. `scripts/install-docker.sh` runs once first (idempotent:
+//! it starts an engine if none answers); only if no engine answers after it is a
+//! test skipped, with the reason printed.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bottle_core::backend::{BackendKind, BottleBackend, Progress, Verdict};
+use bottle_core::docker::{DockerBackend, DockerOptions};
+use bottle_core::sidecar::{Placement, SidecarOptions, labels};
+use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
+use tokio::sync::OnceCell;
+
+struct Print(String);
+
+impl Progress for Print {
+    fn step(&self, message: &str) {
+        eprintln!("[{}] {message}", self.0);
+    }
+}
+
+/// Whether the bundle under test still has the placeholder proxy/control plane, which
+/// answers nothing; the tests of proxy behaviour need the real ones. A bundle binary
+/// given in `BOTTLE_BUNDLE_BIN` was built elsewhere, so this tree's sources say nothing about it.
+fn bundle_is_stub() -> bool {
+    std::env::var_os(bottle_core::images::BUNDLE_BIN_ENV).is_none()
+        && (include_str!("../../bundle/src/proxy/mod.rs").starts_with("//! STUB")
+            || include_str!("../../bundle/src/control/mod.rs").starts_with("//! STUB"))
+}
+
+static ENGINE: OnceCell<Result<(), String>> = OnceCell::const_new();
+
+/// A backend on the local engine (starting one if needed), or `None` with the reason printed.
+async fn backend(options: DockerOptions) -> Option<DockerBackend> {
+    // Always once per run: it is idempotent and also installs what image builds need (debootstrap).
+    let ready = ENGINE
+        .get_or_init(|| async {
+            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-docker.sh");
+            let out = tokio::process::Command::new("bash").arg(script).output().await.map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!("install-docker.sh failed: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+            DockerBackend::connect(DockerOptions::default()).await.map(drop).map_err(|e| format!("{e:#}"))
+        })
+        .await;
+    match ready {
+        Ok(()) => Some(DockerBackend::connect(options).await.expect("engine answered a moment ago")),
+        Err(reason) => {
+            eprintln!("SKIPPED: no Docker engine can be started here: {reason}");
+            None
+        }
+    }
+}
+
+fn plumbing() -> DockerOptions {
+    DockerOptions { start_check: false, ..Default::default() }
+}
+
+/// A unique bottle name per test and process, so parallel runs never meet.
+fn unique(test: &str) -> String {
+    format!("t{}-{test}", std::process::id())
+}
+
+/// A spec with a fresh world-writable workspace (the agent runs as uid 1000).
+fn spec(name: &str) -> (Spec, tempfile::TempDir) {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(ws.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let spec = Spec {
+        source: "bottle.toml".into(),
+        name: name.into(),
+        image: ImageSource::Default,
+        workspace: ws.path().to_path_buf(),
+        workdir: "/workspace".into(),
+        command: vec![],
+        env: BTreeMap::from([("AGENT_VISIBLE".into(), "yes".into())]),
+        allow: vec!["allowed.test".into()],
+        deny: vec![],
+        secrets: vec![],
+        git: GitSpec::default(),
+        resources: Resources { cpus: 0.5, memory_mib: 256, pids: 128 },
+        backend: None,
+    };
+    (spec, ws)
+}
+
+/// Label on a test's canary objects.
+const CANARY_LABEL: &str = "dev.bottle.test-canary";
+
+/// Removes a bottle's objects (and its test's canary) even when the test panicked half-way.
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for (name, label) in self.0.iter().flat_map(|n| [(n, labels::NAME), (n, CANARY_LABEL)]) {
+            let filter = format!("label={label}={name}");
+            for (list, rm) in [(&["ps", "-aq"][..], &["rm", "-f"][..]), (&["network", "ls", "-q"], &["network", "rm"])]
+            {
+                let ids = std::process::Command::new("docker").args(list).args(["--filter", &filter]).output();
+                let ids = ids.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+                if !ids.trim().is_empty() {
+                    let _ = std::process::Command::new("docker").args(rm).args(ids.split_whitespace()).output();
+                }
+            }
+        }
+    }
+}
+
+async fn sh(b: &DockerBackend, name: &str, script: &str) -> bottle_core::backend::ExecOutput {
+    b.exec(name, &["sh".into(), "-c".into(), script.into()]).await.unwrap()
+}
+
+/// Python in the agent: try a TCP connect, print `open` or the error class. Bounded by a 3 s timeout.
+fn connect_probe(ip: Ipv4Addr, port: u16) -> String {
+    connect_probes(&[(ip, port)])
+}
+
+/// Several connect probes at once (in threads, so closed-by-silence targets time out together);
+/// prints one `ip:port result` line per target, in order.
+fn connect_probes(targets: &[(Ipv4Addr, u16)]) -> String {
+    let list: Vec<String> = targets.iter().map(|(ip, port)| format!("('{ip}', {port})")).collect();
+    format!(
+        "python3 -c \"\nimport socket, concurrent.futures as f\ndef p(t):\n try:\n  socket.create_connection(t, timeout=3); return 'open'\n except Exception as e:\n  return type(e).__name__\nts = [{}]\nfor t, r in zip(ts, f.ThreadPoolExecutor(len(ts)).map(p, ts)): print(t[0] + ':' + str(t[1]), r)\"",
+        list.join(", ")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_status_exec_down_round_trip_keeps_the_workspace() {
+    let Some(b) = backend(plumbing()).await else { return };
+    let name = unique("round");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let (spec, ws) = spec(&name);
+    let st = b.up(&spec, &Print(name.clone())).await.unwrap();
+    assert_eq!(st.state, "running", "{st:?}");
+    assert_eq!(st.allowlist.verdict, Verdict::NotVerified);
+    assert_eq!(st.allowlist.allowlist, ["allowed.test"]);
+
+    let p = Placement::find(b.docker(), BackendKind::Docker, &name).await.unwrap().expect("placement from labels");
+    let out = sh(&b, &name, "id -u; echo $https_proxy; echo $NO_PROXY; echo $AGENT_VISIBLE; echo hi > /workspace/made-inside; touch /etc/x 2>&1 || true").await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[..4],
+        ["1000", &format!("http://{}:3128", p.bundle_ip), &p.bundle_ip.to_string(), "yes"],
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("Read-only file system"), "the agent's root is read-only: {out:?}");
+    assert_eq!(std::fs::read_to_string(ws.path().join("made-inside")).unwrap(), "hi\n");
+    let git = sh(&b, &name, "git config --get-regexp '^url\\.'").await;
+    assert_eq!(git.stdout.trim(), format!("url.http://{}:9418/.insteadof bottle:", p.bundle_ip), "{git:?}");
+
+    // The agent container: no socket, no capabilities, no secrets or token in its environment.
+    let agent = b.docker().inspect_container(&labels::object_name(&name, labels::ROLE_AGENT), None).await.unwrap();
+    let hc = agent.host_config.unwrap();
+    assert_eq!(hc.cap_drop.unwrap(), ["ALL"]);
+    assert!(hc.security_opt.unwrap().contains(&"no-new-privileges".to_string()));
+    assert!(!hc.binds.unwrap().iter().any(|b| b.contains("docker.sock")));
+    let ctl = b.control_endpoint(&name).await.unwrap();
+    assert!(ctl.url.starts_with("http://127.0.0.1:"), "{ctl:?}");
+    assert_eq!(ctl.token.len(), 64);
+    let env = agent.config.unwrap().env.unwrap().join("\n");
+    assert!(!env.contains(&ctl.token), "the control token never reaches the agent");
+    let port: u16 = ctl.url.rsplit(':').next().unwrap().parse().unwrap();
+    tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("host reaches the published control port");
+
+    // A restarted bottle-core (a new backend) sees the bottle from labels alone.
+    let again = DockerBackend::connect(plumbing()).await.unwrap();
+    assert!(again.list().await.unwrap().iter().any(|s| s.name == name && s.state == "running"));
+
+    b.down(&name, &Print(name.clone())).await.unwrap();
+    let gone = b.status(&name).await.unwrap_err().to_string();
+    assert!(gone.contains("no such bottle"), "{gone}");
+    assert!(ws.path().join("made-inside").exists(), "down never touches the workspace");
+    assert!(Placement::find(b.docker(), BackendKind::Docker, &name).await.unwrap().is_none(), "networks removed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_up_of_the_same_name_is_refused() {
+    let Some(b) = backend(plumbing()).await else { return };
+    let name = unique("dup");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let (spec, _ws) = spec(&name);
+    b.up(&spec, &Print(name.clone())).await.unwrap();
+    let e = format!("{:#}", b.up(&spec, &Print(name.clone())).await.unwrap_err());
+    assert!(e.contains("already exists"), "{e}");
+    assert_eq!(b.status(&name).await.unwrap().state, "running", "the first bottle is untouched");
+    b.down(&name, &Print(name.clone())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_concurrent_ups_get_disjoint_subnets() {
+    let Some(b) = backend(plumbing()).await else { return };
+    let b = Arc::new(b);
+    let names: Vec<String> = (0..10).map(|i| unique(&format!("par{i}"))).collect();
+    let _cleanup = Cleanup(names.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for name in &names {
+        let (b, name) = (b.clone(), name.clone());
+        tasks.spawn(async move {
+            let (spec, ws) = spec(&name);
+            let r = b.up(&spec, &Print(name.clone())).await;
+            (name, r.map(|s| s.state), ws)
+        });
+    }
+    let mut workspaces = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (name, state, ws) = done.unwrap();
+        assert_eq!(state.unwrap(), "running", "{name}");
+        workspaces.push(ws);
+    }
+    let mut subnets = Vec::new();
+    for name in &names {
+        let p = Placement::find(b.docker(), BackendKind::Docker, name).await.unwrap().unwrap();
+        subnets.extend([p.agent_subnet, p.egress_subnet]);
+    }
+    for (i, a) in subnets.iter().enumerate() {
+        for c in &subnets[i + 1..] {
+            assert!(!bottle_core::netpool::overlaps(a, c), "{a} and {c} collide");
+        }
+    }
+    for name in &names {
+        b.down(name, &Print(name.clone())).await.unwrap();
+    }
+}
+
+/// Polls (bounded) until bottle `name` has at least one labelled network.
+async fn wait_for_networks(b: &DockerBackend, name: &str) {
+    for _ in 0..600 {
+        if !bottle_core::sidecar::network::list_networks(b.docker(), BackendKind::Docker, Some(name))
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("up of {name} made no network within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_up_leaves_nothing_gc_or_the_next_up_does_not_clean() {
+    let Some(b) = backend(plumbing()).await else { return };
+    let b = Arc::new(b);
+    let name = unique("killed");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let (spec, _ws) = spec(&name);
+
+    for round in ["gc", "next up"] {
+        let task = tokio::spawn({
+            let (b, spec, name) = (b.clone(), spec.clone(), name.clone());
+            async move { b.up(&spec, &Print(name)).await }
+        });
+        wait_for_networks(&b, &name).await;
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        assert_eq!(b.status(&name).await.unwrap().state, "incomplete", "{round}");
+        assert!(b.garbage().await.unwrap().contains(&name));
+        if round == "gc" {
+            assert!(b.gc().await.unwrap().contains(&name));
+            assert!(b.status(&name).await.is_err(), "gc removed everything");
+        } else {
+            assert_eq!(b.up(&spec, &Print(name.clone())).await.unwrap().state, "running");
+            assert!(!b.garbage().await.unwrap().contains(&name), "a complete bottle is not garbage");
+        }
+    }
+    b.down(&name, &Print(name.clone())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_reaches_neither_the_host_nor_the_control_plane() {
+    let Some(b) = backend(plumbing()).await else { return };
+    let name = unique("hole");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let (spec, _ws) = spec(&name);
+    b.up(&spec, &Print(name.clone())).await.unwrap();
+    let p = Placement::find(b.docker(), BackendKind::Docker, &name).await.unwrap().unwrap();
+
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let docker0 = Ipv4Addr::new(172, 17, 0, 1);
+    let gateway = bottle_core::netpool::host(&p.agent_subnet, 1);
+    let egress_gateway = bottle_core::netpool::host(&p.egress_subnet, 1);
+    // Positive control: the same probe does reach the bundle's proxy.
+    let out = sh(&b, &name, &connect_probe(p.bundle_ip, 3128)).await;
+    assert_eq!(out.stdout.trim(), format!("{}:3128 open", p.bundle_ip), "{out:?}");
+    let targets = [
+        ("agent-network gateway", gateway, port),
+        ("egress-network gateway", egress_gateway, port),
+        ("docker0", docker0, port),
+        ("agent loopback", Ipv4Addr::LOCALHOST, port),
+        ("control plane on the bundle's egress address", p.bundle_egress_ip, 9090),
+        ("control port on the bundle's agent address", p.bundle_ip, 9090),
+        ("the bundle's egress dialer", p.bundle_ip, 9099),
+    ];
+    let out = sh(&b, &name, &connect_probes(&targets.map(|(_, ip, port)| (ip, port)))).await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), targets.len(), "every probe ran: {out:?}");
+    for ((what, ip, port), line) in targets.iter().zip(lines) {
+        assert!(line.starts_with(&format!("{ip}:{port} ")), "{line}");
+        assert!(!line.ends_with(" open"), "{what} {ip}:{port} reachable from the agent: {line}");
+    }
+    assert!(listener.accept().is_err(), "no connection ever arrived at the host listener");
+    // The host's bridge keeps an IPv6 link-local address; the agent must have no IPv6 to use it.
+    let v6 = sh(&b, &name, "cat /proc/sys/net/ipv6/conf/all/disable_ipv6; wc -l < /proc/net/if_inet6").await;
+    assert_eq!(v6.stdout.split_whitespace().collect::<Vec<_>>(), ["1", "0"], "agent has IPv6: {v6:?}");
+    b.down(&name, &Print(name.clone())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_bundle_leaves_the_agent_with_no_way_out() {
+    let Some(b) = backend(plumbing()).await else { return };
+    let name = unique("closed");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let (spec, _ws) = spec(&name);
+    b.up(&spec, &Print(name.clone())).await.unwrap();
+    let p = Placement::find(b.docker(), BackendKind::Docker, &name).await.unwrap().unwrap();
+    let bundle = labels::object_name(&name, labels::ROLE_BUNDLE);
+    b.docker()
+        .stop_container(&bundle, Some(bollard::query_parameters::StopContainerOptionsBuilder::default().t(2).build()))
+        .await
+        .unwrap();
+    let st = b.status(&name).await.unwrap();
+    assert_eq!(st.state, "degraded", "{st:?}");
+    assert!(st.detail.contains("no way out"), "{st:?}");
+    let out = sh(&b, &name, &connect_probe(p.bundle_ip, 3128)).await;
+    let line = out.stdout.trim();
+    assert!(line.starts_with(&format!("{}:3128 ", p.bundle_ip)) && !line.ends_with(" open"), "{out:?}");
+    let out = sh(&b, &name, "curl -sS --max-time 5 http://allowed.test/ 2>&1; echo exit=$?").await;
+    assert!(!out.stdout.contains("exit=0"), "{out:?}");
+    assert!(!b.garbage().await.unwrap().contains(&name), "a degraded bottle is not garbage");
+    let agent = labels::object_name(&name, labels::ROLE_AGENT);
+    b.docker()
+        .stop_container(&agent, Some(bollard::query_parameters::StopContainerOptionsBuilder::default().t(2).build()))
+        .await
+        .unwrap();
+    assert_eq!(b.status(&name).await.unwrap().state, "stopped");
+    assert!(b.gc().await.unwrap().contains(&name), "gc removes a bottle that has stopped");
+    assert!(b.status(&name).await.is_err());
+}
+
+/// A canary "internet": python's http.server in bottle's agent image, on a network of its own.
+struct Canary {
+    network: String,
+    ip: String,
+}
+
+async fn canary(b: &DockerBackend, name: &str) -> Canary {
+    let image = bottle_core::images::ensure_agent_image(b.docker(), &Print("canary".into())).await.unwrap();
+    // Named to sort before the bottle's egress network: were it not internal, Docker 20.10 would
+    // make it the bundle's gateway network and publish the control port into it.
+    let network = format!("bottle-0canary-{name}");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("docker").args(args).output().unwrap();
+        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // Its own label, not the bottle label: a canary is no bottle, and `gc` in a parallel test must not take it.
+    let label = format!("{CANARY_LABEL}={name}");
+    run(&["network", "create", "--internal", "--label", &label, &network]);
+    let container = format!("{network}-origin");
+    run(&[
+        "run",
+        "-d",
+        "--label",
+        &label,
+        "--name",
+        &container,
+        "--network",
+        &network,
+        &image,
+        "python3",
+        "-m",
+        "http.server",
+        "80",
+    ]);
+    let ip = run(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &container]);
+    Canary { network, ip }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_start_check_verifies_and_blocked_requests_reach_the_event_stream() {
+    if bundle_is_stub() {
+        eprintln!("SKIPPED: this tree's bundle proxy/control plane is still the STUB; nothing answers to check");
+        return;
+    }
+    let Some(probe) = backend(plumbing()).await else { return };
+    let name = unique("events");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let c = canary(&probe, &name).await;
+    let options = DockerOptions {
+        sidecar: SidecarOptions {
+            canary_hosts: BTreeMap::from([("allowed.test".into(), vec![c.ip.clone()])]),
+            canary_cidrs: vec![format!("{}/32", c.ip)],
+            canary_networks: vec![c.network.clone()],
+            canary_url: Some("http://allowed.test/".into()),
+        },
+        start_check: true,
+    };
+    let b = DockerBackend::connect(options).await.unwrap();
+    let (spec, _ws) = spec(&name);
+    let st = b.up(&spec, &Print(name.clone())).await.unwrap();
+    assert_eq!(st.allowlist.verdict, Verdict::Verified, "{:?}", st.allowlist);
+
+    let out =
+        sh(&b, &name, "curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://blocked.test/secret-path").await;
+    assert_eq!(out.stdout, "403", "{out:?}");
+    let ctl = b.control_endpoint(&name).await.unwrap();
+    let events = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", "-H", &format!("Authorization: Bearer {}", ctl.token)])
+        .arg(format!("{}{}", ctl.url, bottle_protocol::control::EVENTS))
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&events.stdout);
+    let blocked: Vec<bottle_protocol::Event> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &bottle_protocol::Event| matches!(&e.kind, bottle_protocol::EventKind::EgressBlocked { target, .. } if target.starts_with("blocked.test")))
+        .collect();
+    assert_eq!(blocked.len(), 1, "one block event for blocked.test in: {text}");
+    assert!(!text.contains(&ctl.token), "the token never appears in events");
+    b.down(&name, &Print(name.clone())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_start_check_removes_the_bottle_and_says_why() {
+    let name = unique("failcheck");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    // The "allowed" canary name points at the bundle's own loopback, which egress refuses to dial:
+    // the allowed probe cannot pass, so the bottle must not stay up.
+    let options = DockerOptions {
+        sidecar: SidecarOptions {
+            canary_hosts: BTreeMap::from([("allowed.test".into(), vec!["127.0.0.1".into()])]),
+            canary_url: Some("http://allowed.test/".into()),
+            ..Default::default()
+        },
+        start_check: true,
+    };
+    let Some(b) = backend(options).await else { return };
+    let (spec, _ws) = spec(&name);
+    let e = format!("{:#}", b.up(&spec, &Print(name.clone())).await.unwrap_err());
+    assert!(e.contains("start check failed") && e.contains("removed"), "{e}");
+    assert!(b.status(&name).await.is_err(), "nothing of the bottle is left");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_network_that_is_not_internal_is_refused() {
+    let name = unique("extnet");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let network = format!("bottle-0canary-{name}");
+    let label = format!("{CANARY_LABEL}={name}");
+    let out = std::process::Command::new("docker").args(["network", "create", "--label", &label, &network]).output();
+    assert!(out.unwrap().status.success());
+    let options = DockerOptions {
+        sidecar: SidecarOptions { canary_networks: vec![network.clone()], ..Default::default() },
+        start_check: false,
+    };
+    let Some(b) = backend(options).await else { return };
+    let (spec, _ws) = spec(&name);
+    let e = format!("{:#}", b.up(&spec, &Print(name.clone())).await.unwrap_err());
+    assert!(e.contains(&network) && e.contains("--internal"), "{e}");
+    assert!(b.status(&name).await.is_err(), "nothing of the bottle is left");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_names_engine_images_and_free_subnets() {
+    let Some(b) = backend(plumbing()).await else { return };
+    let checks = b.doctor().await;
+    let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["engine", "agent image", "bundle image", "subnet pool"]);
+    let engine = &checks[0];
+    assert!(engine.ok && engine.detail.contains("API"), "{engine:?}");
+    assert!(checks.iter().all(|c| c.ok || !c.fix.is_empty()), "every failed check says what to do: {checks:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_runs_as_the_workspace_owner() {
+    let Some(b) = backend(plumbing()).await else { return };
+    let name = unique("owner");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let (spec, ws) = spec(&name);
+    std::os::unix::fs::chown(ws.path(), Some(4242), Some(4243)).unwrap();
+    b.up(&spec, &Print(name.clone())).await.unwrap();
+    let out = sh(&b, &name, "id -u; id -g; touch /workspace/mine && touch $HOME/ok && echo wrote").await;
+    assert_eq!(out.stdout, "4242\n4243\nwrote\n", "{out:?}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(ws.path().join("mine")).unwrap().uid(), 4242);
+    b.down(&name, &Print(name.clone())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spec_build_context_becomes_the_agent_image() {
+    let Some(b) = backend(plumbing()).await else { return };
+    let name = unique("build");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let base = bottle_core::images::ensure_agent_image(b.docker(), &Print(name.clone())).await.unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {base}\nRUN echo built-here > /built\n")).unwrap();
+    let (mut spec, _ws) = spec(&name);
+    spec.image = ImageSource::Build { context: ctx.path().to_path_buf(), dockerfile: None };
+    b.up(&spec, &Print(name.clone())).await.unwrap();
+    assert_eq!(sh(&b, &name, "cat /built").await.stdout, "built-here\n");
+    b.down(&name, &Print(name.clone())).await.unwrap();
+    let _ = b
+        .docker()
+        .remove_image(
+            &format!("bottle-build-{name}:latest"),
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_and_the_token_live_only_in_the_bundle() {
+    let Some(b) = backend(plumbing()).await else { return };
+    let name = unique("secrets");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let (mut spec, ws) = spec(&name);
+    let value = "never-leave-3f9a1c";
+    let secret_file = ws.path().join("..").join(format!("{name}.secret"));
+    std::fs::write(&secret_file, value).unwrap();
+    spec.secrets = vec![bottle_core::spec::Secret {
+        name: "API_KEY".into(),
+        from: bottle_core::spec::SecretSource::File(secret_file.clone()),
+    }];
+    b.up(&spec, &Print(name.clone())).await.unwrap();
+    let token = b.control_endpoint(&name).await.unwrap().token;
+
+    // In the bundle: the secrets file, owned by the bundle's user, readable by it alone.
+    let bundle = labels::object_name(&name, labels::ROLE_BUNDLE);
+    let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+        .path("/etc/bottle/secrets.toml")
+        .build();
+    let tar: Vec<bytes::Bytes> =
+        futures_util::TryStreamExt::try_collect(b.docker().download_from_container(&bundle, Some(options)))
+            .await
+            .unwrap();
+    let tar = tar.concat();
+    let mut archive = tar::Archive::new(&tar[..]);
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let header = entry.header().clone();
+    assert_eq!((header.uid().unwrap(), header.mode().unwrap() & 0o777), (65534, 0o400));
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+    assert!(text.contains(value), "{text}");
+
+    // Nowhere the agent or `docker inspect` can see.
+    for role in [labels::ROLE_AGENT, labels::ROLE_BUNDLE] {
+        let inspect = b.docker().inspect_container(&labels::object_name(&name, role), None).await.unwrap();
+        let json = serde_json::to_string(&inspect).unwrap();
+        assert!(!json.contains(value) && !json.contains(&token), "{role} inspect shows a secret");
+    }
+    let seen =
+        sh(&b, &name, &format!("env; ls -la /etc/bottle 2>&1; grep -rs {value} /etc /home /tmp; echo done")).await;
+    assert!(seen.stdout.ends_with("done\n") && !seen.stdout.contains(value), "{seen:?}");
+    assert!(seen.stdout.contains("No such file or directory"), "no /etc/bottle in the agent: {seen:?}");
+    b.down(&name, &Print(name.clone())).await.unwrap();
+    std::fs::remove_file(secret_file).unwrap();
+}
