@@ -53,9 +53,33 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+/// One `doctor` finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// What to do when `ok` is false; empty otherwise.
+    #[serde(default)]
+    pub fix: String,
+}
+
+impl Check {
+    pub fn new(name: &str, ok: bool, detail: impl Into<String>, fix: &str) -> Self {
+        Self { name: name.into(), ok, detail: detail.into(), fix: if ok { String::new() } else { fix.into() } }
+    }
+}
+
 /// Reports progress on long steps (image builds, network setup, start check).
 pub trait Progress: Send + Sync {
     fn step(&self, message: &str);
+}
+
+/// For calls made where nobody watches, such as `gc` removing leftovers.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn step(&self, _message: &str) {}
 }
 
 #[async_trait]
@@ -69,6 +93,10 @@ pub trait BottleBackend: Send + Sync {
     async fn list(&self) -> anyhow::Result<Vec<BottleStatus>>;
     /// Where the host reaches this bottle's bundle control plane.
     async fn control_endpoint(&self, name: &str) -> anyhow::Result<ControlEndpoint>;
+    /// Removes what interrupted or dead bottles left behind (or, with `dry_run`, only names it).
+    async fn gc(&self, dry_run: bool) -> anyhow::Result<Vec<String>>;
+    /// What this backend needs (engine, images, address pool), each with what to fix.
+    async fn doctor(&self) -> Vec<Check>;
 }
 
 /// A bundle control plane as the host sees it.

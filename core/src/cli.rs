@@ -17,7 +17,7 @@ pub use args::{Cli, Command};
 pub use backends::{BACKEND_ENV, Choice, ChoiceSource, choose};
 pub use exit::{Exit, Failure, Report};
 pub use progress::StepPrinter;
-pub use render::Check;
+pub use crate::backend::Check;
 
 /// Renderers for the read commands' output, public so their formats are tested as data.
 pub mod output {

@@ -128,12 +128,12 @@ fn requests_and_doctor_tables() {
         "ID  DESTINATION   REQUESTED             REASON\nq1  pypi.org:443  2026-11-28T12:00:00Z  pip install\n"
     );
     let checks = [
-        Check { name: "backend".into(), ok: true, detail: "docker (from default)".into() },
-        Check { name: "engine".into(), ok: false, detail: "no socket".into() },
+        Check::new("backend", true, "docker (from default)", ""),
+        Check::new("engine", false, "no socket", "start the engine"),
     ];
     assert_eq!(
         output::checks(&checks),
-        "      CHECK    DETAIL\nok    backend  docker (from default)\nFAIL  engine   no socket\n"
+        "      CHECK    DETAIL                 FIX\nok    backend  docker (from default)\nFAIL  engine   no socket              start the engine\n"
     );
 }
 

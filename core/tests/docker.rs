@@ -262,13 +262,13 @@ async fn a_killed_up_leaves_nothing_gc_or_the_next_up_does_not_clean() {
         task.abort();
         assert!(task.await.unwrap_err().is_cancelled());
         assert_eq!(b.status(&name).await.unwrap().state, "incomplete", "{round}");
-        assert!(b.garbage().await.unwrap().contains(&name));
+        assert!(b.gc(true).await.unwrap().contains(&name));
         if round == "gc" {
-            assert!(b.gc().await.unwrap().contains(&name));
+            assert!(b.gc(false).await.unwrap().contains(&name));
             assert!(b.status(&name).await.is_err(), "gc removed everything");
         } else {
             assert_eq!(b.up(&spec, &Print(name.clone())).await.unwrap().state, "running");
-            assert!(!b.garbage().await.unwrap().contains(&name), "a complete bottle is not garbage");
+            assert!(!b.gc(true).await.unwrap().contains(&name), "a complete bottle is not garbage");
         }
     }
     b.down(&name, &Print(name.clone())).await.unwrap();
@@ -336,14 +336,14 @@ async fn a_stopped_bundle_leaves_the_agent_with_no_way_out() {
     assert!(line.starts_with(&format!("{}:3128 ", p.bundle_ip)) && !line.ends_with(" open"), "{out:?}");
     let out = sh(&b, &name, "curl -sS --max-time 5 http://allowed.test/ 2>&1; echo exit=$?").await;
     assert!(!out.stdout.contains("exit=0"), "{out:?}");
-    assert!(!b.garbage().await.unwrap().contains(&name), "a degraded bottle is not garbage");
+    assert!(!b.gc(true).await.unwrap().contains(&name), "a degraded bottle is not garbage");
     let agent = labels::object_name(&name, labels::ROLE_AGENT);
     b.docker()
         .stop_container(&agent, Some(bollard::query_parameters::StopContainerOptionsBuilder::default().t(2).build()))
         .await
         .unwrap();
     assert_eq!(b.status(&name).await.unwrap().state, "stopped");
-    assert!(b.gc().await.unwrap().contains(&name), "gc removes a bottle that has stopped");
+    assert!(b.gc(false).await.unwrap().contains(&name), "gc removes a bottle that has stopped");
     assert!(b.status(&name).await.is_err());
 }
 

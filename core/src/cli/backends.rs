@@ -70,7 +70,5 @@ pub async fn open(kind: BackendKind) -> Result<Box<dyn BottleBackend>, Failure> 
 }
 
 async fn docker() -> anyhow::Result<Box<dyn BottleBackend>> {
-    // lead: wire crate::docker::connect() here at merge, e.g.
-    // `Ok(Box::new(crate::docker::connect().await.context("connecting to Docker")?))`
-    anyhow::bail!("docker backend not merged yet")
+    Ok(Box::new(crate::docker::connect().await?))
 }

@@ -10,12 +10,12 @@ use super::args::{Cli, Command};
 use super::backends::{self, Choice};
 use super::exit::{Exit, ExitWith, Failure};
 use super::progress::StepPrinter;
-use super::render::{self, Check};
-use crate::backend::{BackendKind, BottleBackend, BottleStatus, Verdict};
+use super::render;
+use crate::backend::{BackendKind, BottleBackend, BottleStatus, Check, Verdict};
 use crate::control_client::ControlClient;
 use crate::spec::Spec;
 
-/// Bottle states `gc` leaves alone.
+/// Bottle states whose control plane `doctor` asks for health.
 const LIVE_STATES: &[&str] = &["running", "degraded", "starting"];
 
 /// Runs one parsed command; `Ok` carries the process exit code (non-zero only for `exec`).
@@ -111,16 +111,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Gc { dry_run } => {
             let backend = open_default(cli.backend).await?;
-            let all = backend.list().await.context("listing bottles")?;
-            let dead: Vec<&BottleStatus> = all.iter().filter(|b| !LIVE_STATES.contains(&b.state.as_str())).collect();
-            let progress = StepPrinter::stderr();
-            let mut removed = Vec::new();
-            for b in dead {
-                if !dry_run {
-                    backend.down(&b.name, &progress).await.with_context(|| format!("removing bottle {}", b.name))?;
-                }
-                removed.push(b.name.clone());
-            }
+            let removed = backend.gc(dry_run).await.context("collecting leftovers")?;
             #[derive(Serialize)]
             struct Gc<'a> {
                 dry_run: bool,
@@ -207,26 +198,26 @@ async fn doctor(flag: Option<BackendKind>, json: bool) -> Result<u8, Failure> {
     let choice = backends::choose_from_env(flag, None)?;
     let source =
         serde_json::to_value(choice.source).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    let mut checks = vec![Check {
-        name: "backend".into(),
-        ok: true,
-        detail: format!("{} (from {source})", backends::kind_name(choice.kind)),
-    }];
+    let mut checks = vec![Check::new("backend", true, format!("{} (from {source})", backends::kind_name(choice.kind)), "")];
     let mut exit = Exit::Ok;
     match open(choice).await {
         Err(f) => {
-            checks.push(Check { name: "engine".into(), ok: false, detail: format!("{:#}", f.error) });
+            checks.push(Check::new("engine", false, format!("{:#}", f.error), "run scripts/install-docker.sh (Linux) or start your Docker engine"));
             exit = f.exit;
         }
         Ok(backend) => {
-            checks.push(Check { name: "engine".into(), ok: true, detail: "reachable".into() });
+            let found = backend.doctor().await;
+            if found.iter().any(|c| !c.ok) {
+                exit = Exit::Runtime;
+            }
+            checks.extend(found);
             match backend.list().await {
                 Err(e) => {
-                    checks.push(Check { name: "bottles".into(), ok: false, detail: format!("{e:#}") });
+                    checks.push(Check::new("bottles", false, format!("{e:#}"), "see the error above"));
                     exit = Exit::Runtime;
                 }
                 Ok(all) => {
-                    checks.push(Check { name: "bottles".into(), ok: true, detail: format!("{} found", all.len()) });
+                    checks.push(Check::new("bottles", true, format!("{} found", all.len()), ""));
                     for b in all.iter().filter(|b| LIVE_STATES.contains(&b.state.as_str())) {
                         let c = control_check(&*backend, &b.name).await;
                         if !c.ok {
@@ -268,5 +259,5 @@ async fn control_check(backend: &dyn BottleBackend, name: &str) -> Check {
         ),
         Err(e) => (false, format!("{e:#}")),
     };
-    Check { name: format!("control plane of {name}"), ok, detail }
+    Check::new(&format!("control plane of {name}"), ok, detail, "see `bottle-core status` and `bottle-core logs` for this bottle")
 }

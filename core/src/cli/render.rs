@@ -11,15 +11,7 @@ use bottle_protocol::{Event, EventKind};
 use serde::Serialize;
 
 use super::backends::kind_name;
-use crate::backend::{BottleStatus, Verdict};
-
-/// One `doctor` finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
-}
+use crate::backend::{BottleStatus, Check, Verdict};
 
 pub fn json<T: Serialize + ?Sized>(value: &T) -> String {
     let mut s = serde_json::to_string_pretty(value).expect("plain data always serializes");
@@ -179,7 +171,7 @@ pub fn requests(reqs: &[AccessRequest]) -> String {
 pub fn checks(checks: &[Check]) -> String {
     let rows: Vec<Vec<String>> = checks
         .iter()
-        .map(|c| vec![if c.ok { "ok" } else { "FAIL" }.to_string(), c.name.clone(), c.detail.clone()])
+        .map(|c| vec![if c.ok { "ok" } else { "FAIL" }.to_string(), c.name.clone(), c.detail.clone(), c.fix.clone()])
         .collect();
-    table(&["", "CHECK", "DETAIL"], &rows)
+    table(&["", "CHECK", "DETAIL", "FIX"], &rows)
 }

@@ -1,41 +1,29 @@
 //! `doctor`: what a Docker-backed bottle needs, checked, each with what to do when it is missing.
 
 use bollard::Docker;
-use serde::Serialize;
 
 use crate::images;
 use crate::netpool::NetPool;
 use crate::sidecar::network::taken_subnets;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
-    /// What to do when `ok` is false; empty otherwise.
-    pub fix: String,
-}
-
-fn check(name: &str, ok: bool, detail: String, fix: &str) -> Check {
-    Check { name: name.into(), ok, detail, fix: if ok { String::new() } else { fix.into() } }
-}
+use crate::backend::Check;
 
 pub async fn doctor(docker: &Docker, pool: &NetPool) -> Vec<Check> {
     let mut out = Vec::new();
     match docker.version().await {
-        Ok(v) => out.push(check(
+        Ok(v) => out.push(Check::new(
             "engine",
             true,
             format!("Docker {} (API {}) answers", v.version.unwrap_or_default(), v.api_version.unwrap_or_default()),
             "",
         )),
         Err(e) => {
-            out.push(check("engine", false, format!("no answer: {e}"), "run scripts/install-docker.sh (as root)"));
+            out.push(Check::new("engine", false, format!("no answer: {e}"), "run scripts/install-docker.sh (as root)"));
             return out;
         }
     }
     let agent = images::agent_tag();
-    out.push(check(
+    out.push(Check::new(
         "agent image",
         images::image_exists(docker, &agent).await,
         agent,
@@ -50,7 +38,7 @@ pub async fn doctor(docker: &Docker, pool: &NetPool) -> Vec<Check> {
         .await
         .map(|l| l.len())
         .unwrap_or(0);
-    out.push(check(
+    out.push(Check::new(
         "bundle image",
         bundles > 0,
         format!("{bundles} {} image(s) present", images::BUNDLE_REPO),
@@ -59,14 +47,14 @@ pub async fn doctor(docker: &Docker, pool: &NetPool) -> Vec<Check> {
     match taken_subnets(docker).await {
         Ok(taken) => {
             let free = pool.free(&taken).count();
-            out.push(check(
+            out.push(Check::new(
                 "subnet pool",
                 free >= 2,
                 format!("{free} free /{} subnets in {} (each bottle takes 2)", pool.prefix, pool.pool),
                 "set BOTTLE_SUBNET_POOL to a range no network or route uses, or `down` unused bottles",
             ));
         }
-        Err(e) => out.push(check("subnet pool", false, format!("{e:#}"), "check the engine")),
+        Err(e) => out.push(Check::new("subnet pool", false, format!("{e:#}"), "check the engine")),
     }
     out
 }

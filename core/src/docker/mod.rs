@@ -18,9 +18,8 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 pub use check::{BLOCKED_PROBE_URL, MECHANISM};
-pub use doctor::Check;
 
-use crate::backend::{
+use crate::backend::{Check, 
     AllowlistStatus, BackendKind, BottleBackend, BottleStatus, ControlEndpoint, ExecOutput, Progress, Verdict,
 };
 use crate::images;
@@ -108,15 +107,6 @@ impl DockerBackend {
     /// Removes what interrupted `up`s left behind and bottles whose agent and bundle have both
     /// stopped (skipping names with an `up`/`down` in progress); returns the names removed.
     /// A degraded bottle stays: its state is news the user should see.
-    pub async fn gc(&self) -> anyhow::Result<Vec<String>> {
-        self.collect(true).await
-    }
-
-    /// What `gc` would remove, removing nothing.
-    pub async fn garbage(&self) -> anyhow::Result<Vec<String>> {
-        self.collect(false).await
-    }
-
     async fn collect(&self, remove: bool) -> anyhow::Result<Vec<String>> {
         let mut found = Vec::new();
         for name in state::names(&self.docker).await? {
@@ -131,11 +121,6 @@ impl DockerBackend {
             }
         }
         Ok(found)
-    }
-
-    /// Engine, images and subnet pool, each with what to do when it is wrong.
-    pub async fn doctor(&self) -> Vec<Check> {
-        doctor::doctor(&self.docker, &self.pool).await
     }
 
     async fn lock_name(&self, name: &str) -> anyhow::Result<std::fs::File> {
@@ -248,6 +233,15 @@ impl BottleBackend for DockerBackend {
 
     async fn control_endpoint(&self, name: &str) -> anyhow::Result<ControlEndpoint> {
         sidecar::control_endpoint(&self.docker, name).await
+    }
+
+    async fn gc(&self, dry_run: bool) -> anyhow::Result<Vec<String>> {
+        self.collect(!dry_run).await
+    }
+
+    /// Engine, images and subnet pool, each with what to do when it is wrong.
+    async fn doctor(&self) -> Vec<Check> {
+        doctor::doctor(&self.docker, &self.pool).await
     }
 }
 

@@ -28,7 +28,7 @@ use super::preflight::{PREFLIGHT_CONNECT_TIMEOUT, check_bundle_reachable};
 use super::smolfile::{AllowList, BundleAddr, Smolfile, SmolfileInput, VmImage};
 use super::status::{MachineState, MachineStatus};
 use crate::backend::{
-    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, ControlEndpoint, ExecOutput,
+    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, ExecOutput,
     Progress, Verdict,
 };
 use crate::spec::Spec;
@@ -280,6 +280,28 @@ impl BottleBackend for SmolmachinesBackend {
             }
         }
         Ok(out)
+    }
+
+    async fn gc(&self, dry_run: bool) -> anyhow::Result<Vec<String>> {
+        let mut found = Vec::new();
+        for b in self.list().await? {
+            if b.state == "stopped" || b.state == "failed" {
+                if !dry_run {
+                    self.down(&b.name, &crate::backend::NoProgress).await?;
+                }
+                found.push(b.name);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn doctor(&self) -> Vec<Check> {
+        vec![Check::new(
+            "smolvm",
+            true,
+            format!("smolvm {} at {} (allowlist enforced from 1.1.3)", self.smolvm.version(), self.smolvm.bin().display()),
+            "",
+        )]
     }
 
     async fn control_endpoint(&self, bottle: &str) -> anyhow::Result<ControlEndpoint> {
