@@ -3,7 +3,8 @@
 //! answered with the same 403-style response carrying the rule and request id.
 //!
 //! Nothing here echoes the URL, headers or body; a target that itself trips
-//! DLP (a secret smuggled in a subdomain) is recorded as `[redacted]`.
+//! DLP (a secret smuggled in a subdomain) is recorded as `[redacted]`, and so is
+//! the target of any DLP refusal.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -16,6 +17,8 @@ use crate::egress::client::BLOCK_HEADER;
 use crate::state::Bundle;
 
 pub const REQUEST_ID_HEADER: &str = "X-Bottle-Request-Id";
+/// The event target for a request DLP refused: its host may be what carried the secret.
+pub(super) const REDACTED: &str = "[redacted]";
 
 /// Rule ids the proxy itself raises (policy and DLP bring their own).
 pub(super) mod rules {
@@ -43,7 +46,7 @@ pub(super) struct Blocked<'a> {
 pub(super) fn record(bundle: &Bundle, client: SocketAddr, b: &Blocked<'_>) -> String {
     let request_id = format!("{:016x}", rand::random::<u64>());
     let method = KNOWN_METHODS.iter().find(|m| **m == b.method).copied().unwrap_or(if b.method == "-" { "-" } else { "OTHER" });
-    let target = if bundle.dlp.scan(b.target.as_bytes()).is_some() { "[redacted]" } else { b.target };
+    let target = if bundle.dlp.scan(b.target.as_bytes()).is_some() { REDACTED } else { b.target };
     bundle.stats.blocked_total.fetch_add(1, Ordering::Relaxed);
     bundle.events.emit(EventKind::EgressBlocked {
         client: client.to_string(),

@@ -112,8 +112,9 @@ impl Session {
                 Next::Request(r) => r,
             };
             first = false;
-            if let Some(rule) = self.judge(&req) {
-                return self.refuse(block::FORBIDDEN, &req.method, &req.target(), &rule).await;
+            if let Some((rule, redact)) = self.judge(&req) {
+                let target = if redact { block::REDACTED.to_string() } else { req.target() };
+                return self.refuse(block::FORBIDDEN, &req.method, &target, &rule).await;
             }
             if req.connect {
                 return tunnel::run(self, req).await;
@@ -124,17 +125,18 @@ impl Session {
         }
     }
 
-    /// The checks every request passes before anything leaves; `Some(rule)` refuses.
-    fn judge(&self, req: &Request) -> Option<String> {
+    /// The checks every request passes before anything leaves. `Some((rule, redact))`
+    /// refuses; `redact` is set for DLP hits, whose target may be the secret's carrier.
+    fn judge(&self, req: &Request) -> Option<(String, bool)> {
         if self.bundle.kill.engaged() {
-            return Some(rules::KILL_SWITCH.to_string());
+            return Some((rules::KILL_SWITCH.to_string(), false));
         }
         if let Some(f) = self.bundle.dlp.scan(&self.inbuf.data()[..req.head_len]) {
-            return Some(f.rule);
+            return Some((f.rule, true));
         }
         match self.bundle.policy.decide_host(&req.host, req.port) {
             Verdict::Allow => None,
-            Verdict::Deny { rule } => Some(rule),
+            Verdict::Deny { rule } => Some((rule, false)),
         }
     }
 
@@ -255,7 +257,7 @@ impl Session {
     }
 
     async fn response(&mut self, req: &Request, mut up: Upstream, reused: bool) -> io::Result<bool> {
-        let (framing, reusable) = loop {
+        let (mut framing, keep, dechunk, reusable) = loop {
             match parse_response(up.buf.data(), self.max_head) {
                 Ok(Some(head)) if (100..200).contains(&head.status) && head.status != 101 => {
                     // Interim responses are dropped: Expect was answered by the proxy itself.
@@ -263,14 +265,15 @@ impl Session {
                     up.buf.consume(len);
                     continue;
                 }
+                // 101 would switch protocols, but Upgrade is never forwarded, so it is a broken origin.
                 Ok(Some(head)) if head.status != 101 => {
                     let framing = head.framing(req.method == "HEAD");
                     let dechunk = req.version == Version::Http10 && framing == BodyFraming::Chunked;
                     let keep = req.keep_alive && framing != BodyFraming::UntilClose && !dechunk;
-                    render_response_head(&head.status_line[..], &head.headers, keep, req.version, dechunk, &mut self.out);
+                    render_response_head(head.status_line, &head.headers, keep, req.version, dechunk, &mut self.out);
                     let (len, reusable) = (head.len, head.reusable());
                     up.buf.consume(len);
-                    break ((framing, keep, dechunk), reusable);
+                    break (framing, keep, dechunk, reusable);
                 }
                 Ok(Some(_)) | Err(_) => {
                     self.client.write_all(BAD_GATEWAY).await?;
@@ -296,9 +299,7 @@ impl Session {
                 }
             }
         };
-        let ((framing, keep, dechunk), reusable) = (framing, reusable);
         // Send the head and whatever of a sized body is already here in one write.
-        let mut framing = framing;
         if let BodyFraming::Length(n) = framing {
             let take = usize::try_from(n).unwrap_or(usize::MAX).min(up.buf.data().len());
             self.out.extend_from_slice(&up.buf.data()[..take]);

@@ -223,15 +223,16 @@ pub struct TlsOrigin {
 
 impl TlsOrigin {
     async fn start(h: &Harness) -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Distinct subjects, or OpenSSL takes the leaf for a self-signed certificate.
+        ca_params.distinguished_name.push(DnType::CommonName, "bottle test CA");
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
         let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".to_string(), "origin.test".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca)
-            .unwrap();
+        let mut leaf_params = CertificateParams::new(vec!["localhost".to_string(), "origin.test".to_string()]).unwrap();
+        leaf_params.distinguished_name.push(DnType::CommonName, "localhost");
+        let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
         let ca_file = h.file("ca.pem", ca.pem().as_bytes());
         let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
