@@ -200,7 +200,7 @@ impl Session {
         match self.upstream.take() {
             Some(u) if u.host == req.host && u.port == req.port => Ok(Some((u, true))),
             _ => Ok(self.dial(req).await?.map(|stream| {
-                let buf = ReadBuf::new(BODY_PIECE / 4, read_limit(self.max_head));
+                let buf = ReadBuf::new(BODY_PIECE, read_limit(self.max_head));
                 (Upstream { host: req.host.clone(), port: req.port, stream, buf }, false)
             })),
         }
