@@ -4,12 +4,15 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use support::{Harness, header, raw_exchange, status_and_headers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 const ALLOW_LOCALHOST: &str = "[policy]\nallow = [\"localhost\"]\n";
 
@@ -88,42 +91,62 @@ fn plaintext_tunnels_are_cut() {
     h.wait_block("tunnel-not-tls");
 }
 
+/// Opens a TLS tunnel to the origin through the proxy and completes one request in it.
+async fn open_tunnel(proxy: SocketAddr, port: u16, ca_pem: &[u8]) -> TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut tcp = TcpStream::connect(proxy).await.unwrap();
+    tcp.write_all(format!("CONNECT localhost:{port} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    let mut head = [0u8; 39];
+    tcp.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head[..], b"HTTP/1.1 200 Connection established\r\n\r\n");
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).ends_with("tls origin ok"));
+    tls
+}
+
+/// Whether the tunnel ends (EOF or error) within `limit`.
+async fn ends_within(tls: &mut TlsStream<TcpStream>, limit: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(tokio::time::timeout(limit, tls.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+}
+
 #[test]
 fn kill_switch_cuts_an_open_tunnel_and_refuses_new_requests() {
     let h = Harness::start(ALLOW_LOCALHOST);
     let o = h.tls_origin();
     let ca_pem = std::fs::read(&o.ca_file).unwrap();
-    let port = o.addr.port();
-    let proxy = h.proxy;
     let bundle = h.bundle.clone();
-    h.rt.block_on(async move {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&ca_pem) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
-        tcp.write_all(format!("CONNECT localhost:{port} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
-        let mut head = [0u8; 39];
-        tcp.read_exact(&mut head).await.unwrap();
-        assert_eq!(&head[..], b"HTTP/1.1 200 Connection established\r\n\r\n");
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
-        tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
-        let mut buf = vec![0u8; 4096];
-        let n = tls.read(&mut buf).await.unwrap();
-        assert!(String::from_utf8_lossy(&buf[..n]).ends_with("tls origin ok"));
-
+    h.rt.block_on(async {
+        let mut tls = open_tunnel(h.proxy, o.addr.port(), &ca_pem).await;
+        assert!(!ends_within(&mut tls, Duration::from_millis(300)).await, "tunnel closed before the kill switch");
         assert!(bundle.kill.set(true));
-        let end = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await.expect("tunnel still open");
-        assert!(matches!(end, Ok(0) | Err(_)), "tunnel delivered data after the kill switch: {end:?}");
+        assert!(ends_within(&mut tls, Duration::from_secs(5)).await, "tunnel survived the kill switch");
     });
     let out = h.curl(&["-i", "http://localhost:1/"]);
     let (status, headers) = status_and_headers(&out.stdout);
     assert_eq!((status, header(&headers, "x-bottle-block")), (403, Some("kill-switch")));
+}
+
+#[test]
+fn idle_tunnels_are_closed() {
+    let h = Harness::start(&format!("{ALLOW_LOCALHOST}[limits]\nidle_timeout_ms = 500\n"));
+    let o = h.tls_origin();
+    let ca_pem = std::fs::read(&o.ca_file).unwrap();
+    h.rt.block_on(async {
+        let mut tls = open_tunnel(h.proxy, o.addr.port(), &ca_pem).await;
+        assert!(ends_within(&mut tls, Duration::from_secs(5)).await, "idle tunnel left open");
+    });
 }

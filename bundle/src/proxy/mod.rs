@@ -7,6 +7,7 @@
 
 mod block;
 mod body;
+mod idle;
 mod readbuf;
 mod session;
 mod sni;

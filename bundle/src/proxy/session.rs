@@ -45,7 +45,7 @@ pub(super) struct Session {
     /// The last origin connection, kept for the next request to the same host:port.
     upstream: Option<Upstream>,
     pub(super) header_timeout: Duration,
-    idle_timeout: Duration,
+    pub(super) idle_timeout: Duration,
     connect_timeout: Duration,
     max_head: usize,
 }

@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout_at};
 
 use super::block::{self, Blocked, rules};
+use super::idle::{Activity, Tracked};
 use super::readbuf::ReadBuf;
 use super::session::{Request, Session};
 use super::sni::{self, Hello};
@@ -51,8 +52,21 @@ pub(super) async fn run(mut s: Session, req: Request) -> io::Result<()> {
     }
     up.write_all(s.inbuf.data()).await?;
     s.inbuf = ReadBuf::new(0, 0);
-    tokio::io::copy_bidirectional_with_sizes(&mut s.client, &mut up, CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF).await?;
-    Ok(())
+    let activity = Activity::new();
+    let mut client = Tracked { inner: &mut s.client, activity: &activity };
+    let copy = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF);
+    tokio::pin!(copy);
+    loop {
+        let wait = activity.remaining(s.idle_timeout);
+        if wait.is_zero() {
+            tracing::debug!(target = %req.target(), "proxy: tunnel idle timeout");
+            return Ok(());
+        }
+        tokio::select! {
+            r = &mut copy => return r.map(drop),
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
 }
 
 /// `Some(rule)` when the ClientHello's server name must cut the tunnel.
