@@ -105,6 +105,7 @@ netdb_filename none
 pinger_enable off
 shutdown_lifetime 1 seconds
 EOF
+: > $W/squid/cache.log   # fresh log per run, created before the chown so squid can write it
 chown -R proxy:proxy $W/squid
 
 cat > $W/tinyproxy/filter <<EOF
@@ -128,8 +129,8 @@ FilterType ere
 FilterDefaultDeny Yes
 ConnectPort $HTTPS_PORT
 EOF
+: > $W/tinyproxy/tinyproxy.log; : > $W/origin/error.log   # fresh logs per run
 chown -R tinyproxy:tinyproxy $W/tinyproxy
-: > $W/tinyproxy/tinyproxy.log; : > $W/squid/cache.log; : > $W/origin/error.log   # fresh logs per run
 
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $W/bottle/token
 cat > $W/bottle/bundle.toml <<EOF

@@ -137,3 +137,19 @@ fn oversize_head_gets_431() {
     assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
     assert_eq!(raw_header(&reply, "x-bottle-block"), Some("header-too-large"));
 }
+
+#[test]
+fn live_policy_changes_apply_to_the_next_request() {
+    let h = Harness::start("");
+    let o = h.http_origin();
+    let code = |h: &Harness| String::from_utf8_lossy(&h.curl(&["-o", "/dev/null", "-w", "%{http_code}", &o.url("/")]).stdout).into_owned();
+    assert_eq!(code(&h), "403");
+    let update = bottle_protocol::control::PolicyUpdate { allow: vec!["localhost".into()], deny: vec![] };
+    assert_eq!(h.bundle.policy.replace(&update), Ok((1, 0)));
+    assert_eq!(code(&h), "200");
+    h.bundle.policy.replace(&bottle_protocol::control::PolicyUpdate { allow: vec![], deny: vec![] }).unwrap();
+    h.bundle.policy.grant("req-1", "localhost", Some(o.addr.port()), None).unwrap();
+    assert_eq!(code(&h), "200");
+    assert!(h.bundle.policy.revoke("req-1"));
+    assert_eq!(code(&h), "403");
+}

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
 pub use block::REQUEST_ID_HEADER;
@@ -26,6 +26,8 @@ pub use tunnel::{CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF};
 
 use crate::state::{Bundle, Stats};
 
+/// Pending-connection queue: bursts of new tunnels must not be dropped by the kernel.
+const LISTEN_BACKLOG: u32 = 1024;
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -36,7 +38,13 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("proxy listen {addr}: {e}"))?;
+        let listen = || {
+            let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(LISTEN_BACKLOG)
+        };
+        let listener = listen().map_err(|e| anyhow::anyhow!("proxy listen {addr}: {e}"))?;
         Ok(Self { listener })
     }
 
