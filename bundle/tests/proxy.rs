@@ -153,3 +153,39 @@ fn live_policy_changes_apply_to_the_next_request() {
     assert!(h.bundle.policy.revoke("req-1"));
     assert_eq!(code(&h), "403");
 }
+
+#[test]
+fn bodiless_responses_keep_the_connection_usable() {
+    let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");
+    let o = h.http_origin();
+    let url = o.url("/conn");
+    // HEAD answers carry a Content-Length but no body; reading one would hang the next request.
+    let out = text(&h.curl(&["-I", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n", &url, &url]));
+    assert_eq!(out, "200 1\n200 0\n");
+    assert_eq!(text(&h.curl(&[&url])), "conn=2");
+}
+
+#[test]
+fn origin_that_closes_a_kept_connection_is_redialled() {
+    // A raw origin that answers exactly one request per connection, then closes without saying so.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let origin = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for n in 1..=2 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let k = s.read(&mut buf).unwrap();
+                assert!(k > 0, "proxy closed before sending a request");
+                got.extend_from_slice(&buf[..k]);
+            }
+            s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nconn={n}").as_bytes()).unwrap();
+        }
+    });
+    let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");
+    let url = format!("http://localhost:{port}/");
+    assert_eq!(text(&h.curl(&[&url, &url])), "conn=1conn=2");
+    origin.join().unwrap();
+}

@@ -270,7 +270,8 @@ impl Session {
                     let framing = head.framing(req.method == "HEAD");
                     let dechunk = req.version == Version::Http10 && framing == BodyFraming::Chunked;
                     let keep = req.keep_alive && framing != BodyFraming::UntilClose && !dechunk;
-                    render_response_head(head.status_line, &head.headers, keep, req.version, dechunk, &mut self.out);
+                    let drop_length = framing == BodyFraming::Chunked;
+                    render_response_head(head.status_line, &head.headers, keep, req.version, (dechunk, drop_length), &mut self.out);
                     let (len, reusable) = (head.len, head.reusable());
                     up.buf.consume(len);
                     break (framing, keep, dechunk, reusable);
@@ -376,11 +377,23 @@ fn render_request_head(head: &RequestHead<'_>, host: &Host, port: u16, path: &st
     out.extend_from_slice(b"\r\n");
 }
 
-fn render_response_head(status_line: &[u8], headers: &[Header<'_>], keep: bool, version: Version, dechunk: bool, out: &mut Vec<u8>) {
+/// The head sent to the agent. `drop` = (drop Transfer-Encoding, drop Content-Length):
+/// the first when the body is de-chunked for HTTP/1.0, the second whenever the body
+/// is chunked, so the agent never sees both framings at once.
+fn render_response_head(
+    status_line: &[u8],
+    headers: &[Header<'_>],
+    keep: bool,
+    version: Version,
+    drop: (bool, bool),
+    out: &mut Vec<u8>,
+) {
     out.clear();
     out.extend_from_slice(status_line);
     out.extend_from_slice(b"\r\n");
-    for h in headers.iter().filter(|h| end_to_end(h, headers) && !(dechunk && h.is("transfer-encoding"))) {
+    let (drop_te, drop_cl) = drop;
+    let framing_dropped = |h: &Header<'_>| (drop_te && h.is("transfer-encoding")) || (drop_cl && h.is("content-length"));
+    for h in headers.iter().filter(|h| end_to_end(h, headers) && !framing_dropped(h)) {
         push_header(out, h);
     }
     match (keep, version) {
