@@ -93,9 +93,15 @@ fn request_bodies_stream_with_both_framings() {
     let file = h.file("body.bin", &data);
     let at = format!("@{}", file.display());
     let sized = text(&h.curl(&["--data-binary", &at, &o.url("/echo")]));
-    assert_eq!(sized, format!("method=POST len={} sum={sum} chunked=false host=localhost:{}", data.len(), o.addr.port()));
+    assert_eq!(
+        sized,
+        format!("method=POST len={} sum={sum} chunked=false host=localhost:{}", data.len(), o.addr.port())
+    );
     let chunked = text(&h.curl(&["-H", "Transfer-Encoding: chunked", "--data-binary", &at, &o.url("/echo")]));
-    assert_eq!(chunked, format!("method=POST len={} sum={sum} chunked=true host=localhost:{}", data.len(), o.addr.port()));
+    assert_eq!(
+        chunked,
+        format!("method=POST len={} sum={sum} chunked=true host=localhost:{}", data.len(), o.addr.port())
+    );
 }
 
 #[test]
@@ -142,7 +148,9 @@ fn oversize_head_gets_431() {
 fn live_policy_changes_apply_to_the_next_request() {
     let h = Harness::start("");
     let o = h.http_origin();
-    let code = |h: &Harness| String::from_utf8_lossy(&h.curl(&["-o", "/dev/null", "-w", "%{http_code}", &o.url("/")]).stdout).into_owned();
+    let code = |h: &Harness| {
+        String::from_utf8_lossy(&h.curl(&["-o", "/dev/null", "-w", "%{http_code}", &o.url("/")]).stdout).into_owned()
+    };
     assert_eq!(code(&h), "403");
     let update = bottle_protocol::control::PolicyUpdate { allow: vec!["localhost".into()], deny: vec![] };
     assert_eq!(h.bundle.policy.replace(&update), Ok((1, 0)));
@@ -160,7 +168,17 @@ fn bodiless_responses_keep_the_connection_usable() {
     let o = h.http_origin();
     let url = o.url("/conn");
     // HEAD answers carry a Content-Length but no body; reading one would hang the next request.
-    let out = text(&h.curl(&["-I", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n", &url, &url]));
+    let out = text(&h.curl(&[
+        "-I",
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{num_connects}\n",
+        &url,
+        &url,
+    ]));
     assert_eq!(out, "200 1\n200 0\n");
     assert_eq!(text(&h.curl(&[&url])), "conn=2");
 }

@@ -16,7 +16,10 @@ fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets.toml");
     std::fs::write(&secrets, format!("DEPLOY_TOKEN = \"{NAMED_SECRET}\"\n")).unwrap();
-    Harness::start(&format!("[policy]\nallow = [\"localhost\"]\n[dlp]\nsecrets_file = {:?}\n", secrets.display().to_string()))
+    Harness::start(&format!(
+        "[policy]\nallow = [\"localhost\"]\n[dlp]\nsecrets_file = {:?}\n",
+        secrets.display().to_string()
+    ))
 }
 
 fn assert_no_secret_in_events(h: &Harness) {

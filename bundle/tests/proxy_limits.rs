@@ -5,8 +5,8 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::Harness;
@@ -39,7 +39,12 @@ fn slow_loris_clients_are_cut_while_others_are_served() {
         .collect();
     for _ in 0..3 {
         let out = h.curl(&[&o.url("/")]);
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from origin", "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from origin",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     for d in dribblers {
         let (closed, took) = d.join().unwrap();

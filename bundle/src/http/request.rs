@@ -108,7 +108,9 @@ mod tests {
 
     #[test]
     fn parses_absolute_and_connect() {
-        let r = parse("GET http://Example.com:8080/a?b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").unwrap().unwrap();
+        let r = parse("GET http://Example.com:8080/a?b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+            .unwrap()
+            .unwrap();
         assert_eq!(r.target, Target::Absolute { host: "Example.com", port: 8080, path: "/a?b" });
         assert_eq!(r.framing, BodyFraming::Length(3));
         assert_eq!(r.len, "GET http://Example.com:8080/a?b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n".len());

@@ -65,7 +65,8 @@ pub fn parse_response(buf: &[u8], max: usize) -> Result<Option<ResponseHead<'_>>
             length = Some(n);
         } else if h.is("transfer-encoding") {
             // Only a final `chunked` frames the body; anything else is read until close.
-            chunked = h.value.rsplit(|&b| b == b',').next().is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            chunked =
+                h.value.rsplit(|&b| b == b',').next().is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             if !chunked {
                 length = None;
             }

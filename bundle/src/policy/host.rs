@@ -32,7 +32,10 @@ impl Host {
             return Err("userinfo in host");
         }
         if raw.contains(':') {
-            return raw.parse::<Ipv6Addr>().map(|ip| Host::Ip(canonical(IpAddr::V6(ip)))).map_err(|_| "invalid IPv6 literal");
+            return raw
+                .parse::<Ipv6Addr>()
+                .map(|ip| Host::Ip(canonical(IpAddr::V6(ip))))
+                .map_err(|_| "invalid IPv6 literal");
         }
         let name = raw.strip_suffix('.').unwrap_or(raw);
         if let Ok(ip) = name.parse::<Ipv4Addr>() {
@@ -78,7 +81,9 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     }
     // No real TLD is numeric; a numeric last label means an IPv4 spelled oddly.
     let last = name.rsplit('.').next().unwrap_or(name);
-    if last.bytes().all(|b| b.is_ascii_digit()) || (last.starts_with("0x") && last[2..].bytes().all(|b| b.is_ascii_hexdigit())) {
+    if last.bytes().all(|b| b.is_ascii_digit())
+        || (last.starts_with("0x") && last[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+    {
         return Err("numeric host that is not a dotted-quad IPv4");
     }
     Ok(())

@@ -57,7 +57,9 @@ impl Grant {
 pub enum Verdict {
     Allow,
     /// `rule` is the machine-readable reason, sent in `X-Bottle-Block`.
-    Deny { rule: String },
+    Deny {
+        rule: String,
+    },
 }
 
 fn deny(rule: &str) -> Verdict {
@@ -71,7 +73,11 @@ impl PolicyStore {
                 .map(|v| Entry::parse(v.get_ref()).map_err(|m| ConfigError::at(file, text, key, v, m)))
                 .collect::<Result<Vec<_>, _>>()
         };
-        let lists = Lists { allow: parse("policy.allow", &cfg.allow)?, deny: parse("policy.deny", &cfg.deny)?, grants: Vec::new() };
+        let lists = Lists {
+            allow: parse("policy.allow", &cfg.allow)?,
+            deny: parse("policy.deny", &cfg.deny)?,
+            grants: Vec::new(),
+        };
         Ok(Self { lists: RwLock::new(lists) })
     }
 

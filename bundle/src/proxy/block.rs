@@ -45,7 +45,8 @@ pub(super) struct Blocked<'a> {
 /// Counts and records a block; returns its request id.
 pub(super) fn record(bundle: &Bundle, client: SocketAddr, b: &Blocked<'_>) -> String {
     let request_id = format!("{:016x}", rand::random::<u64>());
-    let method = KNOWN_METHODS.iter().find(|m| **m == b.method).copied().unwrap_or(if b.method == "-" { "-" } else { "OTHER" });
+    let method =
+        KNOWN_METHODS.iter().find(|m| **m == b.method).copied().unwrap_or(if b.method == "-" { "-" } else { "OTHER" });
     let target = if bundle.dlp.scan(b.target.as_bytes()).is_some() { REDACTED } else { b.target };
     bundle.stats.blocked_total.fetch_add(1, Ordering::Relaxed);
     bundle.events.emit(EventKind::EgressBlocked {

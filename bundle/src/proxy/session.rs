@@ -21,7 +21,7 @@ use super::readbuf::ReadBuf;
 use super::tunnel;
 use crate::egress::{self, EgressError};
 use crate::http::{
-    BodyFraming, Header, HeadError, RequestHead, Target, Version, is_hop_by_hop, listed_in_connection, parse_request,
+    BodyFraming, HeadError, Header, RequestHead, Target, Version, is_hop_by_hop, listed_in_connection, parse_request,
     parse_response,
 };
 use crate::policy::{Host, Verdict, rules as policy_rules};
@@ -271,7 +271,14 @@ impl Session {
                     let dechunk = req.version == Version::Http10 && framing == BodyFraming::Chunked;
                     let keep = req.keep_alive && framing != BodyFraming::UntilClose && !dechunk;
                     let drop_length = framing == BodyFraming::Chunked;
-                    render_response_head(head.status_line, &head.headers, keep, req.version, (dechunk, drop_length), &mut self.out);
+                    render_response_head(
+                        head.status_line,
+                        &head.headers,
+                        keep,
+                        req.version,
+                        (dechunk, drop_length),
+                        &mut self.out,
+                    );
                     let (len, reusable) = (head.len, head.reusable());
                     up.buf.consume(len);
                     break (framing, keep, dechunk, reusable);
@@ -392,7 +399,8 @@ fn render_response_head(
     out.extend_from_slice(status_line);
     out.extend_from_slice(b"\r\n");
     let (drop_te, drop_cl) = drop;
-    let framing_dropped = |h: &Header<'_>| (drop_te && h.is("transfer-encoding")) || (drop_cl && h.is("content-length"));
+    let framing_dropped =
+        |h: &Header<'_>| (drop_te && h.is("transfer-encoding")) || (drop_cl && h.is("content-length"));
     for h in headers.iter().filter(|h| end_to_end(h, headers) && !framing_dropped(h)) {
         push_header(out, h);
     }

@@ -54,7 +54,8 @@ pub(super) async fn run(mut s: Session, req: Request) -> io::Result<()> {
     s.inbuf = ReadBuf::new(0, 0);
     let activity = Activity::new();
     let mut client = Tracked { inner: &mut s.client, activity: &activity };
-    let copy = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF);
+    let copy =
+        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF);
     tokio::pin!(copy);
     loop {
         let wait = activity.remaining(s.idle_timeout);

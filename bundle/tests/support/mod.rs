@@ -138,7 +138,8 @@ pub fn status_and_headers(out: &[u8]) -> (u16, Vec<(String, String)>) {
     let head = text.split("\r\n\r\n").filter(|h| h.starts_with("HTTP/")).last().unwrap_or("").to_string();
     let mut lines = head.lines();
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string())).collect();
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string())).collect();
     (status, headers)
 }
 
@@ -168,7 +169,8 @@ impl HttpOrigin {
                 let n = count.fetch_add(1, Ordering::SeqCst) + 1;
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| route(req, n));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });
