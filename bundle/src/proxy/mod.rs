@@ -7,7 +7,7 @@
 
 mod block;
 mod body;
-mod idle;
+mod pipe;
 mod readbuf;
 mod session;
 mod sni;

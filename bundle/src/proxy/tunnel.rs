@@ -14,16 +14,16 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout_at};
 
 use super::block::{self, Blocked, rules};
-use super::idle::{Activity, Tracked};
+use super::pipe::{self, Activity};
 use super::readbuf::ReadBuf;
 use super::session::{Request, Session};
 use super::sni::{self, Hello};
 use crate::policy::{Host, Verdict};
 
-/// Copy buffer for agent → origin; uploads through tunnels are usually small.
-pub const CLIENT_TO_ORIGIN_BUF: usize = 16 * 1024;
-/// Copy buffer for origin → agent; large so bulk downloads run near line rate.
-pub const ORIGIN_TO_CLIENT_BUF: usize = 64 * 1024;
+/// Largest copy buffer for agent → origin; uploads through tunnels are usually small.
+pub const CLIENT_TO_ORIGIN_BUF: usize = 64 * 1024;
+/// Largest copy buffer for origin → agent; large so bulk downloads run near line rate.
+pub const ORIGIN_TO_CLIENT_BUF: usize = 256 * 1024;
 
 const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
 
@@ -53,9 +53,7 @@ pub(super) async fn run(mut s: Session, req: Request) -> io::Result<()> {
     up.write_all(s.inbuf.data()).await?;
     s.inbuf = ReadBuf::new(0, 0);
     let activity = Activity::new();
-    let mut client = Tracked { inner: &mut s.client, activity: &activity };
-    let copy =
-        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut up, CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF);
+    let copy = pipe::both_ways(&mut s.client, &mut up, (CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF), &activity);
     tokio::pin!(copy);
     loop {
         let wait = activity.remaining(s.idle_timeout);
@@ -64,7 +62,7 @@ pub(super) async fn run(mut s: Session, req: Request) -> io::Result<()> {
             return Ok(());
         }
         tokio::select! {
-            r = &mut copy => return r.map(drop),
+            r = &mut copy => return r,
             () = tokio::time::sleep(wait) => {}
         }
     }
