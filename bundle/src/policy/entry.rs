@@ -73,10 +73,6 @@ impl Entry {
             _ => false,
         }
     }
-
-    pub fn is_net(&self) -> bool {
-        matches!(self.pattern, Pattern::Net(_))
-    }
 }
 
 /// Splits an optional `:port`: `host:443`, `[2001:db8::/32]:443`, or a bare IPv6 (no port).
