@@ -207,3 +207,27 @@ fn origin_that_closes_a_kept_connection_is_redialled() {
     assert_eq!(text(&h.curl(&[&url, &url])), "conn=1conn=2");
     origin.join().unwrap();
 }
+
+#[test]
+fn http10_keep_alive_clients_get_keep_alive_answers() {
+    use std::io::{Read, Write};
+    let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");
+    let o = h.http_origin();
+    let mut s = std::net::TcpStream::connect(h.proxy).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let req = format!("GET {} HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", o.url("/conn"));
+    for _ in 0..2 {
+        // The way ab -k talks: HTTP/1.0, keep-alive asked for, the length read from the answer.
+        s.write_all(req.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&got).ends_with("conn=1") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "proxy closed a keep-alive HTTP/1.0 connection: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        let reply = String::from_utf8_lossy(&got);
+        assert_eq!(raw_header(&reply, "connection"), Some("keep-alive"), "{reply}");
+        assert_eq!(raw_header(&reply, "content-length"), Some("6"));
+    }
+}
