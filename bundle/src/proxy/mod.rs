@@ -1,11 +1,37 @@
-//! STUB (to be replaced by the proxy owner): the agent-facing forward proxy.
+//! The agent-facing forward proxy: HTTP/1.1 CONNECT tunnels and absolute-URI
+//! requests, judged by the live allowlist and DLP, leaving only through egress.
+//!
+//! Each connection is bounded (a semaphore caps how many there are, each has a
+//! header, idle and total timeout) so a slow or greedy client cannot starve the
+//! others, and each is dropped the moment the kill switch is engaged.
+
+mod block;
+mod body;
+mod pipe;
+mod readbuf;
+mod session;
+mod sni;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
 
-use crate::state::Bundle;
+pub use block::REQUEST_ID_HEADER;
+pub use tunnel::{CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF};
+
+use crate::state::{Bundle, Stats};
+
+/// Pending-connection queue: bursts of new tunnels must not be dropped by the kernel.
+const LISTEN_BACKLOG: u32 = 1024;
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 pub struct Server {
     listener: TcpListener,
@@ -13,7 +39,13 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("proxy listen {addr}: {e}"))?;
+        let listen = || {
+            let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(LISTEN_BACKLOG)
+        };
+        let listener = listen().map_err(|e| anyhow::anyhow!("proxy listen {addr}: {e}"))?;
         Ok(Self { listener })
     }
 
@@ -21,9 +53,64 @@ impl Server {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
-    pub async fn run(self, _bundle: Arc<Bundle>) -> anyhow::Result<()> {
+    pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
+        let permits = Arc::new(Semaphore::new(bundle.config.limits.max_connections));
         loop {
-            let _ = self.listener.accept().await?;
+            let (stream, peer) = match self.listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("proxy accept: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                // At the cap: answer without a task so the overload costs nothing more.
+                let _ = stream.try_write(BUSY);
+                continue;
+            };
+            let bundle = bundle.clone();
+            tokio::spawn(async move {
+                serve(stream, peer, bundle).await;
+                drop(permit);
+            });
         }
+    }
+}
+
+/// Counts a connection as open for as long as it lives.
+struct OpenGuard<'a>(&'a Stats);
+
+impl<'a> OpenGuard<'a> {
+    fn new(stats: &'a Stats) -> Self {
+        stats.open_connections.fetch_add(1, Ordering::Relaxed);
+        Self(stats)
+    }
+}
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn serve(stream: TcpStream, peer: SocketAddr, bundle: Arc<Bundle>) {
+    let _open = OpenGuard::new(&bundle.stats);
+    let _ = stream.set_nodelay(true);
+    let total = Duration::from_millis(bundle.config.limits.total_timeout_ms);
+    let session = session::Session::new(bundle.clone(), peer, stream);
+    let result = if bundle.kill.engaged() {
+        // Already cut: still read the request so it gets its `kill-switch` refusal.
+        tokio::time::timeout(total, session.run()).await
+    } else {
+        tokio::select! {
+            r = tokio::time::timeout(total, session.run()) => r,
+            () = bundle.kill.cut() => return,
+        }
+    };
+    match result {
+        Ok(Err(e)) => tracing::debug!(%peer, "proxy: {e}"),
+        Err(_) => tracing::debug!(%peer, "proxy: connection reached the total timeout"),
+        Ok(Ok(())) => {}
     }
 }
