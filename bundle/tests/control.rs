@@ -182,7 +182,6 @@ async fn an_oversized_body_is_refused() {
 }
 
 #[tokio::test]
-#[ignore = "needs policy from h-proxy; lead un-ignores at merge"]
 async fn a_policy_update_replaces_the_allowlist_and_emits_an_event() {
     let b = start("").await;
     let (status, body) = put_policy(&b, "{\"allow\": [\"example.com\", \"*.example.org:443\"], \"deny\": [\"bad.example.com\"]}").await;

@@ -28,7 +28,6 @@ fn assert_no_secret_in_events(h: &Harness) {
 }
 
 #[test]
-#[ignore = "needs the real dlp::Scanner (h-dlp); lead un-ignores at merge"]
 fn secret_in_url_or_header_is_blocked() {
     let h = harness();
     let o = h.http_origin();
@@ -43,7 +42,6 @@ fn secret_in_url_or_header_is_blocked() {
 }
 
 #[test]
-#[ignore = "needs the real dlp::Scanner (h-dlp); lead un-ignores at merge"]
 fn secret_in_streamed_body_is_blocked() {
     let h = harness();
     let o = h.http_origin();
@@ -65,7 +63,6 @@ fn secret_in_streamed_body_is_blocked() {
 }
 
 #[test]
-#[ignore = "needs the real dlp::Scanner (h-dlp); lead un-ignores at merge"]
 fn secret_in_connect_target_is_blocked_and_redacted() {
     let h = harness();
     let out = h.curl(&["-i", &format!("https://{AWS_KEY}.localhost/")]);

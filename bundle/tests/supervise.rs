@@ -229,7 +229,6 @@ async fn host_routes_answer_only_their_own_paths() {
 /// Approval puts the grant in the live allowlist; the ttl (capped by
 /// `max_grant_secs`) takes it out again, and both show up for agent and host.
 #[tokio::test]
-#[ignore = "needs PolicyStore grant/revoke/decide from h-proxy; lead un-ignores at merge"]
 async fn approval_grants_until_the_ttl_then_expires() {
     let h = start("[supervise]\nmax_grant_secs = 1\n").await;
     let (_, mut rx) = h.bundle.events.subscribe_since(0);

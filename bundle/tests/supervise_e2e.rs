@@ -35,7 +35,6 @@ async fn origin() -> u16 {
 }
 
 #[tokio::test]
-#[ignore = "needs proxy+policy from h-proxy; lead un-ignores at merge"]
 async fn approval_opens_the_proxy_until_the_grant_expires() {
     let port = origin().await;
     let dir = tempfile::tempdir().unwrap();
