@@ -91,7 +91,10 @@ fn push_to_a_protected_branch_is_refused_with_the_reason() {
     assert!(out.stderr.contains("[remote rejected] main -> main (bottle: main is protected)"), "{}", out.stderr);
     assert_eq!(world.upstream_ref("r", "main"), before);
     let refused = git_events(&gate).into_iter().find(|e| e.0 == GitOperation::Push).unwrap();
-    assert_eq!((refused.1, refused.2, refused.3.as_str()), (false, vec!["refs/heads/main".into()], "bottle: main is protected"));
+    assert_eq!(
+        (refused.1, refused.2, refused.3.as_str()),
+        (false, vec!["refs/heads/main".into()], "bottle: main is protected")
+    );
 }
 
 #[test]
@@ -207,7 +210,11 @@ fn upstream_rejecting_the_credential_leaks_nothing_of_it() {
     let gate = Gate::start(&repo_table("r", &up.url("r"), ""), "r = \"gate-user:wrong-token-123456\"\n");
     let out = world.git(world.dir.path(), &["clone", &gate.url("r"), "x"]);
     assert!(!out.ok);
-    assert!(out.stderr.contains("bottle: upstream refused the bundle's credentials for r (HTTP 401)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("bottle: upstream refused the bundle's credentials for r (HTTP 401)"),
+        "{}",
+        out.stderr
+    );
     for hidden in ["upstream-secret-realm", "WWW-Authenticate", "wrong-token-123456", "upstream: bad credentials"] {
         assert!(!out.stderr.contains(hidden), "{hidden} leaked:\n{}", out.stderr);
     }
@@ -235,7 +242,10 @@ fn the_credential_appears_nowhere_the_agent_or_host_sees() {
     for secret in [UPSTREAM_TOKEN, encoded.as_str()] {
         assert!(!seen.contains(secret), "credential leaked");
     }
-    assert_eq!(world.upstream_ref("r", "refs/heads/agent/z"), Some(world.git(&work, &["rev-parse", "HEAD"]).stdout.trim().to_string()));
+    assert_eq!(
+        world.upstream_ref("r", "refs/heads/agent/z"),
+        Some(world.git(&work, &["rev-parse", "HEAD"]).stdout.trim().to_string())
+    );
 }
 
 fn base64_of(s: &str) -> String {

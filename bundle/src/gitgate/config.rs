@@ -146,7 +146,11 @@ fn parse_repo(file: &Path, text: &str, r: &GitRepo) -> Result<Repo, ConfigError>
         && !alias.starts_with('.')
         && alias.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !alias_ok {
-        return Err(err("git.repo.alias", &r.alias, "alias must be letters, digits, '.', '_' or '-', not ending in .git"));
+        return Err(err(
+            "git.repo.alias",
+            &r.alias,
+            "alias must be letters, digits, '.', '_' or '-', not ending in .git",
+        ));
     }
     let upstream = parse_upstream(r.upstream.get_ref()).map_err(|m| err("git.repo.upstream", &r.upstream, m))?;
     let patterns = |key: &str, list: &[Spanned<String>]| {

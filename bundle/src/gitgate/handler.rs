@@ -25,9 +25,9 @@ use super::body::ChannelBody;
 use super::config::Repo;
 use super::pack::Graph;
 use super::pktline::{self, Pkt};
+use super::report;
 use super::rules::{self, Check, Commands};
 use super::upstream::{self, FORWARD_RESPONSE, UpstreamError};
-use super::report;
 use crate::state::Bundle;
 
 pub type GateBody = BoxBody<Bytes, hyper::Error>;
@@ -67,7 +67,7 @@ struct Route {
 pub async fn handle(bundle: Arc<Bundle>, req: Request<Incoming>) -> Response<GateBody> {
     let route = match route(&req) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err((status, msg)) => return text(status, msg),
     };
     let op = match route.service {
         Service::UploadPack => GitOperation::Fetch,
@@ -104,7 +104,8 @@ pub async fn handle(bundle: Arc<Bundle>, req: Request<Incoming>) -> Response<Gat
     }
 }
 
-fn route(req: &Request<Incoming>) -> Result<Route, Response<GateBody>> {
+/// Parses the agent's path; an error is the status and message to answer with.
+fn route(req: &Request<Incoming>) -> Result<Route, (StatusCode, &'static str)> {
     let path = req.uri().path();
     let (repo, rest) = path.strip_prefix('/').and_then(|p| p.split_once('/')).unwrap_or((path, ""));
     let alias = repo.strip_suffix(".git").unwrap_or(repo).to_string();
@@ -114,14 +115,14 @@ fn route(req: &Request<Incoming>) -> Result<Route, Response<GateBody>> {
     let found = match (req.method(), rest) {
         (&Method::GET, "info/refs") => match service_param.and_then(service) {
             Some(s) => Some((s, Step::Advertise)),
-            None => return Err(text(StatusCode::FORBIDDEN, "bottle: only git smart HTTP is served here")),
+            None => return Err((StatusCode::FORBIDDEN, "bottle: only git smart HTTP is served here")),
         },
         (&Method::POST, name) => service(name).map(|s| (s, Step::Rpc)),
         _ => None,
     };
     match found {
         Some((service, step)) if !alias.is_empty() => Ok(Route { alias, service, step }),
-        _ => Err(text(StatusCode::NOT_FOUND, "bottle: not a git smart-HTTP path; use http://<gate>/<alias>.git")),
+        _ => Err((StatusCode::NOT_FOUND, "bottle: not a git smart-HTTP path; use http://<gate>/<alias>.git")),
     }
 }
 
@@ -192,7 +193,7 @@ async fn push(bundle: Arc<Bundle>, repo: Arc<Repo>, req: Request<Incoming>) -> R
         let reasons = decisions.into_iter().map(|d| d.err()).collect();
         return refuse(&bundle, &repo, &cmds, reasons, body).await;
     }
-    let body_feed = if decisions.iter().any(|d| *d == Ok(Check::FastForward)) {
+    let body_feed = if decisions.contains(&Ok(Check::FastForward)) {
         let spooled = match spool(&head[pack_at..], body).await {
             Ok(f) => f,
             Err(e) => {
@@ -284,7 +285,13 @@ async fn read_commands(body: &mut Incoming) -> Result<(Vec<u8>, usize, Commands)
 
 /// Answers a refused push with a report naming every ref, after reading the rest of the
 /// request so the agent's git is not cut off mid-send. Nothing has gone upstream.
-async fn refuse<B>(bundle: &Bundle, repo: &Repo, cmds: &Commands, reasons: Vec<Option<String>>, body: B) -> Response<GateBody>
+async fn refuse<B>(
+    bundle: &Bundle,
+    repo: &Repo,
+    cmds: &Commands,
+    reasons: Vec<Option<String>>,
+    body: B,
+) -> Response<GateBody>
 where
     B: hyper::body::Body + Unpin,
 {

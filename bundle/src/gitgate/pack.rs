@@ -186,7 +186,10 @@ fn apply_delta(base: &[u8], d: &[u8]) -> io::Result<Vec<u8>> {
                 0 => 0x10000,
                 n => n,
             };
-            let src = off.checked_add(len).and_then(|end| base.get(off..end)).ok_or_else(|| bad("delta copy out of range"))?;
+            let src = off
+                .checked_add(len)
+                .and_then(|end| base.get(off..end))
+                .ok_or_else(|| bad("delta copy out of range"))?;
             out.extend_from_slice(src);
         } else if op != 0 {
             let n = usize::from(op);
