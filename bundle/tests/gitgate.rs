@@ -68,9 +68,10 @@ fn push_to_an_allowed_branch_updates_the_upstream() {
     world.ok(&work, &["push", "-q", "origin", "agent/feature"]);
     assert_eq!(world.upstream_ref("r", "refs/heads/agent/feature"), Some(first));
 
-    // A fast-forward update is proven from the pack and goes through.
+    // A fast-forward update is proven from the (spooled) pack and goes through.
     let second = world.commit(&work, "two");
-    let third = world.commit(&work, "three");
+    // Bigger than git's 1 MiB post buffer: git probes first, then streams the pack chunked.
+    let third = world.commit_random(&work, "three", 3 * 1024 * 1024);
     world.ok(&work, &["push", "-q", "origin", "agent/feature"]);
     assert_eq!(world.upstream_ref("r", "refs/heads/agent/feature"), Some(third));
     assert_ne!(second, world.upstream_ref("r", "refs/heads/agent/feature").unwrap());
@@ -263,4 +264,38 @@ fn bad_config_names_key_value_and_position() {
     let err = Gate::try_start(&repo_table("r", "http://x.test/r", ""), "other = \"secret-value-1\"\n").err().unwrap();
     let msg = format!("{err:#}");
     assert!(msg.contains("\"other\" names no [[git.repo]] alias") && !msg.contains("secret-value-1"), "{msg}");
+}
+
+#[test]
+fn egress_refusal_is_a_403_naming_the_rule() {
+    let (world, _up, gate) = setup(RULES);
+    // Stand in for egress with one that refuses every destination, as the real one does for a blocked IP.
+    let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    gate.bundle.set_egress_addr(fake.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in fake.incoming().take(4) {
+            let mut s = stream.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(&mut s, &mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = std::io::Write::write_all(&mut s, bottle_bundle::egress::client::refusal("test-rule").as_bytes());
+        }
+    });
+    let out = world.git(world.dir.path(), &["clone", &gate.url("r"), "x"]);
+    assert!(!out.ok);
+    assert!(out.stderr.contains("bottle: egress refused the upstream (test-rule) for r"), "{}", out.stderr);
+    assert!(out.stderr.contains("403"), "{}", out.stderr);
+    let ev = git_events(&gate);
+    assert!(ev.iter().any(|e| !e.1 && e.3.contains("test-rule")), "{ev:?}");
+}
+
+#[test]
+fn kill_switch_cuts_git_off() {
+    let (world, _up, gate) = setup(RULES);
+    gate.bundle.kill.set(true);
+    let out = world.git(world.dir.path(), &["clone", &gate.url("r"), "x"]);
+    assert!(!out.ok);
+    assert!(out.stderr.contains("bottle: the kill switch is engaged"), "{}", out.stderr);
 }

@@ -187,12 +187,18 @@ async fn push(bundle: Arc<Bundle>, repo: Arc<Repo>, req: Request<Incoming>) -> R
             return text(StatusCode::REQUEST_TIMEOUT, "bottle: push commands did not arrive in time");
         }
     };
+    if cmds.list.is_empty() {
+        // git's probe before a large push: it updates nothing, so it goes upstream as sent, unrecorded.
+        let result = forward_push(&bundle, &repo, &parts.headers, Bytes::from(head), Feed::Live(body)).await;
+        return relay(&bundle, &repo, op, false, vec![], result);
+    }
     let refs: Vec<String> = cmds.list.iter().map(|c| c.refname.clone()).collect();
     let decisions: Vec<_> = cmds.list.iter().map(|c| rules::decide(&repo, c)).collect();
     if decisions.iter().any(Result::is_err) {
         let reasons = decisions.into_iter().map(|d| d.err()).collect();
         return refuse(&bundle, &repo, &cmds, reasons, body).await;
     }
+    let mut head = Bytes::from(head);
     let body_feed = if decisions.contains(&Ok(Check::FastForward)) {
         let spooled = match spool(&head[pack_at..], body).await {
             Ok(f) => f,
@@ -216,28 +222,32 @@ async fn push(bundle: Arc<Bundle>, repo: Arc<Repo>, req: Request<Incoming>) -> R
         if reasons.iter().any(Option::is_some) {
             return refuse(&bundle, &repo, &cmds, reasons, http_body_util::Empty::<Bytes>::new()).await;
         }
+        // The spool holds the pack from its first byte; only the command section goes ahead of it.
+        head.truncate(pack_at);
         Feed::Spooled(file)
     } else {
         Feed::Live(body)
     };
+    let result = forward_push(&bundle, &repo, &parts.headers, head, body_feed).await;
+    relay(&bundle, &repo, op, true, refs, result)
+}
+
+/// Sends a push upstream: `head` (bytes already read), then the rest from `feed`.
+async fn forward_push(
+    bundle: &Bundle,
+    repo: &Repo,
+    headers: &hyper::HeaderMap,
+    head: Bytes,
+    feed: Feed,
+) -> Result<Response<Incoming>, UpstreamError> {
     let (tx, upstream_body) = ChannelBody::new();
-    let head = Bytes::from(head);
     tokio::spawn(async move {
         if tx.send(Ok(head)).await.is_ok() {
-            body_feed.pump(tx).await;
+            feed.pump(tx).await;
         }
     });
-    let result = upstream::send(
-        &bundle,
-        bundle.git.tls.clone(),
-        &repo,
-        Method::POST,
-        "/git-receive-pack",
-        &parts.headers,
-        upstream_body,
-    )
-    .await;
-    relay(&bundle, &repo, op, true, refs, result)
+    let tls = bundle.git.tls.clone();
+    upstream::send(bundle, tls, repo, Method::POST, "/git-receive-pack", headers, upstream_body).await
 }
 
 /// Reads pkt-lines up to the end of the command section (and the push-options section when

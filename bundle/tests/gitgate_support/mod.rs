@@ -264,7 +264,25 @@ impl World {
 
     /// Commits a new file in `work` and returns the new HEAD.
     pub fn commit(&self, work: &Path, name: &str) -> String {
-        std::fs::write(work.join(name), format!("{name}\n")).unwrap();
+        self.commit_bytes(work, name, format!("{name}\n").as_bytes())
+    }
+
+    /// Commits `len` incompressible bytes, so the push exceeds git's post buffer and is streamed.
+    pub fn commit_random(&self, work: &Path, name: &str, len: usize) -> String {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ len as u64;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        self.commit_bytes(work, name, &bytes)
+    }
+
+    fn commit_bytes(&self, work: &Path, name: &str, bytes: &[u8]) -> String {
+        std::fs::write(work.join(name), bytes).unwrap();
         self.ok(work, &["add", name]);
         self.ok(work, &["commit", "-q", "-m", name]);
         self.ok(work, &["rev-parse", "HEAD"]).stdout.trim().to_string()
