@@ -115,3 +115,5 @@ for op in clone push-new push-ff; do
   d=$(median "${R[$op-direct]}"); g=$(median "${R[$op-gate]}")
   echo "| $op | $d | $g | $(python3 -c "print(f'{($g / $d - 1) * 100:+.1f}%')") |"
 done
+echo
+for k in $(printf '%s\n' "${!R[@]}" | sort); do echo "raw $k: ${R[$k]}"; done

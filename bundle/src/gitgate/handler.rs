@@ -34,8 +34,9 @@ pub type GateBody = BoxBody<Bytes, hyper::Error>;
 
 /// Largest push command section (ref updates plus push options) the gate reads before deciding.
 pub const MAX_COMMAND_BYTES: usize = 1024 * 1024;
-/// Chunk size when replaying a spooled pack to the upstream.
-pub const SPOOL_CHUNK: usize = 64 * 1024;
+/// Size of the chunks a push is re-sent upstream in. receive-pack reads the whole request before
+/// answering, so coalescing is safe, and large chunks keep per-chunk costs on both ends low.
+pub const FORWARD_CHUNK: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
@@ -333,22 +334,26 @@ impl Feed {
     async fn pump(self, tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) {
         match self {
             Self::Live(mut body) => {
+                let mut pending = bytes::BytesMut::new();
                 while let Some(frame) = body.frame().await {
-                    let chunk = match frame {
-                        Ok(f) => match f.into_data() {
-                            Ok(d) => Ok(d),
-                            Err(_) => continue,
-                        },
-                        Err(e) => Err(std::io::Error::other(e)),
-                    };
-                    let failed = chunk.is_err();
-                    if tx.send(chunk).await.is_err() || failed {
+                    match frame.map(|f| f.into_data()) {
+                        Ok(Ok(d)) => pending.extend_from_slice(&d),
+                        Ok(Err(_)) => continue,
+                        Err(e) => {
+                            let _ = tx.send(Err(std::io::Error::other(e))).await;
+                            return;
+                        }
+                    }
+                    if pending.len() >= FORWARD_CHUNK && tx.send(Ok(pending.split().freeze())).await.is_err() {
                         return;
                     }
                 }
+                if !pending.is_empty() {
+                    let _ = tx.send(Ok(pending.freeze())).await;
+                }
             }
             Self::Spooled(mut file) => loop {
-                let mut buf = vec![0u8; SPOOL_CHUNK];
+                let mut buf = vec![0u8; FORWARD_CHUNK];
                 match file.read(&mut buf).await {
                     Ok(0) => return,
                     Ok(n) => {
@@ -386,7 +391,7 @@ async fn spool(
     let graph = tokio::task::spawn_blocking(move || {
         let mut r = reader;
         r.seek(SeekFrom::Start(0))?;
-        Graph::read(std::io::BufReader::with_capacity(SPOOL_CHUNK, r))
+        Graph::read(std::io::BufReader::with_capacity(FORWARD_CHUNK, r))
     })
     .await
     .map_err(std::io::Error::other)?;
