@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # git-gate benchmark: clone and push a ~50 MiB repository through the gate and
 # directly against the same `git http-backend` upstream, interleaved in one run.
-# Prints medians over REPS runs. Loopback only.
+# Prints medians over REPS runs, and the median of each rep's gate/direct ratio
+# (direct and gate run back to back in each rep, so the ratio cancels slow drifts
+# in machine load). Loopback only.
 #
 #   bench/git-gate.sh            # REPS=5 SIZE_MIB=50
 #   REPS=7 SIZE_MIB=50 bench/git-gate.sh
@@ -109,11 +111,12 @@ median() { printf '%s\n' $1 | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR
 echo
 echo "git-gate benchmark: ${SIZE_MIB} MiB repository, ${REPS} reps, medians in seconds ($(git --version), $(nproc) cores)"
 echo
-echo "| operation | direct | via gate | gate overhead |"
-echo "|---|---|---|---|"
+echo "| operation | direct (median s) | via gate (median s) | overhead of medians | median of per-rep gate/direct |"
+echo "|---|---|---|---|---|"
 for op in clone push-new push-ff; do
   d=$(median "${R[$op-direct]}"); g=$(median "${R[$op-gate]}")
-  echo "| $op | $d | $g | $(python3 -c "print(f'{($g / $d - 1) * 100:+.1f}%')") |"
+  paired=$(python3 -c "import statistics as s; d='${R[$op-direct]}'.split(); g='${R[$op-gate]}'.split(); print(f'{(s.median(float(b) / float(a) for a, b in zip(d, g)) - 1) * 100:+.1f}%')")
+  echo "| $op | $d | $g | $(python3 -c "print(f'{($g / $d - 1) * 100:+.1f}%')") | $paired |"
 done
 echo
 for k in $(printf '%s\n' "${!R[@]}" | sort); do echo "raw $k: ${R[$k]}"; done
