@@ -70,6 +70,7 @@ pub fn encode(pkt: &Pkt, out: &mut Vec<u8>) {
         Pkt::Flush => out.extend_from_slice(b"0000"),
         Pkt::Delim => out.extend_from_slice(b"0001"),
         Pkt::ResponseEnd => out.extend_from_slice(b"0002"),
+        Pkt::Data(data) if data.is_empty() => out.extend_from_slice(b"0004"),
         Pkt::Data(data) => {
             for chunk in data.chunks(MAX_PAYLOAD) {
                 out.extend_from_slice(format!("{:04x}", chunk.len() + 4).as_bytes());
