@@ -57,10 +57,14 @@ proptest! {
     }
 
     #[test]
-    fn rejects_non_hex_lengths(head in "[0-9a-f]{0,3}[^0-9a-fA-F][0-9a-f]{0,3}") {
-        let bytes = head.as_bytes();
-        prop_assume!(bytes.len() >= 4);
-        prop_assert!(matches!(pktline::decode(bytes), Err(PktError::BadHex(_))));
+    fn rejects_non_hex_lengths(
+        digits in prop::array::uniform4(prop::sample::select(b"0123456789abcdefABCDEF".to_vec())),
+        at in 0..4usize,
+        bad in any::<u8>().prop_filter("non-hex", |b| !b.is_ascii_hexdigit()),
+    ) {
+        let mut head = digits;
+        head[at] = bad;
+        prop_assert_eq!(pktline::decode(&head), Err(PktError::BadHex(head)));
     }
 }
 
