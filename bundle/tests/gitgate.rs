@@ -256,9 +256,10 @@ fn base64_of(s: &str) -> String {
 
 #[test]
 fn bad_config_names_key_value_and_position() {
+    // Line 18 of the rig's config, column 12: where the upstream value starts.
     let err = Gate::try_start("[[git.repo]]\nalias = \"r\"\nupstream = \"ftp://x.test/r\"\n", "").err().unwrap();
     let msg = format!("{err:#}");
-    assert!(msg.contains("bundle.toml:17:12: git.repo.upstream = \"ftp://x.test/r\""), "{msg}");
+    assert!(msg.contains("bundle.toml:18:12: git.repo.upstream = \"ftp://x.test/r\""), "{msg}");
     let err = Gate::try_start(&repo_table("r", "http://x.test/r", "push = [\"refs/heads/a\"]"), "").err().unwrap();
     assert!(format!("{err:#}").contains("git.repo.push = \"refs/heads/a\""), "{err:#}");
     let err = Gate::try_start(&repo_table("r", "http://x.test/r", ""), "other = \"secret-value-1\"\n").err().unwrap();
@@ -298,4 +299,45 @@ fn kill_switch_cuts_git_off() {
     let out = world.git(world.dir.path(), &["clone", &gate.url("r"), "x"]);
     assert!(!out.ok);
     assert!(out.stderr.contains("bottle: the kill switch is engaged"), "{}", out.stderr);
+}
+
+/// A CA and a leaf certificate for 127.0.0.1, written as PEM files under `dir`: (ca, cert, key).
+fn local_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &Issuer::from_params(&ca_params, &ca_key))
+        .unwrap();
+    let paths = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, leaf.pem()).unwrap();
+    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
+    paths
+}
+
+#[test]
+fn https_upstream_is_verified_against_the_configured_ca() {
+    let world = World::new(&["r"]);
+    let (ca, cert, key) = local_ca(world.dir.path());
+    let up = Upstream::start_tls(&world.root(), (&cert, &key));
+    let url = format!("https://127.0.0.1:{}/r.git", up.port);
+    let repos = repo_table("r", &url, RULES);
+
+    let gate = Gate::try_start_with(&format!("ca_file = {ca:?}"), &repos, &credentials(&["r"])).unwrap();
+    let work = clone(&world, &gate, "r", "work");
+    world.ok(&work, &["checkout", "-q", "-b", "agent/tls"]);
+    let head = world.commit(&work, "over-tls");
+    world.ok(&work, &["push", "-q", "origin", "agent/tls"]);
+    assert_eq!(world.upstream_ref("r", "refs/heads/agent/tls"), Some(head));
+
+    // Without the CA the public roots do not vouch for the upstream: refused, clearly.
+    let untrusted = Gate::start(&repos, &credentials(&["r"]));
+    let out = world.git(world.dir.path(), &["clone", &untrusted.url("r"), "x"]);
+    assert!(!out.ok);
+    assert!(out.stderr.contains("bottle: upstream unreachable: TLS"), "{}", out.stderr);
 }

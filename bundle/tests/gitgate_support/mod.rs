@@ -64,17 +64,22 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start(root: &Path) -> Self {
+        Self::spawn(root, None)
+    }
+
+    /// Serves HTTPS with the PEM certificate chain and key at `tls`.
+    pub fn start_tls(root: &Path, tls: (&Path, &Path)) -> Self {
+        Self::spawn(root, Some(tls))
+    }
+
+    fn spawn(root: &Path, tls: Option<(&Path, &Path)>) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gitgate_support/upstream.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg("--root")
-            .arg(root)
-            .arg("--credential")
-            .arg(format!("{UPSTREAM_USER}:{UPSTREAM_TOKEN}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start python3 upstream");
+        let mut cmd = Command::new("python3");
+        cmd.arg(script).arg("--root").arg(root).arg("--credential").arg(format!("{UPSTREAM_USER}:{UPSTREAM_TOKEN}"));
+        if let Some((cert, key)) = tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start python3 upstream");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -114,6 +119,11 @@ impl Gate {
     }
 
     pub fn try_start(repos: &str, credentials: &str) -> anyhow::Result<Self> {
+        Self::try_start_with("", repos, credentials)
+    }
+
+    /// Like [`Gate::try_start`], with extra keys for the `[git]` table (e.g. `ca_file`).
+    pub fn try_start_with(git: &str, repos: &str, credentials: &str) -> anyhow::Result<Self> {
         log_buffer();
         let dir = tempfile::tempdir()?;
         let token = dir.path().join("token");
@@ -124,7 +134,7 @@ impl Gate {
         let text = format!(
             "bottle = \"t\"\n[listen]\nproxy = \"127.0.0.1:0\"\ncontrol = \"127.0.0.1:0\"\negress = \"127.0.0.1:0\"\n\
              git_gate = \"127.0.0.1:0\"\n[control]\ntoken_file = {token:?}\n[policy]\nallow = [\"127.0.0.0/8\"]\n\
-             [egress]\nallow_cidrs = [\"127.0.0.0/8\"]\n[git]\ncredentials_file = {creds:?}\n{repos}"
+             [egress]\nallow_cidrs = [\"127.0.0.0/8\"]\n[git]\ncredentials_file = {creds:?}\n{git}\n{repos}"
         );
         std::fs::write(&file, &text)?;
         let (config, text) = BundleConfig::load(&file)?;

@@ -4,15 +4,15 @@
 Serves every bare repository under --root through `git http-backend` (as CGI),
 and only to a client presenting --credential as HTTP Basic auth, so a test can
 prove the credential came from the gate and not from the agent. Request bodies
-may be chunked (git streams large pushes that way); responses are streamed and
-end when the connection closes. Prints "PORT <n>" once it listens (loopback only).
+may be chunked (git streams large pushes that way); responses are streamed
+chunked. With --tls-cert/--tls-key it serves HTTPS. Prints "PORT <n>" once it listens (loopback only).
 """
 
 import argparse
 import base64
 import hmac
 import os
-import shutil
+import ssl
 import subprocess
 import sys
 import threading
@@ -22,7 +22,7 @@ CHUNK = 64 * 1024
 
 
 class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
+    protocol_version = "HTTP/1.1"
     root = ""
     expected = ""
 
@@ -38,11 +38,13 @@ class Handler(BaseHTTPRequestHandler):
     def serve(self):
         presented = self.headers.get("Authorization", "")
         if not hmac.compare_digest(presented.encode(), self.expected.encode()):
+            body = b"upstream: bad credentials\n"
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="upstream-secret-realm"')
             self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(b"upstream: bad credentials\n")
+            self.wfile.write(body)
             return
         path, _, query = self.path.partition("?")
         env = {
@@ -82,8 +84,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(int(code), reason or None)
         for name, value in headers:
             self.send_header(name, value)
+        # Chunked, not close-delimited: over TLS a close without close_notify must not look like a clean end.
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
         self.end_headers()
-        shutil.copyfileobj(proc.stdout, self.wfile, CHUNK)
+        while True:
+            data = proc.stdout.read1(CHUNK)
+            if not data:
+                break
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.write(b"0\r\n\r\n")
         feeder.join()
         proc.wait()
 
@@ -125,11 +135,17 @@ def main():
     ap.add_argument("--root", required=True)
     ap.add_argument("--credential", required=True, help="user:token the upstream accepts")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tls-cert", help="PEM certificate chain; serve HTTPS")
+    ap.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = ap.parse_args()
     Handler.root = os.path.abspath(args.root)
     Handler.expected = "Basic " + base64.b64encode(args.credential.encode()).decode()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()
 
