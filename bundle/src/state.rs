@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use bottle_protocol::BundleConfig;
 
-use crate::{dlp, egress, events::EventBus, kill::KillSwitch, policy::PolicyStore, supervise::Desk};
+use crate::{dlp, egress, events::EventBus, gitgate, kill::KillSwitch, policy::PolicyStore, supervise::Desk};
 
 pub struct Bundle {
     pub config: BundleConfig,
@@ -19,6 +19,8 @@ pub struct Bundle {
     pub events: EventBus,
     pub kill: KillSwitch,
     pub desk: Desk,
+    /// git-gate's validated repositories and credentials.
+    pub git: gitgate::Repos,
     pub stats: Stats,
     control_token: String,
     egress_addr: RwLock<SocketAddr>,
@@ -45,6 +47,7 @@ impl Bundle {
         let policy = PolicyStore::from_config(file, text, &config.policy)?;
         let dlp = dlp::Scanner::from_config(&config.dlp)?;
         let dialer = egress::Dialer::from_config(file, text, &config.egress, &config.limits)?;
+        let git = gitgate::Repos::from_config(file, text, &config.git)?;
         let control_token = std::fs::read_to_string(&config.control.token_file)
             .with_context(|| format!("control.token_file {}", config.control.token_file.display()))?
             .trim()
@@ -61,6 +64,7 @@ impl Bundle {
             events: EventBus::new(&config.bottle),
             kill: KillSwitch::default(),
             desk: Desk::new(&config.supervise),
+            git,
             stats: Stats::default(),
             control_token,
             egress_addr: RwLock::new(config.listen.egress),

@@ -1,0 +1,421 @@
+//! One agent request: route it, apply the repository's rules, and either
+//! answer for the upstream (refusals, errors) or relay to it.
+//!
+//! Fetches are relayed as streams. Pushes are held only for their command
+//! section (plus, when a branch update must be proven a fast-forward, a
+//! spooled copy of the pack on disk) so that a refused push sends nothing at
+//! all upstream and an allowed one is never buffered in memory.
+
+use std::convert::Infallible;
+use std::io::{Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bottle_protocol::EventKind;
+use bottle_protocol::event::GitOperation;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::body::ChannelBody;
+use super::config::Repo;
+use super::pack::Graph;
+use super::pktline::{self, Pkt};
+use super::report;
+use super::rules::{self, Check, Commands};
+use super::upstream::{self, FORWARD_RESPONSE, UpstreamError};
+use crate::state::Bundle;
+
+pub type GateBody = BoxBody<Bytes, hyper::Error>;
+
+/// Largest push command section (ref updates plus push options) the gate reads before deciding.
+pub const MAX_COMMAND_BYTES: usize = 1024 * 1024;
+/// Size of the chunks a push is re-sent upstream in. receive-pack reads the whole request before
+/// answering, so coalescing is safe, and large chunks keep per-chunk costs on both ends low.
+pub const FORWARD_CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    UploadPack,
+    ReceivePack,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Self::UploadPack => "git-upload-pack",
+            Self::ReceivePack => "git-receive-pack",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Advertise,
+    Rpc,
+}
+
+struct Route {
+    alias: String,
+    service: Service,
+    step: Step,
+}
+
+pub async fn handle(bundle: Arc<Bundle>, req: Request<Incoming>) -> Response<GateBody> {
+    let route = match route(&req) {
+        Ok(r) => r,
+        Err((status, msg)) => return text(status, msg),
+    };
+    let op = match route.service {
+        Service::UploadPack => GitOperation::Fetch,
+        Service::ReceivePack => GitOperation::Push,
+    };
+    let Some(repo) = bundle.git.get(&route.alias) else {
+        let shown = printable(&route.alias);
+        event(&bundle, &shown, op, false, vec![], "unknown repository alias");
+        return text(StatusCode::NOT_FOUND, &format!("bottle: no repository {shown:?} is configured for this bottle"));
+    };
+    if bundle.kill.engaged() {
+        event(&bundle, &repo.alias, op, false, vec![], "kill switch engaged");
+        return text(StatusCode::SERVICE_UNAVAILABLE, "bottle: the kill switch is engaged; git is cut off");
+    }
+    if op == GitOperation::Fetch && !repo.fetch {
+        event(&bundle, &repo.alias, op, false, vec![], "fetch is not allowed");
+        return text(StatusCode::FORBIDDEN, &format!("bottle: fetching {} is not allowed", repo.alias));
+    }
+    match (route.service, route.step) {
+        (Service::ReceivePack, Step::Rpc) => push(bundle, repo, req).await,
+        (service, step) => {
+            let (parts, body) = req.into_parts();
+            let name = service.name();
+            let path = match step {
+                Step::Advertise => format!("/info/refs?service={name}"),
+                Step::Rpc => format!("/{name}"),
+            };
+            let tls = bundle.git.tls.clone();
+            let result = upstream::send(&bundle, tls, &repo, parts.method, &path, &parts.headers, body).await;
+            // A fetch is recorded once, at its advertisement; pushes are recorded at their update.
+            let record = service == Service::UploadPack && step == Step::Advertise;
+            relay(&bundle, &repo, op, record, vec![], result)
+        }
+    }
+}
+
+/// Parses the agent's path; an error is the status and message to answer with.
+fn route(req: &Request<Incoming>) -> Result<Route, (StatusCode, &'static str)> {
+    let path = req.uri().path();
+    let (repo, rest) = path.strip_prefix('/').and_then(|p| p.split_once('/')).unwrap_or((path, ""));
+    let alias = repo.strip_suffix(".git").unwrap_or(repo).to_string();
+    let query = req.uri().query().unwrap_or("");
+    let service_param = query.split('&').find_map(|kv| kv.strip_prefix("service="));
+    let service = |name: &str| [Service::UploadPack, Service::ReceivePack].into_iter().find(|s| s.name() == name);
+    let found = match (req.method(), rest) {
+        (&Method::GET, "info/refs") => match service_param.and_then(service) {
+            Some(s) => Some((s, Step::Advertise)),
+            None => return Err((StatusCode::FORBIDDEN, "bottle: only git smart HTTP is served here")),
+        },
+        (&Method::POST, name) => service(name).map(|s| (s, Step::Rpc)),
+        _ => None,
+    };
+    match found {
+        Some((service, step)) if !alias.is_empty() => Ok(Route { alias, service, step }),
+        _ => Err((StatusCode::NOT_FOUND, "bottle: not a git smart-HTTP path; use http://<gate>/<alias>.git")),
+    }
+}
+
+/// Turns an upstream answer into the agent's response. Only 2xx bodies pass; every other
+/// upstream body (which could echo anything) is replaced by the gate's own message.
+fn relay(
+    bundle: &Bundle,
+    repo: &Repo,
+    op: GitOperation,
+    record: bool,
+    refs: Vec<String>,
+    result: Result<Response<Incoming>, UpstreamError>,
+) -> Response<GateBody> {
+    let alias = &repo.alias;
+    let (status, msg) = match result {
+        Ok(resp) if resp.status().is_success() => {
+            if record {
+                event(bundle, alias, op, true, refs, "");
+            }
+            let (parts, body) = resp.into_parts();
+            let mut out = Response::new(body.boxed());
+            for name in FORWARD_RESPONSE {
+                for v in parts.headers.get_all(*name) {
+                    out.headers_mut().append(*name, v.clone());
+                }
+            }
+            return out;
+        }
+        Ok(resp) => match resp.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::PROXY_AUTHENTICATION_REQUIRED => (
+                StatusCode::BAD_GATEWAY,
+                format!("upstream refused the bundle's credentials for {alias} (HTTP {})", resp.status().as_u16()),
+            ),
+            StatusCode::NOT_FOUND => (StatusCode::NOT_FOUND, format!("upstream repository of {alias} not found")),
+            s => (StatusCode::BAD_GATEWAY, format!("upstream of {alias} answered HTTP {}", s.as_u16())),
+        },
+        Err(e @ UpstreamError::Refused(_)) => (StatusCode::FORBIDDEN, format!("{e} for {alias}")),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("{e} ({alias})")),
+    };
+    tracing::warn!(repo = %alias, "git-gate: {msg}");
+    event(bundle, alias, op, false, refs, &msg);
+    text(status, &format!("bottle: {msg}"))
+}
+
+async fn push(bundle: Arc<Bundle>, repo: Arc<Repo>, req: Request<Incoming>) -> Response<GateBody> {
+    let op = GitOperation::Push;
+    let encoded = req.headers().get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes() != b"identity");
+    if encoded {
+        event(&bundle, &repo.alias, op, false, vec![], "compressed push body");
+        return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, "bottle: compressed push requests are not supported");
+    }
+    let (parts, mut body) = req.into_parts();
+    let timeout = Duration::from_millis(bundle.config.limits.header_timeout_ms);
+    let (head, pack_at, cmds) = match tokio::time::timeout(timeout, read_commands(&mut body)).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(msg)) => {
+            event(&bundle, &repo.alias, op, false, vec![], &msg);
+            return text(StatusCode::BAD_REQUEST, &format!("bottle: {msg}"));
+        }
+        Err(_) => {
+            event(&bundle, &repo.alias, op, false, vec![], "push commands timed out");
+            return text(StatusCode::REQUEST_TIMEOUT, "bottle: push commands did not arrive in time");
+        }
+    };
+    if cmds.list.is_empty() {
+        // git's probe before a large push: it updates nothing, so it goes upstream as sent, unrecorded.
+        let result = forward_push(&bundle, &repo, &parts.headers, Bytes::from(head), Feed::Live(body)).await;
+        return relay(&bundle, &repo, op, false, vec![], result);
+    }
+    let refs: Vec<String> = cmds.list.iter().map(|c| c.refname.clone()).collect();
+    let decisions: Vec<_> = cmds.list.iter().map(|c| rules::decide(&repo, c)).collect();
+    if decisions.iter().any(Result::is_err) {
+        let reasons = decisions.into_iter().map(|d| d.err()).collect();
+        return refuse(&bundle, &repo, &cmds, reasons, body).await;
+    }
+    let mut head = Bytes::from(head);
+    let body_feed = if decisions.contains(&Ok(Check::FastForward)) {
+        let spooled = match spool(&head[pack_at..], body).await {
+            Ok(f) => f,
+            Err(e) => {
+                event(&bundle, &repo.alias, op, false, refs, "could not spool the pushed pack");
+                tracing::warn!(repo = %repo.alias, "git-gate: spooling the pack: {e}");
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "bottle: could not spool the pushed pack");
+            }
+        };
+        let (file, graph) = spooled;
+        let reasons: Vec<Option<String>> = cmds
+            .list
+            .iter()
+            .zip(&decisions)
+            .map(|(c, d)| match (d, &graph) {
+                (Ok(Check::FastForward), Ok(g)) if !g.reaches(&c.new, &c.old) => Some(rules::non_fast_forward(c)),
+                (Ok(Check::FastForward), Err(e)) => Some(format!("bottle: the pushed pack is unreadable ({e})")),
+                _ => None,
+            })
+            .collect();
+        if reasons.iter().any(Option::is_some) {
+            return refuse(&bundle, &repo, &cmds, reasons, http_body_util::Empty::<Bytes>::new()).await;
+        }
+        // The spool holds the pack from its first byte; only the command section goes ahead of it.
+        head.truncate(pack_at);
+        Feed::Spooled(file)
+    } else {
+        Feed::Live(body)
+    };
+    let result = forward_push(&bundle, &repo, &parts.headers, head, body_feed).await;
+    relay(&bundle, &repo, op, true, refs, result)
+}
+
+/// Sends a push upstream: `head` (bytes already read), then the rest from `feed`.
+async fn forward_push(
+    bundle: &Bundle,
+    repo: &Repo,
+    headers: &hyper::HeaderMap,
+    head: Bytes,
+    feed: Feed,
+) -> Result<Response<Incoming>, UpstreamError> {
+    let (tx, upstream_body) = ChannelBody::new();
+    tokio::spawn(async move {
+        if tx.send(Ok(head)).await.is_ok() {
+            feed.pump(tx).await;
+        }
+    });
+    let tls = bundle.git.tls.clone();
+    upstream::send(bundle, tls, repo, Method::POST, "/git-receive-pack", headers, upstream_body).await
+}
+
+/// Reads pkt-lines up to the end of the command section (and the push-options section when
+/// announced). Returns every byte read, where the pack starts in it, and the parsed commands.
+async fn read_commands(body: &mut Incoming) -> Result<(Vec<u8>, usize, Commands), String> {
+    let mut buf = Vec::new();
+    let mut pos = 0;
+    let mut section = Vec::new();
+    let mut cmds: Option<Commands> = None;
+    loop {
+        match pktline::decode(&buf[pos..]).map_err(|e| format!("bad push request: {e}"))? {
+            Some((pkt, used)) => {
+                pos += used;
+                if pkt != Pkt::Flush {
+                    section.push(pkt);
+                    continue;
+                }
+                let Some(c) = cmds.take() else {
+                    let c = rules::parse_commands(&std::mem::take(&mut section))?;
+                    if c.has_cap("push-options") {
+                        cmds = Some(c);
+                        continue;
+                    }
+                    return Ok((buf, pos, c));
+                };
+                return Ok((buf, pos, c));
+            }
+            None => {
+                if buf.len() > MAX_COMMAND_BYTES {
+                    return Err(format!("push command section exceeds {MAX_COMMAND_BYTES} bytes"));
+                }
+                match body.frame().await {
+                    Some(Ok(f)) => {
+                        if let Ok(d) = f.into_data() {
+                            buf.extend_from_slice(&d);
+                        }
+                    }
+                    Some(Err(e)) => return Err(format!("reading the push: {e}")),
+                    None => return Err("push ended inside its command section".into()),
+                }
+            }
+        }
+    }
+}
+
+/// Answers a refused push with a report naming every ref, after reading the rest of the
+/// request so the agent's git is not cut off mid-send. Nothing has gone upstream.
+async fn refuse<B>(
+    bundle: &Bundle,
+    repo: &Repo,
+    cmds: &Commands,
+    reasons: Vec<Option<String>>,
+    body: B,
+) -> Response<GateBody>
+where
+    B: hyper::body::Body + Unpin,
+{
+    let why: Vec<String> = reasons.iter().flatten().cloned().collect();
+    let all: Vec<String> = reasons.into_iter().map(|r| r.unwrap_or_else(|| rules::NOT_APPLIED.into())).collect();
+    let refs = cmds.list.iter().map(|c| c.refname.clone()).collect();
+    event(bundle, &repo.alias, GitOperation::Push, false, refs, &why.join("; "));
+    let drain = Duration::from_millis(bundle.config.limits.idle_timeout_ms);
+    let _ = tokio::time::timeout(drain, discard(body)).await;
+    let summary = format!("bottle: push refused by the git gate: {}", why.join("; "));
+    let mut resp = Response::new(full(report::refusal(cmds, &all, &summary)));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-git-receive-pack-result"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+async fn discard<B: hyper::body::Body + Unpin>(mut body: B) {
+    while let Some(Ok(_)) = body.frame().await {}
+}
+
+/// Where an allowed push's bytes after the command section come from.
+enum Feed {
+    Live(Incoming),
+    Spooled(tokio::fs::File),
+}
+
+impl Feed {
+    async fn pump(self, tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) {
+        match self {
+            Self::Live(mut body) => {
+                let mut pending = bytes::BytesMut::new();
+                while let Some(frame) = body.frame().await {
+                    match frame.map(|f| f.into_data()) {
+                        Ok(Ok(d)) => pending.extend_from_slice(&d),
+                        Ok(Err(_)) => continue,
+                        Err(e) => {
+                            let _ = tx.send(Err(std::io::Error::other(e))).await;
+                            return;
+                        }
+                    }
+                    if pending.len() >= FORWARD_CHUNK && tx.send(Ok(pending.split().freeze())).await.is_err() {
+                        return;
+                    }
+                }
+                if !pending.is_empty() {
+                    let _ = tx.send(Ok(pending.freeze())).await;
+                }
+            }
+            Self::Spooled(mut file) => loop {
+                let mut buf = vec![0u8; FORWARD_CHUNK];
+                match file.read(&mut buf).await {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Writes the pack (the bytes already read, then the rest of the body) to an unnamed temp
+/// file, reads its commit graph, and rewinds the file for replay.
+async fn spool(
+    already: &[u8],
+    mut body: Incoming,
+) -> std::io::Result<(tokio::fs::File, Result<Graph, std::io::Error>)> {
+    let std_file = tempfile::tempfile()?;
+    let reader = std_file.try_clone()?;
+    let mut file = tokio::fs::File::from_std(std_file);
+    file.write_all(already).await?;
+    while let Some(frame) = body.frame().await {
+        if let Ok(d) = frame.map_err(std::io::Error::other)?.into_data() {
+            file.write_all(&d).await?;
+        }
+    }
+    file.flush().await?;
+    let graph = tokio::task::spawn_blocking(move || {
+        let mut r = reader;
+        r.seek(SeekFrom::Start(0))?;
+        Graph::read(std::io::BufReader::with_capacity(FORWARD_CHUNK, r))
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    file.seek(SeekFrom::Start(0)).await?;
+    Ok((file, graph))
+}
+
+fn event(bundle: &Bundle, repo: &str, operation: GitOperation, allowed: bool, refs: Vec<String>, reason: &str) {
+    bundle.events.emit(EventKind::Git { repo: repo.to_string(), operation, allowed, refs, reason: reason.to_string() });
+}
+
+/// An agent-supplied alias made safe to echo: printable ASCII, bounded.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_graphic()).take(64).collect()
+}
+
+fn full(b: impl Into<Bytes>) -> GateBody {
+    Full::new(b.into()).map_err(|n: Infallible| match n {}).boxed()
+}
+
+/// A plain-text answer; git shows `text/plain` error bodies to the user as `remote: ...`.
+fn text(status: StatusCode, msg: &str) -> Response<GateBody> {
+    let mut resp = Response::new(full(format!("{msg}\n")));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
