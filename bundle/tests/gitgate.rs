@@ -269,27 +269,16 @@ fn bad_config_names_key_value_and_position() {
 
 #[test]
 fn egress_refusal_is_a_403_naming_the_rule() {
-    let (world, _up, gate) = setup(RULES);
-    // Stand in for egress with one that refuses every destination, as the real one does for a blocked IP.
-    let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    gate.bundle.set_egress_addr(fake.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in fake.incoming().take(4) {
-            let mut s = stream.unwrap();
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(&mut s, &mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let _ = std::io::Write::write_all(&mut s, bottle_bundle::egress::client::refusal("test-rule").as_bytes());
-        }
-    });
+    // An upstream on a private address: the real egress refuses it before any connection is made,
+    // so the gate can reach nothing egress would refuse.
+    let world = World::new(&["r"]);
+    let gate = Gate::start(&repo_table("r", "http://10.254.254.254/r.git", RULES), &credentials(&["r"]));
     let out = world.git(world.dir.path(), &["clone", &gate.url("r"), "x"]);
     assert!(!out.ok);
-    assert!(out.stderr.contains("bottle: egress refused the upstream (test-rule) for r"), "{}", out.stderr);
+    assert!(out.stderr.contains("bottle: egress refused the upstream (egress:private) for r"), "{}", out.stderr);
     assert!(out.stderr.contains("403"), "{}", out.stderr);
     let ev = git_events(&gate);
-    assert!(ev.iter().any(|e| !e.1 && e.3.contains("test-rule")), "{ev:?}");
+    assert!(ev.iter().any(|e| !e.1 && e.3.contains("egress:private")), "{ev:?}");
 }
 
 #[test]
