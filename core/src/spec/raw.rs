@@ -120,24 +120,8 @@ pub(super) struct RawGit {
     pub repos: Vec<RawRepo>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawRepo {
-    pub alias: Spanned<String>,
-    pub upstream: Spanned<String>,
-    #[serde(default = "yes")]
-    pub fetch: bool,
-    #[serde(default)]
-    pub push: Vec<Spanned<String>>,
-    #[serde(default)]
-    pub protected: Vec<Spanned<String>>,
-    #[serde(default)]
-    pub tags: bool,
-}
-
-fn yes() -> bool {
-    true
-}
+/// A `[[git.repo]]` table has the very shape the bundle reads, so it is parsed with the bundle's own type.
+pub(super) type RawRepo = bottle_protocol::config::GitRepo;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
