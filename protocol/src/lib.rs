@@ -8,6 +8,7 @@
 pub mod config;
 pub mod control;
 pub mod event;
+pub mod policy;
 
 pub use config::{BundleConfig, ConfigError};
 pub use event::{Event, EventKind};

@@ -1,15 +1,12 @@
 //! The live egress allowlist: what the proxy may reach, changeable at runtime.
 //!
-//! Entries are exact hosts, `*.suffix` wildcards (see [`entry`] for why a
+//! Entries are exact hosts, `*.suffix` wildcards (see [`Entry`] for why a
 //! wildcard does not cover its parent), optional `:port`, and CIDRs for
 //! IP-literal targets. Deny wins over allow. An IP literal is refused unless a
 //! CIDR allows it, because a name allowlist says nothing about addresses.
 //! Grants from approved access requests are extra allow entries, keyed by
 //! request id and optionally expiring. The control plane swaps the lists
 //! atomically with [`PolicyStore::replace`]; grants survive a replace.
-
-mod entry;
-mod host;
 
 use std::path::Path;
 use std::sync::RwLock;
@@ -18,8 +15,7 @@ use std::time::Instant;
 use bottle_protocol::config::{ConfigError, PolicyConfig};
 use bottle_protocol::control::PolicyUpdate;
 
-pub use entry::Entry;
-pub use host::Host;
+pub use bottle_protocol::policy::{Entry, Host};
 
 /// Rule ids sent in `X-Bottle-Block`.
 pub mod rules {

@@ -57,7 +57,7 @@ impl std::fmt::Display for Host {
 }
 
 /// IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry.
-pub(super) fn canonical(ip: IpAddr) -> IpAddr {
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
