@@ -30,7 +30,6 @@ pub trait EventListener: Send + Sync {
 
 /// Open while deliveries may happen; delivering holds the lock, so closing it waits
 /// for a callback in flight. A listener must therefore not cancel from inside a callback.
-#[derive(Default)]
 struct Gate(Mutex<bool>);
 
 impl Gate {
@@ -132,4 +131,36 @@ async fn pump(
     tracing::debug!(bottle = %name, "subscription closed: {reason}");
     gate.deliver(|| listener.on_closed(reason));
     gate.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A subscription over a task that would run forever, as a real stream does.
+    fn pending_subscription() -> (Arc<Subscription>, tokio::task::JoinHandle<()>) {
+        let task = tokio::spawn(std::future::pending::<()>());
+        let sub = Arc::new(Subscription { gate: Arc::new(Gate::open()), task: Mutex::new(Some(task.abort_handle())) });
+        (sub, task)
+    }
+
+    #[tokio::test]
+    async fn cancel_closes_the_gate_and_ends_the_task() {
+        let (sub, task) = pending_subscription();
+        assert!(sub.is_active());
+        sub.cancel();
+        sub.cancel();
+        assert!(!sub.is_active());
+        assert!(!sub.gate.deliver(|| panic!("delivered after cancel")));
+        assert!(task.await.unwrap_err().is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_handle_cancels() {
+        let (sub, task) = pending_subscription();
+        let gate = sub.gate.clone();
+        drop(sub);
+        assert!(!gate.is_open());
+        assert!(task.await.unwrap_err().is_cancelled());
+    }
 }
