@@ -24,8 +24,8 @@ struct BottleApp: App {
         Window("Doctor", id: "doctor") {
             DoctorView(model: model)
         }
-        Window("Logs", id: "logs") {
-            LogsView(model: model)
+        WindowGroup("Logs", id: "logs", for: String.self) { $name in
+            LogsView(model: model, name: name)
         }
     }
 }

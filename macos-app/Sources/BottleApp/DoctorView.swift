@@ -1,4 +1,4 @@
-// Shows what `doctor` found, as Rust reports it, with the fix for each failure.
+// The doctor window: what Rust's doctor found, with the fix for each failure.
 
 import BottleKit
 import SwiftUI
@@ -20,24 +20,5 @@ struct DoctorView: View {
         .frame(minWidth: 420, minHeight: 300)
         .task { await model.runDoctor() }
         .toolbar { Button("Run again") { Task { await model.runDoctor() } } }
-    }
-}
-
-struct LogsView: View {
-    /// The bottle whose logs the window shows, set by "Open Logs" before opening it.
-    @MainActor static var selected: String?
-    let model: AppModel
-    @State private var text = ""
-
-    var body: some View {
-        ScrollView {
-            Text(text).font(.system(.caption, design: .monospaced)).textSelection(.enabled)
-                .frame(maxWidth: .infinity, alignment: .leading)
-        }
-        .frame(minWidth: 560, minHeight: 360)
-        .task(id: LogsView.selected) {
-            guard let name = LogsView.selected else { return }
-            text = await model.logs(name)
-        }
     }
 }

@@ -60,10 +60,7 @@ struct BottleRowView: View {
             }
             HStack {
                 Button("Stop") { Task { await model.stop(row.info.name) } }
-                Button("Open Logs") {
-                    LogsView.selected = row.info.name
-                    openWindow(id: "logs")
-                }
+                Button("Open Logs") { openWindow(id: "logs", value: row.info.name) }
             }
             ForEach(row.pending, id: \.id) { request in
                 HStack {
