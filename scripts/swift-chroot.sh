@@ -74,8 +74,7 @@ run() {
   ensure
   export -f bind_same
   export ROOT
-  local target=${CARGO_TARGET_DIR:-$REPO/target}
-  mkdir -p "$target"
+  mkdir -p "$TARGET"
   unshare --mount --propagation private bash -c '
     set -e
     mount -t proc proc "$ROOT/proc"
@@ -86,7 +85,7 @@ run() {
     mkdir -p /run/bottle && bind_same /run/bottle
     # Extra paths the caller needs inside (e.g. a BOTTLE_BUNDLE_BIN elsewhere), colon-separated.
     IFS=: read -ra extra <<<"${BOTTLE_CHROOT_BINDS:-}"
-    for p in "${extra[@]}"; do [ -e "$p" ] && bind_same "$p"; done
+    for p in "${extra[@]}"; do if [ -e "$p" ]; then bind_same "$p"; fi; done
     # The Swift round-trip tests drive the host engine, exactly as the app does on a Mac.
     sock=$(readlink -f /var/run/docker.sock 2>/dev/null || true)
     # Only the socket file itself: /var/run is a symlink inside the chroot too.
