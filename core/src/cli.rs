@@ -14,7 +14,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use args::{Cli, Command};
-pub use backends::{BACKEND_ENV, Choice, ChoiceSource, choose};
+pub use backends::{BACKEND_ENV, Choice, ChoiceSource, choose, choose_from_env, kind_name, open};
+pub use commands::found;
 pub use exit::{Exit, Failure, Report};
 pub use progress::StepPrinter;
 pub use crate::backend::Check;

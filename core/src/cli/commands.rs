@@ -154,8 +154,9 @@ async fn control(flag: Option<BackendKind>, name: &str) -> Result<ControlClient,
     Ok(ControlClient::new(&endpoint)?)
 }
 
-/// Turns a backend error about `name` into [`Exit::NotFound`] when no such bottle exists.
-async fn found<T>(backend: &dyn BottleBackend, name: &str, res: anyhow::Result<T>) -> Result<T, Failure> {
+/// Turns a backend error about `name` into [`Exit::NotFound`] when no such bottle exists
+/// (public so the FFI reports a missing bottle the same way).
+pub async fn found<T>(backend: &dyn BottleBackend, name: &str, res: anyhow::Result<T>) -> Result<T, Failure> {
     match res {
         Ok(v) => Ok(v),
         Err(e) => match backend.list().await {

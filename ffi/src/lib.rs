@@ -1,0 +1,25 @@
+//! bottle's FFI: the menu-bar app's only door into bottle-core.
+//!
+//! A thin uniffi layer (proc-macros only, so no UDL file can drift from the
+//! code): every call goes to the same core functions the CLI uses, and every
+//! decision the app shows (errors, notification wording and coalescing) is made
+//! here, in Rust, where it is unit-tested. Swift renders and forwards.
+
+uniffi::setup_scaffolding!();
+
+mod error;
+mod events;
+mod logging;
+mod manager;
+mod notify;
+mod types;
+
+pub use error::BottleError;
+pub use events::{EventListener, Subscription};
+pub use logging::init_logging;
+pub use manager::BottleManager;
+pub use notify::{COALESCE_WINDOW, BottleNotification, NotificationPolicy};
+pub use types::{
+    AgentState, AllowlistInfo, AllowlistVerdict, BottleEvent, BottleInfo, DoctorCheck, EventKind, GitOperation,
+    PendingRequest,
+};

@@ -1,0 +1,162 @@
+//! `BottleManager`: the app's handle on bottles, one method per CLI command it needs.
+//!
+//! Each call opens the backend the way the CLI does (`CLAUDE_BOTTLE_BACKEND`,
+//! then the spec, then Docker) through core's own functions, so the app and
+//! `bottle-core` can never disagree about which engine a bottle runs on. The
+//! bottle state changes this process causes are broadcast to subscribers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use anyhow::Context;
+use bottle_core::backend::{BackendKind, BottleBackend, Check, Progress};
+use bottle_core::cli::{self, Exit, Failure};
+use bottle_core::control_client::ControlClient;
+use bottle_core::spec::Spec;
+use bottle_protocol::event::{Event, EventKind};
+use tokio::sync::broadcast;
+
+use crate::error::BottleError;
+use crate::events::{self, EventListener, Subscription};
+use crate::notify::NotificationPolicy;
+use crate::types::{BottleInfo, DoctorCheck, PendingRequest};
+
+/// Local state changes buffered per slow subscriber before it skips ahead.
+pub const CHANGES_CAPACITY: usize = 64;
+
+#[derive(uniffi::Object)]
+pub struct BottleManager {
+    policy: Arc<NotificationPolicy>,
+    changes: broadcast::Sender<Event>,
+    next_id: AtomicU64,
+}
+
+/// Long steps of `up`/`down` go to the log (the app shows the outcome, not each step).
+struct LogProgress;
+
+impl Progress for LogProgress {
+    fn step(&self, message: &str) {
+        tracing::info!("{message}");
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl BottleManager {
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            policy: Arc::default(),
+            changes: broadcast::channel(CHANGES_CAPACITY).0,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    pub async fn list(&self) -> Result<Vec<BottleInfo>, BottleError> {
+        let all = open(None).await?.list().await.context("listing bottles")?;
+        Ok(all.into_iter().map(Into::into).collect())
+    }
+
+    /// Starts the bottle described by the bottle.toml at `spec_path`. A bottle whose
+    /// start check failed is returned, not thrown: its allowlist verdict says so.
+    pub async fn up(&self, spec_path: String) -> Result<BottleInfo, BottleError> {
+        let spec = Spec::load(&PathBuf::from(&spec_path)).map_err(|e| Failure::new(Exit::Usage, e))?;
+        let backend = open(spec.backend).await?;
+        self.changed(&spec.name, "starting", "");
+        let st = backend.up(&spec, &LogProgress).await.with_context(|| format!("starting bottle {}", spec.name));
+        let st = st.inspect_err(|e| self.changed(&spec.name, "failed", &format!("{e:#}")))?;
+        self.changed(&st.name, &st.state, &st.detail);
+        Ok(st.into())
+    }
+
+    /// Stops and removes the bottle; its workspace is untouched.
+    pub async fn down(&self, name: String) -> Result<(), BottleError> {
+        let backend = open(None).await?;
+        self.changed(&name, "stopping", "");
+        cli::found(&*backend, &name, backend.down(&name, &LogProgress).await).await?;
+        self.changed(&name, "removed", "");
+        Ok(())
+    }
+
+    pub async fn status(&self, name: String) -> Result<BottleInfo, BottleError> {
+        let backend = open(None).await?;
+        Ok(cli::found(&*backend, &name, backend.status(&name).await).await?.into())
+    }
+
+    /// The bottle's container logs, for the app's "Open Logs".
+    pub async fn logs(&self, name: String) -> Result<String, BottleError> {
+        let backend = open(None).await?;
+        Ok(cli::found(&*backend, &name, backend.logs(&name).await).await?)
+    }
+
+    pub async fn pending(&self, name: String) -> Result<Vec<PendingRequest>, BottleError> {
+        let all = control(&name).await?.pending().await?;
+        Ok(all.into_iter().map(Into::into).collect())
+    }
+
+    /// Approves an access request, for `ttl_secs` or (with `None`) for the bottle's life.
+    pub async fn approve(&self, name: String, request_id: String, ttl_secs: Option<u64>) -> Result<(), BottleError> {
+        Ok(control(&name).await?.approve(&request_id, ttl_secs).await?)
+    }
+
+    pub async fn deny(&self, name: String, request_id: String) -> Result<(), BottleError> {
+        Ok(control(&name).await?.deny(&request_id).await?)
+    }
+
+    /// What `bottle-core doctor` checks about the backend, for the doctor view.
+    pub async fn doctor(&self) -> Vec<DoctorCheck> {
+        let choice = match cli::choose_from_env(None, None) {
+            Ok(c) => c,
+            Err(f) => return vec![Check::new("backend", false, format!("{:#}", f.error), "fix CLAUDE_BOTTLE_BACKEND").into()],
+        };
+        let mut checks = vec![Check::new("backend", true, cli::kind_name(choice.kind), "")];
+        match cli::open(choice.kind).await {
+            Ok(backend) => checks.extend(backend.doctor().await),
+            Err(f) => checks.push(Check::new(
+                "engine",
+                false,
+                format!("{:#}", f.error),
+                "start your Docker engine (on Linux: scripts/install-docker.sh)",
+            )),
+        }
+        checks.into_iter().map(Into::into).collect()
+    }
+
+    /// Follows bottle `name`'s events (buffered ones first) until cancelled or the bottle goes.
+    pub async fn subscribe(
+        &self,
+        name: String,
+        listener: Arc<dyn EventListener>,
+    ) -> Result<Arc<Subscription>, BottleError> {
+        // Before opening the stream, so a change made meanwhile is not missed.
+        let local = self.changes.subscribe();
+        let stream = control(&name).await?.events(None, true).await?;
+        Ok(events::spawn(name, stream, local, listener, self.policy.clone()))
+    }
+}
+
+impl BottleManager {
+    /// Tells subscribers that this process changed bottle `name`'s state.
+    fn changed(&self, name: &str, state: &str, detail: &str) {
+        let event = Event {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            bottle: name.into(),
+            kind: EventKind::BottleState { state: state.into(), detail: detail.into() },
+        };
+        // No subscriber is not an error.
+        let _ = self.changes.send(event);
+    }
+}
+
+/// The backend the CLI would use for this spec backend (`None`: no spec).
+async fn open(spec: Option<BackendKind>) -> Result<Box<dyn BottleBackend>, BottleError> {
+    Ok(cli::open(cli::choose_from_env(None, spec)?.kind).await?)
+}
+
+async fn control(name: &str) -> Result<ControlClient, BottleError> {
+    let backend = open(None).await?;
+    let endpoint = cli::found(&*backend, name, backend.control_endpoint(name).await).await?;
+    Ok(ControlClient::new(&endpoint)?)
+}

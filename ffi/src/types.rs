@@ -1,0 +1,186 @@
+//! The records and enums Swift sees, each converted from its core or protocol
+//! twin with `From`, so the FFI adds no logic of its own: a field added upstream
+//! fails to compile here until it is carried across.
+
+use bottle_core::backend::{self as core, Check};
+use bottle_protocol::control::AccessRequest;
+use bottle_protocol::event as proto;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AllowlistVerdict {
+    Verified,
+    Failed,
+    NotVerified,
+}
+
+impl From<core::Verdict> for AllowlistVerdict {
+    fn from(v: core::Verdict) -> Self {
+        match v {
+            core::Verdict::Verified => Self::Verified,
+            core::Verdict::Failed => Self::Failed,
+            core::Verdict::NotVerified => Self::NotVerified,
+        }
+    }
+}
+
+/// Whether the bottle's allowlist has been seen to hold, and how.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AllowlistInfo {
+    pub verdict: AllowlistVerdict,
+    pub allowlist: Vec<String>,
+    pub mechanism: String,
+    /// RFC 3339 time of the last start check.
+    pub checked_at: Option<String>,
+    pub detail: String,
+}
+
+impl From<core::AllowlistStatus> for AllowlistInfo {
+    fn from(a: core::AllowlistStatus) -> Self {
+        Self {
+            verdict: a.verdict.into(),
+            allowlist: a.allowlist,
+            mechanism: a.mechanism,
+            checked_at: a.checked_at,
+            detail: a.detail,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BottleInfo {
+    pub name: String,
+    /// `docker` or `smolmachines`.
+    pub backend: String,
+    /// `running`, `degraded`, `stopped`, ...
+    pub state: String,
+    pub detail: String,
+    pub allowlist: AllowlistInfo,
+}
+
+impl From<core::BottleStatus> for BottleInfo {
+    fn from(s: core::BottleStatus) -> Self {
+        Self {
+            name: s.name,
+            backend: bottle_core::cli::kind_name(s.backend).into(),
+            state: s.state,
+            detail: s.detail,
+            allowlist: s.allowlist.into(),
+        }
+    }
+}
+
+/// An access request waiting for Approve or Deny.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PendingRequest {
+    pub id: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub reason: String,
+    pub requested_at: String,
+}
+
+impl From<AccessRequest> for PendingRequest {
+    fn from(r: AccessRequest) -> Self {
+        Self { id: r.id, host: r.host, port: r.port, reason: r.reason, requested_at: r.requested_at }
+    }
+}
+
+/// One `doctor` finding, shown as-is by the app's doctor view.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DoctorCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    pub fix: String,
+}
+
+impl From<Check> for DoctorCheck {
+    fn from(c: Check) -> Self {
+        Self { name: c.name, ok: c.ok, detail: c.detail, fix: c.fix }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BottleEvent {
+    pub id: u64,
+    pub time: String,
+    pub bottle: String,
+    pub kind: EventKind,
+}
+
+impl From<proto::Event> for BottleEvent {
+    fn from(e: proto::Event) -> Self {
+        Self { id: e.id, time: e.time, bottle: e.bottle, kind: e.kind.into() }
+    }
+}
+
+/// Mirrors [`bottle_protocol::EventKind`]; see there for what each field means.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum EventKind {
+    EgressBlocked { client: String, method: String, target: String, rule: String, request_id: String },
+    Git { repo: String, operation: GitOperation, allowed: bool, refs: Vec<String>, reason: String },
+    AgentState { state: AgentState, message: String },
+    AccessRequested { request_id: String, host: String, port: Option<u16>, reason: String },
+    AccessDecided { request_id: String, host: String, port: Option<u16>, approved: bool, ttl_secs: Option<u64> },
+    AccessExpired { request_id: String, host: String, port: Option<u16> },
+    PolicyReloaded { allow: u64, deny: u64 },
+    KillSwitch { engaged: bool },
+    BottleState { state: String, detail: String },
+}
+
+impl From<proto::EventKind> for EventKind {
+    fn from(k: proto::EventKind) -> Self {
+        use proto::EventKind as P;
+        match k {
+            P::EgressBlocked { client, method, target, rule, request_id } => {
+                Self::EgressBlocked { client, method, target, rule, request_id }
+            }
+            P::Git { repo, operation, allowed, refs, reason } => {
+                Self::Git { repo, operation: operation.into(), allowed, refs, reason }
+            }
+            P::AgentState { state, message } => Self::AgentState { state: state.into(), message },
+            P::AccessRequested { request_id, host, port, reason } => {
+                Self::AccessRequested { request_id, host, port, reason }
+            }
+            P::AccessDecided { request_id, host, port, approved, ttl_secs } => {
+                Self::AccessDecided { request_id, host, port, approved, ttl_secs }
+            }
+            P::AccessExpired { request_id, host, port } => Self::AccessExpired { request_id, host, port },
+            P::PolicyReloaded { allow, deny } => Self::PolicyReloaded { allow: allow as u64, deny: deny as u64 },
+            P::KillSwitch { engaged } => Self::KillSwitch { engaged },
+            P::BottleState { state, detail } => Self::BottleState { state, detail },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum GitOperation {
+    Fetch,
+    Push,
+}
+
+impl From<proto::GitOperation> for GitOperation {
+    fn from(o: proto::GitOperation) -> Self {
+        match o {
+            proto::GitOperation::Fetch => Self::Fetch,
+            proto::GitOperation::Push => Self::Push,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AgentState {
+    Working,
+    NeedsInput,
+    Done,
+}
+
+impl From<proto::AgentState> for AgentState {
+    fn from(s: proto::AgentState) -> Self {
+        match s {
+            proto::AgentState::Working => Self::Working,
+            proto::AgentState::NeedsInput => Self::NeedsInput,
+            proto::AgentState::Done => Self::Done,
+        }
+    }
+}
