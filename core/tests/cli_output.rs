@@ -18,6 +18,7 @@ fn bottle(name: &str, verdict: Verdict) -> BottleStatus {
             mechanism: "docker internal bridge + bundle proxy".into(),
             checked_at: Some("2026-11-28T12:00:00Z".into()),
             detail: "canary reached; blocked.test refused".into(),
+            vmm: None,
         },
     }
 }

@@ -2,22 +2,27 @@
 //! stand-in for the Docker-side bundle whose "bundle" and "canary" are real
 //! loopback listeners. What is real: the backend's ordering, the preflight's
 //! TCP connect, the Smolfile, every smolvm argv, the start check's verdict
-//! logic. What is simulated: the VM, and so whether the policy really holds.
+//! logic, and the connections the double relays from the host for allowed
+//! destinations. What is simulated: the VM, and so whether the policy really
+//! holds. `smolvm_host.rs` runs the same backend with the real Docker side.
 
 mod smolvm_support;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bottle_core::backend::{BackendKind, BottleBackend, ControlEndpoint, Progress, Verdict};
 use bottle_core::smolvm::{
-    BundleAddr, BundleEndpoint, EgressTracker, HostSide, SmolmachinesBackend, Smolvm,
+    BundleAddr, BundleEndpoint, EgressTracker, HostSide, SmolAllowlistStatus, SmolmachinesBackend,
+    Smolvm,
 };
 use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
 use bottle_protocol::EventKind;
 use smolvm_support::Double;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 struct Quiet;
@@ -25,13 +30,30 @@ impl Progress for Quiet {
     fn step(&self, _: &str) {}
 }
 
+/// Start-check records, shared by the hosts of "different processes".
+type Records = Arc<Mutex<HashMap<String, SmolAllowlistStatus>>>;
+
 /// Bundle on 127.0.0.1 (the VM's whole allowlist), canary on 127.0.0.2.
 struct FakeHost {
     bundle: BundleEndpoint,
     canary: SocketAddr,
     tar: PathBuf,
     removed: Mutex<Vec<String>>,
-    _listeners: Vec<TcpListener>,
+    records: Records,
+}
+
+/// Answers every request with an empty 200, as the bundle's proxy answers curl with some HTTP
+/// status: the double really connects to allowed addresses from the host.
+fn serve_http(l: TcpListener) {
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+            });
+        }
+    });
 }
 
 impl FakeHost {
@@ -42,12 +64,11 @@ impl FakeHost {
             .unwrap();
         let bundle_port = bundle_l.local_addr().unwrap().port();
         let canary = canary_l.local_addr().unwrap();
-        let mut keep = Vec::new();
         if bundle_listening {
-            keep.push(bundle_l);
+            serve_http(bundle_l);
         }
         if canary_listening {
-            keep.push(canary_l);
+            serve_http(canary_l);
         }
         let tar = dir.join("agent.tar");
         std::fs::write(&tar, b"docker save output stand-in").unwrap();
@@ -65,7 +86,7 @@ impl FakeHost {
             canary,
             tar,
             removed: Mutex::new(Vec::new()),
-            _listeners: keep,
+            records: Records::default(),
         }
     }
 }
@@ -79,9 +100,20 @@ impl HostSide for FakeHost {
         let gone = self.removed.lock().unwrap().iter().any(|b| b == bottle);
         Ok((!gone).then(|| self.bundle.clone()))
     }
+    async fn bottles(&self) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     async fn remove_bundle(&self, bottle: &str, _: &dyn Progress) -> anyhow::Result<()> {
         self.removed.lock().unwrap().push(bottle.to_owned());
+        self.records.lock().unwrap().remove(bottle);
         Ok(())
+    }
+    async fn record_check(&self, bottle: &str, s: &SmolAllowlistStatus) -> anyhow::Result<()> {
+        self.records.lock().unwrap().insert(bottle.to_owned(), s.clone());
+        Ok(())
+    }
+    async fn recorded_check(&self, bottle: &str) -> anyhow::Result<Option<SmolAllowlistStatus>> {
+        Ok(self.records.lock().unwrap().get(bottle).cloned())
     }
     async fn export_agent_image(&self, _: &Spec, _: &dyn Progress) -> anyhow::Result<PathBuf> {
         Ok(self.tar.clone())
@@ -148,7 +180,8 @@ async fn up_verifies_the_allowlist_then_status_list_exec_down() {
     );
     assert!(st.allowlist.checked_at.is_some());
 
-    let calls = d.machine_calls();
+    let mut calls = d.machine_calls();
+    assert_eq!(calls.remove(0), "machine ls --json", "the name is checked first");
     assert!(
         calls[0].starts_with("machine create -n bottle-demo -s ")
             && calls[0].contains("--net-backend virtio-net --image "),
@@ -170,8 +203,9 @@ async fn up_verifies_the_allowlist_then_status_list_exec_down() {
 
     let mut tracker = EgressTracker::default();
     let events = b.poll_denials("demo", &mut tracker).await.unwrap().unwrap();
-    match events.as_slice() {
-        [EventKind::EgressBlocked { rule, target, .. }] => {
+    let kinds: Vec<_> = events.iter().map(|e| (e.id, e.bottle.as_str(), &e.kind)).collect();
+    match kinds.as_slice() {
+        [(0, "demo", EventKind::EgressBlocked { rule, target, .. })] => {
             assert_eq!(
                 (rule.as_str(), target.as_str()),
                 ("vmm:egress-policy", canary.to_string().as_str())
@@ -243,14 +277,14 @@ async fn an_unreachable_bundle_stops_up_before_any_vm_exists() {
         err.starts_with("preflight: the host cannot reach the bundle's proxy"),
         "{err}"
     );
-    assert!(d.machine_calls().is_empty(), "{:?}", d.machine_calls());
+    assert_eq!(d.machine_calls(), ["machine ls --json"], "no VM made");
     // No VM was made, but the bundle was: down still removes it.
     b.down("noroute", &Quiet).await.unwrap();
     assert!(
         b.control_endpoint("noroute").await.is_err(),
         "bundle removed"
     );
-    assert_eq!(d.machine_calls(), ["machine ls --json"]);
+    assert_eq!(d.machine_calls(), ["machine ls --json", "machine ls --json"]);
 }
 
 #[tokio::test]
@@ -295,16 +329,58 @@ async fn on_1_1_3_the_check_runs_without_a_denial_log() {
 }
 
 #[tokio::test]
-async fn a_running_vm_without_a_check_in_this_process_is_degraded() {
+async fn the_start_check_record_outlives_the_process_that_made_it() {
     let d = Double::new("1.9.3");
-    let first = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
+    let first_host = FakeHost::new(d.dir.path(), true, true).await;
+    let records = first_host.records.clone();
+    let first = backend(&d, first_host).await;
     first
         .up(&spec("carry", d.dir.path().into()), &Quiet)
         .await
         .unwrap();
-    // A new process (new backend value) has not seen the allowlist hold.
-    let second = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
+    // A new process (new backend value) reads the record the first one left.
+    let mut second_host = FakeHost::new(d.dir.path(), true, true).await;
+    second_host.records = records.clone();
+    let second = backend(&d, second_host).await;
     let st = second.status("carry").await.unwrap();
-    assert_eq!(st.state, "degraded");
-    assert_eq!(st.allowlist.verdict, Verdict::NotVerified);
+    assert_eq!(
+        (st.state.as_str(), st.allowlist.verdict),
+        ("running", Verdict::Verified)
+    );
+    // Without a record, a running VM is not trusted.
+    records.lock().unwrap().clear();
+    let st = second.status("carry").await.unwrap();
+    assert_eq!(
+        (st.state.as_str(), st.allowlist.verdict),
+        ("degraded", Verdict::NotVerified)
+    );
+}
+
+#[tokio::test]
+async fn up_refuses_a_name_whose_vm_exists_and_leaves_it_alone() {
+    let d = Double::new("1.9.3");
+    let b = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
+    b.up(&spec("twice", d.dir.path().into()), &Quiet).await.unwrap();
+    let err = b
+        .up(&spec("twice", d.dir.path().into()), &Quiet)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(b.status("twice").await.unwrap().state, "running");
+}
+
+#[tokio::test]
+async fn event_source_merges_vmm_denials_once_and_only_where_smolvm_logs_them() {
+    let d = Double::new("1.9.3");
+    let b = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
+    b.up(&spec("ev", d.dir.path().into()), &Quiet).await.unwrap();
+    let mut source = b.event_source("ev").await.unwrap().expect("1.9.3 logs denials");
+    let first = source.poll().await.unwrap();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(source.poll().await.unwrap().is_empty(), "de-duplicated across polls");
+
+    let old = Double::new("1.1.3");
+    let b = backend(&old, FakeHost::new(old.dir.path(), true, true).await).await;
+    assert!(b.event_source("ev").await.unwrap().is_none());
 }

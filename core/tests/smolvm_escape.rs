@@ -15,7 +15,9 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use bottle_core::backend::{BackendKind, BottleBackend, ControlEndpoint, Progress, Verdict};
-use bottle_core::smolvm::{BundleAddr, BundleEndpoint, HostSide, SmolmachinesBackend, Smolvm};
+use bottle_core::smolvm::{
+    BundleAddr, BundleEndpoint, HostSide, SmolAllowlistStatus, SmolmachinesBackend, Smolvm,
+};
 use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
 use tokio::net::TcpListener;
 
@@ -81,6 +83,7 @@ struct LocalHost {
     bundle: BundleEndpoint,
     canary: SocketAddr,
     image: PathBuf,
+    record: std::sync::Mutex<Option<SmolAllowlistStatus>>,
 }
 
 #[async_trait]
@@ -91,8 +94,18 @@ impl HostSide for LocalHost {
     async fn bundle(&self, _: &str) -> anyhow::Result<Option<BundleEndpoint>> {
         Ok(Some(self.bundle.clone()))
     }
+    async fn bottles(&self) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     async fn remove_bundle(&self, _: &str, _: &dyn Progress) -> anyhow::Result<()> {
         Ok(())
+    }
+    async fn record_check(&self, _: &str, s: &SmolAllowlistStatus) -> anyhow::Result<()> {
+        *self.record.lock().unwrap() = Some(s.clone());
+        Ok(())
+    }
+    async fn recorded_check(&self, _: &str) -> anyhow::Result<Option<SmolAllowlistStatus>> {
+        Ok(self.record.lock().unwrap().clone())
     }
     async fn export_agent_image(&self, _: &Spec, _: &dyn Progress) -> anyhow::Result<PathBuf> {
         Ok(self.image.clone())
@@ -139,6 +152,7 @@ async fn real_smolvm_vm_reaches_only_its_bundle() {
         },
         canary,
         image: inputs.image,
+        record: Default::default(),
     };
     let state = tempfile::tempdir().unwrap();
     let backend = SmolmachinesBackend::new(inputs.smolvm, Box::new(host), state.path().into());

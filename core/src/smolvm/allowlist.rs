@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
 use super::driver::Smolvm;
@@ -18,7 +18,7 @@ use super::name::MachineName;
 use super::preflight::PREFLIGHT_CONNECT_TIMEOUT;
 use super::smolfile::{AllowList, BundleAddr};
 use super::version::Version;
-use crate::backend::{AllowlistStatus, Verdict};
+use crate::backend::{AllowlistStatus, Verdict, VmmFacts};
 
 /// Bound on one probe inside the VM (curl's own limits are below it).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -31,7 +31,7 @@ const CURL_REFUSED: i64 = 7;
 const CURL_TIMEOUT: i64 = 28;
 
 /// The network backend smolvm runs the VM on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NetBackend {
     /// Enforces `allow_cidrs` (blocked SYNs are dropped).
@@ -60,7 +60,7 @@ impl NetBackend {
 }
 
 /// The outcome of one start check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartCheck {
     pub verdict: Verdict,
     /// RFC 3339 UTC.
@@ -69,12 +69,12 @@ pub struct StartCheck {
 }
 
 /// This backend's allowlist status, with the facts the shared type has no field for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmolAllowlistStatus {
     pub allowlist: Vec<String>,
     pub net_backend: NetBackend,
     pub smolvm_version: String,
-    /// `None` until a start check has run in this process.
+    /// `None` until a start check has run for this VM.
     pub check: Option<StartCheck>,
 }
 
@@ -94,7 +94,7 @@ impl SmolAllowlistStatus {
             None => (
                 Verdict::NotVerified,
                 None,
-                "no start check has run for this VM in this process".into(),
+                "no start check has completed for this VM".into(),
             ),
         };
         AllowlistStatus {
@@ -107,6 +107,11 @@ impl SmolAllowlistStatus {
             ),
             checked_at,
             detail,
+            vmm: Some(VmmFacts {
+                runtime: "smolvm".into(),
+                version: self.smolvm_version.clone(),
+                net_backend: self.net_backend.as_str().into(),
+            }),
         }
     }
 }
@@ -282,5 +287,7 @@ mod tests {
             a.mechanism
         );
         assert!(a.checked_at.is_none());
+        let vmm = a.vmm.unwrap();
+        assert_eq!((vmm.version.as_str(), vmm.net_backend.as_str()), ("1.9.3", "virtio-net"));
     }
 }

@@ -1,9 +1,10 @@
 //! `SmolmachinesBackend`: a bottle whose agent runs in a smolvm microVM.
 //!
-//! The VM side is complete here. The bundle side (its dedicated Docker network,
-//! pinned IP and container, the agent image exported with `docker save`) is
-//! the same code the Docker backend uses, so it is not rebuilt here: it comes
-//! in through [`HostSide`], which the lead wires to `crate::sidecar`.
+//! The VM side is here. The bundle side (its dedicated Docker network, pinned
+//! IP and container, the agent image exported with `docker save`) is the same
+//! code the Docker backend uses; it comes in through [`HostSide`], implemented
+//! by [`super::DockerHost`] with `crate::sidecar`, so tests can also drive the
+//! VM side alone.
 //!
 //! Order in `up`, and why: the bundle first (the VM's allowlist is its IP);
 //! the host-route preflight before any VM exists (a VM that cannot reach the
@@ -11,14 +12,12 @@
 //! create, start, and the start check, and a VM whose allowlist was not seen to
 //! hold is stopped again rather than handed to an agent.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
-use bottle_protocol::EventKind;
+use bottle_protocol::Event;
 
 use super::allowlist::{SmolAllowlistStatus, run_start_check};
 use super::driver::{CreateRequest, EXEC_TIMEOUT, Smolvm};
@@ -28,8 +27,8 @@ use super::preflight::{PREFLIGHT_CONNECT_TIMEOUT, check_bundle_reachable};
 use super::smolfile::{AllowList, BundleAddr, Smolfile, SmolfileInput, VmImage};
 use super::status::{MachineState, MachineStatus};
 use crate::backend::{
-    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, ExecOutput,
-    Progress, Verdict,
+    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, EventSource,
+    ExecOutput, Progress, Verdict,
 };
 use crate::spec::Spec;
 
@@ -41,18 +40,12 @@ pub struct BundleEndpoint {
     pub control: ControlEndpoint,
 }
 
-/// The Docker-side half of a smolmachines bottle.
-///
-/// TODO(lead): implement with `crate::sidecar` (bundle network + pinned IP +
-/// bundle container). Two requirements differ from the Docker backend:
-/// - the host must route to the bundle IP (smolvm dials from the host), so the
-///   bundle network cannot use `inhibit_ipv4` unless the bundle also sits on a
-///   host-routable network; the preflight reports it if not;
-/// - every port on the bundle IP is reachable from the VM (smolvm filters by
-///   IP, not port), so the control plane must not listen on the bundle IP.
+/// The Docker-side half of a smolmachines bottle: [`super::DockerHost`] in
+/// use, a stand-in in tests of the VM side alone.
 #[async_trait]
 pub trait HostSide: Send + Sync {
-    /// Starts (or finds) the bottle's bundle and says where it is.
+    /// Starts the bottle's bundle and says where it is. The caller has checked
+    /// that no VM of this name exists, so any object of the name is a leftover.
     async fn place_bundle(
         &self,
         spec: &Spec,
@@ -60,6 +53,8 @@ pub trait HostSide: Send + Sync {
     ) -> anyhow::Result<BundleEndpoint>;
     /// The running bundle of `bottle`, if any.
     async fn bundle(&self, bottle: &str) -> anyhow::Result<Option<BundleEndpoint>>;
+    /// Every bottle of this backend with any host-side object (for `gc`).
+    async fn bottles(&self) -> anyhow::Result<Vec<String>>;
     async fn remove_bundle(&self, bottle: &str, progress: &dyn Progress) -> anyhow::Result<()>;
     /// The agent image as a `docker save` tarball, for `smolvm --image`.
     async fn export_agent_image(
@@ -70,6 +65,11 @@ pub trait HostSide: Send + Sync {
     /// For the start check: an address outside the allowlist on which something
     /// on the host accepts TCP, so that only the egress policy can stop the VM.
     async fn canary(&self, bottle: &str) -> anyhow::Result<SocketAddr>;
+    /// Keeps the start check's result for as long as the bottle exists, so
+    /// another bottle-core process reports it too.
+    async fn record_check(&self, bottle: &str, status: &SmolAllowlistStatus)
+    -> anyhow::Result<()>;
+    async fn recorded_check(&self, bottle: &str) -> anyhow::Result<Option<SmolAllowlistStatus>>;
     async fn bundle_logs(&self, bottle: &str) -> anyhow::Result<String>;
 }
 
@@ -78,8 +78,6 @@ pub struct SmolmachinesBackend {
     host: Box<dyn HostSide>,
     /// Where rendered Smolfiles are written (one per bottle).
     state_dir: PathBuf,
-    /// Start-check results of this process, by bottle name.
-    checks: Mutex<HashMap<String, SmolAllowlistStatus>>,
 }
 
 impl SmolmachinesBackend {
@@ -88,8 +86,20 @@ impl SmolmachinesBackend {
             smolvm,
             host,
             state_dir,
-            checks: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn smolvm(&self) -> &Smolvm {
+        &self.smolvm
+    }
+
+    async fn machine_exists(&self, name: &MachineName) -> anyhow::Result<bool> {
+        Ok(self
+            .smolvm
+            .list()
+            .await?
+            .iter()
+            .any(|m| m.name == name.as_str()))
     }
 
     fn machine(bottle: &str) -> anyhow::Result<MachineName> {
@@ -103,7 +113,7 @@ impl SmolmachinesBackend {
         &self,
         bottle: &str,
         tracker: &mut EgressTracker,
-    ) -> anyhow::Result<Option<Vec<EventKind>>> {
+    ) -> anyhow::Result<Option<Vec<Event>>> {
         let name = Self::machine(bottle)?;
         let Some(events) = self.smolvm.egress_events(&name).await? else {
             return Ok(None);
@@ -112,17 +122,20 @@ impl SmolmachinesBackend {
             tracker
                 .fresh(events)
                 .iter()
-                .map(|d| d.to_event_kind(name.as_str()))
+                .map(|d| d.to_event(bottle, name.as_str()))
                 .collect(),
         ))
     }
 
-    fn allowlist_status(&self, bottle: &str, bundle: Option<&BundleEndpoint>) -> AllowlistStatus {
-        let checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = checks.get(bottle) {
-            return s.to_status();
+    async fn allowlist_status(
+        &self,
+        bottle: &str,
+        bundle: Option<&BundleEndpoint>,
+    ) -> anyhow::Result<AllowlistStatus> {
+        if let Some(s) = self.host.recorded_check(bottle).await? {
+            return Ok(s.to_status());
         }
-        match bundle {
+        Ok(match bundle {
             Some(b) => SmolAllowlistStatus::new(
                 &AllowList::bundle_only(b.addr.ip),
                 self.smolvm.version(),
@@ -135,8 +148,9 @@ impl SmolmachinesBackend {
                 mechanism: format!("smolvm {} (bundle not found)", self.smolvm.version()),
                 checked_at: None,
                 detail: "the bottle's bundle is not running".into(),
+                vmm: None,
             },
-        }
+        })
     }
 
     async fn to_bottle_status(
@@ -145,7 +159,7 @@ impl SmolmachinesBackend {
         m: &MachineStatus,
     ) -> anyhow::Result<BottleStatus> {
         let bundle = self.host.bundle(bottle).await?;
-        let allowlist = self.allowlist_status(bottle, bundle.as_ref());
+        let allowlist = self.allowlist_status(bottle, bundle.as_ref()).await?;
         let (state, detail) = match (&m.state, bundle.is_some(), allowlist.verdict) {
             (MachineState::Running, false, _) => {
                 ("degraded", "the VM runs but its bundle does not".to_owned())
@@ -176,6 +190,12 @@ impl BottleBackend for SmolmachinesBackend {
 
     async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus> {
         let name = Self::machine(&spec.name)?;
+        if self.machine_exists(&name).await? {
+            bail!(
+                "smolmachines: bottle {}: already exists; `down` it first or pick another name",
+                spec.name
+            );
+        }
         progress.step("starting the bundle");
         let bundle = self.host.place_bundle(spec, progress).await?;
         progress.step("checking the host reaches the bundle");
@@ -213,10 +233,7 @@ impl BottleBackend for SmolmachinesBackend {
             self.smolvm.version(),
             Some(check),
         );
-        self.checks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(spec.name.clone(), status);
+        self.host.record_check(&spec.name, &status).await?;
         if verdict != Verdict::Verified {
             self.smolvm.stop(&name).await.with_context(|| {
                 format!("smolmachines: stopping VM {name} after a failed start check")
@@ -233,22 +250,12 @@ impl BottleBackend for SmolmachinesBackend {
     async fn down(&self, bottle: &str, progress: &dyn Progress) -> anyhow::Result<()> {
         let name = Self::machine(bottle)?;
         // A failed `up` can leave a bundle without a VM; `down` still cleans it.
-        let exists = self
-            .smolvm
-            .list()
-            .await?
-            .iter()
-            .any(|m| m.name == name.as_str());
-        if exists {
+        if self.machine_exists(&name).await? {
             progress.step("stopping the VM");
             // Stop before delete: an old smolvm deleted a running VM without stopping it.
             self.smolvm.stop(&name).await?;
             self.smolvm.delete(&name).await?;
         }
-        self.checks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(bottle);
         progress.step("removing the bundle");
         self.host.remove_bundle(bottle, progress).await
     }
@@ -282,24 +289,56 @@ impl BottleBackend for SmolmachinesBackend {
         Ok(out)
     }
 
+    /// Stopped or failed VMs, and bundles whose VM is gone (an `up` that failed
+    /// before `create`), go; a degraded bottle stays, its state is news.
     async fn gc(&self, dry_run: bool) -> anyhow::Result<Vec<String>> {
-        let mut found = Vec::new();
-        for b in self.list().await? {
-            if b.state == "stopped" || b.state == "failed" {
-                if !dry_run {
-                    self.down(&b.name, &crate::backend::NoProgress).await?;
-                }
-                found.push(b.name);
+        let vms = self.list().await?;
+        let mut found: Vec<String> = vms
+            .iter()
+            .filter(|b| b.state == "stopped" || b.state == "failed")
+            .map(|b| b.name.clone())
+            .collect();
+        for bottle in self.host.bottles().await? {
+            if !vms.iter().any(|b| b.name == bottle) {
+                found.push(bottle);
+            }
+        }
+        if !dry_run {
+            for b in &found {
+                self.down(b, &crate::backend::NoProgress).await?;
             }
         }
         Ok(found)
+    }
+
+    async fn event_source(
+        &self,
+        bottle: &str,
+    ) -> anyhow::Result<Option<Box<dyn EventSource + '_>>> {
+        if !self.smolvm.version().has_egress_events() {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(VmmDenials {
+            backend: self,
+            bottle: bottle.to_owned(),
+            tracker: EgressTracker::default(),
+        })))
     }
 
     async fn doctor(&self) -> Vec<Check> {
         vec![Check::new(
             "smolvm",
             true,
-            format!("smolvm {} at {} (allowlist enforced from 1.1.3)", self.smolvm.version(), self.smolvm.bin().display()),
+            format!(
+                "smolvm {} at {} (allowlist enforced from 1.1.3; denial log {})",
+                self.smolvm.version(),
+                self.smolvm.bin().display(),
+                if self.smolvm.version().has_egress_events() {
+                    "read"
+                } else {
+                    "absent before 1.8.1"
+                }
+            ),
             "",
         )]
     }
@@ -309,5 +348,23 @@ impl BottleBackend for SmolmachinesBackend {
             Some(b) => Ok(b.control),
             None => bail!("smolmachines: bottle {bottle}: no bundle running"),
         }
+    }
+}
+
+/// The VMM's denials of one bottle, as `events` merges them into the bundle's stream.
+struct VmmDenials<'a> {
+    backend: &'a SmolmachinesBackend,
+    bottle: String,
+    tracker: EgressTracker,
+}
+
+#[async_trait]
+impl EventSource for VmmDenials<'_> {
+    async fn poll(&mut self) -> anyhow::Result<Vec<Event>> {
+        Ok(self
+            .backend
+            .poll_denials(&self.bottle, &mut self.tracker)
+            .await?
+            .unwrap_or_default())
     }
 }

@@ -9,11 +9,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use bottle_protocol::EventKind;
+use bottle_protocol::{Event, EventKind};
 use serde::Deserialize;
 
 /// The rule id every VMM-level denial carries (the proxy's rules have their own).
 pub const VMM_EGRESS_RULE: &str = "vmm:egress-policy";
+/// The `id` of every VMM-level event (bundle event ids start at 1).
+pub const VMM_EVENT_ID: u64 = 0;
 /// Denials of the same destination closer together than this are one attempt.
 pub const RETRY_WINDOW: Duration = Duration::from_secs(30);
 
@@ -29,6 +31,17 @@ pub struct EgressDenial {
 }
 
 impl EgressDenial {
+    /// As an event of `bottle`'s stream. Its `id` is [`VMM_EVENT_ID`]: the bundle numbers
+    /// its own events, and a VMM denial has no place in that sequence.
+    pub fn to_event(&self, bottle: &str, machine: &str) -> Event {
+        Event {
+            id: VMM_EVENT_ID,
+            time: self.timestamp.clone(),
+            bottle: bottle.to_owned(),
+            kind: self.to_event_kind(machine),
+        }
+    }
+
     pub fn to_event_kind(&self, machine: &str) -> EventKind {
         EventKind::EgressBlocked {
             client: format!("smolvm:{machine}"),
