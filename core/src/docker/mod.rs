@@ -18,6 +18,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 pub use check::{BLOCKED_PROBE_URL, MECHANISM};
+pub use state::name_lock_path;
 
 use crate::backend::{Check, 
     AllowlistStatus, BackendKind, BottleBackend, BottleStatus, ControlEndpoint, ExecOutput, Progress, Verdict,

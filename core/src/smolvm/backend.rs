@@ -93,6 +93,14 @@ impl SmolmachinesBackend {
         &self.smolvm
     }
 
+    /// Serialises `up`/`down`/`gc` of one bottle across processes; the same lock
+    /// file as the Docker backend's, since both share the bundle's object names.
+    fn lock_name(bottle: &str) -> anyhow::Result<std::fs::File> {
+        crate::netpool::lock_file(&crate::docker::name_lock_path(bottle), false)?.with_context(|| {
+            format!("smolmachines: bottle {bottle}: another `up`, `down` or `gc` of it is in progress")
+        })
+    }
+
     async fn machine_exists(&self, name: &MachineName) -> anyhow::Result<bool> {
         Ok(self
             .smolvm
@@ -100,6 +108,20 @@ impl SmolmachinesBackend {
             .await?
             .iter()
             .any(|m| m.name == name.as_str()))
+    }
+
+    /// `down` without the lock (the caller holds it).
+    async fn remove(&self, bottle: &str, progress: &dyn Progress) -> anyhow::Result<()> {
+        let name = Self::machine(bottle)?;
+        // A failed `up` can leave a bundle without a VM; `down` still cleans it.
+        if self.machine_exists(&name).await? {
+            progress.step("stopping the VM");
+            // Stop before delete: an old smolvm deleted a running VM without stopping it.
+            self.smolvm.stop(&name).await?;
+            self.smolvm.delete(&name).await?;
+        }
+        progress.step("removing the bundle");
+        self.host.remove_bundle(bottle, progress).await
     }
 
     fn machine(bottle: &str) -> anyhow::Result<MachineName> {
@@ -190,6 +212,7 @@ impl BottleBackend for SmolmachinesBackend {
 
     async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus> {
         let name = Self::machine(&spec.name)?;
+        let _lock = Self::lock_name(&spec.name)?;
         if self.machine_exists(&name).await? {
             bail!(
                 "smolmachines: bottle {}: already exists; `down` it first or pick another name",
@@ -248,18 +271,9 @@ impl BottleBackend for SmolmachinesBackend {
     }
 
     async fn down(&self, bottle: &str, progress: &dyn Progress) -> anyhow::Result<()> {
-        let name = Self::machine(bottle)?;
-        // A failed `up` can leave a bundle without a VM; `down` still cleans it.
-        if self.machine_exists(&name).await? {
-            progress.step("stopping the VM");
-            // Stop before delete: an old smolvm deleted a running VM without stopping it.
-            self.smolvm.stop(&name).await?;
-            self.smolvm.delete(&name).await?;
-        }
-        progress.step("removing the bundle");
-        self.host.remove_bundle(bottle, progress).await
+        let _lock = Self::lock_name(bottle)?;
+        self.remove(bottle, progress).await
     }
-
     async fn status(&self, bottle: &str) -> anyhow::Result<BottleStatus> {
         let m = self.smolvm.status(&Self::machine(bottle)?).await?;
         self.to_bottle_status(bottle, &m).await
@@ -303,12 +317,18 @@ impl BottleBackend for SmolmachinesBackend {
                 found.push(bottle);
             }
         }
-        if !dry_run {
-            for b in &found {
-                self.down(b, &crate::backend::NoProgress).await?;
+        let mut out = Vec::new();
+        for b in found {
+            // A held lock is an `up` or `down` in progress: its bundle may not have a VM yet.
+            let Some(_lock) = crate::netpool::lock_file(&crate::docker::name_lock_path(&b), false)? else {
+                continue;
+            };
+            if !dry_run {
+                self.remove(&b, &crate::backend::NoProgress).await?;
             }
+            out.push(b);
         }
-        Ok(found)
+        Ok(out)
     }
 
     async fn event_source(
