@@ -28,10 +28,9 @@ fn verify_is_reserved_with_its_own_exit_code() {
 #[test]
 fn smolmachines_without_smolvm_exits_6_and_says_what_to_install() {
     let empty = tempfile::tempdir().unwrap();
-    for (args, env) in [
-        (&["--backend", "smolmachines", "ls"][..], None),
-        (&["status", "demo"][..], Some("smolmachines")),
-    ] {
+    for (args, env) in
+        [(&["--backend", "smolmachines", "ls"][..], None), (&["status", "demo"][..], Some("smolmachines"))]
+    {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bottle-core"));
         cmd.args(args).env("PATH", empty.path()).env_remove("BOTTLE_SMOLVM").env_remove("CLAUDE_BOTTLE_BACKEND");
         if let Some(v) = env {

@@ -16,8 +16,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bottle_core::backend::{BackendKind, BottleBackend, ControlEndpoint, Progress, Verdict};
 use bottle_core::smolvm::{
-    BundleAddr, BundleEndpoint, EgressTracker, HostSide, SmolAllowlistStatus, SmolmachinesBackend,
-    Smolvm,
+    BundleAddr, BundleEndpoint, EgressTracker, HostSide, SmolAllowlistStatus, SmolmachinesBackend, Smolvm,
 };
 use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
 use bottle_protocol::EventKind;
@@ -59,9 +58,7 @@ fn serve_http(l: TcpListener) {
 impl FakeHost {
     async fn new(dir: &std::path::Path, bundle_listening: bool, canary_listening: bool) -> Self {
         let bundle_l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let canary_l = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 2), 0))
-            .await
-            .unwrap();
+        let canary_l = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).await.unwrap();
         let bundle_port = bundle_l.local_addr().unwrap().port();
         let canary = canary_l.local_addr().unwrap();
         if bundle_listening {
@@ -74,14 +71,8 @@ impl FakeHost {
         std::fs::write(&tar, b"docker save output stand-in").unwrap();
         Self {
             bundle: BundleEndpoint {
-                addr: BundleAddr {
-                    ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    proxy_port: bundle_port,
-                },
-                control: ControlEndpoint {
-                    url: "http://127.0.0.1:1".into(),
-                    token: "t".into(),
-                },
+                addr: BundleAddr { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), proxy_port: bundle_port },
+                control: ControlEndpoint { url: "http://127.0.0.1:1".into(), token: "t".into() },
             },
             canary,
             tar,
@@ -156,28 +147,12 @@ async fn up_verifies_the_allowlist_then_status_list_exec_down() {
     let canary = host.canary;
     let proxy_port = host.bundle.addr.proxy_port;
     let b = backend(&d, host).await;
-    let st = b
-        .up(&spec("demo", d.dir.path().into()), &Quiet)
-        .await
-        .unwrap();
+    let st = b.up(&spec("demo", d.dir.path().into()), &Quiet).await.unwrap();
     assert_eq!(st.state, "running", "{st:?}");
-    assert_eq!(
-        st.allowlist.verdict,
-        Verdict::Verified,
-        "{:?}",
-        st.allowlist
-    );
+    assert_eq!(st.allowlist.verdict, Verdict::Verified, "{:?}", st.allowlist);
     assert_eq!(st.allowlist.allowlist, ["127.0.0.1/32"]);
-    assert!(
-        st.allowlist.mechanism.contains("smolvm 1.9.3 virtio-net"),
-        "{}",
-        st.allowlist.mechanism
-    );
-    assert!(
-        st.allowlist.detail.contains("recorded by smolvm"),
-        "{}",
-        st.allowlist.detail
-    );
+    assert!(st.allowlist.mechanism.contains("smolvm 1.9.3 virtio-net"), "{}", st.allowlist.mechanism);
+    assert!(st.allowlist.detail.contains("recorded by smolvm"), "{}", st.allowlist.detail);
     assert!(st.allowlist.checked_at.is_some());
 
     let mut calls = d.machine_calls();
@@ -188,43 +163,24 @@ async fn up_verifies_the_allowlist_then_status_list_exec_down() {
         "{calls:?}"
     );
     assert_eq!(calls[1], "machine start -n bottle-demo");
-    assert!(
-        calls[2].ends_with(&format!("http://127.0.0.1:{proxy_port}/")),
-        "{calls:?}"
-    );
-    assert!(
-        calls[3].ends_with(&format!("http://{canary}/")),
-        "{calls:?}"
-    );
-    assert_eq!(
-        calls[4],
-        "machine egress-events -n bottle-demo --limit 200 --json"
-    );
+    assert!(calls[2].ends_with(&format!("http://127.0.0.1:{proxy_port}/")), "{calls:?}");
+    assert!(calls[3].ends_with(&format!("http://{canary}/")), "{calls:?}");
+    assert_eq!(calls[4], "machine egress-events -n bottle-demo --limit 200 --json");
 
     let mut tracker = EgressTracker::default();
     let events = b.poll_denials("demo", &mut tracker).await.unwrap().unwrap();
     let kinds: Vec<_> = events.iter().map(|e| (e.id, e.bottle.as_str(), &e.kind)).collect();
     match kinds.as_slice() {
         [(0, "demo", EventKind::EgressBlocked { rule, target, .. })] => {
-            assert_eq!(
-                (rule.as_str(), target.as_str()),
-                ("vmm:egress-policy", canary.to_string().as_str())
-            );
+            assert_eq!((rule.as_str(), target.as_str()), ("vmm:egress-policy", canary.to_string().as_str()));
         }
         other => panic!("expected the canary's denial once: {other:?}"),
     }
-    assert_eq!(
-        b.poll_denials("demo", &mut tracker).await.unwrap(),
-        Some(vec![]),
-        "not reported twice"
-    );
+    assert_eq!(b.poll_denials("demo", &mut tracker).await.unwrap(), Some(vec![]), "not reported twice");
 
     assert_eq!(b.status("demo").await.unwrap().state, "running");
     let listed = b.list().await.unwrap();
-    assert_eq!(
-        listed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-        ["demo"]
-    );
+    assert_eq!(listed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["demo"]);
     let out = b.exec("demo", &["echo".into(), "hi".into()]).await.unwrap();
     assert_eq!(out.stdout, "hi\n");
     assert_eq!(b.control_endpoint("demo").await.unwrap().token, "t");
@@ -238,52 +194,26 @@ async fn up_verifies_the_allowlist_then_status_list_exec_down() {
 async fn an_unenforced_policy_fails_the_start_check_and_the_vm_is_stopped() {
     let d = Double::with_policy("1.9.3", "ignore");
     let b = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
-    let err = b
-        .up(&spec("leaky", d.dir.path().into()), &Quiet)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("the allowlist was not seen to hold, VM stopped"),
-        "{err}"
-    );
-    assert!(
-        err.contains("outside the allowlist: the egress policy is not enforced"),
-        "{err}"
-    );
+    let err = b.up(&spec("leaky", d.dir.path().into()), &Quiet).await.unwrap_err().to_string();
+    assert!(err.contains("the allowlist was not seen to hold, VM stopped"), "{err}");
+    assert!(err.contains("outside the allowlist: the egress policy is not enforced"), "{err}");
     let st = b.status("leaky").await.unwrap();
     assert_eq!(st.state, "stopped");
     assert_eq!(st.allowlist.verdict, Verdict::Failed);
-    assert_eq!(
-        d.machine_calls().last().unwrap(),
-        "machine status -n bottle-leaky --json"
-    );
-    assert!(
-        d.machine_calls()
-            .contains(&"machine stop -n bottle-leaky".to_owned())
-    );
+    assert_eq!(d.machine_calls().last().unwrap(), "machine status -n bottle-leaky --json");
+    assert!(d.machine_calls().contains(&"machine stop -n bottle-leaky".to_owned()));
 }
 
 #[tokio::test]
 async fn an_unreachable_bundle_stops_up_before_any_vm_exists() {
     let d = Double::new("1.9.3");
     let b = backend(&d, FakeHost::new(d.dir.path(), false, true).await).await;
-    let err = b
-        .up(&spec("noroute", d.dir.path().into()), &Quiet)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.starts_with("preflight: the host cannot reach the bundle's proxy"),
-        "{err}"
-    );
+    let err = b.up(&spec("noroute", d.dir.path().into()), &Quiet).await.unwrap_err().to_string();
+    assert!(err.starts_with("preflight: the host cannot reach the bundle's proxy"), "{err}");
     assert_eq!(d.machine_calls(), ["machine ls --json"], "no VM made");
     // No VM was made, but the bundle was: down still removes it.
     b.down("noroute", &Quiet).await.unwrap();
-    assert!(
-        b.control_endpoint("noroute").await.is_err(),
-        "bundle removed"
-    );
+    assert!(b.control_endpoint("noroute").await.is_err(), "bundle removed");
     assert_eq!(d.machine_calls(), ["machine ls --json", "machine ls --json"]);
 }
 
@@ -291,41 +221,20 @@ async fn an_unreachable_bundle_stops_up_before_any_vm_exists() {
 async fn a_silent_canary_proves_nothing_so_up_refuses() {
     let d = Double::new("1.9.3");
     let b = backend(&d, FakeHost::new(d.dir.path(), true, false).await).await;
-    let err = b
-        .up(&spec("nocanary", d.dir.path().into()), &Quiet)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("does not accept connections from the host"),
-        "{err}"
-    );
+    let err = b.up(&spec("nocanary", d.dir.path().into()), &Quiet).await.unwrap_err().to_string();
+    assert!(err.contains("does not accept connections from the host"), "{err}");
     let st = b.status("nocanary").await.unwrap();
-    assert_eq!(
-        (st.state.as_str(), st.allowlist.verdict),
-        ("stopped", Verdict::NotVerified)
-    );
+    assert_eq!((st.state.as_str(), st.allowlist.verdict), ("stopped", Verdict::NotVerified));
 }
 
 #[tokio::test]
 async fn on_1_1_3_the_check_runs_without_a_denial_log() {
     let d = Double::new("1.1.3");
     let b = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
-    let st = b
-        .up(&spec("older", d.dir.path().into()), &Quiet)
-        .await
-        .unwrap();
+    let st = b.up(&spec("older", d.dir.path().into()), &Quiet).await.unwrap();
     assert_eq!(st.allowlist.verdict, Verdict::Verified);
-    assert!(
-        st.allowlist.detail.contains("keeps no denial log"),
-        "{}",
-        st.allowlist.detail
-    );
-    assert!(
-        d.machine_calls()
-            .iter()
-            .all(|c| !c.contains("egress-events"))
-    );
+    assert!(st.allowlist.detail.contains("keeps no denial log"), "{}", st.allowlist.detail);
+    assert!(d.machine_calls().iter().all(|c| !c.contains("egress-events")));
 }
 
 #[tokio::test]
@@ -334,26 +243,17 @@ async fn the_start_check_record_outlives_the_process_that_made_it() {
     let first_host = FakeHost::new(d.dir.path(), true, true).await;
     let records = first_host.records.clone();
     let first = backend(&d, first_host).await;
-    first
-        .up(&spec("carry", d.dir.path().into()), &Quiet)
-        .await
-        .unwrap();
+    first.up(&spec("carry", d.dir.path().into()), &Quiet).await.unwrap();
     // A new process (new backend value) reads the record the first one left.
     let mut second_host = FakeHost::new(d.dir.path(), true, true).await;
     second_host.records = records.clone();
     let second = backend(&d, second_host).await;
     let st = second.status("carry").await.unwrap();
-    assert_eq!(
-        (st.state.as_str(), st.allowlist.verdict),
-        ("running", Verdict::Verified)
-    );
+    assert_eq!((st.state.as_str(), st.allowlist.verdict), ("running", Verdict::Verified));
     // Without a record, a running VM is not trusted.
     records.lock().unwrap().clear();
     let st = second.status("carry").await.unwrap();
-    assert_eq!(
-        (st.state.as_str(), st.allowlist.verdict),
-        ("degraded", Verdict::NotVerified)
-    );
+    assert_eq!((st.state.as_str(), st.allowlist.verdict), ("degraded", Verdict::NotVerified));
 }
 
 #[tokio::test]
@@ -361,11 +261,7 @@ async fn up_refuses_a_name_whose_vm_exists_and_leaves_it_alone() {
     let d = Double::new("1.9.3");
     let b = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
     b.up(&spec("twice", d.dir.path().into()), &Quiet).await.unwrap();
-    let err = b
-        .up(&spec("twice", d.dir.path().into()), &Quiet)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = b.up(&spec("twice", d.dir.path().into()), &Quiet).await.unwrap_err().to_string();
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(b.status("twice").await.unwrap().state, "running");
 }

@@ -15,9 +15,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use bottle_core::backend::{BackendKind, BottleBackend, ControlEndpoint, Progress, Verdict};
-use bottle_core::smolvm::{
-    BundleAddr, BundleEndpoint, HostSide, SmolAllowlistStatus, SmolmachinesBackend, Smolvm,
-};
+use bottle_core::smolvm::{BundleAddr, BundleEndpoint, HostSide, SmolAllowlistStatus, SmolmachinesBackend, Smolvm};
 use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
 use tokio::net::TcpListener;
 
@@ -38,10 +36,7 @@ fn hypervisor() -> Result<(), String> {
         .open("/dev/kvm")
         .map_err(|e| format!("/dev/kvm is not usable: {e}"))?;
     if std::path::Path::new("/sys/module/kvm_pvm").exists() {
-        return Err(
-            "KVM here is nested PVM (kvm_pvm loaded); libkrun's guest kernel cannot boot on it"
-                .into(),
-        );
+        return Err("KVM here is nested PVM (kvm_pvm loaded); libkrun's guest kernel cannot boot on it".into());
     }
     Ok(())
 }
@@ -52,24 +47,15 @@ fn env_ip(key: &str) -> Result<IpAddr, String> {
 }
 
 async fn inputs() -> Result<Inputs, String> {
-    let smolvm = Smolvm::discover(None)
-        .await
-        .map_err(|e| format!("no usable real smolvm: {e}"))?;
+    let smolvm = Smolvm::discover(None).await.map_err(|e| format!("no usable real smolvm: {e}"))?;
     hypervisor()?;
     let bundle_ip = env_ip("BOTTLE_ESCAPE_BUNDLE_IP")?;
     let canary_ip = env_ip("BOTTLE_ESCAPE_CANARY_IP")?;
     if bundle_ip == canary_ip {
         return Err("BOTTLE_ESCAPE_BUNDLE_IP and BOTTLE_ESCAPE_CANARY_IP must differ".into());
     }
-    let image = std::env::var_os("BOTTLE_ESCAPE_IMAGE")
-        .ok_or("BOTTLE_ESCAPE_IMAGE is not set")?
-        .into();
-    Ok(Inputs {
-        smolvm,
-        bundle_ip,
-        canary_ip,
-        image,
-    })
+    let image = std::env::var_os("BOTTLE_ESCAPE_IMAGE").ok_or("BOTTLE_ESCAPE_IMAGE is not set")?.into();
+    Ok(Inputs { smolvm, bundle_ip, canary_ip, image })
 }
 
 struct Quiet;
@@ -141,14 +127,8 @@ async fn real_smolvm_vm_reaches_only_its_bundle() {
     }
     let host = LocalHost {
         bundle: BundleEndpoint {
-            addr: BundleAddr {
-                ip: inputs.bundle_ip,
-                proxy_port: bundle_port,
-            },
-            control: ControlEndpoint {
-                url: String::new(),
-                token: String::new(),
-            },
+            addr: BundleAddr { ip: inputs.bundle_ip, proxy_port: bundle_port },
+            control: ControlEndpoint { url: String::new(), token: String::new() },
         },
         canary,
         image: inputs.image,
@@ -174,11 +154,6 @@ async fn real_smolvm_vm_reaches_only_its_bundle() {
     let up = backend.up(&spec, &Quiet).await;
     let down = backend.down(&spec.name, &Quiet).await;
     let st = up.expect("up on real smolvm");
-    assert_eq!(
-        st.allowlist.verdict,
-        Verdict::Verified,
-        "{:?}",
-        st.allowlist
-    );
+    assert_eq!(st.allowlist.verdict, Verdict::Verified, "{:?}", st.allowlist);
     down.expect("down on real smolvm");
 }

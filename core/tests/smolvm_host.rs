@@ -76,7 +76,10 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let docker = |args: &[&str]| {
-            std::process::Command::new("docker").args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            std::process::Command::new("docker")
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         };
         let filter = format!("label={}={}", labels::NAME, self.bottle);
         let ids = docker(&["ps", "-aq", "--filter", &filter]).unwrap_or_default();
@@ -159,7 +162,10 @@ async fn real_bundle_placed_reached_from_the_host_checked_persisted_and_removed(
     let st = b.up(&spec(&name, &image, d.dir.path().into()), &progress).await.unwrap();
     assert_eq!((st.state.as_str(), st.allowlist.verdict), ("running", Verdict::Verified), "{st:?}");
     let vmm = st.allowlist.vmm.clone().expect("smolvm facts");
-    assert_eq!((vmm.runtime.as_str(), vmm.version.as_str(), vmm.net_backend.as_str()), ("smolvm", "1.9.3", "virtio-net"));
+    assert_eq!(
+        (vmm.runtime.as_str(), vmm.version.as_str(), vmm.net_backend.as_str()),
+        ("smolvm", "1.9.3", "virtio-net")
+    );
 
     // The bundle: a real container of this backend, at the pinned IP the VM's allowlist names.
     let bundle = docker.inspect_container(&labels::object_name(&name, labels::ROLE_BUNDLE), None).await.unwrap();
@@ -171,8 +177,7 @@ async fn real_bundle_placed_reached_from_the_host_checked_persisted_and_removed(
     assert!(smolfile.contains(&format!("allow_cidrs = [\"{bundle_ip}/32\"]")), "{smolfile}");
 
     // Its agent network is internal but keeps the host's address (no inhibit_ipv4), so the host routes to it.
-    let agent_net =
-        docker.inspect_network(&labels::object_name(&name, labels::ROLE_AGENT_NET), None).await.unwrap();
+    let agent_net = docker.inspect_network(&labels::object_name(&name, labels::ROLE_AGENT_NET), None).await.unwrap();
     assert_eq!(agent_net.internal, Some(true));
     assert!(!agent_net.options.unwrap_or_default().contains_key("com.docker.network.bridge.inhibit_ipv4"));
 
@@ -216,9 +221,11 @@ async fn real_bundle_placed_reached_from_the_host_checked_persisted_and_removed(
 
     fresh.down(&name, &progress).await.unwrap();
     assert!(fresh.list().await.unwrap().iter().all(|s| s.name != name));
-    let left = bottle_core::sidecar::objects::containers(&docker, BackendKind::Smolmachines, Some(&name)).await.unwrap();
+    let left =
+        bottle_core::sidecar::objects::containers(&docker, BackendKind::Smolmachines, Some(&name)).await.unwrap();
     assert!(left.is_empty(), "bundle removed: {left:?}");
-    let nets = bottle_core::sidecar::network::list_networks(&docker, BackendKind::Smolmachines, Some(&name)).await.unwrap();
+    let nets =
+        bottle_core::sidecar::network::list_networks(&docker, BackendKind::Smolmachines, Some(&name)).await.unwrap();
     assert!(nets.is_empty(), "networks removed");
 }
 
@@ -239,8 +246,10 @@ async fn a_vmm_that_lets_the_canary_through_fails_the_check_against_the_real_con
     // gc would take the stopped VM and its bundle (dry run: other tests' bottles share the engine).
     assert!(b.gc(true).await.unwrap().contains(&name));
     b.down(&name, &Print(name.clone())).await.unwrap();
-    assert!(bottle_core::sidecar::objects::containers(&docker, BackendKind::Smolmachines, Some(&name))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        bottle_core::sidecar::objects::containers(&docker, BackendKind::Smolmachines, Some(&name))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -44,11 +44,7 @@ impl NetBackend {
     /// From 1.1.3 a policy selects virtio-net (and bottle always sets one and
     /// asks for virtio-net explicitly); before, TSI was the default.
     pub fn for_version(version: Version, has_policy: bool) -> Self {
-        if has_policy && version >= Version::MIN_ENFORCING {
-            Self::VirtioNet
-        } else {
-            Self::Tsi
-        }
+        if has_policy && version >= Version::MIN_ENFORCING { Self::VirtioNet } else { Self::Tsi }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -91,11 +87,7 @@ impl SmolAllowlistStatus {
     pub fn to_status(&self) -> AllowlistStatus {
         let (verdict, checked_at, detail) = match &self.check {
             Some(c) => (c.verdict, Some(c.checked_at.clone()), c.detail.clone()),
-            None => (
-                Verdict::NotVerified,
-                None,
-                "no start check has completed for this VM".into(),
-            ),
+            None => (Verdict::NotVerified, None, "no start check has completed for this VM".into()),
         };
         AllowlistStatus {
             verdict,
@@ -146,8 +138,7 @@ pub async fn run_start_check(
         detail,
     };
     // A canary nobody answers on would time out with or without a policy.
-    let host_probe =
-        tokio::time::timeout(PREFLIGHT_CONNECT_TIMEOUT, TcpStream::connect(canary)).await;
+    let host_probe = tokio::time::timeout(PREFLIGHT_CONNECT_TIMEOUT, TcpStream::connect(canary)).await;
     if !matches!(host_probe, Ok(Ok(_))) {
         return verdict(
             Verdict::NotVerified,
@@ -157,10 +148,7 @@ pub async fn run_start_check(
         );
     }
     let proxy = SocketAddr::new(bundle.ip, bundle.proxy_port);
-    match smolvm
-        .exec(name, &probe_command(proxy), PROBE_TIMEOUT)
-        .await
-    {
+    match smolvm.exec(name, &probe_command(proxy), PROBE_TIMEOUT).await {
         Ok(o) if o.exit_code == CURL_OK => {}
         Ok(o) => {
             return verdict(
@@ -173,22 +161,13 @@ pub async fn run_start_check(
             );
         }
         Err(e) => {
-            return verdict(
-                Verdict::NotVerified,
-                format!("probe of the bundle proxy did not run: {e}"),
-            );
+            return verdict(Verdict::NotVerified, format!("probe of the bundle proxy did not run: {e}"));
         }
     }
-    let out = match smolvm
-        .exec(name, &probe_command(canary), PROBE_TIMEOUT)
-        .await
-    {
+    let out = match smolvm.exec(name, &probe_command(canary), PROBE_TIMEOUT).await {
         Ok(o) => o,
         Err(e) => {
-            return verdict(
-                Verdict::NotVerified,
-                format!("probe of the canary did not run: {e}"),
-            );
+            return verdict(Verdict::NotVerified, format!("probe of the canary did not run: {e}"));
         }
     };
     match out.exit_code {
@@ -196,9 +175,7 @@ pub async fn run_start_check(
         CURL_OK => {
             return verdict(
                 Verdict::Failed,
-                format!(
-                    "the VM reached {canary}, which is outside the allowlist: the egress policy is not enforced"
-                ),
+                format!("the VM reached {canary}, which is outside the allowlist: the egress policy is not enforced"),
             );
         }
         CURL_REFUSED => {
@@ -212,10 +189,7 @@ pub async fn run_start_check(
         code => {
             return verdict(
                 Verdict::NotVerified,
-                format!(
-                    "the canary probe ended with curl exit {code} (expected 28, a timeout): {}",
-                    out.stderr.trim()
-                ),
+                format!("the canary probe ended with curl exit {code} (expected 28, a timeout): {}", out.stderr.trim()),
             );
         }
     }
@@ -227,28 +201,22 @@ pub async fn run_start_check(
                 smolvm.version()
             ),
         ),
-        Ok(Some(events)) if recorded(&events, canary) => verdict(
-            Verdict::Verified,
-            format!("bundle proxy {proxy} reached; {canary} dropped and recorded by smolvm"),
-        ),
+        Ok(Some(events)) if recorded(&events, canary) => {
+            verdict(Verdict::Verified, format!("bundle proxy {proxy} reached; {canary} dropped and recorded by smolvm"))
+        }
         Ok(Some(_)) => verdict(
             Verdict::NotVerified,
             format!(
                 "{canary} timed out but smolvm recorded no denial for it: something other than the egress policy dropped it"
             ),
         ),
-        Err(e) => verdict(
-            Verdict::NotVerified,
-            format!("reading smolvm's denials failed: {e}"),
-        ),
+        Err(e) => verdict(Verdict::NotVerified, format!("reading smolvm's denials failed: {e}")),
     }
 }
 
 fn recorded(events: &[EgressDenial], canary: SocketAddr) -> bool {
     let dest = canary.to_string();
-    events
-        .iter()
-        .any(|e| e.operation == "connect" && e.dest == dest)
+    events.iter().any(|e| e.operation == "connect" && e.dest == dest)
 }
 
 #[cfg(test)]
@@ -257,35 +225,19 @@ mod tests {
 
     #[test]
     fn backend_follows_version_and_policy() {
-        assert_eq!(
-            NetBackend::for_version(Version::new(1, 1, 3), true),
-            NetBackend::VirtioNet
-        );
-        assert_eq!(
-            NetBackend::for_version(Version::new(1, 1, 2), true),
-            NetBackend::Tsi
-        );
-        assert_eq!(
-            NetBackend::for_version(Version::new(1, 9, 3), false),
-            NetBackend::Tsi
-        );
+        assert_eq!(NetBackend::for_version(Version::new(1, 1, 3), true), NetBackend::VirtioNet);
+        assert_eq!(NetBackend::for_version(Version::new(1, 1, 2), true), NetBackend::Tsi);
+        assert_eq!(NetBackend::for_version(Version::new(1, 9, 3), false), NetBackend::Tsi);
     }
 
     #[test]
     fn status_without_a_check_is_not_verified() {
-        let s = SmolAllowlistStatus::new(
-            &AllowList::bundle_only("10.9.0.2".parse().unwrap()),
-            Version::new(1, 9, 3),
-            None,
-        );
+        let s =
+            SmolAllowlistStatus::new(&AllowList::bundle_only("10.9.0.2".parse().unwrap()), Version::new(1, 9, 3), None);
         let a = s.to_status();
         assert_eq!(a.verdict, Verdict::NotVerified);
         assert_eq!(a.allowlist, ["10.9.0.2/32"]);
-        assert!(
-            a.mechanism.contains("smolvm 1.9.3 virtio-net"),
-            "{}",
-            a.mechanism
-        );
+        assert!(a.mechanism.contains("smolvm 1.9.3 virtio-net"), "{}", a.mechanism);
         assert!(a.checked_at.is_none());
         let vmm = a.vmm.unwrap();
         assert_eq!((vmm.version.as_str(), vmm.net_backend.as_str()), ("1.9.3", "virtio-net"));

@@ -27,8 +27,8 @@ use super::preflight::{PREFLIGHT_CONNECT_TIMEOUT, check_bundle_reachable};
 use super::smolfile::{AllowList, BundleAddr, Smolfile, SmolfileInput, VmImage};
 use super::status::{MachineState, MachineStatus};
 use crate::backend::{
-    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, EventSource,
-    ExecOutput, Progress, Verdict,
+    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, EventSource, ExecOutput,
+    Progress, Verdict,
 };
 use crate::spec::Spec;
 
@@ -46,29 +46,20 @@ pub struct BundleEndpoint {
 pub trait HostSide: Send + Sync {
     /// Starts the bottle's bundle and says where it is. The caller has checked
     /// that no VM of this name exists, so any object of the name is a leftover.
-    async fn place_bundle(
-        &self,
-        spec: &Spec,
-        progress: &dyn Progress,
-    ) -> anyhow::Result<BundleEndpoint>;
+    async fn place_bundle(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BundleEndpoint>;
     /// The running bundle of `bottle`, if any.
     async fn bundle(&self, bottle: &str) -> anyhow::Result<Option<BundleEndpoint>>;
     /// Every bottle of this backend with any host-side object (for `gc`).
     async fn bottles(&self) -> anyhow::Result<Vec<String>>;
     async fn remove_bundle(&self, bottle: &str, progress: &dyn Progress) -> anyhow::Result<()>;
     /// The agent image as a `docker save` tarball, for `smolvm --image`.
-    async fn export_agent_image(
-        &self,
-        spec: &Spec,
-        progress: &dyn Progress,
-    ) -> anyhow::Result<PathBuf>;
+    async fn export_agent_image(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<PathBuf>;
     /// For the start check: an address outside the allowlist on which something
     /// on the host accepts TCP, so that only the egress policy can stop the VM.
     async fn canary(&self, bottle: &str) -> anyhow::Result<SocketAddr>;
     /// Keeps the start check's result for as long as the bottle exists, so
     /// another bottle-core process reports it too.
-    async fn record_check(&self, bottle: &str, status: &SmolAllowlistStatus)
-    -> anyhow::Result<()>;
+    async fn record_check(&self, bottle: &str, status: &SmolAllowlistStatus) -> anyhow::Result<()>;
     async fn recorded_check(&self, bottle: &str) -> anyhow::Result<Option<SmolAllowlistStatus>>;
     async fn bundle_logs(&self, bottle: &str) -> anyhow::Result<String>;
 }
@@ -82,11 +73,7 @@ pub struct SmolmachinesBackend {
 
 impl SmolmachinesBackend {
     pub fn new(smolvm: Smolvm, host: Box<dyn HostSide>, state_dir: PathBuf) -> Self {
-        Self {
-            smolvm,
-            host,
-            state_dir,
-        }
+        Self { smolvm, host, state_dir }
     }
 
     pub fn smolvm(&self) -> &Smolvm {
@@ -102,12 +89,7 @@ impl SmolmachinesBackend {
     }
 
     async fn machine_exists(&self, name: &MachineName) -> anyhow::Result<bool> {
-        Ok(self
-            .smolvm
-            .list()
-            .await?
-            .iter()
-            .any(|m| m.name == name.as_str()))
+        Ok(self.smolvm.list().await?.iter().any(|m| m.name == name.as_str()))
     }
 
     /// `down` without the lock (the caller holds it).
@@ -131,39 +113,22 @@ impl SmolmachinesBackend {
     /// New VMM-level denials for `bottle` as events (rule `vmm:egress-policy`),
     /// for the caller's event stream; `None` when this smolvm keeps no denial
     /// log (before 1.8.1). One tracker per bottle, kept across polls.
-    pub async fn poll_denials(
-        &self,
-        bottle: &str,
-        tracker: &mut EgressTracker,
-    ) -> anyhow::Result<Option<Vec<Event>>> {
+    pub async fn poll_denials(&self, bottle: &str, tracker: &mut EgressTracker) -> anyhow::Result<Option<Vec<Event>>> {
         let name = Self::machine(bottle)?;
         let Some(events) = self.smolvm.egress_events(&name).await? else {
             return Ok(None);
         };
-        Ok(Some(
-            tracker
-                .fresh(events)
-                .iter()
-                .map(|d| d.to_event(bottle, name.as_str()))
-                .collect(),
-        ))
+        Ok(Some(tracker.fresh(events).iter().map(|d| d.to_event(bottle, name.as_str())).collect()))
     }
 
-    async fn allowlist_status(
-        &self,
-        bottle: &str,
-        bundle: Option<&BundleEndpoint>,
-    ) -> anyhow::Result<AllowlistStatus> {
+    async fn allowlist_status(&self, bottle: &str, bundle: Option<&BundleEndpoint>) -> anyhow::Result<AllowlistStatus> {
         if let Some(s) = self.host.recorded_check(bottle).await? {
             return Ok(s.to_status());
         }
         Ok(match bundle {
-            Some(b) => SmolAllowlistStatus::new(
-                &AllowList::bundle_only(b.addr.ip),
-                self.smolvm.version(),
-                None,
-            )
-            .to_status(),
+            Some(b) => {
+                SmolAllowlistStatus::new(&AllowList::bundle_only(b.addr.ip), self.smolvm.version(), None).to_status()
+            }
             None => AllowlistStatus {
                 verdict: Verdict::NotVerified,
                 allowlist: Vec::new(),
@@ -175,23 +140,16 @@ impl SmolmachinesBackend {
         })
     }
 
-    async fn to_bottle_status(
-        &self,
-        bottle: &str,
-        m: &MachineStatus,
-    ) -> anyhow::Result<BottleStatus> {
+    async fn to_bottle_status(&self, bottle: &str, m: &MachineStatus) -> anyhow::Result<BottleStatus> {
         let bundle = self.host.bundle(bottle).await?;
         let allowlist = self.allowlist_status(bottle, bundle.as_ref()).await?;
         let (state, detail) = match (&m.state, bundle.is_some(), allowlist.verdict) {
-            (MachineState::Running, false, _) => {
-                ("degraded", "the VM runs but its bundle does not".to_owned())
-            }
+            (MachineState::Running, false, _) => ("degraded", "the VM runs but its bundle does not".to_owned()),
             (MachineState::Running, true, Verdict::Verified) => ("running", String::new()),
             (MachineState::Running, true, _) => ("degraded", allowlist.detail.clone()),
-            (MachineState::Unreachable, ..) => (
-                "degraded",
-                "the VM process is alive but its agent does not answer".to_owned(),
-            ),
+            (MachineState::Unreachable, ..) => {
+                ("degraded", "the VM process is alive but its agent does not answer".to_owned())
+            }
             (s, ..) => (s.as_str(), String::new()),
         };
         Ok(BottleStatus {
@@ -214,28 +172,19 @@ impl BottleBackend for SmolmachinesBackend {
         let name = Self::machine(&spec.name)?;
         let _lock = Self::lock_name(&spec.name)?;
         if self.machine_exists(&name).await? {
-            bail!(
-                "smolmachines: bottle {}: already exists; `down` it first or pick another name",
-                spec.name
-            );
+            bail!("smolmachines: bottle {}: already exists; `down` it first or pick another name", spec.name);
         }
         progress.step("starting the bundle");
         let bundle = self.host.place_bundle(spec, progress).await?;
         progress.step("checking the host reaches the bundle");
-        check_bundle_reachable(bundle.addr, PREFLIGHT_CONNECT_TIMEOUT)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        check_bundle_reachable(bundle.addr, PREFLIGHT_CONNECT_TIMEOUT).await.map_err(anyhow::Error::msg)?;
         progress.step("exporting the agent image");
         let tarball = self.host.export_agent_image(spec, progress).await?;
         let image = VmImage::Tarball(tarball);
-        let smolfile = Smolfile::for_bottle(&SmolfileInput::from_spec(spec), bundle.addr, &image)
-            .map_err(anyhow::Error::msg)?;
-        std::fs::create_dir_all(&self.state_dir).with_context(|| {
-            format!(
-                "smolmachines: create state dir {}",
-                self.state_dir.display()
-            )
-        })?;
+        let smolfile =
+            Smolfile::for_bottle(&SmolfileInput::from_spec(spec), bundle.addr, &image).map_err(anyhow::Error::msg)?;
+        std::fs::create_dir_all(&self.state_dir)
+            .with_context(|| format!("smolmachines: create state dir {}", self.state_dir.display()))?;
         let req = CreateRequest {
             smolfile_path: self.state_dir.join(format!("{name}.Smolfile")),
             name: name.clone(),
@@ -251,20 +200,14 @@ impl BottleBackend for SmolmachinesBackend {
         let check = run_start_check(&self.smolvm, &name, bundle.addr, canary).await;
         let verdict = check.verdict;
         let detail = check.detail.clone();
-        let status = SmolAllowlistStatus::new(
-            &req.smolfile.network.allow_cidrs,
-            self.smolvm.version(),
-            Some(check),
-        );
+        let status = SmolAllowlistStatus::new(&req.smolfile.network.allow_cidrs, self.smolvm.version(), Some(check));
         self.host.record_check(&spec.name, &status).await?;
         if verdict != Verdict::Verified {
-            self.smolvm.stop(&name).await.with_context(|| {
-                format!("smolmachines: stopping VM {name} after a failed start check")
-            })?;
-            bail!(
-                "smolmachines: bottle {}: the allowlist was not seen to hold, VM stopped: {detail}",
-                spec.name
-            );
+            self.smolvm
+                .stop(&name)
+                .await
+                .with_context(|| format!("smolmachines: stopping VM {name} after a failed start check"))?;
+            bail!("smolmachines: bottle {}: the allowlist was not seen to hold, VM stopped: {detail}", spec.name);
         }
         let m = self.smolvm.status(&name).await?;
         self.to_bottle_status(&spec.name, &m).await
@@ -280,10 +223,7 @@ impl BottleBackend for SmolmachinesBackend {
     }
 
     async fn exec(&self, bottle: &str, cmd: &[String]) -> anyhow::Result<ExecOutput> {
-        Ok(self
-            .smolvm
-            .exec(&Self::machine(bottle)?, cmd, EXEC_TIMEOUT)
-            .await?)
+        Ok(self.smolvm.exec(&Self::machine(bottle)?, cmd, EXEC_TIMEOUT).await?)
     }
 
     async fn logs(&self, bottle: &str) -> anyhow::Result<String> {
@@ -293,9 +233,7 @@ impl BottleBackend for SmolmachinesBackend {
     async fn list(&self) -> anyhow::Result<Vec<BottleStatus>> {
         let mut out = Vec::new();
         for m in self.smolvm.list().await? {
-            let bottle = MachineName::new(&m.name)
-                .ok()
-                .and_then(|n| n.bottle_name().map(str::to_owned));
+            let bottle = MachineName::new(&m.name).ok().and_then(|n| n.bottle_name().map(str::to_owned));
             if let Some(bottle) = bottle {
                 out.push(self.to_bottle_status(&bottle, &m).await?);
             }
@@ -307,11 +245,8 @@ impl BottleBackend for SmolmachinesBackend {
     /// before `create`), go; a degraded bottle stays, its state is news.
     async fn gc(&self, dry_run: bool) -> anyhow::Result<Vec<String>> {
         let vms = self.list().await?;
-        let mut found: Vec<String> = vms
-            .iter()
-            .filter(|b| b.state == "stopped" || b.state == "failed")
-            .map(|b| b.name.clone())
-            .collect();
+        let mut found: Vec<String> =
+            vms.iter().filter(|b| b.state == "stopped" || b.state == "failed").map(|b| b.name.clone()).collect();
         for bottle in self.host.bottles().await? {
             if !vms.iter().any(|b| b.name == bottle) {
                 found.push(bottle);
@@ -331,18 +266,11 @@ impl BottleBackend for SmolmachinesBackend {
         Ok(out)
     }
 
-    async fn event_source(
-        &self,
-        bottle: &str,
-    ) -> anyhow::Result<Option<Box<dyn EventSource + '_>>> {
+    async fn event_source(&self, bottle: &str) -> anyhow::Result<Option<Box<dyn EventSource + '_>>> {
         if !self.smolvm.version().has_egress_events() {
             return Ok(None);
         }
-        Ok(Some(Box::new(VmmDenials {
-            backend: self,
-            bottle: bottle.to_owned(),
-            tracker: EgressTracker::default(),
-        })))
+        Ok(Some(Box::new(VmmDenials { backend: self, bottle: bottle.to_owned(), tracker: EgressTracker::default() })))
     }
 
     async fn doctor(&self) -> Vec<Check> {
@@ -353,11 +281,7 @@ impl BottleBackend for SmolmachinesBackend {
                 "smolvm {} at {} (allowlist enforced from 1.1.3; denial log {})",
                 self.smolvm.version(),
                 self.smolvm.bin().display(),
-                if self.smolvm.version().has_egress_events() {
-                    "read"
-                } else {
-                    "absent before 1.8.1"
-                }
+                if self.smolvm.version().has_egress_events() { "read" } else { "absent before 1.8.1" }
             ),
             "",
         )]
@@ -381,10 +305,6 @@ struct VmmDenials<'a> {
 #[async_trait]
 impl EventSource for VmmDenials<'_> {
     async fn poll(&mut self) -> anyhow::Result<Vec<Event>> {
-        Ok(self
-            .backend
-            .poll_denials(&self.bottle, &mut self.tracker)
-            .await?
-            .unwrap_or_default())
+        Ok(self.backend.poll_denials(&self.bottle, &mut self.tracker).await?.unwrap_or_default())
     }
 }

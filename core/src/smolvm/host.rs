@@ -56,12 +56,7 @@ impl DockerHost {
 
     /// The local engine, the subnet pool and canary knobs from the environment.
     pub async fn connect() -> anyhow::Result<Self> {
-        Ok(Self::new(
-            docker::engine().await?,
-            NetPool::from_env()?,
-            SidecarOptions::from_env()?,
-            images::cache_dir(),
-        ))
+        Ok(Self::new(docker::engine().await?, NetPool::from_env()?, SidecarOptions::from_env()?, images::cache_dir()))
     }
 
     async fn place(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<Placement> {
@@ -71,9 +66,7 @@ impl DockerHost {
         let rendered = sidecar::render(spec, &placement, &self.sidecar, &sidecar::new_token())?;
         let control = rendered.config.listen.control;
         if control.ip() == IpAddr::V4(placement.bundle_ip) {
-            anyhow::bail!(
-                "bundle: the control plane would listen on {control}, the VM's allowed address; refusing"
-            );
+            anyhow::bail!("bundle: the control plane would listen on {control}, the VM's allowed address; refusing");
         }
         let req = BundleRequest {
             backend: BACKEND,

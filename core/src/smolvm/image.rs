@@ -47,9 +47,7 @@ pub async fn save_cached(
         return Ok(path);
     }
     let dir = path.parent().expect("archive has a parent");
-    tokio::fs::create_dir_all(dir)
-        .await
-        .with_context(|| format!("image: creating {}", dir.display()))?;
+    tokio::fs::create_dir_all(dir).await.with_context(|| format!("image: creating {}", dir.display()))?;
     progress.step(&format!("saving {tag} for smolvm (docker save, cached at {})", path.display()));
     let partial = path.with_extension(format!("partial-{}", std::process::id()));
     let result = write_save(docker, tag, &partial).await;
@@ -64,19 +62,13 @@ pub async fn save_cached(
 }
 
 async fn write_save(docker: &Docker, tag: &str, to: &Path) -> anyhow::Result<()> {
-    let mut file = tokio::fs::File::create(to)
-        .await
-        .with_context(|| format!("image: creating {}", to.display()))?;
+    let mut file = tokio::fs::File::create(to).await.with_context(|| format!("image: creating {}", to.display()))?;
     let mut stream = docker.export_image(tag);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.with_context(|| format!("image: docker save {tag}"))?;
-        file.write_all(&chunk)
-            .await
-            .with_context(|| format!("image: writing {}", to.display()))?;
+        file.write_all(&chunk).await.with_context(|| format!("image: writing {}", to.display()))?;
     }
-    file.sync_all()
-        .await
-        .with_context(|| format!("image: writing {}", to.display()))?;
+    file.sync_all().await.with_context(|| format!("image: writing {}", to.display()))?;
     Ok(())
 }
 
