@@ -212,6 +212,29 @@ async fn real_bundle_placed_reached_from_the_host_checked_persisted_and_removed(
     assert_eq!(targets.len(), 1, "{events:?}");
     assert!(targets[0].ends_with(&format!(":{DEFAULT_CONTROL_PORT}")), "{targets:?}");
 
+    // The CLI, as a separate process on the same engine and smolvm: status with the VMM's facts,
+    // and the VMM's denial merged into the bundle's event stream.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-core"))
+            .args(["--backend", "smolmachines", "--json"])
+            .args(args)
+            .env("BOTTLE_SMOLVM", &d.bin)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let status: serde_json::Value = serde_json::from_str(&cli(&["status", &name])).unwrap();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["allowlist"]["verdict"], "verified");
+    assert_eq!(status["allowlist"]["vmm"]["net_backend"], "virtio-net");
+    assert_eq!(status["allowlist"]["vmm"]["version"], "1.9.3");
+    let lines: Vec<serde_json::Value> =
+        cli(&["events", &name]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let vmm: Vec<_> = lines.iter().filter(|e| e["rule"] == "vmm:egress-policy").collect();
+    assert_eq!(vmm.len(), 1, "{lines:?}");
+    assert_eq!((vmm[0]["id"].as_u64(), vmm[0]["bottle"].as_str()), (Some(0), Some(name.as_str())));
+
     // A new process reads the verdict back from the bundle.
     let fresh = backend(&docker, &d, cache.path()).await;
     let again = fresh.status(&name).await.unwrap();
