@@ -79,6 +79,20 @@ fn status_text_names_the_verdict_and_allowlist() {
 }
 
 #[test]
+fn status_text_names_the_vmm_only_when_there_is_one() {
+    let mut b = bottle("vm", Verdict::Verified);
+    assert!(!output::status(&b).contains("vmm:"));
+    b.allowlist.vmm = Some(bottle_core::backend::VmmFacts {
+        runtime: "smolvm".into(),
+        version: "1.9.3".into(),
+        net_backend: "virtio-net".into(),
+    });
+    assert!(output::status(&b).contains("vmm:        smolvm 1.9.3, virtio-net network backend\n"));
+    let v: serde_json::Value = serde_json::from_str(&output::json(&b)).unwrap();
+    assert_eq!(v["allowlist"]["vmm"]["net_backend"], "virtio-net");
+}
+
+#[test]
 fn events_print_one_line_each_human_or_json() {
     let ev = Event {
         id: 7,

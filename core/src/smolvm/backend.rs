@@ -215,8 +215,14 @@ impl BottleBackend for SmolmachinesBackend {
 
     async fn down(&self, bottle: &str, progress: &dyn Progress) -> anyhow::Result<()> {
         let _lock = Self::lock_name(bottle)?;
+        let known = self.machine_exists(&Self::machine(bottle)?).await?
+            || self.host.bottles().await?.iter().any(|b| b == bottle);
+        if !known {
+            bail!("smolmachines: bottle {bottle}: no such bottle");
+        }
         self.remove(bottle, progress).await
     }
+
     async fn status(&self, bottle: &str) -> anyhow::Result<BottleStatus> {
         let m = self.smolvm.status(&Self::machine(bottle)?).await?;
         self.to_bottle_status(bottle, &m).await
