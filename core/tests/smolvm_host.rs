@@ -26,7 +26,7 @@ use bottle_core::backend::{BackendKind, BottleBackend, Progress, Verdict};
 use bottle_core::control_client::ControlClient;
 use bottle_core::netpool::NetPool;
 use bottle_core::sidecar::{SidecarOptions, labels};
-use bottle_core::smolvm::{DockerHost, SmolmachinesBackend, Smolvm};
+use bottle_core::smolvm::{DockerHost, HostSide, SmolmachinesBackend, Smolvm};
 use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
 use bottle_protocol::EventKind;
 use bottle_protocol::config::DEFAULT_CONTROL_PORT;
@@ -198,6 +198,13 @@ async fn real_bundle_placed_reached_from_the_host_checked_persisted_and_removed(
         .map(|e| e.unwrap().path().unwrap().display().to_string())
         .collect();
     assert!(entries.iter().any(|e| e == "manifest.json"), "{entries:?}");
+    // A second export of the same image is the cached archive, not a new save.
+    let saved_at = std::fs::metadata(&archive).unwrap().modified().unwrap();
+    let host =
+        DockerHost::new(docker.clone(), NetPool::from_env().unwrap(), SidecarOptions::default(), cache.path().into());
+    let again = host.export_agent_image(&spec(&name, &image, d.dir.path().into()), &progress).await.unwrap();
+    assert_eq!(again, archive);
+    assert_eq!(std::fs::metadata(&again).unwrap().modified().unwrap(), saved_at);
 
     // The start check's canary was the control plane on the egress network, dropped and logged by the VMM.
     let mut source = b.event_source(&name).await.unwrap().expect("1.9.3 keeps a denial log");
