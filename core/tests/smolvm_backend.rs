@@ -42,15 +42,19 @@ struct FakeHost {
     records: Records,
 }
 
-/// Answers every request with an empty 200, as the bundle's proxy answers curl with some HTTP
-/// status: the double really connects to allowed addresses from the host.
+/// Answers every request as the bundle's proxy refuses a name outside its allowlist (the
+/// preflight looks for that), and the double really connects to allowed addresses from the host.
 fn serve_http(l: TcpListener) {
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf).await;
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 403 Forbidden\r\nX-Bottle-Block: policy:not-allowed\r\ncontent-length: 0\r\n\r\n",
+                    )
+                    .await;
             });
         }
     });
