@@ -172,7 +172,10 @@ async fn up_verifies_the_allowlist_then_status_list_exec_down() {
         "{calls:?}"
     );
     assert_eq!(calls[1], "machine start -n bottle-demo");
-    assert!(calls[2].ends_with(&format!("http://127.0.0.1:{proxy_port}/")), "{calls:?}");
+    assert!(
+        calls[2].ends_with(&format!("-x http://127.0.0.1:{proxy_port} http://bottle-start-check.invalid/")),
+        "{calls:?}"
+    );
     assert!(calls[3].ends_with(&format!("http://{canary}/")), "{calls:?}");
     assert_eq!(calls[4], "machine egress-events -n bottle-demo --limit 200 --json");
 

@@ -110,18 +110,27 @@ impl SmolAllowlistStatus {
 
 /// The argv of a probe: one TCP connect + HTTP request, bounded by curl's own timeouts.
 pub fn probe_command(target: SocketAddr) -> Vec<String> {
-    vec![
-        "curl".into(),
-        "-sS".into(),
-        "-o".into(),
-        "/dev/null".into(),
-        "--connect-timeout".into(),
-        PROBE_CONNECT_SECS.to_string(),
-        "--max-time".into(),
-        (PROBE_CONNECT_SECS * 2).to_string(),
-        format!("http://{target}/"),
-    ]
+    let mut argv: Vec<String> = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.extend([PROBE_CONNECT_SECS.to_string(), "--max-time".into(), (PROBE_CONNECT_SECS * 2).to_string()]);
+    argv.push(format!("http://{target}/"));
+    argv
 }
+
+/// The bundle probe: a request for a name no allowlist holds, through the bundle's proxy. Only
+/// the bottle's proxy answers it with its own 403, so a 403 shows the VM reached the bundle and
+/// not something else at that address.
+pub fn proxy_probe_command(proxy: SocketAddr) -> Vec<String> {
+    let mut argv = probe_command(proxy);
+    argv.pop();
+    argv.extend(["-x".into(), format!("http://{proxy}"), PROXY_PROBE_URL.into()]);
+    argv
+}
+
+/// What the bundle probe asks the proxy for (RFC 2606 `.invalid`: refused without dialing).
+pub const PROXY_PROBE_URL: &str = "http://bottle-start-check.invalid/";
 
 /// Runs the start check in a started VM: the bundle's proxy must answer, and
 /// `canary` (outside the allowlist, answering on the host) must time out. On a
@@ -148,8 +157,17 @@ pub async fn run_start_check(
         );
     }
     let proxy = SocketAddr::new(bundle.ip, bundle.proxy_port);
-    match smolvm.exec(name, &probe_command(proxy), PROBE_TIMEOUT).await {
-        Ok(o) if o.exit_code == CURL_OK => {}
+    match smolvm.exec(name, &proxy_probe_command(proxy), PROBE_TIMEOUT).await {
+        Ok(o) if o.exit_code == CURL_OK && o.stdout.trim() == "403" => {}
+        Ok(o) if o.exit_code == CURL_OK => {
+            return verdict(
+                Verdict::NotVerified,
+                format!(
+                    "something at {proxy} answered the VM with HTTP {}, not the bundle proxy's 403 for {PROXY_PROBE_URL}",
+                    o.stdout.trim()
+                ),
+            );
+        }
         Ok(o) => {
             return verdict(
                 Verdict::NotVerified,
