@@ -121,6 +121,9 @@ impl HostSide for FakeHost {
     async fn canary(&self, _: &str) -> anyhow::Result<SocketAddr> {
         Ok(self.canary)
     }
+    async fn doctor(&self) -> Vec<bottle_core::backend::Check> {
+        Vec::new()
+    }
     async fn bundle_logs(&self, _: &str) -> anyhow::Result<String> {
         Ok("bundle log".into())
     }

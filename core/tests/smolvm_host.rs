@@ -248,6 +248,9 @@ async fn real_bundle_placed_reached_from_the_host_checked_persisted_and_removed(
     assert_eq!((again.state.as_str(), again.allowlist.verdict), ("running", Verdict::Verified), "{again:?}");
     assert_eq!(again.allowlist.checked_at, st.allowlist.checked_at);
     assert!(fresh.logs(&name).await.unwrap().starts_with("==> bundle"));
+    let checks = fresh.doctor().await;
+    let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names[..2], ["smolvm", "engine"], "{checks:?}");
 
     fresh.down(&name, &progress).await.unwrap();
     assert!(fresh.list().await.unwrap().iter().all(|s| s.name != name));

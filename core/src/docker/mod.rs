@@ -18,6 +18,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 pub use check::{BLOCKED_PROBE_URL, MECHANISM};
+pub use doctor::doctor;
 pub use state::name_lock_path;
 
 use crate::backend::{Check, 

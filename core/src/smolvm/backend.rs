@@ -62,6 +62,8 @@ pub trait HostSide: Send + Sync {
     async fn record_check(&self, bottle: &str, status: &SmolAllowlistStatus) -> anyhow::Result<()>;
     async fn recorded_check(&self, bottle: &str) -> anyhow::Result<Option<SmolAllowlistStatus>>;
     async fn bundle_logs(&self, bottle: &str) -> anyhow::Result<String>;
+    /// What the host side needs (engine, images, subnet pool), each with what to fix.
+    async fn doctor(&self) -> Vec<Check>;
 }
 
 pub struct SmolmachinesBackend {
@@ -280,7 +282,7 @@ impl BottleBackend for SmolmachinesBackend {
     }
 
     async fn doctor(&self) -> Vec<Check> {
-        vec![Check::new(
+        let mut checks = vec![Check::new(
             "smolvm",
             true,
             format!(
@@ -290,7 +292,9 @@ impl BottleBackend for SmolmachinesBackend {
                 if self.smolvm.version().has_egress_events() { "read" } else { "absent before 1.8.1" }
             ),
             "",
-        )]
+        )];
+        checks.extend(self.host.doctor().await);
+        checks
     }
 
     async fn control_endpoint(&self, bottle: &str) -> anyhow::Result<ControlEndpoint> {

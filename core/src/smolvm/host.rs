@@ -29,7 +29,7 @@ use super::allowlist::SmolAllowlistStatus;
 use super::backend::{BundleEndpoint, HostSide};
 use super::image;
 use super::smolfile::BundleAddr;
-use crate::backend::{BackendKind, Progress};
+use crate::backend::{BackendKind, Check, Progress};
 use crate::netpool::NetPool;
 use crate::sidecar::config::BundleFile;
 use crate::sidecar::{self, BundleRequest, Placement, SidecarOptions, labels, objects};
@@ -163,6 +163,10 @@ impl HostSide for DockerHost {
             Ok(text) => Ok(serde_json::from_str(&text).ok()),
             Err(_) => Ok(None),
         }
+    }
+
+    async fn doctor(&self) -> Vec<Check> {
+        docker::doctor(&self.docker, &self.pool).await
     }
 
     async fn bundle_logs(&self, bottle: &str) -> anyhow::Result<String> {
