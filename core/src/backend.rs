@@ -6,6 +6,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use bottle_protocol::Event;
+
 use crate::spec::Spec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +27,19 @@ pub struct AllowlistStatus {
     /// RFC 3339 time of the last start check, if any.
     pub checked_at: Option<String>,
     pub detail: String,
+    /// Set by backends whose allowlist a VMM enforces (smolmachines); absent for Docker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmm: Option<VmmFacts>,
+}
+
+/// What a VMM-enforced allowlist depends on, which the mechanism string alone does not make scriptable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmmFacts {
+    /// `smolvm`.
+    pub runtime: String,
+    pub version: String,
+    /// The network backend in force: `virtio-net` (enforces the allowlist) or `tsi`.
+    pub net_backend: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +112,19 @@ pub trait BottleBackend: Send + Sync {
     async fn gc(&self, dry_run: bool) -> anyhow::Result<Vec<String>>;
     /// What this backend needs (engine, images, address pool), each with what to fix.
     async fn doctor(&self) -> Vec<Check>;
+    /// Events this backend sees outside the bundle (a VMM's own denials), which `events`
+    /// merges into the bundle's stream; `None` when the bundle sees everything (Docker).
+    async fn event_source(&self, _name: &str) -> anyhow::Result<Option<Box<dyn EventSource + '_>>> {
+        Ok(None)
+    }
+}
+
+/// A pull-based feed of one bottle's backend-side events.
+#[async_trait]
+pub trait EventSource: Send {
+    /// Events not returned by an earlier call (possibly none), oldest first; never blocks
+    /// for long. Their ids are not the bundle's sequence, so `--since` does not apply to them.
+    async fn poll(&mut self) -> anyhow::Result<Vec<Event>>;
 }
 
 /// A bundle control plane as the host sees it.

@@ -1,5 +1,7 @@
 //! The real `bottle-core` binary: exit codes and error output for paths that need no engine.
 
+mod smolvm_support;
+
 use std::process::{Command, Output};
 
 fn run(args: &[&str], dir: &std::path::Path) -> Output {
@@ -24,20 +26,36 @@ fn verify_is_reserved_with_its_own_exit_code() {
 }
 
 #[test]
-fn smolmachines_is_reported_as_not_built() {
-    let out = run(&["--backend", "smolmachines", "ls"], std::path::Path::new("."));
-    assert_eq!(out.status.code(), Some(6));
-    assert!(
-        text(&out.stderr).contains("the smolmachines backend is not built yet; see issue 6"),
-        "{}",
-        text(&out.stderr)
-    );
-    let env = Command::new(env!("CARGO_BIN_EXE_bottle-core"))
-        .args(["status", "demo"])
-        .env("CLAUDE_BOTTLE_BACKEND", "smolmachines")
+fn smolmachines_without_smolvm_exits_6_and_says_what_to_install() {
+    let empty = tempfile::tempdir().unwrap();
+    for (args, env) in
+        [(&["--backend", "smolmachines", "ls"][..], None), (&["status", "demo"][..], Some("smolmachines"))]
+    {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bottle-core"));
+        cmd.args(args).env("PATH", empty.path()).env_remove("BOTTLE_SMOLVM").env_remove("CLAUDE_BOTTLE_BACKEND");
+        if let Some(v) = env {
+            cmd.env("CLAUDE_BOTTLE_BACKEND", v);
+        }
+        let out = cmd.output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{err}");
+        assert!(err.starts_with("error: the smolmachines backend needs smolvm: smolvm: not found"), "{err}");
+        assert!(err.contains("install smolvm 1.1.3 or newer") && err.contains("BOTTLE_SMOLVM"), "{err}");
+    }
+}
+
+#[test]
+fn smolmachines_refuses_a_smolvm_whose_allowlist_is_not_enforced() {
+    let double = smolvm_support::Double::new("1.1.2");
+    let out = Command::new(env!("CARGO_BIN_EXE_bottle-core"))
+        .args(["--backend", "smolmachines", "ls"])
+        .env("BOTTLE_SMOLVM", &double.bin)
         .output()
         .unwrap();
-    assert_eq!(env.status.code(), Some(6));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("smolvm 1.1.2 is too old for bottle") && err.contains("not enforced"), "{err}");
+    assert!(double.machine_calls().is_empty(), "no machine command before the gate");
 }
 
 #[test]
@@ -49,7 +67,7 @@ fn invalid_spec_exits_2_with_position_before_touching_a_backend() {
         "name = \"demo\"\nworkspace = \"ws\"\n[resources]\nmemory = \"lots\"\n",
     )
     .unwrap();
-    // The spec names a backend that is not built: the spec error must win, because it is checked first.
+    // The spec error must win over any backend problem, because it is checked first.
     let out = run(&["up", "--backend", "smolmachines"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);

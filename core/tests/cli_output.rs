@@ -18,6 +18,7 @@ fn bottle(name: &str, verdict: Verdict) -> BottleStatus {
             mechanism: "docker internal bridge + bundle proxy".into(),
             checked_at: Some("2026-11-28T12:00:00Z".into()),
             detail: "canary reached; blocked.test refused".into(),
+            vmm: None,
         },
     }
 }
@@ -75,6 +76,20 @@ fn status_text_names_the_verdict_and_allowlist() {
     assert!(text.starts_with("name:       demo\nbackend:    docker\nstate:      running\n"), "{text}");
     assert!(text.contains("boundary:   verified\n"), "{text}");
     assert!(text.contains("allowlist:  allowed.test, *.github.com:443\n"), "{text}");
+}
+
+#[test]
+fn status_text_names_the_vmm_only_when_there_is_one() {
+    let mut b = bottle("vm", Verdict::Verified);
+    assert!(!output::status(&b).contains("vmm:"));
+    b.allowlist.vmm = Some(bottle_core::backend::VmmFacts {
+        runtime: "smolvm".into(),
+        version: "1.9.3".into(),
+        net_backend: "virtio-net".into(),
+    });
+    assert!(output::status(&b).contains("vmm:        smolvm 1.9.3, virtio-net network backend\n"));
+    let v: serde_json::Value = serde_json::from_str(&output::json(&b)).unwrap();
+    assert_eq!(v["allowlist"]["vmm"]["net_backend"], "virtio-net");
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use bottle_core::smolvm::{
-    BundleAddr, CreateRequest, EgressTracker, MachineName, MachineState, Smolfile, SmolfileInput,
-    Smolvm, SmolvmError, Version, VmImage,
+    BundleAddr, CreateRequest, EgressTracker, MachineName, MachineState, Smolfile, SmolfileInput, Smolvm, SmolvmError,
+    Version, VmImage,
 };
 use smolvm_support::Double;
 
@@ -26,10 +26,7 @@ fn request(d: &Double, name: &str, image: VmImage) -> CreateRequest {
         cpus: 2.0,
         memory_mib: 2048,
     };
-    let bundle = BundleAddr {
-        ip: BUNDLE.parse().unwrap(),
-        proxy_port: 8080,
-    };
+    let bundle = BundleAddr { ip: BUNDLE.parse().unwrap(), proxy_port: 8080 };
     CreateRequest {
         name: MachineName::new(name).unwrap(),
         smolfile: Smolfile::for_bottle(&input, bundle, &image).unwrap(),
@@ -58,34 +55,19 @@ async fn full_lifecycle_on_1_9_3() {
 
     vm.create(&req).await.unwrap();
     let st = vm.status(&name).await.unwrap();
-    assert_eq!(
-        (st.state.clone(), st.pid, st.network),
-        (MachineState::Created, None, Some(true))
-    );
+    assert_eq!((st.state.clone(), st.pid, st.network), (MachineState::Created, None, Some(true)));
 
     vm.start(&name).await.unwrap();
     let st = vm.status(&name).await.unwrap();
     assert_eq!(st.state, MachineState::Running);
     assert!(st.pid.is_some_and(|p| p > 0));
 
-    let out = vm
-        .exec(&name, &s(&["echo", "hello", "vm"]), Duration::from_secs(10))
-        .await
-        .unwrap();
+    let out = vm.exec(&name, &s(&["echo", "hello", "vm"]), Duration::from_secs(10)).await.unwrap();
     assert_eq!((out.exit_code, out.stdout.as_str()), (0, "hello vm\n"));
-    let empty = vm
-        .exec(&name, &[], Duration::from_secs(10))
-        .await
-        .unwrap_err();
+    let empty = vm.exec(&name, &[], Duration::from_secs(10)).await.unwrap_err();
     assert!(empty.to_string().ends_with("no command given"), "{empty}");
-    let out = vm
-        .exec(&name, &s(&["false"]), Duration::from_secs(10))
-        .await
-        .unwrap();
-    assert_eq!(
-        out.exit_code, 1,
-        "the guest's exit code is returned, not raised"
-    );
+    let out = vm.exec(&name, &s(&["false"]), Duration::from_secs(10)).await.unwrap();
+    assert_eq!(out.exit_code, 1, "the guest's exit code is returned, not raised");
 
     let listed = vm.list().await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -104,9 +86,7 @@ async fn full_lifecycle_on_1_9_3() {
     assert_eq!(
         d.machine_calls(),
         [
-            format!(
-                "machine create -n bottle-life -s {smolfile} --net-backend virtio-net --image {tar}"
-            ),
+            format!("machine create -n bottle-life -s {smolfile} --net-backend virtio-net --image {tar}"),
             "machine status -n bottle-life --json".into(),
             "machine start -n bottle-life".into(),
             "machine status -n bottle-life --json".into(),
@@ -121,10 +101,7 @@ async fn full_lifecycle_on_1_9_3() {
     );
     // The Smolfile smolvm read carries no tarball path: that went on the command line.
     let written = std::fs::read_to_string(&req.smolfile_path).unwrap();
-    assert!(
-        !written.contains("agent.tar") && written.contains("allow_cidrs = [\"10.201.7.2/32\"]"),
-        "{written}"
-    );
+    assert!(!written.contains("agent.tar") && written.contains("allow_cidrs = [\"10.201.7.2/32\"]"), "{written}");
 }
 
 #[tokio::test]
@@ -134,12 +111,7 @@ async fn version_gate_refuses_0_8_0_before_any_machine_command() {
     assert!(matches!(err, SmolvmError::TooOld(_)), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("smolvm 0.8.0 is too old"), "{msg}");
-    assert!(
-        msg.contains("not enforced")
-            && msg.contains("virtio-net")
-            && msg.contains("1.1.3 or newer"),
-        "{msg}"
-    );
+    assert!(msg.contains("not enforced") && msg.contains("virtio-net") && msg.contains("1.1.3 or newer"), "{msg}");
     assert_eq!(d.calls(), [s(&["--version"])]);
 }
 
@@ -150,13 +122,7 @@ async fn version_1_1_3_is_accepted_and_has_no_egress_events() {
     let req = request(&d, "bottle-old", tarball(&d));
     vm.create(&req).await.unwrap();
     assert_eq!(vm.egress_events(&req.name).await.unwrap(), None);
-    assert!(
-        d.machine_calls()
-            .iter()
-            .all(|c| !c.contains("egress-events")),
-        "{:?}",
-        d.machine_calls()
-    );
+    assert!(d.machine_calls().iter().all(|c| !c.contains("egress-events")), "{:?}", d.machine_calls());
 }
 
 #[tokio::test]
@@ -176,11 +142,7 @@ async fn name_clash_passes_smolvm_error_through() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(
-        err.to_string()
-            .starts_with("smolvm machine create -n bottle-twice"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("smolvm machine create -n bottle-twice"), "{err}");
 }
 
 #[tokio::test]
@@ -189,27 +151,13 @@ async fn missing_machine_errors_carry_smolvm_text() {
     let vm = Smolvm::at(d.bin.clone()).await.unwrap();
     let ghost = MachineName::new("bottle-ghost").unwrap();
     let e = vm.start(&ghost).await.unwrap_err().to_string();
-    assert!(
-        e.ends_with("exit 1: Error: vm not found: bottle-ghost"),
-        "{e}"
-    );
+    assert!(e.ends_with("exit 1: Error: vm not found: bottle-ghost"), "{e}");
     let e = vm.status(&ghost).await.unwrap_err().to_string();
-    assert!(
-        e.contains(
-            "Error: config operation failed: machine status: machine 'bottle-ghost' not found"
-        ),
-        "{e}"
-    );
+    assert!(e.contains("Error: config operation failed: machine status: machine 'bottle-ghost' not found"), "{e}");
     // exec: smolvm's own refusal is an error, not a guest exit code 1.
-    let e = vm
-        .exec(&ghost, &s(&["true"]), Duration::from_secs(5))
-        .await
-        .unwrap_err();
+    let e = vm.exec(&ghost, &s(&["true"]), Duration::from_secs(5)).await.unwrap_err();
     assert!(matches!(e, SmolvmError::Failed { code: 1, .. }), "{e:?}");
-    assert!(
-        e.to_string().contains("Error: vm not found: bottle-ghost"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("Error: vm not found: bottle-ghost"), "{e}");
 }
 
 #[tokio::test]
@@ -218,15 +166,8 @@ async fn exec_on_a_stopped_machine_is_smolvm_error() {
     let vm = Smolvm::at(d.bin.clone()).await.unwrap();
     let req = request(&d, "bottle-idle", tarball(&d));
     vm.create(&req).await.unwrap();
-    let e = vm
-        .exec(&req.name, &s(&["true"]), Duration::from_secs(5))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("is not running. Use 'smolvm machine start --name bottle-idle' first."),
-        "{e}"
-    );
+    let e = vm.exec(&req.name, &s(&["true"]), Duration::from_secs(5)).await.unwrap_err().to_string();
+    assert!(e.contains("is not running. Use 'smolvm machine start --name bottle-idle' first."), "{e}");
 }
 
 #[tokio::test]
@@ -237,21 +178,10 @@ async fn every_call_is_bounded_by_its_timeout() {
     vm.create(&req).await.unwrap();
     vm.start(&req.name).await.unwrap();
     let started = std::time::Instant::now();
-    let e = vm
-        .exec(&req.name, &s(&["sleep", "30"]), Duration::from_millis(500))
-        .await
-        .unwrap_err();
+    let e = vm.exec(&req.name, &s(&["sleep", "30"]), Duration::from_millis(500)).await.unwrap_err();
     assert!(matches!(e, SmolvmError::Timeout { .. }), "{e:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert!(
-        e.to_string()
-            .contains("smolvm machine exec --name bottle-slow: no answer after 500ms"),
-        "{e}"
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(e.to_string().contains("smolvm machine exec --name bottle-slow: no answer after 500ms"), "{e}");
 }
 
 #[tokio::test]
@@ -262,63 +192,30 @@ async fn egress_events_are_parsed_and_deduplicated_across_polls() {
     vm.create(&req).await.unwrap();
     vm.start(&req.name).await.unwrap();
     let mut tracker = EgressTracker::default();
-    assert_eq!(
-        tracker.fresh(vm.egress_events(&req.name).await.unwrap().unwrap()),
-        []
-    );
+    assert_eq!(tracker.fresh(vm.egress_events(&req.name).await.unwrap().unwrap()), []);
 
-    let curl = |target: &str| {
-        s(&[
-            "curl",
-            "-sS",
-            "--connect-timeout",
-            "5",
-            &format!("http://{target}/"),
-        ])
-    };
+    let curl = |target: &str| s(&["curl", "-sS", "--connect-timeout", "5", &format!("http://{target}/")]);
     // Allowed: the bundle. Blocked twice in a row: a retry. Then another destination.
-    let ok = vm
-        .exec(
-            &req.name,
-            &curl(&format!("{BUNDLE}:8080")),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
+    let ok = vm.exec(&req.name, &curl(&format!("{BUNDLE}:8080")), Duration::from_secs(10)).await.unwrap();
     assert_eq!(ok.exit_code, 0);
     for _ in 0..2 {
-        let blocked = vm
-            .exec(&req.name, &curl("192.0.2.7:443"), Duration::from_secs(10))
-            .await
-            .unwrap();
+        let blocked = vm.exec(&req.name, &curl("192.0.2.7:443"), Duration::from_secs(10)).await.unwrap();
         assert_eq!(blocked.exit_code, 28, "a dropped SYN is a curl timeout");
     }
     let first = vm.egress_events(&req.name).await.unwrap().unwrap();
     assert_eq!(first.len(), 2, "smolvm lists each retry: {first:?}");
-    assert!(
-        first
-            .iter()
-            .all(|e| e.operation == "connect" && e.dest == "192.0.2.7:443")
-    );
+    assert!(first.iter().all(|e| e.operation == "connect" && e.dest == "192.0.2.7:443"));
     let fresh = tracker.fresh(first);
     assert_eq!(fresh.len(), 1, "{fresh:?}");
 
-    vm.exec(&req.name, &curl("198.51.100.9:80"), Duration::from_secs(10))
-        .await
-        .unwrap();
+    vm.exec(&req.name, &curl("198.51.100.9:80"), Duration::from_secs(10)).await.unwrap();
     let second = vm.egress_events(&req.name).await.unwrap().unwrap();
     assert_eq!(second.len(), 3);
     let fresh = tracker.fresh(second);
-    assert_eq!(
-        fresh.iter().map(|e| e.dest.as_str()).collect::<Vec<_>>(),
-        ["198.51.100.9:80"]
-    );
+    assert_eq!(fresh.iter().map(|e| e.dest.as_str()).collect::<Vec<_>>(), ["198.51.100.9:80"]);
     let again = tracker.fresh(vm.egress_events(&req.name).await.unwrap().unwrap());
     assert!(again.is_empty(), "{again:?}");
-    assert!(
-        d.machine_calls()
-            .contains(&"machine egress-events -n bottle-egress --limit 200 --json".to_owned())
-    );
+    assert!(d.machine_calls().contains(&"machine egress-events -n bottle-egress --limit 200 --json".to_owned()));
 }
 
 #[tokio::test]
@@ -329,24 +226,15 @@ async fn discovery_order_explicit_then_env_then_path() {
     assert_eq!(found.bin(), d.bin);
 
     let other = Double::new("1.8.1");
-    let via_env = Smolvm::discover_in(None, Some(other.bin.clone().into()), path.clone())
-        .await
-        .unwrap();
+    let via_env = Smolvm::discover_in(None, Some(other.bin.clone().into()), path.clone()).await.unwrap();
     assert_eq!(via_env.version(), Version::new(1, 8, 1));
 
     let old = Double::new("0.8.0");
-    let explicit = Smolvm::discover_in(Some(&old.bin), Some(other.bin.clone().into()), path)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(explicit, SmolvmError::TooOld(_)),
-        "explicit wins even when it is refused: {explicit:?}"
-    );
+    let explicit = Smolvm::discover_in(Some(&old.bin), Some(other.bin.clone().into()), path).await.unwrap_err();
+    assert!(matches!(explicit, SmolvmError::TooOld(_)), "explicit wins even when it is refused: {explicit:?}");
 
     let empty = tempfile::tempdir().unwrap();
-    let none = Smolvm::discover_in(None, None, Some(empty.path().into()))
-        .await
-        .unwrap_err();
+    let none = Smolvm::discover_in(None, None, Some(empty.path().into())).await.unwrap_err();
     assert!(matches!(none, SmolvmError::NotFound { .. }), "{none:?}");
     assert!(none.to_string().contains("BOTTLE_SMOLVM"), "{none}");
 }
@@ -355,17 +243,10 @@ async fn discovery_order_explicit_then_env_then_path() {
 async fn not_smolvm_is_refused_with_what_it_said() {
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("smolvm");
-    std::fs::write(
-        &fake,
-        "#!/bin/sh\necho 'error: unrecognized subcommand' >&2\nexit 2\n",
-    )
-    .unwrap();
+    std::fs::write(&fake, "#!/bin/sh\necho 'error: unrecognized subcommand' >&2\nexit 2\n").unwrap();
     smolvm_support::make_executable(&fake);
     let e = Smolvm::at(fake).await.unwrap_err().to_string();
-    assert!(
-        e.contains("smolvm --version: exit 2: error: unrecognized subcommand"),
-        "{e}"
-    );
+    assert!(e.contains("smolvm --version: exit 2: error: unrecognized subcommand"), "{e}");
 
     let odd = dir.path().join("odd");
     std::fs::write(&odd, "#!/bin/sh\necho 'docker 1.9.3'\n").unwrap();
@@ -381,33 +262,13 @@ fn positional_create_and_delete_match_the_double_on_1_0_1_forms() {
     let d = Double::new("0.8.0");
     let req = request(&d, "bottle-legacy", VmImage::Registry("alpine".into()));
     std::fs::write(&req.smolfile_path, req.smolfile.render()).unwrap();
-    let args = bottle_core::smolvm::driver::create_args(
-        Version::new(1, 0, 1),
-        &req.name,
-        &req.smolfile_path,
-        &req.image,
-    );
-    let out = std::process::Command::new(&d.bin)
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let new_form = bottle_core::smolvm::driver::create_args(
-        Version::new(1, 9, 3),
-        &req.name,
-        &req.smolfile_path,
-        &req.image,
-    );
-    let out = std::process::Command::new(&d.bin)
-        .args(&new_form)
-        .output()
-        .unwrap();
+    let args =
+        bottle_core::smolvm::driver::create_args(Version::new(1, 0, 1), &req.name, &req.smolfile_path, &req.image);
+    let out = std::process::Command::new(&d.bin).args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let new_form =
+        bottle_core::smolvm::driver::create_args(Version::new(1, 9, 3), &req.name, &req.smolfile_path, &req.image);
+    let out = std::process::Command::new(&d.bin).args(&new_form).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).starts_with("error: unexpected argument '-n' found")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: unexpected argument '-n' found"));
 }

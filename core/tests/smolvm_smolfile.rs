@@ -21,15 +21,9 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let v4 = BundleAddr {
-        ip: "10.201.7.2".parse().unwrap(),
-        proxy_port: 8080,
-    };
+    let v4 = BundleAddr { ip: "10.201.7.2".parse().unwrap(), proxy_port: 8080 };
     let mut env = BTreeMap::new();
-    env.insert(
-        "GIT_AUTHOR_NAME".to_owned(),
-        "Agent \"Bot\" O'Neil".to_owned(),
-    );
+    env.insert("GIT_AUTHOR_NAME".to_owned(), "Agent \"Bot\" O'Neil".to_owned());
     env.insert("LANG".to_owned(), "C.UTF-8".to_owned());
     env.insert("PATH_EXTRA".to_owned(), "a=b;c\\d".to_owned());
     vec![
@@ -53,19 +47,12 @@ fn cases() -> Vec<Case> {
                 name: "full".into(),
                 workdir: "/src".into(),
                 workspace: Some("/Users/dev/My Project".into()),
-                command: vec![
-                    "claude".into(),
-                    "--print".into(),
-                    "fix the \"tests\"".into(),
-                ],
+                command: vec!["claude".into(), "--print".into(), "fix the \"tests\"".into()],
                 env,
                 cpus: 4.0,
                 memory_mib: 8192,
             },
-            bundle: BundleAddr {
-                ip: "172.30.0.2".parse().unwrap(),
-                proxy_port: 3128,
-            },
+            bundle: BundleAddr { ip: "172.30.0.2".parse().unwrap(), proxy_port: 3128 },
             image: VmImage::Registry("ghcr.io/example/agent:1.2".into()),
         },
         Case {
@@ -79,28 +66,21 @@ fn cases() -> Vec<Case> {
                 cpus: 1.0,
                 memory_mib: 512,
             },
-            bundle: BundleAddr {
-                ip: "fd00:b07:1::2".parse().unwrap(),
-                proxy_port: 8080,
-            },
+            bundle: BundleAddr { ip: "fd00:b07:1::2".parse().unwrap(), proxy_port: 8080 },
             image: VmImage::Tarball("/tmp/a.tar.gz".into()),
         },
     ]
 }
 
 fn golden_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(format!("{name}.Smolfile"))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.Smolfile"))
 }
 
 fn rendered() -> Vec<(&'static str, String, Case)> {
     cases()
         .into_iter()
         .map(|c| {
-            let text = Smolfile::for_bottle(&c.input, c.bundle, &c.image)
-                .unwrap()
-                .render();
+            let text = Smolfile::for_bottle(&c.input, c.bundle, &c.image).unwrap().render();
             (c.golden, text, c)
         })
         .collect()
@@ -114,48 +94,26 @@ fn rendered_smolfiles_match_golden_files_byte_for_byte() {
         if update {
             std::fs::write(&path, &text).unwrap();
         }
-        let want =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(
-            text,
-            want,
-            "{name}: rendered Smolfile differs from {}",
-            path.display()
-        );
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(text, want, "{name}: rendered Smolfile differs from {}", path.display());
     }
 }
 
 #[test]
 fn smolfile_1_33_0_parser_reads_what_was_meant() {
     for (name, text, case) in rendered() {
-        let sf = smolfile_1_33_0::parse(&text)
-            .unwrap_or_else(|e| panic!("{name}: smolfile 1.33.0 rejects it: {e}"));
+        let sf = smolfile_1_33_0::parse(&text).unwrap_or_else(|e| panic!("{name}: smolfile 1.33.0 rejects it: {e}"));
         let net = sf.network.expect("a [network] table");
         let host_bits = if case.bundle.ip.is_ipv4() { 32 } else { 128 };
-        assert_eq!(
-            net.allow_cidrs,
-            [format!("{}/{host_bits}", case.bundle.ip)],
-            "{name}"
-        );
+        assert_eq!(net.allow_cidrs, [format!("{}/{host_bits}", case.bundle.ip)], "{name}");
         assert!(net.allow_hosts.is_empty(), "{name}");
         assert_eq!(sf.net, Some(true), "{name}");
         assert_eq!(sf.cpus, Some(case.input.cpus as u8), "{name}");
-        assert_eq!(
-            sf.memory.map(u64::from),
-            Some(case.input.memory_mib),
-            "{name}"
-        );
+        assert_eq!(sf.memory.map(u64::from), Some(case.input.memory_mib), "{name}");
         assert_eq!(sf.cmd, case.input.command, "{name}");
-        assert_eq!(
-            sf.workdir.as_deref(),
-            Some(case.input.workdir.as_str()),
-            "{name}"
-        );
+        assert_eq!(sf.workdir.as_deref(), Some(case.input.workdir.as_str()), "{name}");
         match &case.image {
-            VmImage::Tarball(_) => assert_eq!(
-                sf.image, None,
-                "{name}: a tarball must not be in the Smolfile"
-            ),
+            VmImage::Tarball(_) => assert_eq!(sf.image, None, "{name}: a tarball must not be in the Smolfile"),
             VmImage::Registry(r) => assert_eq!(sf.image.as_deref(), Some(r.as_str()), "{name}"),
         }
         let proxy = match case.bundle.ip {
@@ -163,25 +121,13 @@ fn smolfile_1_33_0_parser_reads_what_was_meant() {
             IpAddr::V6(ip) => format!("http://[{ip}]:{}", case.bundle.proxy_port),
         };
         for key in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
-            assert!(
-                sf.env.contains(&format!("{key}={proxy}")),
-                "{name}: {key} in {:?}",
-                sf.env
-            );
+            assert!(sf.env.contains(&format!("{key}={proxy}")), "{name}: {key} in {:?}", sf.env);
         }
         for (k, v) in &case.input.env {
-            assert!(
-                sf.env.contains(&format!("{k}={v}")),
-                "{name}: {k} round trip in {:?}",
-                sf.env
-            );
+            assert!(sf.env.contains(&format!("{k}={v}")), "{name}: {k} round trip in {:?}", sf.env);
         }
-        let mounts: Vec<String> = case
-            .input
-            .workspace
-            .iter()
-            .map(|w| format!("{}:{}", w.display(), case.input.workdir))
-            .collect();
+        let mounts: Vec<String> =
+            case.input.workspace.iter().map(|w| format!("{}:{}", w.display(), case.input.workdir)).collect();
         assert_eq!(sf.volumes, mounts, "{name}");
     }
 }
@@ -205,15 +151,9 @@ fn smolfile_1_1_3_parser_accepts_every_rendered_smolfile() {
     paths.extend(cases().iter().map(|c| golden_path(c.golden)));
     let out = run_1_1_3_checker(&paths);
     for want in expected {
-        assert!(
-            out.contains(&want),
-            "smolfile 1.1.3: expected {want:?} in:\n{out}"
-        );
+        assert!(out.contains(&want), "smolfile 1.1.3: expected {want:?} in:\n{out}");
     }
-    assert!(
-        !out.contains("rejected"),
-        "smolfile 1.1.3 rejected a Smolfile:\n{out}"
-    );
+    assert!(!out.contains("rejected"), "smolfile 1.1.3 rejected a Smolfile:\n{out}");
 }
 
 /// And the checker can fail: an unknown key is rejected, as smolvm would.
@@ -223,20 +163,13 @@ fn smolfile_1_1_3_parser_rejects_an_unknown_key() {
     let bad = dir.path().join("bad.Smolfile");
     // `user` exists in smolfile 1.33.0 but not in smolvm 1.1.3..1.9.3.
     std::fs::write(&bad, "user = \"agent\"\nnet = true\n").unwrap();
-    assert!(
-        smolfile_1_33_0::parse("user = \"agent\"\n").is_ok(),
-        "1.33.0 accepts `user`"
-    );
+    assert!(smolfile_1_33_0::parse("user = \"agent\"\n").is_ok(), "1.33.0 accepts `user`");
     let out = run_1_1_3_checker(&[bad]);
-    assert!(
-        out.contains("rejected") && out.contains("unknown field `user`"),
-        "{out}"
-    );
+    assert!(out.contains("rejected") && out.contains("unknown field `user`"), "{out}");
 }
 
 fn run_1_1_3_checker(paths: &[PathBuf]) -> String {
-    let manifest =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smolvm_smolfile_1_1_3/Cargo.toml");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smolvm_smolfile_1_1_3/Cargo.toml");
     // <target>/debug/deps/<this test> -> <target>/smolfile-1.1.3
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().nth(3).unwrap().join("smolfile-1.1.3");
@@ -271,12 +204,7 @@ fn double_accepts_rendered_smolfiles_on_each_supported_version() {
                 .arg(golden_path(c.golden))
                 .output()
                 .unwrap();
-            assert!(
-                out.status.success(),
-                "{version} {}: {}",
-                c.golden,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.status.success(), "{version} {}: {}", c.golden, String::from_utf8_lossy(&out.stderr));
         }
     }
 }

@@ -56,19 +56,32 @@ pub fn kind_name(kind: BackendKind) -> &'static str {
     }
 }
 
-/// Opens the chosen backend; failing to reach its engine is [`Exit::EngineUnavailable`].
+/// Opens the chosen backend; failing to reach its engine is [`Exit::EngineUnavailable`], a
+/// missing or too old smolvm is [`Exit::BackendUnavailable`] (checked first: it needs no engine).
 pub async fn open(kind: BackendKind) -> Result<Box<dyn BottleBackend>, Failure> {
     match kind {
         BackendKind::Docker => docker().await.exit_with(Exit::EngineUnavailable),
-        BackendKind::Smolmachines => Err(Failure::new(
-            Exit::BackendUnavailable,
-            anyhow::anyhow!(
-                "the smolmachines backend is not built yet; see issue 6 / docs/cli.md (use --backend docker)"
-            ),
-        )),
+        BackendKind::Smolmachines => smolmachines().await,
     }
 }
 
 async fn docker() -> anyhow::Result<Box<dyn BottleBackend>> {
     Ok(Box::new(crate::docker::connect().await?))
+}
+
+/// Subdirectory of the run dir where the smolmachines backend writes its Smolfiles.
+pub const SMOLFILE_DIR: &str = "smolvm";
+
+async fn smolmachines() -> Result<Box<dyn BottleBackend>, Failure> {
+    use crate::smolvm::{DockerHost, SmolmachinesBackend, Smolvm};
+    let smolvm = Smolvm::discover(None)
+        .await
+        .map_err(|e| anyhow::anyhow!("the smolmachines backend needs smolvm: {e}"))
+        .exit_with(Exit::BackendUnavailable)?;
+    let host = DockerHost::connect()
+        .await
+        .map_err(|e| e.context("the smolmachines backend runs its bundle on Docker"))
+        .exit_with(Exit::EngineUnavailable)?;
+    let state_dir = crate::netpool::run_dir().join(SMOLFILE_DIR);
+    Ok(Box::new(SmolmachinesBackend::new(smolvm, Box::new(host), state_dir)))
 }

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use anyhow::Context;
+use bottle_protocol::Event;
 use serde::Serialize;
 
 use super::args::{Cli, Command};
@@ -14,6 +15,9 @@ use super::render;
 use crate::backend::{BackendKind, BottleBackend, BottleStatus, Check, Verdict};
 use crate::control_client::ControlClient;
 use crate::spec::Spec;
+
+/// How often `events --follow` asks a backend for events the bundle does not see.
+const EVENT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Bottle states whose control plane `doctor` asks for health.
 const LIVE_STATES: &[&str] = &["running", "degraded", "starting"];
@@ -72,18 +76,35 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Events { name, follow, since } => {
-            let client = control(cli.backend, &name).await?;
-            let mut stream = client.events(since, follow).await?;
+            let backend = open_default(cli.backend).await?;
+            let endpoint = found(&*backend, &name, backend.control_endpoint(&name).await).await?;
+            let mut stream = ControlClient::new(&endpoint)?.events(since, follow).await?;
+            // Denials the bundle never sees (a VMM's), merged in; none for Docker.
+            let mut extra = backend.event_source(&name).await?;
+            let print = |ev: &Event| out(&if json { render::json_line(ev) } else { render::event(ev) });
             // One listener for the whole loop, so a Ctrl-C between two events is not lost.
             let interrupted = tokio::signal::ctrl_c();
             tokio::pin!(interrupted);
-            loop {
-                let next = tokio::select! {
-                    _ = &mut interrupted => break,
-                    next = stream.next() => next?,
-                };
-                let Some(ev) = next else { break };
-                out(&if json { render::json_line(&ev) } else { render::event(&ev) })?;
+            let mut tick = tokio::time::interval(EVENT_POLL_INTERVAL);
+            let mut bundle_done = false;
+            while !bundle_done {
+                tokio::select! {
+                    _ = &mut interrupted => return Ok(0),
+                    next = stream.next() => match next? {
+                        Some(ev) => print(&ev)?,
+                        None => bundle_done = true,
+                    },
+                    _ = tick.tick(), if extra.is_some() && follow => {
+                        for ev in extra.as_mut().expect("checked").poll().await? {
+                            print(&ev)?;
+                        }
+                    }
+                }
+            }
+            if let Some(source) = extra.as_mut() {
+                for ev in source.poll().await? {
+                    print(&ev)?;
+                }
             }
             Ok(0)
         }

@@ -18,7 +18,7 @@ pub enum Exit {
     NotFound = 4,
     /// The bottle runs, but its boundary check failed.
     BoundaryFailed = 5,
-    /// The chosen backend is not part of this build.
+    /// The chosen backend cannot run here: its runtime is missing or too old (smolvm < 1.1.3).
     BackendUnavailable = 6,
     /// A reserved command that is not implemented yet.
     NotImplemented = 7,

@@ -93,6 +93,9 @@ pub fn status(b: &BottleStatus) -> String {
     }
     let _ = writeln!(out, "boundary:   {}", verdict(a.verdict));
     let _ = writeln!(out, "mechanism:  {}", a.mechanism);
+    if let Some(v) = &a.vmm {
+        let _ = writeln!(out, "vmm:        {} {}, {} network backend", v.runtime, v.version, v.net_backend);
+    }
     let _ = writeln!(out, "checked at: {}", a.checked_at.as_deref().unwrap_or("never"));
     if !a.detail.is_empty() {
         let _ = writeln!(out, "check:      {}", a.detail);

@@ -30,6 +30,7 @@ pub async fn start_check(docker: &Docker, agent: &str, allow: &[String], options
         mechanism: MECHANISM.into(),
         checked_at: Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string()),
         detail,
+        vmm: None,
     };
     let blocked = match probe(docker, agent, BLOCKED_PROBE_URL).await {
         Ok(code) => code,

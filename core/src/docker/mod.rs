@@ -18,6 +18,8 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 pub use check::{BLOCKED_PROBE_URL, MECHANISM};
+pub use doctor::doctor;
+pub use state::name_lock_path;
 
 use crate::backend::{Check, 
     AllowlistStatus, BackendKind, BottleBackend, BottleStatus, ControlEndpoint, ExecOutput, Progress, Verdict,
@@ -85,15 +87,20 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The local engine (`DOCKER_HOST` or the default socket), at an API version both sides speak.
+/// Shared with the smolmachines backend, whose bundle runs on the same engine.
+pub async fn engine() -> anyhow::Result<Docker> {
+    let where_ = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".into());
+    let docker = Docker::connect_with_local_defaults().with_context(|| format!("docker: cannot connect to {where_}"))?;
+    docker
+        .negotiate_version()
+        .await
+        .with_context(|| format!("docker: no engine answers at {where_}; start one with scripts/install-docker.sh"))
+}
+
 impl DockerBackend {
     pub async fn connect(options: DockerOptions) -> anyhow::Result<Self> {
-        let where_ = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".into());
-        let docker =
-            Docker::connect_with_local_defaults().with_context(|| format!("docker: cannot connect to {where_}"))?;
-        let docker = docker.negotiate_version().await.with_context(|| {
-            format!("docker: no engine answers at {where_}; start one with scripts/install-docker.sh")
-        })?;
-        Ok(Self { docker, pool: NetPool::from_env()?, options })
+        Ok(Self { docker: engine().await?, pool: NetPool::from_env()?, options })
     }
 
     pub fn docker(&self) -> &Docker {
@@ -158,6 +165,7 @@ impl DockerBackend {
                 mechanism: MECHANISM.into(),
                 checked_at: None,
                 detail: "start check turned off by the backend options".into(),
+                vmm: None,
             }
         };
         sidecar::bundle::write_files(d, &spec.name, vec![check::record(&verdict)?]).await?;

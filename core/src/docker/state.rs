@@ -7,22 +7,18 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::Context;
 use bollard::Docker;
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
 
 use super::check::{MECHANISM, RECORD_PATH};
 use crate::backend::{AllowlistStatus, BackendKind, BottleStatus, Verdict};
 use crate::netpool;
+use crate::sidecar::objects::{self, role};
 use crate::sidecar::{bundle::read_file, labels, network};
 
 /// Every container of one bottle (or of all bottles), stopped ones included.
 pub async fn containers(docker: &Docker, name: Option<&str>) -> anyhow::Result<Vec<ContainerSummary>> {
-    let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&labels::filter(BackendKind::Docker, name))
-        .build();
-    docker.list_containers(Some(options)).await.context("docker: listing containers")
+    objects::containers(docker, BackendKind::Docker, name).await
 }
 
 /// Names of every bottle that has any labelled object.
@@ -35,10 +31,6 @@ pub async fn names(docker: &Docker) -> anyhow::Result<BTreeSet<String>> {
         out.extend(n.labels.and_then(|l| l.get(labels::NAME).cloned()));
     }
     Ok(out)
-}
-
-fn role(c: &ContainerSummary) -> Option<&str> {
-    c.labels.as_ref()?.get(labels::ROLE).map(String::as_str)
 }
 
 fn running(c: &ContainerSummary) -> bool {
@@ -99,43 +91,14 @@ pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus>
         mechanism: MECHANISM.into(),
         checked_at: None,
         detail: "no start check has completed".into(),
+        vmm: None,
     });
     Ok(BottleStatus { name: name.into(), backend: BackendKind::Docker, state: state.into(), detail, allowlist })
 }
 
-/// How many list-and-remove passes `remove` makes at most. A create request that was
-/// in flight when an `up` was killed can land just after a pass has listed.
-pub const REMOVE_PASSES: usize = 5;
-/// Pause between passes that found something, giving such a late create time to land.
-const REMOVE_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// Removes every container and network labelled with `name`, until a pass finds none.
-/// Never touches the workspace (a bind mount: removing the container leaves the host directory alone).
+/// Removes every container and network of the bottle (see `sidecar::objects::remove`).
 pub async fn remove(docker: &Docker, name: &str) -> anyhow::Result<()> {
-    for _ in 0..REMOVE_PASSES {
-        if !remove_pass(docker, name).await? {
-            return Ok(());
-        }
-        tokio::time::sleep(REMOVE_SETTLE).await;
-    }
-    Ok(())
-}
-
-/// One pass; returns whether it found anything.
-async fn remove_pass(docker: &Docker, name: &str) -> anyhow::Result<bool> {
-    // The agent goes first, so there is never a moment with an agent and no bundle in front of it.
-    let mut all = containers(docker, Some(name)).await?;
-    all.sort_by_key(|c| role(c) != Some(labels::ROLE_AGENT));
-    let found = !all.is_empty();
-    for c in all {
-        let Some(id) = c.id.as_deref() else { continue };
-        let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        match docker.remove_container(id, Some(options)).await {
-            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
-            Err(e) => return Err(e).with_context(|| format!("bottle {name}: removing container {id}")),
-        }
-    }
-    Ok(network::remove_networks(docker, BackendKind::Docker, name).await? || found)
+    objects::remove(docker, BackendKind::Docker, name).await
 }
 
 /// Whether a bottle finished `up` (its agent exists and its bundle holds the start-check record).

@@ -5,12 +5,14 @@
 //! network with the bundle at a pinned address, a second ordinary bridge of
 //! its own for egress, its control plane published on host loopback only, and
 //! its config, token and secrets written into it alone. Backends differ only
-//! in how the agent reaches `<bundle-ip>`.
+//! in how the agent reaches `<bundle-ip>` (and so whether the host keeps an
+//! address on the agent network: `network::host_on_agent_net`).
 
 pub mod bundle;
 pub mod config;
 pub mod labels;
 pub mod network;
+pub mod objects;
 
 pub use bundle::{BundleRequest, control_endpoint, start_bundle};
 pub use config::{Rendered, SidecarOptions, new_token, render};

@@ -6,6 +6,10 @@
 //! and an agent can connect to any host service listening on 0.0.0.0
 //! through it. The egress network is an ordinary bridge that only the bundle
 //! joins; it is the bundle's way out and where its control plane is published.
+//!
+//! The smolmachines backend is the one exception (see [`host_on_agent_net`]):
+//! its VM's connections are opened by smolvm on the host, so the host must
+//! own an address on the bundle's agent network to route to `<bundle-ip>`.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -73,6 +77,18 @@ impl Placement {
     }
 }
 
+/// Whether the host keeps its (gateway) address on the agent network of `backend`.
+///
+/// Docker: no. The agent is a container on that bridge, and a host address there is a
+/// way to every host service listening on 0.0.0.0. smolmachines: yes. The only container
+/// on the bridge is the bundle; the agent is a VM whose traffic smolvm's network stack
+/// opens from the host, which can reach `<bundle-ip>` only through an address of its own
+/// on the bridge. The VM's allowlist is `<bundle-ip>/32`, so the gateway address stays
+/// out of the VM's reach; the bundle's egress refuses private addresses, the gateway's too.
+pub fn host_on_agent_net(backend: BackendKind) -> bool {
+    backend == BackendKind::Smolmachines
+}
+
 pub async fn list_networks(
     docker: &Docker,
     backend: BackendKind,
@@ -111,8 +127,9 @@ pub async fn create_networks(
     let _lock = PoolLock::acquire().await?;
     let agent_net = labels::object_name(name, labels::ROLE_AGENT_NET);
     let egress_net = labels::object_name(name, labels::ROLE_EGRESS_NET);
-    let agent = create_one(docker, pool, &labels::base(backend, name, labels::ROLE_AGENT_NET), &agent_net).await?;
-    let egress = create_one(docker, pool, &labels::base(backend, name, labels::ROLE_EGRESS_NET), &egress_net).await?;
+    let agent = create_one(docker, pool, &labels::base(backend, name, labels::ROLE_AGENT_NET), &agent_net, backend).await?;
+    let egress =
+        create_one(docker, pool, &labels::base(backend, name, labels::ROLE_EGRESS_NET), &egress_net, backend).await?;
     Ok(Placement::new(agent, egress))
 }
 
@@ -122,6 +139,7 @@ async fn create_one(
     pool: &NetPool,
     labels: &HashMap<String, String>,
     net: &str,
+    backend: BackendKind,
 ) -> anyhow::Result<(String, Ipv4Net)> {
     let mut refused = Vec::new();
     for _ in 0..MAX_PICK_ATTEMPTS {
@@ -135,7 +153,7 @@ async fn create_one(
                 netpool::POOL_ENV
             );
         };
-        match docker.create_network(request(labels, net, subnet)).await {
+        match docker.create_network(request(labels, net, subnet, backend)).await {
             Ok(created) => return Ok((created.id, subnet)),
             Err(e) if is_overlap(&e) => refused.push(subnet),
             Err(e) => return Err(e).with_context(|| format!("network: creating {net} on {subnet}")),
@@ -149,12 +167,12 @@ fn is_overlap(e: &bollard::errors::Error) -> bool {
     s.contains("overlaps") || s.contains("Pool overlaps")
 }
 
-fn request(labels: &HashMap<String, String>, net: &str, subnet: Ipv4Net) -> NetworkCreateRequest {
+fn request(labels: &HashMap<String, String>, net: &str, subnet: Ipv4Net, backend: BackendKind) -> NetworkCreateRequest {
     let internal = labels.get(labels::ROLE).map(String::as_str) == Some(labels::ROLE_AGENT_NET);
     let mut all = labels.clone();
     all.insert(labels::SUBNET.into(), subnet.to_string());
     let mut options = HashMap::new();
-    if internal {
+    if internal && !host_on_agent_net(backend) {
         options.insert("com.docker.network.bridge.inhibit_ipv4".to_string(), "true".to_string());
     }
     NetworkCreateRequest {
@@ -208,12 +226,20 @@ pub(crate) mod tests {
     #[test]
     fn only_the_agent_network_is_internal_and_gatewayless() {
         let base = |role| labels::base(BackendKind::Docker, "b", role);
-        let a = request(&base(labels::ROLE_AGENT_NET), "n", "10.213.0.0/28".parse().unwrap());
+        let a = request(&base(labels::ROLE_AGENT_NET), "n", "10.213.0.0/28".parse().unwrap(), BackendKind::Docker);
         assert_eq!(a.internal, Some(true));
         assert_eq!(a.options.unwrap()["com.docker.network.bridge.inhibit_ipv4"], "true");
         assert_eq!(a.labels.unwrap()[labels::SUBNET], "10.213.0.0/28");
-        let e = request(&base(labels::ROLE_EGRESS_NET), "n", "10.213.0.16/28".parse().unwrap());
+        let e = request(&base(labels::ROLE_EGRESS_NET), "n", "10.213.0.16/28".parse().unwrap(), BackendKind::Docker);
         assert_eq!(e.internal, Some(false));
         assert!(e.options.unwrap().is_empty());
+    }
+
+    #[test]
+    fn smolmachines_agent_network_is_internal_but_the_host_keeps_its_address() {
+        let l = labels::base(BackendKind::Smolmachines, "b", labels::ROLE_AGENT_NET);
+        let a = request(&l, "n", "10.213.0.0/28".parse().unwrap(), BackendKind::Smolmachines);
+        assert_eq!(a.internal, Some(true));
+        assert!(a.options.unwrap().is_empty(), "no inhibit_ipv4: smolvm dials the bundle from the host");
     }
 }

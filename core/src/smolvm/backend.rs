@@ -1,9 +1,10 @@
 //! `SmolmachinesBackend`: a bottle whose agent runs in a smolvm microVM.
 //!
-//! The VM side is complete here. The bundle side (its dedicated Docker network,
-//! pinned IP and container, the agent image exported with `docker save`) is
-//! the same code the Docker backend uses, so it is not rebuilt here: it comes
-//! in through [`HostSide`], which the lead wires to `crate::sidecar`.
+//! The VM side is here. The bundle side (its dedicated Docker network, pinned
+//! IP and container, the agent image exported with `docker save`) is the same
+//! code the Docker backend uses; it comes in through [`HostSide`], implemented
+//! by [`super::DockerHost`] with `crate::sidecar`, so tests can also drive the
+//! VM side alone.
 //!
 //! Order in `up`, and why: the bundle first (the VM's allowlist is its IP);
 //! the host-route preflight before any VM exists (a VM that cannot reach the
@@ -11,14 +12,12 @@
 //! create, start, and the start check, and a VM whose allowlist was not seen to
 //! hold is stopped again rather than handed to an agent.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
-use bottle_protocol::EventKind;
+use bottle_protocol::Event;
 
 use super::allowlist::{SmolAllowlistStatus, run_start_check};
 use super::driver::{CreateRequest, EXEC_TIMEOUT, Smolvm};
@@ -28,7 +27,7 @@ use super::preflight::{PREFLIGHT_CONNECT_TIMEOUT, check_bundle_reachable};
 use super::smolfile::{AllowList, BundleAddr, Smolfile, SmolfileInput, VmImage};
 use super::status::{MachineState, MachineStatus};
 use crate::backend::{
-    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, ExecOutput,
+    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, EventSource, ExecOutput,
     Progress, Verdict,
 };
 use crate::spec::Spec;
@@ -41,36 +40,30 @@ pub struct BundleEndpoint {
     pub control: ControlEndpoint,
 }
 
-/// The Docker-side half of a smolmachines bottle.
-///
-/// TODO(lead): implement with `crate::sidecar` (bundle network + pinned IP +
-/// bundle container). Two requirements differ from the Docker backend:
-/// - the host must route to the bundle IP (smolvm dials from the host), so the
-///   bundle network cannot use `inhibit_ipv4` unless the bundle also sits on a
-///   host-routable network; the preflight reports it if not;
-/// - every port on the bundle IP is reachable from the VM (smolvm filters by
-///   IP, not port), so the control plane must not listen on the bundle IP.
+/// The Docker-side half of a smolmachines bottle: [`super::DockerHost`] in
+/// use, a stand-in in tests of the VM side alone.
 #[async_trait]
 pub trait HostSide: Send + Sync {
-    /// Starts (or finds) the bottle's bundle and says where it is.
-    async fn place_bundle(
-        &self,
-        spec: &Spec,
-        progress: &dyn Progress,
-    ) -> anyhow::Result<BundleEndpoint>;
+    /// Starts the bottle's bundle and says where it is. The caller has checked
+    /// that no VM of this name exists, so any object of the name is a leftover.
+    async fn place_bundle(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BundleEndpoint>;
     /// The running bundle of `bottle`, if any.
     async fn bundle(&self, bottle: &str) -> anyhow::Result<Option<BundleEndpoint>>;
+    /// Every bottle of this backend with any host-side object (for `gc`).
+    async fn bottles(&self) -> anyhow::Result<Vec<String>>;
     async fn remove_bundle(&self, bottle: &str, progress: &dyn Progress) -> anyhow::Result<()>;
     /// The agent image as a `docker save` tarball, for `smolvm --image`.
-    async fn export_agent_image(
-        &self,
-        spec: &Spec,
-        progress: &dyn Progress,
-    ) -> anyhow::Result<PathBuf>;
+    async fn export_agent_image(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<PathBuf>;
     /// For the start check: an address outside the allowlist on which something
     /// on the host accepts TCP, so that only the egress policy can stop the VM.
     async fn canary(&self, bottle: &str) -> anyhow::Result<SocketAddr>;
+    /// Keeps the start check's result for as long as the bottle exists, so
+    /// another bottle-core process reports it too.
+    async fn record_check(&self, bottle: &str, status: &SmolAllowlistStatus) -> anyhow::Result<()>;
+    async fn recorded_check(&self, bottle: &str) -> anyhow::Result<Option<SmolAllowlistStatus>>;
     async fn bundle_logs(&self, bottle: &str) -> anyhow::Result<String>;
+    /// What the host side needs (engine, images, subnet pool), each with what to fix.
+    async fn doctor(&self) -> Vec<Check>;
 }
 
 pub struct SmolmachinesBackend {
@@ -78,18 +71,41 @@ pub struct SmolmachinesBackend {
     host: Box<dyn HostSide>,
     /// Where rendered Smolfiles are written (one per bottle).
     state_dir: PathBuf,
-    /// Start-check results of this process, by bottle name.
-    checks: Mutex<HashMap<String, SmolAllowlistStatus>>,
 }
 
 impl SmolmachinesBackend {
     pub fn new(smolvm: Smolvm, host: Box<dyn HostSide>, state_dir: PathBuf) -> Self {
-        Self {
-            smolvm,
-            host,
-            state_dir,
-            checks: Mutex::new(HashMap::new()),
+        Self { smolvm, host, state_dir }
+    }
+
+    pub fn smolvm(&self) -> &Smolvm {
+        &self.smolvm
+    }
+
+    /// Serialises `up`/`down`/`gc` of one bottle across processes; the same lock
+    /// file as the Docker backend's, since both share the bundle's object names.
+    fn lock_name(bottle: &str) -> anyhow::Result<std::fs::File> {
+        crate::netpool::lock_file(&crate::docker::name_lock_path(bottle), false)?.with_context(|| {
+            format!("smolmachines: bottle {bottle}: another `up`, `down` or `gc` of it is in progress")
+        })
+    }
+
+    async fn machine_exists(&self, name: &MachineName) -> anyhow::Result<bool> {
+        Ok(self.smolvm.list().await?.iter().any(|m| m.name == name.as_str()))
+    }
+
+    /// `down` without the lock (the caller holds it).
+    async fn remove(&self, bottle: &str, progress: &dyn Progress) -> anyhow::Result<()> {
+        let name = Self::machine(bottle)?;
+        // A failed `up` can leave a bundle without a VM; `down` still cleans it.
+        if self.machine_exists(&name).await? {
+            progress.step("stopping the VM");
+            // Stop before delete: an old smolvm deleted a running VM without stopping it.
+            self.smolvm.stop(&name).await?;
+            self.smolvm.delete(&name).await?;
         }
+        progress.step("removing the bundle");
+        self.host.remove_bundle(bottle, progress).await
     }
 
     fn machine(bottle: &str) -> anyhow::Result<MachineName> {
@@ -99,63 +115,43 @@ impl SmolmachinesBackend {
     /// New VMM-level denials for `bottle` as events (rule `vmm:egress-policy`),
     /// for the caller's event stream; `None` when this smolvm keeps no denial
     /// log (before 1.8.1). One tracker per bottle, kept across polls.
-    pub async fn poll_denials(
-        &self,
-        bottle: &str,
-        tracker: &mut EgressTracker,
-    ) -> anyhow::Result<Option<Vec<EventKind>>> {
+    pub async fn poll_denials(&self, bottle: &str, tracker: &mut EgressTracker) -> anyhow::Result<Option<Vec<Event>>> {
         let name = Self::machine(bottle)?;
         let Some(events) = self.smolvm.egress_events(&name).await? else {
             return Ok(None);
         };
-        Ok(Some(
-            tracker
-                .fresh(events)
-                .iter()
-                .map(|d| d.to_event_kind(name.as_str()))
-                .collect(),
-        ))
+        Ok(Some(tracker.fresh(events).iter().map(|d| d.to_event(bottle, name.as_str())).collect()))
     }
 
-    fn allowlist_status(&self, bottle: &str, bundle: Option<&BundleEndpoint>) -> AllowlistStatus {
-        let checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = checks.get(bottle) {
-            return s.to_status();
+    async fn allowlist_status(&self, bottle: &str, bundle: Option<&BundleEndpoint>) -> anyhow::Result<AllowlistStatus> {
+        if let Some(s) = self.host.recorded_check(bottle).await? {
+            return Ok(s.to_status());
         }
-        match bundle {
-            Some(b) => SmolAllowlistStatus::new(
-                &AllowList::bundle_only(b.addr.ip),
-                self.smolvm.version(),
-                None,
-            )
-            .to_status(),
+        Ok(match bundle {
+            Some(b) => {
+                SmolAllowlistStatus::new(&AllowList::bundle_only(b.addr.ip), self.smolvm.version(), None).to_status()
+            }
             None => AllowlistStatus {
                 verdict: Verdict::NotVerified,
                 allowlist: Vec::new(),
                 mechanism: format!("smolvm {} (bundle not found)", self.smolvm.version()),
                 checked_at: None,
                 detail: "the bottle's bundle is not running".into(),
+                vmm: None,
             },
-        }
+        })
     }
 
-    async fn to_bottle_status(
-        &self,
-        bottle: &str,
-        m: &MachineStatus,
-    ) -> anyhow::Result<BottleStatus> {
+    async fn to_bottle_status(&self, bottle: &str, m: &MachineStatus) -> anyhow::Result<BottleStatus> {
         let bundle = self.host.bundle(bottle).await?;
-        let allowlist = self.allowlist_status(bottle, bundle.as_ref());
+        let allowlist = self.allowlist_status(bottle, bundle.as_ref()).await?;
         let (state, detail) = match (&m.state, bundle.is_some(), allowlist.verdict) {
-            (MachineState::Running, false, _) => {
-                ("degraded", "the VM runs but its bundle does not".to_owned())
-            }
+            (MachineState::Running, false, _) => ("degraded", "the VM runs but its bundle does not".to_owned()),
             (MachineState::Running, true, Verdict::Verified) => ("running", String::new()),
             (MachineState::Running, true, _) => ("degraded", allowlist.detail.clone()),
-            (MachineState::Unreachable, ..) => (
-                "degraded",
-                "the VM process is alive but its agent does not answer".to_owned(),
-            ),
+            (MachineState::Unreachable, ..) => {
+                ("degraded", "the VM process is alive but its agent does not answer".to_owned())
+            }
             (s, ..) => (s.as_str(), String::new()),
         };
         Ok(BottleStatus {
@@ -176,23 +172,21 @@ impl BottleBackend for SmolmachinesBackend {
 
     async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus> {
         let name = Self::machine(&spec.name)?;
+        let _lock = Self::lock_name(&spec.name)?;
+        if self.machine_exists(&name).await? {
+            bail!("smolmachines: bottle {}: already exists; `down` it first or pick another name", spec.name);
+        }
         progress.step("starting the bundle");
         let bundle = self.host.place_bundle(spec, progress).await?;
         progress.step("checking the host reaches the bundle");
-        check_bundle_reachable(bundle.addr, PREFLIGHT_CONNECT_TIMEOUT)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        check_bundle_reachable(bundle.addr, PREFLIGHT_CONNECT_TIMEOUT).await.map_err(anyhow::Error::msg)?;
         progress.step("exporting the agent image");
         let tarball = self.host.export_agent_image(spec, progress).await?;
         let image = VmImage::Tarball(tarball);
-        let smolfile = Smolfile::for_bottle(&SmolfileInput::from_spec(spec), bundle.addr, &image)
-            .map_err(anyhow::Error::msg)?;
-        std::fs::create_dir_all(&self.state_dir).with_context(|| {
-            format!(
-                "smolmachines: create state dir {}",
-                self.state_dir.display()
-            )
-        })?;
+        let smolfile =
+            Smolfile::for_bottle(&SmolfileInput::from_spec(spec), bundle.addr, &image).map_err(anyhow::Error::msg)?;
+        std::fs::create_dir_all(&self.state_dir)
+            .with_context(|| format!("smolmachines: create state dir {}", self.state_dir.display()))?;
         let req = CreateRequest {
             smolfile_path: self.state_dir.join(format!("{name}.Smolfile")),
             name: name.clone(),
@@ -208,49 +202,27 @@ impl BottleBackend for SmolmachinesBackend {
         let check = run_start_check(&self.smolvm, &name, bundle.addr, canary).await;
         let verdict = check.verdict;
         let detail = check.detail.clone();
-        let status = SmolAllowlistStatus::new(
-            &req.smolfile.network.allow_cidrs,
-            self.smolvm.version(),
-            Some(check),
-        );
-        self.checks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(spec.name.clone(), status);
+        let status = SmolAllowlistStatus::new(&req.smolfile.network.allow_cidrs, self.smolvm.version(), Some(check));
+        self.host.record_check(&spec.name, &status).await?;
         if verdict != Verdict::Verified {
-            self.smolvm.stop(&name).await.with_context(|| {
-                format!("smolmachines: stopping VM {name} after a failed start check")
-            })?;
-            bail!(
-                "smolmachines: bottle {}: the allowlist was not seen to hold, VM stopped: {detail}",
-                spec.name
-            );
+            self.smolvm
+                .stop(&name)
+                .await
+                .with_context(|| format!("smolmachines: stopping VM {name} after a failed start check"))?;
+            bail!("smolmachines: bottle {}: the allowlist was not seen to hold, VM stopped: {detail}", spec.name);
         }
         let m = self.smolvm.status(&name).await?;
         self.to_bottle_status(&spec.name, &m).await
     }
 
     async fn down(&self, bottle: &str, progress: &dyn Progress) -> anyhow::Result<()> {
-        let name = Self::machine(bottle)?;
-        // A failed `up` can leave a bundle without a VM; `down` still cleans it.
-        let exists = self
-            .smolvm
-            .list()
-            .await?
-            .iter()
-            .any(|m| m.name == name.as_str());
-        if exists {
-            progress.step("stopping the VM");
-            // Stop before delete: an old smolvm deleted a running VM without stopping it.
-            self.smolvm.stop(&name).await?;
-            self.smolvm.delete(&name).await?;
+        let _lock = Self::lock_name(bottle)?;
+        let known = self.machine_exists(&Self::machine(bottle)?).await?
+            || self.host.bottles().await?.iter().any(|b| b == bottle);
+        if !known {
+            bail!("smolmachines: bottle {bottle}: no such bottle");
         }
-        self.checks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(bottle);
-        progress.step("removing the bundle");
-        self.host.remove_bundle(bottle, progress).await
+        self.remove(bottle, progress).await
     }
 
     async fn status(&self, bottle: &str) -> anyhow::Result<BottleStatus> {
@@ -259,10 +231,7 @@ impl BottleBackend for SmolmachinesBackend {
     }
 
     async fn exec(&self, bottle: &str, cmd: &[String]) -> anyhow::Result<ExecOutput> {
-        Ok(self
-            .smolvm
-            .exec(&Self::machine(bottle)?, cmd, EXEC_TIMEOUT)
-            .await?)
+        Ok(self.smolvm.exec(&Self::machine(bottle)?, cmd, EXEC_TIMEOUT).await?)
     }
 
     async fn logs(&self, bottle: &str) -> anyhow::Result<String> {
@@ -272,9 +241,7 @@ impl BottleBackend for SmolmachinesBackend {
     async fn list(&self) -> anyhow::Result<Vec<BottleStatus>> {
         let mut out = Vec::new();
         for m in self.smolvm.list().await? {
-            let bottle = MachineName::new(&m.name)
-                .ok()
-                .and_then(|n| n.bottle_name().map(str::to_owned));
+            let bottle = MachineName::new(&m.name).ok().and_then(|n| n.bottle_name().map(str::to_owned));
             if let Some(bottle) = bottle {
                 out.push(self.to_bottle_status(&bottle, &m).await?);
             }
@@ -282,26 +249,52 @@ impl BottleBackend for SmolmachinesBackend {
         Ok(out)
     }
 
+    /// Stopped or failed VMs, and bundles whose VM is gone (an `up` that failed
+    /// before `create`), go; a degraded bottle stays, its state is news.
     async fn gc(&self, dry_run: bool) -> anyhow::Result<Vec<String>> {
-        let mut found = Vec::new();
-        for b in self.list().await? {
-            if b.state == "stopped" || b.state == "failed" {
-                if !dry_run {
-                    self.down(&b.name, &crate::backend::NoProgress).await?;
-                }
-                found.push(b.name);
+        let vms = self.list().await?;
+        let mut found: Vec<String> =
+            vms.iter().filter(|b| b.state == "stopped" || b.state == "failed").map(|b| b.name.clone()).collect();
+        for bottle in self.host.bottles().await? {
+            if !vms.iter().any(|b| b.name == bottle) {
+                found.push(bottle);
             }
         }
-        Ok(found)
+        let mut out = Vec::new();
+        for b in found {
+            // A held lock is an `up` or `down` in progress: its bundle may not have a VM yet.
+            let Some(_lock) = crate::netpool::lock_file(&crate::docker::name_lock_path(&b), false)? else {
+                continue;
+            };
+            if !dry_run {
+                self.remove(&b, &crate::backend::NoProgress).await?;
+            }
+            out.push(b);
+        }
+        Ok(out)
+    }
+
+    async fn event_source(&self, bottle: &str) -> anyhow::Result<Option<Box<dyn EventSource + '_>>> {
+        if !self.smolvm.version().has_egress_events() {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(VmmDenials { backend: self, bottle: bottle.to_owned(), tracker: EgressTracker::default() })))
     }
 
     async fn doctor(&self) -> Vec<Check> {
-        vec![Check::new(
+        let mut checks = vec![Check::new(
             "smolvm",
             true,
-            format!("smolvm {} at {} (allowlist enforced from 1.1.3)", self.smolvm.version(), self.smolvm.bin().display()),
+            format!(
+                "smolvm {} at {} (allowlist enforced from 1.1.3; denial log {})",
+                self.smolvm.version(),
+                self.smolvm.bin().display(),
+                if self.smolvm.version().has_egress_events() { "read" } else { "absent before 1.8.1" }
+            ),
             "",
-        )]
+        )];
+        checks.extend(self.host.doctor().await);
+        checks
     }
 
     async fn control_endpoint(&self, bottle: &str) -> anyhow::Result<ControlEndpoint> {
@@ -309,5 +302,19 @@ impl BottleBackend for SmolmachinesBackend {
             Some(b) => Ok(b.control),
             None => bail!("smolmachines: bottle {bottle}: no bundle running"),
         }
+    }
+}
+
+/// The VMM's denials of one bottle, as `events` merges them into the bundle's stream.
+struct VmmDenials<'a> {
+    backend: &'a SmolmachinesBackend,
+    bottle: String,
+    tracker: EgressTracker,
+}
+
+#[async_trait]
+impl EventSource for VmmDenials<'_> {
+    async fn poll(&mut self) -> anyhow::Result<Vec<Event>> {
+        Ok(self.backend.poll_denials(&self.bottle, &mut self.tracker).await?.unwrap_or_default())
     }
 }

@@ -47,18 +47,10 @@ pub enum SmolvmError {
     #[error("{op}: no answer after {}; the smolvm process was killed", humantime::format_duration(*.after))]
     Timeout { op: String, after: Duration },
     #[error("{op}: could not run {bin}: {source}")]
-    Spawn {
-        op: String,
-        bin: PathBuf,
-        source: std::io::Error,
-    },
+    Spawn { op: String, bin: PathBuf, source: std::io::Error },
     /// smolvm ran and refused; `message` is its own stderr (`Error: ...`).
     #[error("{op}: exit {code}: {message}")]
-    Failed {
-        op: String,
-        code: i32,
-        message: String,
-    },
+    Failed { op: String, code: i32, message: String },
     #[error("{op}: {detail}")]
     Output { op: String, detail: String },
     #[error("{op}: {source}")]
@@ -85,12 +77,7 @@ pub struct Smolvm {
 impl Smolvm {
     /// Finds smolvm: `explicit` (from config) first, then `$BOTTLE_SMOLVM`, then PATH.
     pub async fn discover(explicit: Option<&Path>) -> Result<Self, SmolvmError> {
-        Self::discover_in(
-            explicit,
-            std::env::var_os(SMOLVM_ENV),
-            std::env::var_os("PATH"),
-        )
-        .await
+        Self::discover_in(explicit, std::env::var_os(SMOLVM_ENV), std::env::var_os("PATH")).await
     }
 
     /// [`Smolvm::discover`] with the environment passed in, so it can be tested
@@ -107,23 +94,17 @@ impl Smolvm {
             return Self::at(PathBuf::from(p)).await;
         }
         let path = path.unwrap_or_default();
-        let found = std::env::split_paths(&path)
-            .map(|d| d.join("smolvm"))
-            .find(|c| is_executable(c));
+        let found = std::env::split_paths(&path).map(|d| d.join("smolvm")).find(|c| is_executable(c));
         match found {
             Some(bin) => Self::at(bin).await,
-            None => Err(SmolvmError::NotFound {
-                searched: format!("{SMOLVM_ENV} unset, not on PATH"),
-            }),
+            None => Err(SmolvmError::NotFound { searched: format!("{SMOLVM_ENV} unset, not on PATH") }),
         }
     }
 
     /// Uses the binary at `bin`, after reading its version and gating on it.
     pub async fn at(bin: PathBuf) -> Result<Self, SmolvmError> {
         if !is_executable(&bin) {
-            return Err(SmolvmError::NotFound {
-                searched: format!("{} is not an executable file", bin.display()),
-            });
+            return Err(SmolvmError::NotFound { searched: format!("{} is not an executable file", bin.display()) });
         }
         let out = run(&bin, &["--version".into()], VERSION_TIMEOUT).await?;
         let op = "smolvm --version".to_owned();
@@ -156,15 +137,11 @@ impl Smolvm {
     }
 
     pub async fn start(&self, name: &MachineName) -> Result<(), SmolvmError> {
-        self.checked(&machine(&["start", "-n", name.as_str()]), START_TIMEOUT)
-            .await
-            .map(drop)
+        self.checked(&machine(&["start", "-n", name.as_str()]), START_TIMEOUT).await.map(drop)
     }
 
     pub async fn stop(&self, name: &MachineName) -> Result<(), SmolvmError> {
-        self.checked(&machine(&["stop", "-n", name.as_str()]), STOP_TIMEOUT)
-            .await
-            .map(drop)
+        self.checked(&machine(&["stop", "-n", name.as_str()]), STOP_TIMEOUT).await.map(drop)
     }
 
     /// Deletes without prompting (`-f`): without it smolvm asks on stdin and a
@@ -185,92 +162,49 @@ impl Smolvm {
     }
 
     pub async fn list(&self) -> Result<Vec<MachineStatus>, SmolvmError> {
-        let (op, out) = self
-            .checked(&machine(&["ls", "--json"]), STATUS_TIMEOUT)
-            .await?;
+        let (op, out) = self.checked(&machine(&["ls", "--json"]), STATUS_TIMEOUT).await?;
         status::parse_list(&out.stdout).map_err(|detail| SmolvmError::Output { op, detail })
     }
 
     /// Runs `cmd` in the machine. A non-zero exit is the guest's and is returned,
     /// not raised, unless smolvm itself refused (no such machine, not running):
     /// those exit 1 with an empty stdout and one of smolvm's `Error:` shapes.
-    pub async fn exec(
-        &self,
-        name: &MachineName,
-        cmd: &[String],
-        timeout: Duration,
-    ) -> Result<ExecOutput, SmolvmError> {
+    pub async fn exec(&self, name: &MachineName, cmd: &[String], timeout: Duration) -> Result<ExecOutput, SmolvmError> {
         let mut args = machine(&["exec", "--name", name.as_str(), "--"]);
         let op = describe(&args[..4]);
         if cmd.is_empty() {
-            return Err(SmolvmError::Output {
-                op,
-                detail: "no command given".into(),
-            });
+            return Err(SmolvmError::Output { op, detail: "no command given".into() });
         }
         args.extend(cmd.iter().map(OsString::from));
-        let out = run(&self.bin, &args, timeout)
-            .await
-            .map_err(|e| rename(e, &op))?;
+        let out = run(&self.bin, &args, timeout).await.map_err(|e| rename(e, &op))?;
         if out.code == 1 && out.stdout.is_empty() && is_smolvm_refusal(&out.stderr) {
-            return Err(SmolvmError::Failed {
-                op,
-                code: 1,
-                message: error_text(&out.stderr),
-            });
+            return Err(SmolvmError::Failed { op, code: 1, message: error_text(&out.stderr) });
         }
-        Ok(ExecOutput {
-            exit_code: i64::from(out.code),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
+        Ok(ExecOutput { exit_code: i64::from(out.code), stdout: out.stdout, stderr: out.stderr })
     }
 
     /// Denials the VMM recorded, oldest first; `None` when this smolvm has no
     /// `egress-events` (before 1.8.1), so "none recorded" and "cannot tell" differ.
-    pub async fn egress_events(
-        &self,
-        name: &MachineName,
-    ) -> Result<Option<Vec<EgressDenial>>, SmolvmError> {
+    pub async fn egress_events(&self, name: &MachineName) -> Result<Option<Vec<EgressDenial>>, SmolvmError> {
         if !self.version.has_egress_events() {
             return Ok(None);
         }
         let limit = EGRESS_EVENTS_LIMIT.to_string();
-        let args = machine(&[
-            "egress-events",
-            "-n",
-            name.as_str(),
-            "--limit",
-            &limit,
-            "--json",
-        ]);
+        let args = machine(&["egress-events", "-n", name.as_str(), "--limit", &limit, "--json"]);
         let (op, out) = self.checked(&args, EGRESS_EVENTS_TIMEOUT).await?;
-        egress::parse_events(&out.stdout)
-            .map(Some)
-            .map_err(|detail| SmolvmError::Output { op, detail })
+        egress::parse_events(&out.stdout).map(Some).map_err(|detail| SmolvmError::Output { op, detail })
     }
 
-    async fn checked(
-        &self,
-        args: &[OsString],
-        timeout: Duration,
-    ) -> Result<(String, Captured), SmolvmError> {
+    async fn checked(&self, args: &[OsString], timeout: Duration) -> Result<(String, Captured), SmolvmError> {
         let op = describe(args);
-        let out = run(&self.bin, args, timeout)
-            .await
-            .map_err(|e| rename(e, &op))?;
+        let out = run(&self.bin, args, timeout).await.map_err(|e| rename(e, &op))?;
         Ok((op.clone(), ok_or_failed(op, out)?))
     }
 }
 
 /// `machine create` argv for `version`: the name moved from a positional to
 /// `-n` in 1.0.2, and each form is a usage error (exit 2) on the other side.
-pub fn create_args(
-    version: Version,
-    name: &MachineName,
-    smolfile: &Path,
-    image: &VmImage,
-) -> Vec<OsString> {
+pub fn create_args(version: Version, name: &MachineName, smolfile: &Path, image: &VmImage) -> Vec<OsString> {
     let mut args = if version.name_is_flag() {
         machine(&["create", "-n", name.as_str(), "-s"])
     } else {
@@ -290,10 +224,7 @@ pub fn create_args(
 }
 
 fn machine(rest: &[&str]) -> Vec<OsString> {
-    std::iter::once("machine")
-        .chain(rest.iter().copied())
-        .map(OsString::from)
-        .collect()
+    std::iter::once("machine").chain(rest.iter().copied()).map(OsString::from).collect()
 }
 
 fn describe(args: &[OsString]) -> String {
@@ -303,15 +234,8 @@ fn describe(args: &[OsString]) -> String {
 
 fn rename(e: SmolvmError, op: &str) -> SmolvmError {
     match e {
-        SmolvmError::Timeout { after, .. } => SmolvmError::Timeout {
-            op: op.to_owned(),
-            after,
-        },
-        SmolvmError::Spawn { bin, source, .. } => SmolvmError::Spawn {
-            op: op.to_owned(),
-            bin,
-            source,
-        },
+        SmolvmError::Timeout { after, .. } => SmolvmError::Timeout { op: op.to_owned(), after },
+        SmolvmError::Spawn { bin, source, .. } => SmolvmError::Spawn { op: op.to_owned(), bin, source },
         other => other,
     }
 }
@@ -331,25 +255,14 @@ async fn run(bin: &Path, args: &[OsString], timeout: Duration) -> Result<Capture
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|source| SmolvmError::Spawn {
-            op: op.clone(),
-            bin: bin.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| SmolvmError::Spawn { op: op.clone(), bin: bin.to_path_buf(), source })?;
     let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(r) => r.map_err(|source| SmolvmError::Spawn {
-            op: op.clone(),
-            bin: bin.to_path_buf(),
-            source,
-        })?,
+        Ok(r) => r.map_err(|source| SmolvmError::Spawn { op: op.clone(), bin: bin.to_path_buf(), source })?,
         Err(_) => return Err(SmolvmError::Timeout { op, after: timeout }),
     };
     Ok(Captured {
         // Killed by a signal: reported like a shell would, 128 + N.
-        code: out
-            .status
-            .code()
-            .unwrap_or_else(|| 128 + signal_of(&out.status)),
+        code: out.status.code().unwrap_or_else(|| 128 + signal_of(&out.status)),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
@@ -370,11 +283,7 @@ fn ok_or_failed(op: String, out: Captured) -> Result<Captured, SmolvmError> {
     if out.code == 0 {
         Ok(out)
     } else {
-        Err(SmolvmError::Failed {
-            op,
-            code: out.code,
-            message: error_text(&out.stderr),
-        })
+        Err(SmolvmError::Failed { op, code: out.code, message: error_text(&out.stderr) })
     }
 }
 
@@ -383,11 +292,7 @@ fn ok_or_failed(op: String, out: Captured) -> Result<Captured, SmolvmError> {
 fn error_text(stderr: &str) -> String {
     let from = stderr.find("Error: ").unwrap_or(0);
     let text = stderr[from..].trim();
-    if text.is_empty() {
-        "(no message on stderr)".to_owned()
-    } else {
-        text.to_owned()
-    }
+    if text.is_empty() { "(no message on stderr)".to_owned() } else { text.to_owned() }
 }
 
 fn is_smolvm_refusal(stderr: &str) -> bool {
@@ -419,16 +324,8 @@ mod tests {
     fn create_argv_follows_the_version() {
         let n = MachineName::new("bottle-a").unwrap();
         let tar = VmImage::Tarball("/t/agent.tar".into());
-        let old = create_args(
-            Version::new(1, 0, 1),
-            &n,
-            Path::new("/s/Smolfile"),
-            &VmImage::Registry("x".into()),
-        );
-        assert_eq!(
-            words(&old),
-            ["machine", "create", "bottle-a", "--smolfile", "/s/Smolfile"]
-        );
+        let old = create_args(Version::new(1, 0, 1), &n, Path::new("/s/Smolfile"), &VmImage::Registry("x".into()));
+        assert_eq!(words(&old), ["machine", "create", "bottle-a", "--smolfile", "/s/Smolfile"]);
         let new = create_args(Version::new(1, 9, 3), &n, Path::new("/s/Smolfile"), &tar);
         assert_eq!(
             words(&new),
@@ -451,10 +348,7 @@ mod tests {
     fn error_text_keeps_smolvm_message_and_drops_notes() {
         let stderr = "note: no packed assets found for 'x'\nError: vm not found: a\n";
         assert_eq!(error_text(stderr), "Error: vm not found: a");
-        assert_eq!(
-            error_text("error: unexpected argument '-n' found\n"),
-            "error: unexpected argument '-n' found"
-        );
+        assert_eq!(error_text("error: unexpected argument '-n' found\n"), "error: unexpected argument '-n' found");
         assert_eq!(error_text(""), "(no message on stderr)");
     }
 }

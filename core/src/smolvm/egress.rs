@@ -9,11 +9,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use bottle_protocol::EventKind;
+use bottle_protocol::{Event, EventKind};
 use serde::Deserialize;
 
 /// The rule id every VMM-level denial carries (the proxy's rules have their own).
 pub const VMM_EGRESS_RULE: &str = "vmm:egress-policy";
+/// The `id` of every VMM-level event (bundle event ids start at 1).
+pub const VMM_EVENT_ID: u64 = 0;
 /// Denials of the same destination closer together than this are one attempt.
 pub const RETRY_WINDOW: Duration = Duration::from_secs(30);
 
@@ -29,6 +31,17 @@ pub struct EgressDenial {
 }
 
 impl EgressDenial {
+    /// As an event of `bottle`'s stream. Its `id` is [`VMM_EVENT_ID`]: the bundle numbers
+    /// its own events, and a VMM denial has no place in that sequence.
+    pub fn to_event(&self, bottle: &str, machine: &str) -> Event {
+        Event {
+            id: VMM_EVENT_ID,
+            time: self.timestamp.clone(),
+            bottle: bottle.to_owned(),
+            kind: self.to_event_kind(machine),
+        }
+    }
+
     pub fn to_event_kind(&self, machine: &str) -> EventKind {
         EventKind::EgressBlocked {
             client: format!("smolvm:{machine}"),
@@ -42,8 +55,7 @@ impl EgressDenial {
 }
 
 pub fn parse_events(json: &str) -> Result<Vec<EgressDenial>, String> {
-    serde_json::from_str(json)
-        .map_err(|e| format!("smolvm machine egress-events --json: unexpected output: {e}"))
+    serde_json::from_str(json).map_err(|e| format!("smolvm machine egress-events --json: unexpected output: {e}"))
 }
 
 /// Remembers what earlier polls already reported.
@@ -67,9 +79,7 @@ impl EgressTracker {
             let key = (d.operation.clone(), d.dest.clone());
             let at = humantime::parse_rfc3339(&d.timestamp).ok();
             let retry = match (at, self.last_reported.get(&key)) {
-                (Some(at), Some(prev)) => {
-                    at.duration_since(*prev).is_ok_and(|gap| gap < RETRY_WINDOW)
-                }
+                (Some(at), Some(prev)) => at.duration_since(*prev).is_ok_and(|gap| gap < RETRY_WINDOW),
                 _ => false,
             };
             if !retry {
@@ -82,11 +92,7 @@ impl EgressTracker {
         self.seen = poll.into_iter().collect();
         let horizon = self.last_reported.values().max().copied();
         if let Some(newest) = horizon {
-            self.last_reported.retain(|_, at| {
-                newest
-                    .duration_since(*at)
-                    .is_ok_and(|gap| gap < RETRY_WINDOW)
-            });
+            self.last_reported.retain(|_, at| newest.duration_since(*at).is_ok_and(|gap| gap < RETRY_WINDOW));
         }
         out
     }
@@ -97,21 +103,13 @@ mod tests {
     use super::*;
 
     fn d(ts: &str, op: &str, dest: &str) -> EgressDenial {
-        EgressDenial {
-            timestamp: ts.into(),
-            operation: op.into(),
-            dest: dest.into(),
-        }
+        EgressDenial { timestamp: ts.into(), operation: op.into(), dest: dest.into() }
     }
 
     #[test]
     fn parses_the_1_8_1_shape() {
-        let json =
-            r#"[{"timestamp":"2026-08-13T02:31:05Z","operation":"connect","dest":"1.2.3.4:443"}]"#;
-        assert_eq!(
-            parse_events(json).unwrap(),
-            vec![d("2026-08-13T02:31:05Z", "connect", "1.2.3.4:443")]
-        );
+        let json = r#"[{"timestamp":"2026-08-13T02:31:05Z","operation":"connect","dest":"1.2.3.4:443"}]"#;
+        assert_eq!(parse_events(json).unwrap(), vec![d("2026-08-13T02:31:05Z", "connect", "1.2.3.4:443")]);
         assert!(parse_events("No egress denials recorded for 'a'.").is_err());
     }
 
@@ -122,10 +120,7 @@ mod tests {
         let a_retry = d("2026-08-13T02:31:07Z", "connect", "1.2.3.4:443");
         let b = d("2026-08-13T02:31:08Z", "sendto", "9.9.9.9:123");
         assert_eq!(t.fresh(vec![a.clone()]), vec![a.clone()]);
-        assert_eq!(
-            t.fresh(vec![a.clone(), a_retry.clone(), b.clone()]),
-            vec![b.clone()]
-        );
+        assert_eq!(t.fresh(vec![a.clone(), a_retry.clone(), b.clone()]), vec![b.clone()]);
         assert!(t.fresh(vec![a.clone(), a_retry, b.clone()]).is_empty());
         let later = d("2026-08-13T02:40:00Z", "connect", "1.2.3.4:443");
         assert_eq!(t.fresh(vec![b, later.clone()]), vec![later]);
@@ -135,13 +130,7 @@ mod tests {
     fn maps_to_an_egress_blocked_event() {
         let k = d("2026-08-13T02:31:05Z", "connect", "1.2.3.4:443").to_event_kind("bottle-x");
         match k {
-            EventKind::EgressBlocked {
-                rule,
-                target,
-                method,
-                client,
-                ..
-            } => {
+            EventKind::EgressBlocked { rule, target, method, client, .. } => {
                 assert_eq!(rule, "vmm:egress-policy");
                 assert_eq!(target, "1.2.3.4:443");
                 assert_eq!(method, "connect");

@@ -5,13 +5,16 @@
 //! is created from, the version gate that refuses a smolvm whose allowlist is not
 //! enforced, the driver that runs the `smolvm` binary (with a timeout on every
 //! call), the parsers for its JSON, the host-route preflight and the allowlist
-//! status. The bundle container itself is shared with the Docker backend and is
-//! reached through the [`backend::HostSide`] seam, never re-implemented here.
+//! status. The bundle container itself is placed by the code the Docker backend
+//! uses (`crate::sidecar`), through [`host::DockerHost`]; the
+//! [`backend::HostSide`] seam lets tests drive the VM side alone.
 
 pub mod allowlist;
 pub mod backend;
 pub mod driver;
 pub mod egress;
+pub mod host;
+pub mod image;
 pub mod name;
 pub mod preflight;
 pub mod smolfile;
@@ -22,6 +25,7 @@ pub use allowlist::{NetBackend, SmolAllowlistStatus, StartCheck};
 pub use backend::{BundleEndpoint, HostSide, SmolmachinesBackend};
 pub use driver::{CreateRequest, Smolvm, SmolvmError};
 pub use egress::{EgressDenial, EgressTracker};
+pub use host::DockerHost;
 pub use name::MachineName;
 pub use preflight::check_bundle_reachable;
 pub use smolfile::{AllowList, BundleAddr, Smolfile, SmolfileInput, VmImage};

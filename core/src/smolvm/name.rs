@@ -25,9 +25,7 @@ impl MachineName {
             ));
         }
         if !first.is_ascii_alphanumeric() {
-            return Err(format!(
-                "machine name {name:?}: must start with a letter or digit"
-            ));
+            return Err(format!("machine name {name:?}: must start with a letter or digit"));
         }
         if name.ends_with('-') {
             return Err(format!("machine name {name:?}: must not end with '-'"));
@@ -35,13 +33,8 @@ impl MachineName {
         if name.contains("--") {
             return Err(format!("machine name {name:?}: must not contain '--'"));
         }
-        if let Some(bad) = name
-            .chars()
-            .find(|c| !c.is_ascii_alphanumeric() && *c != '-' && *c != '_')
-        {
-            return Err(format!(
-                "machine name {name:?}: invalid character {bad:?} (allowed: A-Z a-z 0-9 _ -)"
-            ));
+        if let Some(bad) = name.chars().find(|c| !c.is_ascii_alphanumeric() && *c != '-' && *c != '_') {
+            return Err(format!("machine name {name:?}: invalid character {bad:?} (allowed: A-Z a-z 0-9 _ -)"));
         }
         Ok(Self(name.to_owned()))
     }

@@ -19,14 +19,8 @@ use serde::{Serialize, Serializer};
 use crate::spec::Spec;
 
 /// Environment variables bottle sets itself; a spec may not override them.
-pub const PROXY_ENV_KEYS: [&str; 6] = [
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-];
+pub const PROXY_ENV_KEYS: [&str; 6] =
+    ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"];
 
 /// The bundle as the VM reaches it: its pinned IP and the egress proxy's port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +39,7 @@ pub struct AllowList {
 impl AllowList {
     /// `<bundle-ip>/32` (or `/128`).
     pub fn bundle_only(ip: IpAddr) -> Self {
-        Self {
-            only: IpNet::from(ip),
-        }
+        Self { only: IpNet::from(ip) }
     }
 
     pub fn entries(&self) -> Vec<String> {
@@ -126,28 +118,15 @@ pub struct Smolfile {
 impl Smolfile {
     /// The Smolfile for one bottle: the agent's command, its environment with
     /// the proxy pointed at the bundle, and an allowlist of the bundle alone.
-    pub fn for_bottle(
-        input: &SmolfileInput,
-        bundle: BundleAddr,
-        image: &VmImage,
-    ) -> Result<Self, String> {
+    pub fn for_bottle(input: &SmolfileInput, bundle: BundleAddr, image: &VmImage) -> Result<Self, String> {
         let ctx = |msg: String| format!("smolfile for bottle {:?}: {msg}", input.name);
         let cpus = whole_cpus(input.cpus).map_err(ctx)?;
         let memory = u32::try_from(input.memory_mib)
             .ok()
             .filter(|m| *m > 0)
-            .ok_or_else(|| {
-                ctx(format!(
-                    "resources.memory_mib = {}: must be 1..={}",
-                    input.memory_mib,
-                    u32::MAX
-                ))
-            })?;
+            .ok_or_else(|| ctx(format!("resources.memory_mib = {}: must be 1..={}", input.memory_mib, u32::MAX)))?;
         if !input.workdir.starts_with('/') || input.workdir.contains(':') {
-            return Err(ctx(format!(
-                "workdir = {:?}: must be an absolute path without ':'",
-                input.workdir
-            )));
+            return Err(ctx(format!("workdir = {:?}: must be an absolute path without ':'", input.workdir)));
         }
         let volumes = match &input.workspace {
             None => Vec::new(),
@@ -155,11 +134,7 @@ impl Smolfile {
                 let host_s = host
                     .to_str()
                     .filter(|s| s.starts_with('/') && !s.contains(':'))
-                    .ok_or_else(|| {
-                        ctx(format!(
-                            "workspace = {host:?}: must be an absolute UTF-8 path without ':'"
-                        ))
-                    })?;
+                    .ok_or_else(|| ctx(format!("workspace = {host:?}: must be an absolute UTF-8 path without ':'")))?;
                 vec![format!("{host_s}:{}", input.workdir)]
             }
         };
@@ -176,9 +151,7 @@ impl Smolfile {
             memory,
             net: true,
             volumes,
-            network: NetworkTable {
-                allow_cidrs: AllowList::bundle_only(bundle.ip),
-            },
+            network: NetworkTable { allow_cidrs: AllowList::bundle_only(bundle.ip) },
         })
     }
 
@@ -195,9 +168,7 @@ fn whole_cpus(cpus: f64) -> Result<u8, String> {
         // Checked whole and in range just above.
         Ok(cpus as u8)
     } else {
-        Err(format!(
-            "resources.cpus = {cpus}: smolvm gives whole vCPUs, use an integer from 1 to 255"
-        ))
+        Err(format!("resources.cpus = {cpus}: smolvm gives whole vCPUs, use an integer from 1 to 255"))
     }
 }
 
@@ -205,14 +176,10 @@ fn render_env(env: &BTreeMap<String, String>, bundle: BundleAddr) -> Result<Vec<
     let mut out = Vec::with_capacity(env.len() + PROXY_ENV_KEYS.len());
     for (k, v) in env {
         if PROXY_ENV_KEYS.contains(&k.as_str()) {
-            return Err(format!(
-                "env.{k}: set by bottle to the bundle's proxy; remove it from the spec"
-            ));
+            return Err(format!("env.{k}: set by bottle to the bundle's proxy; remove it from the spec"));
         }
         if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
-            return Err(format!(
-                "env.{k}: names must be non-empty without '=' and neither may contain NUL"
-            ));
+            return Err(format!("env.{k}: names must be non-empty without '=' and neither may contain NUL"));
         }
         out.push(format!("{k}={v}"));
     }
@@ -223,10 +190,7 @@ fn render_env(env: &BTreeMap<String, String>, bundle: BundleAddr) -> Result<Vec<
     // The git gate and supervise live on the bundle IP too and are spoken to
     // directly, so the bundle itself is exempt from the proxy.
     let no_proxy = format!("localhost,127.0.0.1,::1,{}", bundle.ip);
-    for (k, v) in PROXY_ENV_KEYS
-        .iter()
-        .zip([&proxy, &proxy, &no_proxy, &proxy, &proxy, &no_proxy])
-    {
+    for (k, v) in PROXY_ENV_KEYS.iter().zip([&proxy, &proxy, &no_proxy, &proxy, &proxy, &no_proxy]) {
         out.push(format!("{k}={v}"));
     }
     Ok(out)
@@ -248,15 +212,11 @@ mod tests {
         }
     }
 
-    const BUNDLE: BundleAddr = BundleAddr {
-        ip: IpAddr::V4(std::net::Ipv4Addr::new(10, 9, 0, 2)),
-        proxy_port: 8080,
-    };
+    const BUNDLE: BundleAddr = BundleAddr { ip: IpAddr::V4(std::net::Ipv4Addr::new(10, 9, 0, 2)), proxy_port: 8080 };
 
     #[test]
     fn allowlist_is_the_bundle_host_route() {
-        let sf =
-            Smolfile::for_bottle(&input(), BUNDLE, &VmImage::Registry("alpine".into())).unwrap();
+        let sf = Smolfile::for_bottle(&input(), BUNDLE, &VmImage::Registry("alpine".into())).unwrap();
         assert_eq!(sf.network.allow_cidrs.entries(), ["10.9.0.2/32"]);
         let v6 = AllowList::bundle_only("fd00::2".parse().unwrap());
         assert_eq!(v6.entries(), ["fd00::2/128"]);
@@ -265,8 +225,7 @@ mod tests {
 
     #[test]
     fn tarball_never_lands_in_the_smolfile() {
-        let sf = Smolfile::for_bottle(&input(), BUNDLE, &VmImage::Tarball("/tmp/agent.tar".into()))
-            .unwrap();
+        let sf = Smolfile::for_bottle(&input(), BUNDLE, &VmImage::Tarball("/tmp/agent.tar".into())).unwrap();
         let text = sf.render();
         assert!(!text.contains("image"), "{text}");
         assert!(!text.contains("agent.tar"), "{text}");
@@ -291,8 +250,7 @@ mod tests {
     #[test]
     fn spec_may_not_override_the_proxy() {
         let mut i = input();
-        i.env
-            .insert("https_proxy".into(), "http://evil.invalid:1".into());
+        i.env.insert("https_proxy".into(), "http://evil.invalid:1".into());
         let err = Smolfile::for_bottle(&i, BUNDLE, &VmImage::Registry("a".into())).unwrap_err();
         assert!(err.contains("env.https_proxy"), "{err}");
     }
@@ -301,17 +259,9 @@ mod tests {
     fn refuses_paths_that_break_the_volume_syntax() {
         let mut i = input();
         i.workspace = Some("/a:b".into());
-        assert!(
-            Smolfile::for_bottle(&i, BUNDLE, &VmImage::Registry("a".into()))
-                .unwrap_err()
-                .contains("workspace")
-        );
+        assert!(Smolfile::for_bottle(&i, BUNDLE, &VmImage::Registry("a".into())).unwrap_err().contains("workspace"));
         let mut i = input();
         i.workdir = "rel".into();
-        assert!(
-            Smolfile::for_bottle(&i, BUNDLE, &VmImage::Registry("a".into()))
-                .unwrap_err()
-                .contains("workdir")
-        );
+        assert!(Smolfile::for_bottle(&i, BUNDLE, &VmImage::Registry("a".into())).unwrap_err().contains("workdir"));
     }
 }

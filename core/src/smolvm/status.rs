@@ -125,15 +125,8 @@ mod tests {
     #[test]
     fn list_and_errors() {
         assert!(parse_list("[]").unwrap().is_empty());
-        let l = parse_list(
-            r#"[{"name":"a","state":"stopped"},{"name":"b","state":"unreachable","pid":7}]"#,
-        )
-        .unwrap();
+        let l = parse_list(r#"[{"name":"a","state":"stopped"},{"name":"b","state":"unreachable","pid":7}]"#).unwrap();
         assert_eq!(l[1].state, MachineState::Unreachable);
-        assert!(
-            parse_status("Machine 'a': running")
-                .unwrap_err()
-                .contains("unexpected output")
-        );
+        assert!(parse_status("Machine 'a': running").unwrap_err().contains("unexpected output"));
     }
 }

@@ -18,11 +18,7 @@ pub struct Version {
 
 impl Version {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Self {
-            major,
-            minor,
-            patch,
-        }
+        Self { major, minor, patch }
     }
 
     /// Oldest smolvm whose egress policy is enforced (it selects virtio-net).
@@ -47,10 +43,7 @@ impl Version {
         let core = core.split(['-', '+', ' ']).next().unwrap_or("");
         let parts: Vec<&str> = core.split('.').collect();
         let num = |i: usize| -> Result<u32, String> {
-            parts
-                .get(i)
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| format!("smolvm version {text:?}: expected X.Y.Z"))
+            parts.get(i).and_then(|p| p.parse().ok()).ok_or_else(|| format!("smolvm version {text:?}: expected X.Y.Z"))
         };
         if parts.len() != 3 {
             return Err(format!("smolvm version {text:?}: expected X.Y.Z"));
@@ -95,14 +88,8 @@ mod tests {
 
     #[test]
     fn parses_version_output() {
-        assert_eq!(
-            Version::parse_version_output("smolvm 1.9.3\n").unwrap(),
-            Version::new(1, 9, 3)
-        );
-        assert_eq!(
-            Version::parse("v1.10.0-rc.1").unwrap(),
-            Version::new(1, 10, 0)
-        );
+        assert_eq!(Version::parse_version_output("smolvm 1.9.3\n").unwrap(), Version::new(1, 9, 3));
+        assert_eq!(Version::parse("v1.10.0-rc.1").unwrap(), Version::new(1, 10, 0));
         assert!(Version::parse_version_output("docker 1.2.3").is_err());
         assert!(Version::parse("1.2").is_err());
         assert!(Version::parse("1.x.3").is_err());

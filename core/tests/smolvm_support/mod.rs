@@ -45,12 +45,7 @@ impl Double {
         );
         std::fs::write(&bin, script).unwrap();
         make_executable(&bin);
-        Self {
-            dir,
-            bin,
-            log,
-            state,
-        }
+        Self { dir, bin, log, state }
     }
 
     /// Every argv the double received, in order (without the program name).
@@ -61,23 +56,14 @@ impl Double {
         text.lines()
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["argv"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|a| a.as_str().unwrap().to_owned())
-                    .collect()
+                v["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect()
             })
             .collect()
     }
 
     /// The calls after the version probe, as space-joined strings.
     pub fn machine_calls(&self) -> Vec<String> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.first().is_some_and(|w| w == "machine"))
-            .map(|c| c.join(" "))
-            .collect()
+        self.calls().into_iter().filter(|c| c.first().is_some_and(|w| w == "machine")).map(|c| c.join(" ")).collect()
     }
 }
 
