@@ -9,6 +9,7 @@
 #
 #   bench/proxy-peers.sh            # REPS=3 N=20000 TLS_CONNS=200 TUNNELS=1000
 #   REPS=1 N=5000 bench/proxy-peers.sh
+#   BOTTLE_BIN=/path/to/bottle-bundle bench/proxy-peers.sh   # a prebuilt bundle, no build
 #
 # Until egress honours `[egress.hosts]` everywhere, origin.test is also added to
 # /etc/hosts for the run (tagged line, file restored byte-for-byte on exit).
@@ -36,9 +37,12 @@ mkdir -p $W/origin/www $W/squid $W/tinyproxy $W/bottle $W/tmp
 log() { echo "$*" | tee -a "$RES"; }
 
 # ---------------------------------------------------------------- build bottle
-echo "==> cargo build --release -p bottle-bundle" >&2
-cargo build --release -p bottle-bundle >&2 || exit 1
-BOTTLE_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bottle-bundle
+# BOTTLE_BIN=path measures a prebuilt bundle binary (e.g. another revision) instead.
+if [ -z "${BOTTLE_BIN:-}" ]; then
+  echo "==> cargo build --release -p bottle-bundle" >&2
+  cargo build --release -p bottle-bundle >&2 || exit 1
+  BOTTLE_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bottle-bundle
+fi
 
 # ---------------------------------------------------------------- cleanup
 PIDS=()

@@ -202,7 +202,11 @@ impl BottleBackend for DockerBackend {
             anyhow::bail!("bottle {name}: no such bottle");
         }
         progress.step(&format!("removing bottle {name} (the workspace is left as it is)"));
-        state::remove(&self.docker, name).await
+        if state::complete(&self.docker, name).await? {
+            state::remove_finished(&self.docker, name).await
+        } else {
+            state::remove(&self.docker, name).await
+        }
     }
 
     async fn status(&self, name: &str) -> anyhow::Result<BottleStatus> {

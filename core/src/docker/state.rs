@@ -112,11 +112,21 @@ const REMOVE_SETTLE: std::time::Duration = std::time::Duration::from_millis(200)
 /// Removes every container and network labelled with `name`, until a pass finds none.
 /// Never touches the workspace (a bind mount: removing the container leaves the host directory alone).
 pub async fn remove(docker: &Docker, name: &str) -> anyhow::Result<()> {
+    remove_passes(docker, name, REMOVE_SETTLE).await
+}
+
+/// `remove` for a bottle whose `up` finished: none of its creates can still be in
+/// flight, so the passes need no pause between them (`down` is that much faster).
+pub async fn remove_finished(docker: &Docker, name: &str) -> anyhow::Result<()> {
+    remove_passes(docker, name, std::time::Duration::ZERO).await
+}
+
+async fn remove_passes(docker: &Docker, name: &str, settle: std::time::Duration) -> anyhow::Result<()> {
     for _ in 0..REMOVE_PASSES {
         if !remove_pass(docker, name).await? {
             return Ok(());
         }
-        tokio::time::sleep(REMOVE_SETTLE).await;
+        tokio::time::sleep(settle).await;
     }
     Ok(())
 }

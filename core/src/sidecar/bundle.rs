@@ -26,7 +26,8 @@ use crate::backend::{BackendKind, ControlEndpoint, Progress};
 pub const BUNDLE_UID: u64 = 65534;
 /// How long a started bundle may take to bind its listeners.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
-const READY_POLL: Duration = Duration::from_millis(100);
+/// Short, because `up` waits on it: the bundle usually listens within tens of milliseconds.
+const READY_POLL: Duration = Duration::from_millis(20);
 /// Small fixed limits: the bundle is a proxy, not a workload.
 pub const BUNDLE_MEMORY_BYTES: i64 = 512 * 1024 * 1024;
 pub const BUNDLE_PIDS: i64 = 256;
