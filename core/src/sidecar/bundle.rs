@@ -20,7 +20,7 @@ use bollard::models::{
 use super::config::{BundleFile, DIR, Rendered, SidecarOptions};
 use super::labels;
 use super::network::Placement;
-use crate::backend::{BackendKind, ControlEndpoint, Progress};
+use crate::backend::{BackendKind, ControlEndpoint};
 
 /// The bundle's uid/gid (`nobody`): it owns its files and binds only unprivileged ports.
 pub const BUNDLE_UID: u64 = 65534;
@@ -46,10 +46,10 @@ pub struct BundleRequest<'a> {
     pub options: &'a SidecarOptions,
 }
 
-/// Creates, fills and starts the bundle of a bottle, and waits until it listens.
-pub async fn start_bundle(docker: &Docker, req: BundleRequest<'_>, progress: &dyn Progress) -> anyhow::Result<()> {
+/// The bundle's container, on its networks (its pinned addresses taken) and with its
+/// files, but not started: the agent may be created once this returns.
+pub async fn create_bundle(docker: &Docker, req: BundleRequest<'_>) -> anyhow::Result<()> {
     let BundleRequest { backend, name, placement, image, rendered, options } = req;
-    progress.step("starting the bundle (proxy, egress, git gate, supervise, control plane)");
     let container = labels::object_name(name, labels::ROLE_BUNDLE);
     let mut l = labels::base(backend, name, labels::ROLE_BUNDLE);
     l.insert(labels::BUNDLE_IP.into(), placement.bundle_ip.to_string());
@@ -117,6 +117,12 @@ pub async fn start_bundle(docker: &Docker, req: BundleRequest<'_>, progress: &dy
         .upload_to_container(&container, Some(upload), bollard::body_full(tar.into()))
         .await
         .with_context(|| format!("bundle: writing its files into {container}"))?;
+    Ok(())
+}
+
+/// Starts a created bundle and waits until it listens.
+pub async fn run_bundle(docker: &Docker, name: &str, placement: &Placement) -> anyhow::Result<()> {
+    let container = labels::object_name(name, labels::ROLE_BUNDLE);
     docker
         .start_container(&container, None::<bollard::query_parameters::StartContainerOptions>)
         .await
