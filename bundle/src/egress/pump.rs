@@ -99,7 +99,12 @@ async fn one_way(mut r: ReadHalf<'_>, mut w: WriteHalf<'_>, max: usize, activity
     w.shutdown().await
 }
 
-async fn copy_until_eof(r: &mut ReadHalf<'_>, w: &mut WriteHalf<'_>, max: usize, activity: &Activity) -> io::Result<()> {
+async fn copy_until_eof(
+    r: &mut ReadHalf<'_>,
+    w: &mut WriteHalf<'_>,
+    max: usize,
+    activity: &Activity,
+) -> io::Result<()> {
     let mut buf = vec![0u8; max];
     loop {
         let n = r.read(&mut buf).await?;

@@ -14,10 +14,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout_at};
 
 use super::block::{self, Blocked, rules};
-use crate::egress::pump::{self, Activity};
 use super::readbuf::ReadBuf;
 use super::session::{Request, Session};
 use super::sni::{self, Hello};
+use crate::egress::pump::{self, Activity};
 use crate::policy::{Host, Verdict};
 
 pub use crate::egress::pump::{CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF};

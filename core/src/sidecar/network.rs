@@ -176,7 +176,8 @@ pub async fn remove_networks(docker: &Docker, backend: BackendKind, name: &str) 
     let networks = list_networks(docker, backend, Some(name)).await?;
     let found = !networks.is_empty();
     // Side by side: each removal waits on the engine's own firewall and bridge teardown.
-    let removals = networks.iter().filter_map(|n| n.id.as_deref().map(|id| (id, n.name.as_deref().unwrap_or_default())));
+    let removals =
+        networks.iter().filter_map(|n| n.id.as_deref().map(|id| (id, n.name.as_deref().unwrap_or_default())));
     futures_util::future::try_join_all(removals.map(|(id, shown)| async move {
         match docker.remove_network(id).await {
             Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
