@@ -189,4 +189,40 @@ mod tests {
         assert_eq!(back, b"reply after half-close");
         tokio::time::timeout(Duration::from_secs(5), pump).await.unwrap().unwrap().unwrap();
     }
+
+    /// Both directions at bulk size at once, so both switch to splice while the
+    /// other is still moving: every byte must arrive, in order, and the
+    /// half-closes must still end the pump.
+    #[tokio::test]
+    async fn bulk_both_ways_at_once_arrives_intact() {
+        const LEN: usize = 8 * 1024 * 1024;
+        let (mut agent, mut proxy_in) = pair().await;
+        let (mut proxy_out, mut origin) = pair().await;
+        let pump = tokio::spawn(async move {
+            let activity = Activity::new();
+            both_ways(&mut proxy_in, &mut proxy_out, (16 * 1024, 64 * 1024), &activity).await
+        });
+        let up: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+        let down: Vec<u8> = (0..LEN).map(|i| (i % 241) as u8).collect();
+        let (mut ar, mut aw) = agent.split();
+        let (mut or, mut ow) = origin.split();
+        let (mut got_up, mut got_down) = (Vec::new(), Vec::new());
+        let send_up = async {
+            aw.write_all(&up).await.unwrap();
+            aw.shutdown().await.unwrap();
+        };
+        let send_down = async {
+            ow.write_all(&down).await.unwrap();
+            ow.shutdown().await.unwrap();
+        };
+        let all =
+            async { tokio::join!(send_up, send_down, or.read_to_end(&mut got_up), ar.read_to_end(&mut got_down)) };
+        let ((), (), read_up, read_down) =
+            tokio::time::timeout(Duration::from_secs(30), all).await.expect("bulk transfer stalled");
+        read_up.unwrap();
+        read_down.unwrap();
+        assert!(got_up == up, "agent → origin bytes differ ({} of {LEN} bytes)", got_up.len());
+        assert!(got_down == down, "origin → agent bytes differ ({} of {LEN} bytes)", got_down.len());
+        tokio::time::timeout(Duration::from_secs(5), pump).await.unwrap().unwrap().unwrap();
+    }
 }
