@@ -9,6 +9,8 @@
 #
 #   bench/proxy-peers.sh            # REPS=3 N=20000 TLS_CONNS=200 TUNNELS=1000
 #   REPS=1 N=5000 bench/proxy-peers.sh
+#   BOTTLE_BIN=/path/to/bottle-bundle bench/proxy-peers.sh   # a prebuilt bundle, no build
+#   SECTIONS=bulk REPS=5 bench/proxy-peers.sh                 # only some of: ab tls bulk tunnels
 #
 # Until egress honours `[egress.hosts]` everywhere, origin.test is also added to
 # /etc/hosts for the run (tagged line, file restored byte-for-byte on exit).
@@ -24,6 +26,8 @@ N=${N:-20000}
 TLS_CONNS=${TLS_CONNS:-200}
 TUNNELS=${TUNNELS:-1000}
 STEP_TIMEOUT=${STEP_TIMEOUT:-300}   # seconds any one measurement may take
+SECTIONS=${SECTIONS:-"ab tls bulk tunnels"}   # which measurements to run
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 HTTP_PORT=18080; HTTPS_PORT=18443; SQUID_PORT=13128; TINY_PORT=18888; BOTTLE_PORT=13129
 ORIGIN=origin.test
 HOSTS_TAG="# bottle-bench"
@@ -36,9 +40,12 @@ mkdir -p $W/origin/www $W/squid $W/tinyproxy $W/bottle $W/tmp
 log() { echo "$*" | tee -a "$RES"; }
 
 # ---------------------------------------------------------------- build bottle
-echo "==> cargo build --release -p bottle-bundle" >&2
-cargo build --release -p bottle-bundle >&2 || exit 1
-BOTTLE_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bottle-bundle
+# BOTTLE_BIN=path measures a prebuilt bundle binary (e.g. another revision) instead.
+if [ -z "${BOTTLE_BIN:-}" ]; then
+  echo "==> cargo build --release -p bottle-bundle" >&2
+  cargo build --release -p bottle-bundle >&2 || exit 1
+  BOTTLE_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bottle-bundle
+fi
 
 # ---------------------------------------------------------------- cleanup
 PIDS=()
@@ -316,35 +323,50 @@ run_ab() { # arm conc rep
   log "RAW ab_c$c $a rep=$rep rps=$rps p50_ms=$p50 p99_ms=$p99 keepalive_reqs=${ka:-0} failed=$failed non2xx=$non2xx"
   [ -z "$rps" ] && tail -5 $W/tmp/ab.txt | tee -a "$RES"
 }
+if want ab; then
 log ""; log "=== 1. ab -k -n $N small.bin (1 KiB) plain HTTP"
 for a in $ARMS; do px=PX_$a; xo=(); [ -n "${!px}" ] && xo=(-X "${!px}")   # warm-up, not recorded
   bounded ab -q -k -n 2000 -c 8 "${xo[@]}" http://$ORIGIN:$HTTP_PORT/small.bin >/dev/null 2>&1; done
 for c in 1 32; do
   for rep in $(seq $REPS); do for a in $ARMS; do run_ab $a $c $rep; sleep 1; done; done
 done
+fi
 
 # ---------------------------------------------------------------- TLS via CONNECT
+if want tls; then
 log ""; log "=== 2. $TLS_CONNS sequential new HTTPS connections, each GET small.bin (python http.client, set_tunnel for proxies)"
 for rep in $(seq $REPS); do for a in $ARMS; do
   px=PX_$a; p=${!px:-none}
   log "RAW tls$TLS_CONNS $a rep=$rep $(bounded python3 $W/tls_bench.py $p $ORIGIN $HTTPS_PORT $TLS_CONNS $CA 2>&1 | tail -1)"
 done; done
+fi
 
 # ---------------------------------------------------------------- bulk
+if want bulk; then
 log ""; log "=== 3. bulk 256 MiB download, curl -o /dev/null; MBps = 10^6 bytes/s"
 bulk() { # test arm rep url
   local px=PX_$2 o=()
   if [ -z "${!px}" ]; then o=(--noproxy '*'); else o=(--noproxy '' -x "http://${!px}"); fi
+  # CPU the proxy process spends on the transfer: far steadier than MB/s on a shared machine.
+  local pid=${PID_of[$2]:-} c0=0 c1=0
+  [ -n "$pid" ] && c0=$(cpu_ms $pid)
   local out; out=$(bounded curl -sS "${o[@]}" --cacert $CA -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$4")
+  [ -n "$pid" ] && c1=$(cpu_ms $pid)
   set -- "$1" "$2" "$3" $out
-  log "RAW $1 $2 rep=$3 MBps=$(awk -v s=${6:-0} 'BEGIN{printf "%.1f", s/1e6}') http_code=${4:-0} bytes=${5:-0}"
+  local cpu=""; [ -n "$pid" ] && cpu=" proxy_cpu_ms=$((c1 - c0))"
+  log "RAW $1 $2 rep=$3 MBps=$(awk -v s=${6:-0} 'BEGIN{printf "%.1f", s/1e6}') http_code=${4:-0} bytes=${5:-0}$cpu"
 }
+# user+system CPU of a process and its threads, in ms
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / hz}' /proc/$1/stat; }
+declare -A PID_of=([squid]=$SQUID_PID [tinyproxy]=$TINY_PID [bottle]=$BOTTLE_PID)
 for rep in $(seq $REPS); do for a in $ARMS; do bulk bulk_https $a $rep https://$ORIGIN:$HTTPS_PORT/large.bin; done; done
 for rep in $(seq $REPS); do for a in $ARMS; do bulk bulk_http $a $rep http://$ORIGIN:$HTTP_PORT/large.bin; done; done
+fi
 
 # ---------------------------------------------------------------- RSS
 sleep 2
 log ""; log "RSS after load: squid: $(rss $SQUID_PID) | tinyproxy: $(rss $TINY_PID) | bottle: $(rss $BOTTLE_PID)"
+if want tunnels; then
 log ""; log "=== 4. bottle RSS holding $TUNNELS open TLS tunnels"
 rm -f $W/tmp/tunnels.ready
 mkfifo $W/tmp/hold.fifo 2>/dev/null || true
@@ -356,6 +378,7 @@ log "bottle with tunnels open: $(rss $BOTTLE_PID)"
 exec 7>&-
 wait $HOLD_PID 2>/dev/null
 log "tinyproxy log warnings: $(wc -l < $W/tinyproxy/tinyproxy.log 2>/dev/null) lines; squid cache.log WARNING/ERROR lines: $(grep -ciE 'warning|error' $W/squid/cache.log); bottle log lines: $(wc -l < $W/bottle/bundle.log)"
+fi
 
 log ""; log "=== SUMMARY (min/median/max over $REPS reps)"
 python3 $W/summarize.py "$RES" | tee -a "$RES"

@@ -9,6 +9,7 @@
 pub mod class;
 pub mod client;
 pub mod dialer;
+pub(crate) mod pump;
 pub mod server;
 
 pub use client::{EgressError, connect, refusal};

@@ -1,4 +1,4 @@
-//! The egress listener: one `CONNECT host:port` per connection, then a splice.
+//! The egress listener: one `CONNECT host:port` per connection, then the tunnel pump.
 //!
 //! The protocol is deliberately tiny (one request line, one status line) so
 //! that the only parser between bundle services and the outside is easy to
@@ -6,23 +6,19 @@
 //! `X-Bottle-Block`), 502 unreachable, 504 connect timeout.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
 use super::client::refusal;
 use super::dialer::DialError;
+use super::pump::{self, Activity, CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF};
 use crate::state::Bundle;
 
-/// Per-direction buffer of a tunnel; large so bulk transfers (git packs) move in few syscalls.
-pub const SPLICE_BUFFER_BYTES: usize = 64 * 1024;
 /// The rule sent while the kill switch is engaged.
 pub const KILL_SWITCH: &str = "kill-switch";
 const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection Established\r\n\r\n";
@@ -174,66 +170,29 @@ fn parse_connect(head: &[u8]) -> Result<Target, &'static str> {
     Ok(Target { host: host.trim_end_matches('.').to_ascii_lowercase(), port })
 }
 
-/// Copies both ways until either side closes, the tunnel idles or outlives its
+/// Copies both ways until both sides close, the tunnel idles or outlives its
 /// limits, or the kill switch is engaged; dropping the sockets then closes both.
-async fn splice(client: TcpStream, upstream: TcpStream, bundle: &Bundle) -> anyhow::Result<()> {
+async fn splice(mut client: TcpStream, mut upstream: TcpStream, bundle: &Bundle) -> anyhow::Result<()> {
     let limits = &bundle.config.limits;
-    let start = Instant::now();
-    let last = AtomicU64::new(0);
-    let mut client = Touch { inner: client, last: &last, start };
-    let mut upstream = Touch { inner: upstream, last: &last, start };
-    tokio::select! {
-        r = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, SPLICE_BUFFER_BYTES, SPLICE_BUFFER_BYTES) => {
-            r?;
-        }
-        () = idle(&last, start, Duration::from_millis(limits.idle_timeout_ms)) => {}
-        () = tokio::time::sleep(Duration::from_millis(limits.total_timeout_ms)) => {}
-        () = bundle.kill.cut() => tracing::debug!("egress: tunnel cut by the kill switch"),
-    }
-    Ok(())
-}
-
-/// Resolves once no byte has moved in either direction for `limit`.
-async fn idle(last: &AtomicU64, start: Instant, limit: Duration) {
+    let idle = Duration::from_millis(limits.idle_timeout_ms);
+    let activity = Activity::new();
+    let pump = pump::both_ways(&mut client, &mut upstream, (CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF), &activity);
+    let total = tokio::time::sleep(Duration::from_millis(limits.total_timeout_ms));
+    tokio::pin!(pump, total);
     loop {
-        let deadline = start + Duration::from_millis(last.load(Ordering::Relaxed)) + limit;
-        if Instant::now() >= deadline {
-            return;
+        let wait = activity.remaining(idle);
+        if wait.is_zero() {
+            return Ok(());
         }
-        tokio::time::sleep_until(deadline).await;
-    }
-}
-
-/// A socket that stamps `last` (ms since `start`) whenever it reads data.
-struct Touch<'a> {
-    inner: TcpStream,
-    last: &'a AtomicU64,
-    start: Instant,
-}
-
-impl AsyncRead for Touch<'_> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-            self.last.store(ms, Ordering::Relaxed);
+        tokio::select! {
+            r = &mut pump => return Ok(r?),
+            () = tokio::time::sleep(wait) => {}
+            () = &mut total => return Ok(()),
+            () = bundle.kill.cut() => {
+                tracing::debug!("egress: tunnel cut by the kill switch");
+                return Ok(());
+            }
         }
-        polled
-    }
-}
-
-impl AsyncWrite for Touch<'_> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

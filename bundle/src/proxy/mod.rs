@@ -7,7 +7,6 @@
 
 mod block;
 mod body;
-mod pipe;
 mod readbuf;
 mod session;
 mod sni;

@@ -14,16 +14,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout_at};
 
 use super::block::{self, Blocked, rules};
-use super::pipe::{self, Activity};
 use super::readbuf::ReadBuf;
 use super::session::{Request, Session};
 use super::sni::{self, Hello};
+use crate::egress::pump::{self, Activity};
 use crate::policy::{Host, Verdict};
 
-/// Largest copy buffer for agent → origin; uploads through tunnels are usually small.
-pub const CLIENT_TO_ORIGIN_BUF: usize = 64 * 1024;
-/// Largest copy buffer for origin → agent; large so bulk downloads run near line rate.
-pub const ORIGIN_TO_CLIENT_BUF: usize = 256 * 1024;
+pub use crate::egress::pump::{CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF};
 
 const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
 
@@ -53,7 +50,7 @@ pub(super) async fn run(mut s: Session, req: Request) -> io::Result<()> {
     up.write_all(s.inbuf.data()).await?;
     s.inbuf = ReadBuf::new(0, 0);
     let activity = Activity::new();
-    let copy = pipe::both_ways(&mut s.client, &mut up, (CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF), &activity);
+    let copy = pump::both_ways(&mut s.client, &mut up, (CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF), &activity);
     tokio::pin!(copy);
     loop {
         let wait = activity.remaining(s.idle_timeout);

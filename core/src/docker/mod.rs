@@ -152,9 +152,15 @@ impl DockerBackend {
             rendered: &rendered,
             options: &self.options.sidecar,
         };
-        sidecar::start_bundle(d, bundle, progress).await?;
-        progress.step(&format!("starting the agent ({agent_image}) on {}", placement.agent_subnet));
-        let agent = agent::create_agent(d, spec, &placement, &agent_image).await?;
+        progress.step("creating the bundle (proxy, egress, git gate, supervise, control plane)");
+        sidecar::create_bundle(d, bundle).await?;
+        // The bundle holds its pinned addresses from here on, so the agent can start while the
+        // bundle does: until the bundle listens, the agent's only way out just refuses (fail closed).
+        progress.step(&format!("starting the bundle and the agent ({agent_image}) on {}", placement.agent_subnet));
+        let (agent, ()) = tokio::try_join!(
+            agent::create_agent(d, spec, &placement, &agent_image),
+            sidecar::run_bundle(d, &spec.name, &placement),
+        )?;
         let verdict = if self.options.start_check {
             progress.step("start check: one blocked and one allowed request from inside the agent");
             check::start_check(d, &agent, &spec.allow, &self.options.sidecar).await
@@ -210,7 +216,11 @@ impl BottleBackend for DockerBackend {
             anyhow::bail!("bottle {name}: no such bottle");
         }
         progress.step(&format!("removing bottle {name} (the workspace is left as it is)"));
-        state::remove(&self.docker, name).await
+        if state::complete(&self.docker, name).await? {
+            state::remove_finished(&self.docker, name).await
+        } else {
+            state::remove(&self.docker, name).await
+        }
     }
 
     async fn status(&self, name: &str) -> anyhow::Result<BottleStatus> {

@@ -101,6 +101,11 @@ pub async fn remove(docker: &Docker, name: &str) -> anyhow::Result<()> {
     objects::remove(docker, BackendKind::Docker, name).await
 }
 
+/// `remove` for a bottle whose `up` finished (see `sidecar::objects::remove_finished`).
+pub async fn remove_finished(docker: &Docker, name: &str) -> anyhow::Result<()> {
+    objects::remove_finished(docker, BackendKind::Docker, name).await
+}
+
 /// Whether a bottle finished `up` (its agent exists and its bundle holds the start-check record).
 pub async fn complete(docker: &Docker, name: &str) -> anyhow::Result<bool> {
     let all = containers(docker, Some(name)).await?;

@@ -20,13 +20,14 @@ use bollard::models::{
 use super::config::{BundleFile, DIR, Rendered, SidecarOptions};
 use super::labels;
 use super::network::Placement;
-use crate::backend::{BackendKind, ControlEndpoint, Progress};
+use crate::backend::{BackendKind, ControlEndpoint};
 
 /// The bundle's uid/gid (`nobody`): it owns its files and binds only unprivileged ports.
 pub const BUNDLE_UID: u64 = 65534;
 /// How long a started bundle may take to bind its listeners.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
-const READY_POLL: Duration = Duration::from_millis(100);
+/// Short, because `up` waits on it: the bundle usually listens within tens of milliseconds.
+const READY_POLL: Duration = Duration::from_millis(20);
 /// Small fixed limits: the bundle is a proxy, not a workload.
 pub const BUNDLE_MEMORY_BYTES: i64 = 512 * 1024 * 1024;
 pub const BUNDLE_PIDS: i64 = 256;
@@ -45,10 +46,10 @@ pub struct BundleRequest<'a> {
     pub options: &'a SidecarOptions,
 }
 
-/// Creates, fills and starts the bundle of a bottle, and waits until it listens.
-pub async fn start_bundle(docker: &Docker, req: BundleRequest<'_>, progress: &dyn Progress) -> anyhow::Result<()> {
+/// The bundle's container, on its networks (its pinned addresses taken) and with its
+/// files, but not started: the agent may be created once this returns.
+pub async fn create_bundle(docker: &Docker, req: BundleRequest<'_>) -> anyhow::Result<()> {
     let BundleRequest { backend, name, placement, image, rendered, options } = req;
-    progress.step("starting the bundle (proxy, egress, git gate, supervise, control plane)");
     let container = labels::object_name(name, labels::ROLE_BUNDLE);
     let mut l = labels::base(backend, name, labels::ROLE_BUNDLE);
     l.insert(labels::BUNDLE_IP.into(), placement.bundle_ip.to_string());
@@ -116,6 +117,12 @@ pub async fn start_bundle(docker: &Docker, req: BundleRequest<'_>, progress: &dy
         .upload_to_container(&container, Some(upload), bollard::body_full(tar.into()))
         .await
         .with_context(|| format!("bundle: writing its files into {container}"))?;
+    Ok(())
+}
+
+/// Starts a created bundle and waits until it listens.
+pub async fn run_bundle(docker: &Docker, name: &str, placement: &Placement) -> anyhow::Result<()> {
+    let container = labels::object_name(name, labels::ROLE_BUNDLE);
     docker
         .start_container(&container, None::<bollard::query_parameters::StartContainerOptions>)
         .await

@@ -193,14 +193,16 @@ fn request(labels: &HashMap<String, String>, net: &str, subnet: Ipv4Net, backend
 pub async fn remove_networks(docker: &Docker, backend: BackendKind, name: &str) -> anyhow::Result<bool> {
     let networks = list_networks(docker, backend, Some(name)).await?;
     let found = !networks.is_empty();
-    for n in networks {
-        if let Some(id) = n.id.as_deref() {
-            match docker.remove_network(id).await {
-                Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
-                Err(e) => return Err(e).with_context(|| format!("network: removing {}", n.name.unwrap_or_default())),
-            }
+    // Side by side: each removal waits on the engine's own firewall and bridge teardown.
+    let removals =
+        networks.iter().filter_map(|n| n.id.as_deref().map(|id| (id, n.name.as_deref().unwrap_or_default())));
+    futures_util::future::try_join_all(removals.map(|(id, shown)| async move {
+        match docker.remove_network(id).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("network: removing {shown}")),
         }
-    }
+    }))
+    .await?;
     Ok(found)
 }
 

@@ -76,7 +76,9 @@ impl DockerHost {
             rendered: &rendered,
             options: &self.sidecar,
         };
-        sidecar::start_bundle(d, req, progress).await?;
+        progress.step("starting the bundle");
+        sidecar::create_bundle(d, req).await?;
+        sidecar::run_bundle(d, &spec.name, &placement).await?;
         Ok(placement)
     }
 
