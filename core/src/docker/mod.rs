@@ -131,9 +131,10 @@ impl DockerBackend {
     /// Everything of `up` after the name is locked and leftovers are gone.
     async fn make(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<AllowlistStatus> {
         let d = &self.docker;
-        let (bundle_image, agent_image) = tokio::try_join!(
+        let (bundle_image, agent_image, probe) = tokio::try_join!(
             images::ensure_bundle_image(d, progress),
             images::resolve_agent_image(d, &spec.name, &spec.image, progress),
+            images::ensure_probe_file(progress),
         )?;
         let placement = sidecar::create_networks(d, &self.pool, BackendKind::Docker, &spec.name, progress).await?;
         let rendered = sidecar::render(spec, &placement, &self.options.sidecar, &sidecar::new_token())?;
@@ -147,10 +148,10 @@ impl DockerBackend {
         };
         sidecar::start_bundle(d, bundle, progress).await?;
         progress.step(&format!("starting the agent ({agent_image}) on {}", placement.agent_subnet));
-        let agent = agent::create_agent(d, spec, &placement, &agent_image).await?;
+        let agent = agent::create_agent(d, spec, &placement, &agent_image, &probe).await?;
         let verdict = if self.options.start_check {
             progress.step("start check: one blocked and one allowed request from inside the agent");
-            check::start_check(d, &agent, &spec.allow, &self.options.sidecar).await
+            check::start_check(d, &agent, placement.bundle_ip, &spec.allow, &self.options.sidecar).await
         } else {
             AllowlistStatus {
                 verdict: Verdict::NotVerified,
