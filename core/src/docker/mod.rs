@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use bollard::Docker;
 use futures_util::StreamExt;
 
-pub use check::{BLOCKED_PROBE_URL, MECHANISM};
+pub use check::{BLOCKED_PROBE_URL, MECHANISM, start_check};
 
 use crate::backend::{Check, 
     AllowlistStatus, BackendKind, BottleBackend, BottleStatus, ControlEndpoint, ExecOutput, Progress, Verdict,
