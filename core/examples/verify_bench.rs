@@ -56,7 +56,9 @@ async fn main() -> anyhow::Result<()> {
     let suite = Suite::prepare(&spec, &[], &Quiet).await?;
     let b = suite.backend();
     let agent = labels::object_name(suite.bottle(), labels::ROLE_AGENT);
-    let p = Placement::find(b.docker(), bottle_core::backend::BackendKind::Docker, suite.bottle()).await?.expect("placement");
+    let p = Placement::find(b.docker(), bottle_core::backend::BackendKind::Docker, suite.bottle())
+        .await?
+        .expect("placement");
     let options: SidecarOptions = b.options().sidecar.clone();
     let (mut check, mut base) = (Vec::new(), Vec::new());
     for _ in 0..checks {

@@ -63,7 +63,8 @@ impl Drop for Cleanup {
         let mut filters = vec![format!("label={VERIFY_LABEL}={}", self.run)];
         filters.extend(self.bottles.iter().map(|b| format!("label={}={b}", labels::NAME)));
         for filter in filters {
-            for (list, rm) in [(&["ps", "-aq"][..], &["rm", "-f"][..]), (&["network", "ls", "-q"], &["network", "rm"])] {
+            for (list, rm) in [(&["ps", "-aq"][..], &["rm", "-f"][..]), (&["network", "ls", "-q"], &["network", "rm"])]
+            {
                 let ids = std::process::Command::new("docker").args(list).args(["--filter", &filter]).output();
                 let ids = ids.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
                 if !ids.trim().is_empty() {
@@ -151,5 +152,61 @@ async fn a_bottle_joined_to_the_outside_network_is_caught_and_named() {
     assert!(failed.contains(&"outside canary log"), "the canary saw the contact: {failed:?}");
     assert!(failed.iter().any(|p| p.starts_with("rfc1918 canary")), "{failed:?}");
     assert!(report.table().contains("FAIL"));
+
     suite.finish(&Print("broken")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_on_a_running_bottle_with_a_host_route_exits_5_with_a_json_report() {
+    if !engine().await {
+        return;
+    }
+    use bottle_core::backend::BottleBackend;
+    use bottle_core::docker::{DockerBackend, DockerOptions};
+    let (spec, _ws) = spec("vcli");
+    let b = DockerBackend::connect(DockerOptions { start_check: false, ..Default::default() }).await.unwrap();
+    let network = format!("bottle-0verify-{}-hostroute", spec.name);
+    // Dropped in reverse: the bottle's containers go first, then the network they were joined to.
+    let _net = NetCleanup(network.clone());
+    let _cleanup = Cleanup { run: format!("{}-none", spec.name), bottles: vec![spec.name.clone()] };
+    b.up(&spec, &Print("cli")).await.unwrap();
+    // A misconfigured backend: the agent also on an ordinary bridge, whose gateway is the host.
+    let agent = labels::object_name(&spec.name, labels::ROLE_AGENT);
+    for args in
+        [&["network", "create", network.as_str()][..], &["network", "connect", network.as_str(), agent.as_str()]]
+    {
+        let out = std::process::Command::new("docker").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bottle-core"))
+        .args(["verify", &spec.name, "--only", "hosts,privileges", "--json"])
+        .env_remove("CLAUDE_BOTTLE_BACKEND")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("probe(s) failed"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["bottle"], spec.name.as_str());
+    assert_eq!(json["categories"], serde_json::json!(["hosts", "privileges"]));
+    let failed: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["verdict"] == "fail")
+        .map(|f| f["probe"].as_str().unwrap())
+        .collect();
+    assert!(failed.iter().any(|p| p.starts_with("host address")), "{failed:?}");
+    assert!(failed.iter().all(|p| !p.starts_with("docker socket")), "privileges still hold: {failed:?}");
+    b.down(&spec.name, &Print("cli")).await.unwrap();
+}
+
+/// Removes a network the test made itself.
+struct NetCleanup(String);
+
+impl Drop for NetCleanup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker").args(["network", "rm", &self.0]).output();
+    }
 }

@@ -24,11 +24,9 @@ pub(crate) async fn static_binary(package: &str, env: &str, progress: &dyn Progr
     }
     // A packaged install ships the binaries side by side: one named path finds the others.
     for other in [super::BUNDLE_BIN_ENV, super::PROBE_BIN_ENV] {
-        if let Some(sibling) = std::env::var_os(other).map(PathBuf::from).and_then(|p| Some(p.parent()?.join(package)))
-        {
-            if sibling.is_file() {
-                return Ok(sibling);
-            }
+        let sibling = std::env::var_os(other).map(PathBuf::from).and_then(|p| Some(p.parent()?.join(package)));
+        if let Some(sibling) = sibling.filter(|s| s.is_file()) {
+            return Ok(sibling);
         }
     }
     let dir = BUILT.get_or_try_init(|| build(progress, env)).await?;

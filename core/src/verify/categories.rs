@@ -9,7 +9,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use base64::Engine;
-use bottle_protocol::config::{DEFAULT_CONTROL_PORT, DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT, DEFAULT_SUPERVISE_PORT, EGRESS_PORT};
+use bottle_protocol::config::{
+    DEFAULT_CONTROL_PORT, DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT, DEFAULT_SUPERVISE_PORT, EGRESS_PORT,
+};
 use bottle_protocol::{Event, EventKind};
 use futures_util::future::join_all;
 use sha2::{Digest, Sha256};
@@ -133,12 +135,20 @@ async fn hosts(s: &Suite) -> Vec<Finding> {
     let mut t: Vec<(String, Vec<String>, bool)> = vec![
         (format!("agent loopback 127.0.0.1:{lo}"), args(&["tcp", &format!("127.0.0.1:{lo}"), REACH_MS]), true),
         (format!("agent loopback 127.0.0.1:{all}"), args(&["tcp", &format!("127.0.0.1:{all}"), REACH_MS]), true),
-        (format!("agent-network gateway {gateway}:{all}"), args(&["tcp", &format!("{gateway}:{all}"), REACH_MS]), false),
+        (
+            format!("agent-network gateway {gateway}:{all}"),
+            args(&["tcp", &format!("{gateway}:{all}"), REACH_MS]),
+            false,
+        ),
         (format!("rfc1918 canary {outside}:8080"), args(&["tcp", &format!("{outside}:8080"), REACH_MS]), false),
         (format!("metadata {METADATA_IP}:80"), args(&["tcp", &format!("{METADATA_IP}:80"), REACH_MS]), false),
         ("ipv6 link-local [fe80::1%2]:80".into(), args(&["tcp", "[fe80::1%2]:80", REACH_MS]), false),
         ("ipv6 ULA [fd00:b077::1]:80".into(), args(&["tcp", "[fd00:b077::1]:80", REACH_MS]), false),
-        (format!("ipv6 v4-mapped [::ffff:{outside}]:80"), args(&["tcp", &format!("[::ffff:{outside}]:80"), REACH_MS]), false),
+        (
+            format!("ipv6 v4-mapped [::ffff:{outside}]:80"),
+            args(&["tcp", &format!("[::ffff:{outside}]:80"), REACH_MS]),
+            false,
+        ),
     ];
     for ip in host_ips().await {
         for port in [lo, all] {
@@ -152,7 +162,11 @@ async fn hosts(s: &Suite) -> Vec<Finding> {
             ("control", p.bundle_egress_ip, DEFAULT_CONTROL_PORT),
             ("agent", p.agent_ip, 22),
         ] {
-            t.push((format!("other bottle {peer} {what} {ip}:{port}"), args(&["tcp", &format!("{ip}:{port}"), REACH_MS]), false));
+            t.push((
+                format!("other bottle {peer} {what} {ip}:{port}"),
+                args(&["tcp", &format!("{ip}:{port}"), REACH_MS]),
+                false,
+            ));
         }
     }
     let before_out = s.world.outside_contacts().await.len();
@@ -164,12 +178,15 @@ async fn hosts(s: &Suite) -> Vec<Finding> {
         .zip(&results)
         .map(|((name, _, refused_ok), r)| {
             let mut f = Finding::new(Category::Hosts, name, "no connection", seen(r), unreached(r, *refused_ok));
-            if name.starts_with("metadata") {
-                if let Err(why) = &s.world.metadata {
-                    if f.verdict == super::Outcome::Pass {
-                        f = Finding::not_run(Category::Hosts, name, "no connection", format!("{} (no metadata canary here: {why})", f.observation));
-                    }
-                }
+            // Without the canary a silent probe proves nothing: not-run, but a connection still fails.
+            if let (true, Err(why), super::Outcome::Pass) = (name.starts_with("metadata"), &s.world.metadata, f.verdict)
+            {
+                f = Finding::not_run(
+                    Category::Hosts,
+                    name,
+                    "no connection",
+                    format!("{} (no metadata canary here: {why})", f.observation),
+                );
             }
             if s.peer.is_none() && name.starts_with("other bottle") {
                 f = Finding::not_run(Category::Hosts, name, "no connection", "no neighbour bottle (run with -f)");
@@ -178,7 +195,12 @@ async fn hosts(s: &Suite) -> Vec<Finding> {
         })
         .collect();
     if s.peer.is_none() {
-        out.push(Finding::not_run(Category::Hosts, "other bottle", "no connection", "no neighbour bottle in NAME mode (run with -f)"));
+        out.push(Finding::not_run(
+            Category::Hosts,
+            "other bottle",
+            "no connection",
+            "no neighbour bottle in NAME mode (run with -f)",
+        ));
     }
     let mut logged: Vec<Contact> = s.world.outside_contacts().await.into_iter().skip(before_out).collect();
     logged.extend(s.world.host_lo.contacts().into_iter().skip(before_lo));
@@ -229,15 +251,27 @@ async fn dns(s: &Suite) -> Vec<Finding> {
         }
     }
     let mut results = probes(s, &runs).await.into_iter();
-    let asked: Vec<String> =
-        s.world.outside_contacts().await.into_iter().skip(before).filter(|c| c.proto == "dns").map(|c| c.detail).collect();
+    let asked: Vec<String> = s
+        .world
+        .outside_contacts()
+        .await
+        .into_iter()
+        .skip(before)
+        .filter(|c| c.proto == "dns")
+        .map(|c| c.detail)
+        .collect();
     resolvers
         .iter()
         .zip(&names)
         .map(|((what, server), name)| {
             let expect = "no answer; the canary DNS records no name";
             let Some(_) = server else {
-                return Finding::not_run(Category::Dns, what, expect, "not probed: the machine's own resolver is no canary");
+                return Finding::not_run(
+                    Category::Dns,
+                    what,
+                    expect,
+                    "not probed: the machine's own resolver is no canary",
+                );
             };
             let r = results.next().expect("one result per probed resolver");
             let leaked = asked.iter().any(|a| a.eq_ignore_ascii_case(name));
@@ -253,8 +287,14 @@ async fn egress_port(s: &Suite) -> Vec<Finding> {
     let scan = args(&["scan", &b.to_string(), "1-65535", SCAN_MS]);
     let t = [
         (format!("egress dialer {b}:{EGRESS_PORT}"), args(&["tcp", &format!("{b}:{EGRESS_PORT}"), REACH_MS])),
-        (format!("control plane {b}:{DEFAULT_CONTROL_PORT}"), args(&["tcp", &format!("{b}:{DEFAULT_CONTROL_PORT}"), REACH_MS])),
-        (format!("control plane {e}:{DEFAULT_CONTROL_PORT}"), args(&["tcp", &format!("{e}:{DEFAULT_CONTROL_PORT}"), REACH_MS])),
+        (
+            format!("control plane {b}:{DEFAULT_CONTROL_PORT}"),
+            args(&["tcp", &format!("{b}:{DEFAULT_CONTROL_PORT}"), REACH_MS]),
+        ),
+        (
+            format!("control plane {e}:{DEFAULT_CONTROL_PORT}"),
+            args(&["tcp", &format!("{e}:{DEFAULT_CONTROL_PORT}"), REACH_MS]),
+        ),
     ];
     let mut all: Vec<Vec<String>> = t.iter().map(|x| x.1.clone()).collect();
     all.push(scan);
@@ -354,9 +394,21 @@ async fn proxy(s: &Suite) -> Vec<Finding> {
         let sni = ["connect", px.as_str(), "allowed.test:443", "evil.invalid"];
         out.push(refused_with_event(s, Category::Proxy, "SNI evil.invalid under CONNECT allowed.test:443", &sni).await);
     } else {
-        out.push(Finding::not_run(Category::Proxy, "SNI differs from CONNECT host", "refused", "no allowed canary host in NAME mode (run with -f)"));
+        out.push(Finding::not_run(
+            Category::Proxy,
+            "SNI differs from CONNECT host",
+            "refused",
+            "no allowed canary host in NAME mode (run with -f)",
+        ));
     }
-    let leaked: Vec<Contact> = s.world.outside_contacts().await.into_iter().skip(before).filter(|c| c.proto != "tcp" || c.port != 443).collect();
+    let leaked: Vec<Contact> = s
+        .world
+        .outside_contacts()
+        .await
+        .into_iter()
+        .skip(before)
+        .filter(|c| c.proto != "tcp" || c.port != 443)
+        .collect();
     out.push(Finding::new(
         Category::Proxy,
         "outside canary log",
@@ -369,7 +421,13 @@ async fn proxy(s: &Suite) -> Vec<Finding> {
         let r = probe(s, &["http", &px, "GET", &format!("http://{ALLOWED_HOST}/")]).await;
         let arrived = s.world.outside_contacts().await.into_iter().skip(before).any(|c| c.proto == "http");
         let ok = r.as_ref().is_ok_and(|r| r.outcome == "status:200") && arrived;
-        out.push(Finding::new(Category::Proxy, "allowed host (positive control)", "status:200 and the canary saw it", format!("{}; canary saw it: {arrived}", seen(&r)), ok));
+        out.push(Finding::new(
+            Category::Proxy,
+            "allowed host (positive control)",
+            "status:200 and the canary saw it",
+            format!("{}; canary saw it: {arrived}", seen(&r)),
+            ok,
+        ));
     }
     out
 }
@@ -377,7 +435,12 @@ async fn proxy(s: &Suite) -> Vec<Finding> {
 async fn dlp(s: &Suite) -> Vec<Finding> {
     let expect = "refused, with an egress-blocked event";
     if !s.allowed {
-        return vec![Finding::not_run(Category::Dlp, "dlp", expect, "no allowed canary host in NAME mode, so DLP cannot be told apart from the allowlist (run with -f)")];
+        return vec![Finding::not_run(
+            Category::Dlp,
+            "dlp",
+            expect,
+            "no allowed canary host in NAME mode, so DLP cannot be told apart from the allowlist (run with -f)",
+        )];
     }
     let px = proxy_addr(s);
     let url = format!("http://{ALLOWED_HOST}/");
@@ -446,7 +509,8 @@ async fn git(s: &Suite) -> Vec<Finding> {
         Some(p) => {
             let hash: String = Sha256::digest(p.unseen.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
             let len = p.unseen.len().to_string();
-            let a = ["find-secret", &len, &hash, &s.workdir, "/etc", "/home", "/tmp", "/var/tmp", "/opt", "/root", "/run"];
+            let a =
+                ["find-secret", &len, &hash, &s.workdir, "/etc", "/home", "/tmp", "/var/tmp", "/opt", "/root", "/run"];
             let r = probe(s, &a).await;
             let ok = r.as_ref().is_ok_and(|r| r.outcome == "absent");
             out.push(Finding::new(Category::Git, "credential in env, files, process list", "absent", seen(&r), ok));
@@ -464,12 +528,23 @@ async fn git(s: &Suite) -> Vec<Finding> {
 async fn privileges(s: &Suite) -> Vec<Finding> {
     let r = probes(s, &[args(&["docker-socket"]), args(&["caps"]), args(&["mounts"])]).await;
     let rw_ok = r[2].as_ref().is_ok_and(|m| {
-        m.outcome == "none"
-            || m.outcome.strip_prefix("rw:").is_some_and(|l| l.split(',').all(|p| p == s.workdir))
+        m.outcome == "none" || m.outcome.strip_prefix("rw:").is_some_and(|l| l.split(',').all(|p| p == s.workdir))
     });
     vec![
-        Finding::new(Category::Privileges, "docker socket", "absent", seen(&r[0]), r[0].as_ref().is_ok_and(|x| x.outcome == "absent")),
-        Finding::new(Category::Privileges, "capabilities", "none of NET_ADMIN, NET_RAW, SYS_ADMIN, ...", seen(&r[1]), r[1].as_ref().is_ok_and(|x| x.outcome == "none")),
+        Finding::new(
+            Category::Privileges,
+            "docker socket",
+            "absent",
+            seen(&r[0]),
+            r[0].as_ref().is_ok_and(|x| x.outcome == "absent"),
+        ),
+        Finding::new(
+            Category::Privileges,
+            "capabilities",
+            "none of NET_ADMIN, NET_RAW, SYS_ADMIN, ...",
+            seen(&r[1]),
+            r[1].as_ref().is_ok_and(|x| x.outcome == "none"),
+        ),
         Finding::new(Category::Privileges, "writable host mounts", &format!("only {}", s.workdir), seen(&r[2]), rw_ok),
     ]
 }
@@ -477,7 +552,12 @@ async fn privileges(s: &Suite) -> Vec<Finding> {
 /// Stops the bundle, then: nothing gets out, and the bottle reports itself degraded.
 async fn fail_closed(s: &Suite) -> Vec<Finding> {
     if !s.owned {
-        return vec![Finding::not_run(Category::FailClosed, "bundle stopped", "nothing gets out", "would stop the bundle of a bottle the suite does not own (run with -f)")];
+        return vec![Finding::not_run(
+            Category::FailClosed,
+            "bundle stopped",
+            "nothing gets out",
+            "would stop the bundle of a bottle the suite does not own (run with -f)",
+        )];
     }
     let bundle = labels::object_name(&s.bottle, labels::ROLE_BUNDLE);
     let stop = bollard::query_parameters::StopContainerOptionsBuilder::default().t(1).build();
@@ -500,15 +580,18 @@ async fn fail_closed(s: &Suite) -> Vec<Finding> {
         .iter()
         .zip(&results)
         .map(|((name, a), r)| {
-            let ok = if a[0] == "http" {
-                r.as_ref().is_ok_and(|r| r.http_status().is_none())
-            } else {
-                unreached(r, false)
-            };
+            let ok =
+                if a[0] == "http" { r.as_ref().is_ok_and(|r| r.http_status().is_none()) } else { unreached(r, false) };
             Finding::new(Category::FailClosed, name, "nothing answers", seen(r), ok)
         })
         .collect();
-    out.push(Finding::new(Category::FailClosed, "outside canary log", "no contact", if new.is_empty() { "no contact".into() } else { contact_text(&new) }, new.is_empty()));
+    out.push(Finding::new(
+        Category::FailClosed,
+        "outside canary log",
+        "no contact",
+        if new.is_empty() { "no contact".into() } else { contact_text(&new) },
+        new.is_empty(),
+    ));
     let st = s.backend.status(&s.bottle).await;
     let obs = st.as_ref().map(|st| format!("{}: {}", st.state, st.detail)).unwrap_or_else(|e| format!("{e:#}"));
     out.push(Finding::new(Category::FailClosed, "status", "degraded", obs, st.is_ok_and(|st| st.state == "degraded")));

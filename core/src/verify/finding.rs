@@ -73,13 +73,25 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(category: Category, probe: impl Into<String>, expectation: &str, observation: String, pass: bool) -> Self {
+    pub fn new(
+        category: Category,
+        probe: impl Into<String>,
+        expectation: &str,
+        observation: String,
+        pass: bool,
+    ) -> Self {
         let verdict = if pass { Outcome::Pass } else { Outcome::Fail };
         Self { category, probe: probe.into(), expectation: expectation.into(), observation, verdict }
     }
 
     pub fn not_run(category: Category, probe: impl Into<String>, expectation: &str, why: impl Into<String>) -> Self {
-        Self { category, probe: probe.into(), expectation: expectation.into(), observation: why.into(), verdict: Outcome::NotRun }
+        Self {
+            category,
+            probe: probe.into(),
+            expectation: expectation.into(),
+            observation: why.into(),
+            verdict: Outcome::NotRun,
+        }
     }
 }
 
@@ -96,7 +108,13 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(bottle: &str, backend: &str, categories: Vec<Category>, findings: Vec<Finding>, elapsed_ms: u128) -> Self {
+    pub fn new(
+        bottle: &str,
+        backend: &str,
+        categories: Vec<Category>,
+        findings: Vec<Finding>,
+        elapsed_ms: u128,
+    ) -> Self {
         let count = |o| findings.iter().filter(|f| f.verdict == o).count();
         Self {
             bottle: bottle.into(),

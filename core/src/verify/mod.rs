@@ -45,6 +45,16 @@ pub(crate) struct Planted {
     _dir: tempfile::TempDir,
 }
 
+/// What `prepare` made before it became a [`Suite`].
+struct Made {
+    backend: DockerBackend,
+    bottle: String,
+    peer: (String, Placement),
+    placement: Placement,
+    planted: Planted,
+    control: ControlClient,
+}
+
 /// A prepared run: the canaries, the bottle under test and (for `-f`) its neighbour.
 pub struct Suite {
     backend: DockerBackend,
@@ -85,7 +95,7 @@ async fn start_world(backend: &DockerBackend, only: &[Category], progress: &dyn 
 
 fn plant(spec: &mut Spec) -> anyhow::Result<Planted> {
     let dir = tempfile::tempdir().context("verify: making a temp dir for the planted secrets")?;
-    let value = |tag: &str| format!("bv{tag}{}", crate::sidecar::new_token()[..24].to_string());
+    let value = |tag: &str| format!("bv{tag}{}", &crate::sidecar::new_token()[..24]);
     let (dlp, unseen) = (value("dlp"), value("unseen"));
     for (name, v) in [("BOTTLE_VERIFY_DLP", &dlp), ("BOTTLE_VERIFY_UNSEEN", &unseen)] {
         let path: PathBuf = dir.path().join(name);
@@ -101,17 +111,17 @@ impl Suite {
         let plain = plain_backend().await?;
         let world = start_world(&plain, only, progress).await?;
         match Self::up_bottles(plain, &world, spec, progress).await {
-            Ok((backend, bottle, peer, placement, planted, control)) => Ok(Self {
-                backend,
+            Ok(m) => Ok(Self {
+                backend: m.backend,
                 world,
-                bottle,
-                placement,
-                peer: Some(peer),
-                planted: Some(planted),
+                bottle: m.bottle,
+                placement: m.placement,
+                peer: Some(m.peer),
+                planted: Some(m.planted),
                 allowed: true,
                 owned: true,
                 workdir: spec.workdir.clone(),
-                control,
+                control: m.control,
             }),
             Err(e) => {
                 world.stop().await;
@@ -120,13 +130,12 @@ impl Suite {
         }
     }
 
-    #[allow(clippy::type_complexity)]
     async fn up_bottles(
         plain: DockerBackend,
         world: &World,
         spec: &Spec,
         progress: &dyn Progress,
-    ) -> anyhow::Result<(DockerBackend, String, (String, Placement), Placement, Planted, ControlClient)> {
+    ) -> anyhow::Result<Made> {
         let ip = world.outside.ip.to_string();
         let options = DockerOptions {
             sidecar: SidecarOptions {
@@ -167,10 +176,21 @@ impl Suite {
             let p = Placement::find(plain.docker(), BackendKind::Docker, &n).await?.context("verify: no placement")?;
             anyhow::Ok((n, p))
         };
-        let (_, placement) = find(under_test.name.clone()).await?;
-        let peer = find(peer.name.clone()).await?;
-        let control = ControlClient::new(&backend.control_endpoint(&under_test.name).await?)?;
-        Ok((backend, under_test.name, peer, placement, planted, control))
+        let found = async {
+            let (_, placement) = find(under_test.name.clone()).await?;
+            let peer = find(peer.name.clone()).await?;
+            let control = ControlClient::new(&backend.control_endpoint(&under_test.name).await?)?;
+            anyhow::Ok((placement, peer, control))
+        };
+        match found.await {
+            Ok((placement, peer, control)) => {
+                Ok(Made { backend, bottle: under_test.name, peer, placement, planted, control })
+            }
+            Err(e) => {
+                cleanup(vec![under_test.name.clone(), peer.name.clone()]).await;
+                Err(e)
+            }
+        }
     }
 
     /// `NAME`: an existing bottle, left as it is (no fail-closed, no planted secret, no neighbour).
@@ -184,7 +204,11 @@ impl Suite {
         let mounts = backend.docker().inspect_container(&agent, None).await?.mounts.unwrap_or_default();
         let workdir = mounts
             .iter()
-            .find(|m| m.rw == Some(true) && m.typ.as_deref() == Some("bind") && m.destination.as_deref() != Some(crate::images::PROBE_IN_AGENT))
+            .find(|m| {
+                m.rw == Some(true)
+                    && m.typ.as_deref() == Some("bind")
+                    && m.destination.as_deref() != Some(crate::images::PROBE_IN_AGENT)
+            })
             .and_then(|m| m.destination.clone())
             .unwrap_or_else(|| "/workspace".into());
         let world = start_world(&backend, only, progress).await?;
@@ -232,8 +256,7 @@ impl Suite {
     /// Runs `only` (all categories when empty), in order, fail-closed last.
     pub async fn run(&self, only: &[Category], progress: &dyn Progress) -> Report {
         let started = Instant::now();
-        let mut chosen: Vec<Category> =
-            if only.is_empty() { Category::ALL.to_vec() } else { only.to_vec() };
+        let mut chosen: Vec<Category> = if only.is_empty() { Category::ALL.to_vec() } else { only.to_vec() };
         chosen.sort();
         chosen.dedup();
         let mut findings = Vec::new();

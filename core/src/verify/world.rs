@@ -30,6 +30,8 @@ pub const VERIFY_LABEL: &str = "dev.bottle.verify";
 pub const METADATA_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 /// The host side of the metadata namespace's point-to-point link.
 const METADATA_PEER: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 253);
+/// How long a run waits for another run to release the metadata address before reporting it not-run.
+const METADATA_LOCK_WAIT: Duration = Duration::from_secs(90);
 /// How long a canary may take to say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Log lines read back from the outside canary.
@@ -50,10 +52,7 @@ pub struct Contact {
 }
 
 fn contacts_from(text: &str) -> Vec<Contact> {
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Contact>(l.trim()).ok())
-        .filter(|c| c.proto != "ready")
-        .collect()
+    text.lines().filter_map(|l| serde_json::from_str::<Contact>(l.trim()).ok()).filter(|c| c.proto != "ready").collect()
 }
 
 /// A `bottle-probe canary` running on the host (or in the metadata namespace).
@@ -139,8 +138,18 @@ impl World {
                 return Err(e);
             }
         };
-        let host_lo = HostCanary::start(&[], probe, "host-loopback", "127.0.0.1", free_port("127.0.0.1")?).await?;
-        let host_all = HostCanary::start(&[], probe, "host-all", "0.0.0.0", free_port("0.0.0.0")?).await?;
+        let hosts = async {
+            let lo = HostCanary::start(&[], probe, "host-loopback", "127.0.0.1", free_port("127.0.0.1")?).await?;
+            let all = HostCanary::start(&[], probe, "host-all", "0.0.0.0", free_port("0.0.0.0")?).await?;
+            anyhow::Ok((lo, all))
+        };
+        let (host_lo, host_all) = match hosts.await {
+            Ok(h) => h,
+            Err(e) => {
+                remove_outside(docker, &id).await;
+                return Err(e);
+            }
+        };
         let metadata = if with_metadata {
             start_metadata(&id, probe).await.map_err(|e| format!("{e:#}"))
         } else {
@@ -193,8 +202,7 @@ async fn start_outside(docker: &Docker, id: &str, image: &str) -> anyhow::Result
         .with_context(|| format!("verify: creating network {network}"))?;
     let tcp = OUTSIDE_TCP.map(|p| p.to_string()).join(",");
     let cmd = ["canary", "outside", "0.0.0.0", "--tcp", &tcp, "--http", &OUTSIDE_HTTP.to_string()];
-    let cmd: Vec<String> =
-        cmd.iter().map(|s| s.to_string()).chain(["--dns".into(), OUTSIDE_DNS.to_string()]).collect();
+    let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).chain(["--dns".into(), OUTSIDE_DNS.to_string()]).collect();
     let body = ContainerCreateBody {
         image: Some(image.into()),
         cmd: Some(cmd),
@@ -244,7 +252,16 @@ async fn ip(args: &[&str]) -> anyhow::Result<()> {
 /// Host-wide lock: two suites cannot both own the metadata address.
 async fn start_metadata(id: &str, probe: &Path) -> anyhow::Result<Metadata> {
     let lock_path = netpool::run_dir().join("verify-metadata.lock");
-    let lock = tokio::task::spawn_blocking(move || netpool::lock_file(&lock_path, true)).await??.expect("blocking lock");
+    let deadline = tokio::time::Instant::now() + METADATA_LOCK_WAIT;
+    let lock = loop {
+        if let Some(l) = netpool::lock_file(&lock_path, false)? {
+            break l;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("verify: another verify run held the metadata address for {METADATA_LOCK_WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let ns = format!("bottle-verify-{id}");
     let tag: String = id.chars().filter(char::is_ascii_alphanumeric).rev().take(8).collect();
     let (veth, inner) = (format!("bvh{tag}"), format!("bvn{tag}"));
