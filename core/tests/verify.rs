@@ -62,10 +62,10 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let mut filters = vec![format!("label={VERIFY_LABEL}={}", self.run)];
         filters.extend(self.bottles.iter().map(|b| format!("label={}={b}", labels::NAME)));
-        for filter in filters {
-            for (list, rm) in [(&["ps", "-aq"][..], &["rm", "-f"][..]), (&["network", "ls", "-q"], &["network", "rm"])]
-            {
-                let ids = std::process::Command::new("docker").args(list).args(["--filter", &filter]).output();
+        // Every container first: a network still joined by any of them cannot be removed.
+        for (list, rm) in [(&["ps", "-aq"][..], &["rm", "-f"][..]), (&["network", "ls", "-q"], &["network", "rm"])] {
+            for filter in &filters {
+                let ids = std::process::Command::new("docker").args(list).args(["--filter", filter]).output();
                 let ids = ids.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
                 if !ids.trim().is_empty() {
                     let _ = std::process::Command::new("docker").args(rm).args(ids.split_whitespace()).output();

@@ -503,7 +503,7 @@ async fn git(s: &Suite) -> Vec<Finding> {
         Category::Git,
         "push to a protected branch",
         "refused by git-gate, with an event",
-        "git-gate absent in this build (the bundle's git-gate is still a stub)",
+        "not probed yet: the suite has no git upstream canary and no push client in the probe (see THREAT-MODEL.md)",
     )];
     match &s.planted {
         Some(p) => {
@@ -560,7 +560,9 @@ async fn fail_closed(s: &Suite) -> Vec<Finding> {
         )];
     }
     let bundle = labels::object_name(&s.bottle, labels::ROLE_BUNDLE);
-    let stop = bollard::query_parameters::StopContainerOptionsBuilder::default().t(1).build();
+    // Stopped with no grace period: SIGKILL at once (no chance to tidy up), and marked stopped
+    // so its restart policy does not bring it back in the middle of the probes.
+    let stop = bollard::query_parameters::StopContainerOptionsBuilder::default().t(0).build();
     if let Err(e) = s.backend.docker().stop_container(&bundle, Some(stop)).await {
         return vec![Finding::new(Category::FailClosed, "stop the bundle", "stopped", format!("{e:#}"), false)];
     }
