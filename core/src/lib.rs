@@ -9,3 +9,4 @@ pub mod netpool;
 pub mod sidecar;
 pub mod smolvm;
 pub mod spec;
+pub mod verify;

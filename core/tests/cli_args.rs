@@ -72,10 +72,19 @@ fn every_command_parses() {
         &["kill", "demo", "--release"],
         &["gc", "--dry-run"],
         &["doctor", "--json"],
-        &["verify", "demo", "--anything"],
+        &["verify", "demo", "--only", "direct,hosts"],
+        &["verify", "-f", "bottle.toml", "--json"],
     ] {
         parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
     }
+}
+
+#[test]
+fn verify_takes_a_name_or_a_spec_and_known_categories() {
+    assert!(parse(&["verify"]).is_err(), "a target is required");
+    assert!(parse(&["verify", "demo", "-f", "bottle.toml"]).is_err(), "not both");
+    let e = parse(&["verify", "demo", "--only", "direct,teleport"]).unwrap_err().to_string();
+    assert!(e.contains("teleport") && e.contains("fail-closed"), "{e}");
 }
 
 #[test]

@@ -18,10 +18,12 @@ fn text(b: &[u8]) -> String {
 }
 
 #[test]
-fn verify_is_reserved_with_its_own_exit_code() {
-    let out = run(&["verify", "demo"], std::path::Path::new("."));
-    assert_eq!(out.status.code(), Some(7));
-    assert_eq!(text(&out.stderr), "error: not implemented yet: issue 5\n");
+fn verify_refuses_an_unknown_category_and_a_missing_spec_as_usage_errors() {
+    let out = run(&["verify", "demo", "--only", "teleport"], std::path::Path::new("."));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["verify", "-f", "missing.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
 }
 

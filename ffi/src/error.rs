@@ -34,7 +34,7 @@ impl From<Failure> for BottleError {
             Exit::EngineUnavailable => Self::EngineUnavailable(message),
             Exit::NotFound => Self::NotFound(message),
             Exit::BackendUnavailable => Self::BackendUnavailable(message),
-            Exit::Ok | Exit::Runtime | Exit::BoundaryFailed | Exit::NotImplemented => Self::Runtime(message),
+            Exit::Ok | Exit::Runtime | Exit::BoundaryFailed => Self::Runtime(message),
         }
     }
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use crate::report::Report;
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 1500;
-/// Connects in flight at once during a port scan.
-const SCAN_THREADS: usize = 128;
+/// Connects in flight at once during a port scan (fewer if the bottle's pids limit says so).
+const SCAN_THREADS: usize = 64;
 /// How much of a reply the probe keeps.
 const MAX_REPLY: usize = 4096;
 
@@ -76,22 +76,23 @@ pub fn scan(ip: &str, from: u16, to: u16, ms: u64) -> Report {
     };
     let next = std::sync::atomic::AtomicU32::new(u32::from(from));
     let open = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|sc| {
-        for _ in 0..SCAN_THREADS {
-            sc.spawn(|| {
-                loop {
-                    let p = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if p > u32::from(to) {
-                        break;
-                    }
-                    let port = p as u16;
-                    if TcpStream::connect_timeout(&SocketAddr::new(addr, port), Duration::from_millis(ms)).is_ok() {
-                        open.lock().expect("scan list").push(port);
-                    }
-                }
-            });
-        }
+    // A bottle's pids limit may refuse some threads: scan with those that start, fail only with none.
+    let started = std::thread::scope(|sc| {
+        let worker = || loop {
+            let p = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if p > u32::from(to) {
+                break;
+            }
+            let port = p as u16;
+            if TcpStream::connect_timeout(&SocketAddr::new(addr, port), Duration::from_millis(ms)).is_ok() {
+                open.lock().expect("scan list").push(port);
+            }
+        };
+        (0..SCAN_THREADS).filter(|_| std::thread::Builder::new().spawn_scoped(sc, worker).is_ok()).count()
     });
+    if started == 0 {
+        return Report::new("scan", &target, t, "error:no-threads", "");
+    }
     let mut open = open.into_inner().expect("scan list");
     open.sort_unstable();
     let outcome = if open.is_empty() {

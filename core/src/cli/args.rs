@@ -98,15 +98,26 @@ pub enum Command {
     },
     /// Check that the backend and the running bottles are healthy.
     Doctor,
-    /// Reserved for independent boundary verification; not implemented yet (issue 5).
+    /// Run the sandbox-escape suite: on a throwaway bottle from a spec (-f, full suite) or on a running bottle.
     Verify {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
+        /// A running bottle to probe (left as it is: no fail-closed, no planted secret).
+        #[arg(value_parser = parse_name, required_unless_present = "file", conflicts_with = "file")]
+        name: Option<String>,
+        /// A bottle.toml: the suite starts a throwaway copy of it (and a neighbour) and removes both after.
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// Only these categories (comma-separated): direct, hosts, dns, egress-port, proxy, dlp, git, privileges, fail-closed.
+        #[arg(long, value_delimiter = ',', value_parser = parse_category)]
+        only: Vec<crate::verify::Category>,
     },
 }
 
 fn parse_backend_arg(s: &str) -> Result<BackendKind, String> {
     crate::spec::parse_backend(s).ok_or_else(|| format!("unknown backend {s:?}: expected docker or smolmachines"))
+}
+
+fn parse_category(s: &str) -> Result<crate::verify::Category, String> {
+    crate::verify::Category::parse(s)
 }
 
 fn parse_name(s: &str) -> Result<String, String> {

@@ -148,9 +148,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Doctor => doctor(cli.backend, json).await,
-        Command::Verify { .. } => {
-            Err(Failure::new(Exit::NotImplemented, anyhow::anyhow!("not implemented yet: issue 5")))
-        }
+        Command::Verify { name, file, only } => verify(cli.backend, name, file, &only, json).await,
     }
 }
 
@@ -214,6 +212,40 @@ fn out(text: &str) -> Result<(), Failure> {
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     Ok(())
+}
+
+/// The escape suite; exit 5 ([`Exit::BoundaryFailed`]) when any probe failed.
+async fn verify(
+    flag: Option<BackendKind>,
+    name: Option<String>,
+    file: Option<std::path::PathBuf>,
+    only: &[crate::verify::Category],
+    json: bool,
+) -> Result<u8, Failure> {
+    use crate::verify::{Target, verify};
+    let spec = file.as_deref().map(Spec::load).transpose().exit_with(Exit::Usage)?;
+    let choice = backends::choose_from_env(flag, spec.as_ref().and_then(|s| s.backend))?;
+    if choice.kind != BackendKind::Docker {
+        return Err(Failure::new(
+            Exit::BackendUnavailable,
+            anyhow::anyhow!("verify: the suite stands up its canaries with Docker; the {} backend is checked by its own start check", backends::kind_name(choice.kind)),
+        ));
+    }
+    let target = match (&spec, &name) {
+        (Some(spec), _) => Target::Spec(spec),
+        (None, Some(name)) => Target::Bottle(name),
+        (None, None) => return Err(Failure::new(Exit::Usage, anyhow::anyhow!("verify: name a bottle or give -f bottle.toml"))),
+    };
+    let progress = StepPrinter::stderr();
+    let res = verify(target, only, &progress).await;
+    progress.finish();
+    let report = res.context("verify")?;
+    out(&if json { render::json(&report) } else { report.table() })?;
+    if report.ok() {
+        Ok(0)
+    } else {
+        Err(Failure::new(Exit::BoundaryFailed, anyhow::anyhow!("verify: {} probe(s) failed on {}", report.failed, report.bottle)))
+    }
 }
 
 async fn doctor(flag: Option<BackendKind>, json: bool) -> Result<u8, Failure> {

@@ -20,8 +20,6 @@ pub enum Exit {
     BoundaryFailed = 5,
     /// The chosen backend cannot run here: its runtime is missing or too old (smolvm < 1.1.3).
     BackendUnavailable = 6,
-    /// A reserved command that is not implemented yet.
-    NotImplemented = 7,
 }
 
 impl From<Exit> for std::process::ExitCode {

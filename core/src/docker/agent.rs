@@ -5,7 +5,9 @@
 //! pointed at the gate through `GIT_CONFIG_*` variables: those need no file in
 //! the image and so work for any agent image. It gets no Docker socket, no
 //! capabilities, no privilege gain, hard limits, and, for bottle's own image,
-//! a read-only root with tmpfs for `/tmp` and the home directory.
+//! a read-only root with tmpfs for `/tmp` and the home directory. The static
+//! `bottle-probe` is bind-mounted read-only at `PROBE_IN_AGENT` so the start
+//! check and the escape suite need nothing from the agent's image.
 
 use std::collections::HashMap;
 
@@ -18,7 +20,7 @@ use bollard::models::{
 use bottle_protocol::config::{DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT, DEFAULT_SUPERVISE_PORT};
 
 use crate::backend::BackendKind;
-use crate::images::{AGENT_HOME, AGENT_UID};
+use crate::images::{AGENT_HOME, AGENT_UID, PROBE_IN_AGENT};
 use crate::sidecar::{Placement, labels};
 use crate::spec::{ImageSource, Spec};
 
@@ -62,7 +64,13 @@ pub fn agent_ids(spec: &Spec) -> (u32, u32) {
     }
 }
 
-pub async fn create_agent(docker: &Docker, spec: &Spec, p: &Placement, image: &str) -> anyhow::Result<String> {
+pub async fn create_agent(
+    docker: &Docker,
+    spec: &Spec,
+    p: &Placement,
+    image: &str,
+    probe: &std::path::Path,
+) -> anyhow::Result<String> {
     let container = labels::object_name(&spec.name, labels::ROLE_AGENT);
     let own_image = spec.image == ImageSource::Default;
     let (uid, gid) = agent_ids(spec);
@@ -98,7 +106,10 @@ pub async fn create_agent(docker: &Docker, spec: &Spec, p: &Placement, image: &s
         labels: Some(l),
         host_config: Some(HostConfig {
             network_mode: Some(p.agent_net.clone()),
-            binds: Some(vec![format!("{}:{}:rw", spec.workspace.display(), spec.workdir)]),
+            binds: Some(vec![
+                format!("{}:{}:rw", spec.workspace.display(), spec.workdir),
+                format!("{}:{PROBE_IN_AGENT}:ro", probe.display()),
+            ]),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
             pids_limit: Some(spec.resources.pids as i64),

@@ -1,75 +1,86 @@
 //! The start check: watch the allowlist hold from inside the agent before calling a bottle up.
 //!
 //! bottle never trusts a boundary it has not seen hold. Right after `up`, the
-//! agent itself sends one request that must be refused (a `.invalid` name no
-//! allowlist contains, so the proxy answers 403 without dialing anything) and,
-//! when a canary is configured, one that must pass. Both go through the same
-//! proxy variables the agent's own tools use. The verdict is kept in the
-//! bundle (`start-check.json`) so a restarted bottle-core reports it too.
+//! static probe mounted into the agent sends one request that must be refused
+//! (a `.invalid` name no allowlist contains, so the proxy answers 403 without
+//! dialing anything) and, when a canary is configured, one that must pass.
+//! Both run at once, through the bundle proxy the agent's own tools use; the
+//! probe needs nothing from the image, so the check works on any agent image.
+//! The verdict is kept in the bundle (`start-check.json`) so a restarted
+//! bottle-core reports it too.
 
-use std::time::SystemTime;
+use std::net::Ipv4Addr;
+use std::time::{Instant, SystemTime};
 
 use bollard::Docker;
+use bottle_protocol::config::DEFAULT_PROXY_PORT;
 
 use super::exec::exec;
 use crate::backend::{AllowlistStatus, Verdict};
 use crate::sidecar::config::{BundleFile, SidecarOptions};
+use crate::verify::probe::{ProbeReport, probe_command};
 
 /// A destination no allowlist can contain (RFC 2606 `.invalid`); the proxy must refuse it.
 pub const BLOCKED_PROBE_URL: &str = "http://bottle-start-check.invalid/";
-/// Per-probe bound, passed to curl.
-pub const PROBE_TIMEOUT_SECS: u32 = 15;
 pub const RECORD_PATH: &str = "/etc/bottle/start-check.json";
 pub const MECHANISM: &str = "docker internal bridge (no gateway address) + bundle egress proxy";
 
 /// Runs the probes in `agent` and returns the verdict.
-pub async fn start_check(docker: &Docker, agent: &str, allow: &[String], options: &SidecarOptions) -> AllowlistStatus {
+pub async fn start_check(
+    docker: &Docker,
+    agent: &str,
+    bundle_ip: Ipv4Addr,
+    allow: &[String],
+    options: &SidecarOptions,
+) -> AllowlistStatus {
+    let started = Instant::now();
+    let proxy = format!("{bundle_ip}:{DEFAULT_PROXY_PORT}");
+    let get = |url: &str| probe_command(&["http", &proxy, "GET", url]);
+    let allowed = async {
+        match &options.canary_url {
+            Some(url) => Some(run(docker, agent, &get(url)).await),
+            None => None,
+        }
+    };
+    let blocked_cmd = get(BLOCKED_PROBE_URL);
+    let (blocked, allowed) = tokio::join!(run(docker, agent, &blocked_cmd), allowed);
+    let took = started.elapsed().as_millis();
     let status = |verdict, detail: String| AllowlistStatus {
         verdict,
         allowlist: allow.to_vec(),
         mechanism: MECHANISM.into(),
         checked_at: Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string()),
-        detail,
+        detail: format!("{detail} (check took {took} ms)"),
         vmm: None,
     };
-    let blocked = match probe(docker, agent, BLOCKED_PROBE_URL).await {
-        Ok(code) => code,
+    let blocked = match blocked {
+        Ok(r) => r,
         Err(e) => return status(Verdict::NotVerified, format!("could not run the probe in the agent: {e:#}")),
     };
-    if blocked != 403 {
+    if blocked.outcome != "status:403" {
         return status(
             Verdict::Failed,
-            format!("{BLOCKED_PROBE_URL} was not refused by the proxy (HTTP {blocked}, expected 403)"),
+            format!("{BLOCKED_PROBE_URL} was not refused by the proxy (got {}, expected status:403)", blocked.outcome),
         );
     }
-    let Some(url) = &options.canary_url else {
+    let (Some(url), Some(allowed)) = (&options.canary_url, allowed) else {
         return status(
             Verdict::NotVerified,
             "a non-allowed destination was refused (403); no allowed canary is configured, so allowed traffic was not checked".into(),
         );
     };
-    match probe(docker, agent, url).await {
-        Ok(code) if (200..400).contains(&code) => status(
+    match allowed {
+        Ok(r) if r.http_status().is_some_and(|c| (200..400).contains(&c)) => status(
             Verdict::Verified,
-            format!("{BLOCKED_PROBE_URL} refused (403); allowed canary {url} answered HTTP {code}"),
+            format!("{BLOCKED_PROBE_URL} refused (403); allowed canary {url} answered {}", r.outcome),
         ),
-        Ok(code) => status(Verdict::Failed, format!("allowed canary {url} did not pass (HTTP {code})")),
+        Ok(r) => status(Verdict::Failed, format!("allowed canary {url} did not pass ({})", r.outcome)),
         Err(e) => status(Verdict::Failed, format!("allowed canary {url}: {e:#}")),
     }
 }
 
-/// One `curl` through the agent's proxy variables; `0` means no HTTP answer at all.
-async fn probe(docker: &Docker, agent: &str, url: &str) -> anyhow::Result<u16> {
-    let cmd: Vec<String> = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([PROBE_TIMEOUT_SECS.to_string(), url.to_string()])
-        .collect();
-    let out = exec(docker, agent, &cmd).await?;
-    if out.exit_code == 126 || out.exit_code == 127 {
-        anyhow::bail!("no curl in the agent image (exit {})", out.exit_code);
-    }
-    Ok(out.stdout.trim().parse().unwrap_or(0))
+async fn run(docker: &Docker, agent: &str, cmd: &[String]) -> anyhow::Result<ProbeReport> {
+    ProbeReport::parse(&exec(docker, agent, cmd).await?)
 }
 
 pub fn record(status: &AllowlistStatus) -> anyhow::Result<BundleFile> {

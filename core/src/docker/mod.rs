@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use bollard::Docker;
 use futures_util::StreamExt;
 
-pub use check::{BLOCKED_PROBE_URL, MECHANISM};
+pub use check::{BLOCKED_PROBE_URL, MECHANISM, start_check};
 pub use doctor::doctor;
 pub use state::name_lock_path;
 
@@ -138,9 +138,10 @@ impl DockerBackend {
     /// Everything of `up` after the name is locked and leftovers are gone.
     async fn make(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<AllowlistStatus> {
         let d = &self.docker;
-        let (bundle_image, agent_image) = tokio::try_join!(
+        let (bundle_image, agent_image, probe) = tokio::try_join!(
             images::ensure_bundle_image(d, progress),
             images::resolve_agent_image(d, &spec.name, &spec.image, progress),
+            images::ensure_probe_file(progress),
         )?;
         let placement = sidecar::create_networks(d, &self.pool, BackendKind::Docker, &spec.name, progress).await?;
         let rendered = sidecar::render(spec, &placement, &self.options.sidecar, &sidecar::new_token())?;
@@ -158,12 +159,12 @@ impl DockerBackend {
         // bundle does: until the bundle listens, the agent's only way out just refuses (fail closed).
         progress.step(&format!("starting the bundle and the agent ({agent_image}) on {}", placement.agent_subnet));
         let (agent, ()) = tokio::try_join!(
-            agent::create_agent(d, spec, &placement, &agent_image),
+            agent::create_agent(d, spec, &placement, &agent_image, &probe),
             sidecar::run_bundle(d, &spec.name, &placement),
         )?;
         let verdict = if self.options.start_check {
             progress.step("start check: one blocked and one allowed request from inside the agent");
-            check::start_check(d, &agent, &spec.allow, &self.options.sidecar).await
+            check::start_check(d, &agent, placement.bundle_ip, &spec.allow, &self.options.sidecar).await
         } else {
             AllowlistStatus {
                 verdict: Verdict::NotVerified,

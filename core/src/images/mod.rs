@@ -1,4 +1,4 @@
-//! Local image builds: the bundle image, bottle's default agent image, and spec-given build contexts.
+//! Local image builds: the bundle and probe images, bottle's default agent image, and spec-given build contexts.
 //!
 //! No registry is reachable from where bottle runs, so every image is made
 //! on the host. Images are tagged by the hash of what they are made from, so
@@ -8,6 +8,8 @@
 
 mod agent;
 mod bundle;
+mod probe;
+mod static_bin;
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,7 @@ use crate::spec::ImageSource;
 
 pub use agent::{AGENT_HOME, AGENT_REPO, AGENT_UID, agent_tag, ensure_agent_image};
 pub use bundle::{BUNDLE_BIN_ENV, BUNDLE_REPO, ensure_bundle_image};
+pub use probe::{PROBE_BIN_ENV, PROBE_IN_AGENT, PROBE_REPO, ensure_probe_file, ensure_probe_image};
 
 /// Env override for the cache of rootfs tarballs.
 pub const CACHE_DIR_ENV: &str = "BOTTLE_CACHE_DIR";
@@ -49,6 +52,78 @@ pub async fn image_exists(docker: &Docker, tag: &str) -> bool {
 pub(crate) async fn build_lock(tag: &str) -> anyhow::Result<std::fs::File> {
     let path = netpool::run_dir().join(format!("image-{}.lock", tag.replace([':', '/'], "_")));
     tokio::task::spawn_blocking(move || Ok(netpool::lock_file(&path, true)?.expect("blocking lock"))).await?
+}
+
+/// One entry of a `FROM scratch` build context.
+pub(crate) struct ImageFile {
+    path: &'static str,
+    mode: u32,
+    source: FileSource,
+}
+
+enum FileSource {
+    Host(PathBuf),
+    Data(Vec<u8>),
+}
+
+impl ImageFile {
+    pub(crate) fn exec(path: &'static str, host: PathBuf) -> Self {
+        Self { path, mode: 0o755, source: FileSource::Host(host) }
+    }
+    pub(crate) fn data(path: &'static str, data: Vec<u8>) -> Self {
+        Self { path, mode: 0o644, source: FileSource::Data(data) }
+    }
+    pub(crate) fn dir(path: &'static str, mode: u32) -> Self {
+        Self { path, mode, source: FileSource::Data(Vec::new()) }
+    }
+}
+
+/// Builds (once per content) a `FROM scratch` image `repo:<hash of dockerfile and files>`.
+pub(crate) async fn ensure_scratch_image(
+    docker: &Docker,
+    repo: &str,
+    dockerfile: &str,
+    files: Vec<ImageFile>,
+    progress: &dyn Progress,
+) -> anyhow::Result<String> {
+    let mut loaded = Vec::with_capacity(files.len());
+    for f in files {
+        let data = match f.source {
+            FileSource::Data(d) => d,
+            FileSource::Host(p) => {
+                tokio::fs::read(&p).await.with_context(|| format!("image: reading {}", p.display()))?
+            }
+        };
+        loaded.push((f.path, f.mode, data));
+    }
+    let mut parts: Vec<&[u8]> = vec![dockerfile.as_bytes()];
+    parts.extend(loaded.iter().map(|(_, _, d)| d.as_slice()));
+    let tag = format!("{repo}:{}", content_hash(&parts));
+    if image_exists(docker, &tag).await {
+        return Ok(tag);
+    }
+    let _lock = build_lock(&tag).await?;
+    if image_exists(docker, &tag).await {
+        return Ok(tag);
+    }
+    progress.step(&format!("building image {tag}"));
+    let dockerfile = dockerfile.to_string();
+    let context = tokio::task::spawn_blocking(move || scratch_context(&dockerfile, &loaded)).await??;
+    run_build(docker, &tag, "Dockerfile", context, progress).await?;
+    Ok(tag)
+}
+
+fn scratch_context(dockerfile: &str, files: &[(&str, u32, Vec<u8>)]) -> anyhow::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    let entries = std::iter::once(("Dockerfile", 0o644, dockerfile.as_bytes())).chain(files.iter().map(|(p, m, d)| (*p, *m, d.as_slice())));
+    for (path, mode, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_entry_type(if path.ends_with('/') { tar::EntryType::Directory } else { tar::EntryType::Regular });
+        b.append_data(&mut h, path, data)?;
+    }
+    Ok(b.into_inner()?)
 }
 
 /// The image the agent runs: bottle's default, an existing reference, or a local build.

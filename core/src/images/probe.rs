@@ -1,0 +1,43 @@
+//! The probe: the static `bottle-probe`, as an image (the escape suite's
+//! "outside" canary runs it) and as a host file the agent gets bind-mounted
+//! read-only at [`PROBE_IN_AGENT`], so the start check and the suite need
+//! nothing from the agent's image (no shell, no curl).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bollard::Docker;
+
+use super::{ImageFile, cache_dir, content_hash, ensure_scratch_image, static_bin::static_binary};
+use crate::backend::Progress;
+
+const DOCKERFILE: &str = include_str!("../../../images/probe/Dockerfile");
+pub const PROBE_REPO: &str = "bottle-probe";
+/// Env: path to a prebuilt static `bottle-probe` binary.
+pub const PROBE_BIN_ENV: &str = "BOTTLE_PROBE_BIN";
+/// Where the agent sees the probe.
+pub const PROBE_IN_AGENT: &str = "/opt/bottle/probe";
+
+/// The probe binary as the host keeps it for agents: a content-addressed copy under the
+/// cache dir, so a rebuilt source tree never pulls the file out from under a running agent.
+pub async fn ensure_probe_file(progress: &dyn Progress) -> anyhow::Result<PathBuf> {
+    let binary = static_binary("bottle-probe", PROBE_BIN_ENV, progress).await?;
+    let bytes = tokio::fs::read(&binary).await.with_context(|| format!("image: reading {}", binary.display()))?;
+    let dir = cache_dir().join("probe");
+    let path = dir.join(format!("bottle-probe-{}", content_hash(&[&bytes])));
+    if !path.exists() {
+        tokio::fs::create_dir_all(&dir).await.with_context(|| format!("image: creating {}", dir.display()))?;
+        // Written aside and renamed, so a concurrent `up` never mounts half a file.
+        let tmp = dir.join(format!(".bottle-probe-{}", std::process::id()));
+        tokio::fs::write(&tmp, &bytes).await.with_context(|| format!("image: writing {}", tmp.display()))?;
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        tokio::fs::rename(&tmp, &path).await.with_context(|| format!("image: placing {}", path.display()))?;
+    }
+    Ok(path)
+}
+
+/// Returns the probe image's tag, building it as needed.
+pub async fn ensure_probe_image(docker: &Docker, progress: &dyn Progress) -> anyhow::Result<String> {
+    let binary = static_binary("bottle-probe", PROBE_BIN_ENV, progress).await?;
+    ensure_scratch_image(docker, PROBE_REPO, DOCKERFILE, vec![ImageFile::exec("bottle-probe", binary)], progress).await
+}

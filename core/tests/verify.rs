@@ -1,0 +1,212 @@
+//! The sandbox-escape suite against a real engine: the full suite passes on a
+//! normal bottle, a deliberately broken boundary is caught and named, `--only`
+//! picks categories, and the JSON report has its documented shape.
+//!
+//! Each test prepares its own suite (canaries, a throwaway bottle and its
+//! neighbour) and removes everything after, also when it panics.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use bottle_core::backend::Progress;
+use bottle_core::sidecar::labels;
+use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
+use bottle_core::verify::{Category, Outcome, Suite, VERIFY_LABEL};
+
+struct Print(&'static str);
+
+impl Progress for Print {
+    fn step(&self, message: &str) {
+        eprintln!("[{}] {message}", self.0);
+    }
+}
+
+/// Whether an engine answers (after the project's idempotent start script).
+async fn engine() -> bool {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-docker.sh");
+    let ok = tokio::process::Command::new("bash").arg(script).output().await.is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: no Docker engine can be started here");
+    }
+    ok
+}
+
+fn spec(test: &str) -> (Spec, tempfile::TempDir) {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(ws.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let spec = Spec {
+        source: "bottle.toml".into(),
+        name: format!("t{}-{test}", std::process::id()),
+        image: ImageSource::Default,
+        workspace: ws.path().to_path_buf(),
+        workdir: "/workspace".into(),
+        command: vec![],
+        env: BTreeMap::new(),
+        allow: vec!["allowed.test".into()],
+        deny: vec![],
+        secrets: vec![],
+        git: GitSpec::default(),
+        resources: Resources { cpus: 0.5, memory_mib: 256, pids: 128 },
+        backend: None,
+    };
+    (spec, ws)
+}
+
+/// Removes a run's canaries and bottles even when the test panicked half-way.
+struct Cleanup {
+    run: String,
+    bottles: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let mut filters = vec![format!("label={VERIFY_LABEL}={}", self.run)];
+        filters.extend(self.bottles.iter().map(|b| format!("label={}={b}", labels::NAME)));
+        // Every container first: a network still joined by any of them cannot be removed.
+        for (list, rm) in [(&["ps", "-aq"][..], &["rm", "-f"][..]), (&["network", "ls", "-q"], &["network", "rm"])] {
+            for filter in &filters {
+                let ids = std::process::Command::new("docker").args(list).args(["--filter", filter]).output();
+                let ids = ids.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+                if !ids.trim().is_empty() {
+                    let _ = std::process::Command::new("docker").args(rm).args(ids.split_whitespace()).output();
+                }
+            }
+        }
+    }
+}
+
+fn cleanup(s: &Suite) -> Cleanup {
+    Cleanup { run: s.run_id().to_string(), bottles: s.made_bottles() }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_full_suite_passes_on_a_normal_bottle_and_only_picks_categories() {
+    if !engine().await {
+        return;
+    }
+    let (spec, _ws) = spec("vfull");
+    let suite = Suite::prepare(&spec, &[], &Print("full")).await.unwrap();
+    let _cleanup = cleanup(&suite);
+
+    // --only: exactly the chosen categories, in suite order.
+    let some = suite.run(&[Category::Privileges, Category::EgressPort], &Print("full")).await;
+    assert_eq!(some.categories, [Category::EgressPort, Category::Privileges]);
+    assert!(some.findings.iter().all(|f| some.categories.contains(&f.category)), "{}", some.table());
+
+    let report = suite.run(&[], &Print("full")).await;
+    eprintln!("{}", report.table());
+    assert!(report.ok(), "the suite fails on a normal bottle:\n{}", report.table());
+    for c in Category::ALL {
+        assert!(report.findings.iter().any(|f| f.category == c), "no finding for {c:?}");
+        if c != Category::Git {
+            assert!(
+                report.findings.iter().any(|f| f.category == c && f.verdict == Outcome::Pass),
+                "{c:?} proved nothing:\n{}",
+                report.table()
+            );
+        }
+    }
+    // Nothing is ever reported as passed that did not run.
+    let git_push = report.findings.iter().find(|f| f.probe.starts_with("push")).unwrap();
+    assert_ne!(git_push.verdict, Outcome::Pass);
+
+    // The --json shape.
+    let json = serde_json::to_value(&report).unwrap();
+    for key in ["bottle", "backend", "categories", "passed", "failed", "not_run", "elapsed_ms", "findings"] {
+        assert!(json.get(key).is_some(), "missing {key}: {json}");
+    }
+    let f = &json["findings"][0];
+    assert_eq!(f["category"], "direct");
+    for key in ["probe", "expectation", "observation", "verdict"] {
+        assert!(f[key].is_string(), "finding lacks {key}: {f}");
+    }
+    suite.finish(&Print("full")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bottle_joined_to_the_outside_network_is_caught_and_named() {
+    if !engine().await {
+        return;
+    }
+    let (spec, _ws) = spec("vbroken");
+    let only = [Category::Direct, Category::Hosts];
+    let suite = Suite::prepare(&spec, &only, &Print("broken")).await.unwrap();
+    let _cleanup = cleanup(&suite);
+    let intact = suite.run(&only, &Print("broken")).await;
+    assert!(intact.ok(), "{}", intact.table());
+
+    // Break the boundary the way a misconfigured backend would: a second, direct network.
+    let agent = labels::object_name(suite.bottle(), labels::ROLE_AGENT);
+    let out = std::process::Command::new("docker")
+        .args(["network", "connect", suite.outside_network(), &agent])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let report = suite.run(&only, &Print("broken")).await;
+    eprintln!("{}", report.table());
+    assert!(!report.ok(), "the broken boundary went unnoticed:\n{}", report.table());
+    let failed: Vec<&str> =
+        report.findings.iter().filter(|f| f.verdict == Outcome::Fail).map(|f| f.probe.as_str()).collect();
+    assert!(failed.iter().any(|p| p.starts_with("tcp ") && p.ends_with(":22")), "{failed:?}");
+    assert!(failed.contains(&"outside canary log"), "the canary saw the contact: {failed:?}");
+    assert!(failed.iter().any(|p| p.starts_with("rfc1918 canary")), "{failed:?}");
+    assert!(report.table().contains("FAIL"));
+
+    suite.finish(&Print("broken")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_on_a_running_bottle_with_a_host_route_exits_5_with_a_json_report() {
+    if !engine().await {
+        return;
+    }
+    use bottle_core::backend::BottleBackend;
+    use bottle_core::docker::{DockerBackend, DockerOptions};
+    let (spec, _ws) = spec("vcli");
+    let b = DockerBackend::connect(DockerOptions { start_check: false, ..Default::default() }).await.unwrap();
+    let network = format!("bottle-0verify-{}-hostroute", spec.name);
+    // Dropped in reverse: the bottle's containers go first, then the network they were joined to.
+    let _net = NetCleanup(network.clone());
+    let _cleanup = Cleanup { run: format!("{}-none", spec.name), bottles: vec![spec.name.clone()] };
+    b.up(&spec, &Print("cli")).await.unwrap();
+    // A misconfigured backend: the agent also on an ordinary bridge, whose gateway is the host.
+    let agent = labels::object_name(&spec.name, labels::ROLE_AGENT);
+    for args in
+        [&["network", "create", network.as_str()][..], &["network", "connect", network.as_str(), agent.as_str()]]
+    {
+        let out = std::process::Command::new("docker").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bottle-core"))
+        .args(["verify", &spec.name, "--only", "hosts,privileges", "--json"])
+        .env_remove("CLAUDE_BOTTLE_BACKEND")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("probe(s) failed"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["bottle"], spec.name.as_str());
+    assert_eq!(json["categories"], serde_json::json!(["hosts", "privileges"]));
+    let failed: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["verdict"] == "fail")
+        .map(|f| f["probe"].as_str().unwrap())
+        .collect();
+    assert!(failed.iter().any(|p| p.starts_with("host address")), "{failed:?}");
+    assert!(failed.iter().all(|p| !p.starts_with("docker socket")), "privileges still hold: {failed:?}");
+    b.down(&spec.name, &Print("cli")).await.unwrap();
+}
+
+/// Removes a network the test made itself.
+struct NetCleanup(String);
+
+impl Drop for NetCleanup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker").args(["network", "rm", &self.0]).output();
+    }
+}
