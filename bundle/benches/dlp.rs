@@ -63,11 +63,7 @@ fn body(words: bool) -> Vec<u8> {
     while out.len() < BODY_LEN {
         let r = next();
         if !words {
-            out.push(if r % 80 == 0 {
-                b'\n'
-            } else {
-                0x20 + (r % 95) as u8
-            });
+            out.push(if r % 80 == 0 { b'\n' } else { 0x20 + (r % 95) as u8 });
             continue;
         }
         for _ in 0..1 + r % 9 {
@@ -106,16 +102,9 @@ fn scanners() -> (Scanner, Scanner, tempfile::NamedTempFile) {
     for (name, value) in SECRETS {
         writeln!(file, "{name} = \"{value}\"").unwrap();
     }
-    let full = DlpConfig {
-        secrets_file: Some(file.path().to_path_buf()),
-        disable_builtin_patterns: false,
-    };
+    let full = DlpConfig { secrets_file: Some(file.path().to_path_buf()), disable_builtin_patterns: false };
     let builtin = DlpConfig::default();
-    (
-        Scanner::from_config(&full).unwrap(),
-        Scanner::from_config(&builtin).unwrap(),
-        file,
-    )
+    (Scanner::from_config(&full).unwrap(), Scanner::from_config(&builtin).unwrap(), file)
 }
 
 fn stream_all(scanner: &Scanner, body: &[u8]) -> bool {
@@ -125,22 +114,12 @@ fn stream_all(scanner: &Scanner, body: &[u8]) -> bool {
 
 fn bench(c: &mut Criterion) {
     let (full, builtin, _file) = scanners();
-    eprintln!(
-        "dlp bench: {full:?}; request head {} bytes",
-        request_head().len()
-    );
+    eprintln!("dlp bench: {full:?}; request head {} bytes", request_head().len());
     let mut g = c.benchmark_group("dlp-body-1MiB");
     g.throughput(Throughput::Bytes(BODY_LEN as u64));
     let soup: Vec<u8> = ANCHOR_SOUP.bytes().cycle().take(BODY_LEN).collect();
-    for (name, body) in [
-        ("printable", body(false)),
-        ("words", body(true)),
-        ("anchor-soup", soup),
-    ] {
-        assert!(
-            !stream_all(&full, &body),
-            "the benchmark body must be clean"
-        );
+    for (name, body) in [("printable", body(false)), ("words", body(true)), ("anchor-soup", soup)] {
+        assert!(!stream_all(&full, &body), "the benchmark body must be clean");
         g.bench_function(format!("stream-64KiB-chunks/full/{name}"), |b| {
             b.iter(|| stream_all(&full, black_box(&body)))
         });
@@ -151,33 +130,20 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("baseline/one-literal-memmem/{name}"), |b| {
             b.iter(|| one.find_iter(black_box(&body[..])).count())
         });
-        let all = AhoCorasick::new(
-            ANCHORS
-                .iter()
-                .copied()
-                .chain(SECRETS.iter().map(|(_, v)| *v)),
-        )
-        .unwrap();
-        g.bench_function(
-            format!("baseline/aho-corasick-anchors+raw-secrets/{name}"),
-            |b| b.iter(|| all.find_iter(black_box(&body[..])).count()),
-        );
+        let all = AhoCorasick::new(ANCHORS.iter().copied().chain(SECRETS.iter().map(|(_, v)| *v))).unwrap();
+        g.bench_function(format!("baseline/aho-corasick-anchors+raw-secrets/{name}"), |b| {
+            b.iter(|| all.find_iter(black_box(&body[..])).count())
+        });
     }
     g.finish();
 
     let head = request_head();
-    assert!(
-        (550..=700).contains(&head.len()),
-        "head is {} bytes",
-        head.len()
-    );
+    assert!((550..=700).contains(&head.len()), "head is {} bytes", head.len());
     assert!(full.scan(&head).is_none());
     let mut g = c.benchmark_group("dlp-request-head");
     g.throughput(Throughput::Bytes(head.len() as u64));
     g.bench_function("scan/full", |b| b.iter(|| full.scan(black_box(&head))));
-    g.bench_function("scan/builtin-only", |b| {
-        b.iter(|| builtin.scan(black_box(&head)))
-    });
+    g.bench_function("scan/builtin-only", |b| b.iter(|| builtin.scan(black_box(&head))));
     g.finish();
 }
 

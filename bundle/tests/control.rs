@@ -184,7 +184,8 @@ async fn an_oversized_body_is_refused() {
 #[tokio::test]
 async fn a_policy_update_replaces_the_allowlist_and_emits_an_event() {
     let b = start("").await;
-    let (status, body) = put_policy(&b, "{\"allow\": [\"example.com\", \"*.example.org:443\"], \"deny\": [\"bad.example.com\"]}").await;
+    let (status, body) =
+        put_policy(&b, "{\"allow\": [\"example.com\", \"*.example.org:443\"], \"deny\": [\"bad.example.com\"]}").await;
     assert_eq!(status, 200, "{body}");
     let h: Health = serde_json::from_str(&body).unwrap();
     assert_eq!(h.allow, vec!["example.com", "*.example.org:443"]);

@@ -114,7 +114,9 @@ async fn a_rebinding_name_is_checked_on_the_address_actually_dialled() {
 #[tokio::test]
 async fn a_name_with_any_refused_answer_is_refused_whole() {
     let echo = echo_on_loopback().await;
-    let canary = Canary::start(&[("mixed.test", &[&["127.0.0.1", "10.0.0.1"]]), ("six.test", &[&["127.0.0.1", "fd00::1"]])]).await;
+    let canary =
+        Canary::start(&[("mixed.test", &[&["127.0.0.1", "10.0.0.1"]]), ("six.test", &[&["127.0.0.1", "fd00::1"]])])
+            .await;
     let b = start(&canary.egress_toml("allow_cidrs = [\"127.0.0.1/32\"]")).await;
     assert_eq!(refused_rule(egress::connect(b.egress, "mixed.test", echo.addr.port()).await), "egress:private");
     assert_eq!(refused_rule(egress::connect(b.egress, "six.test", echo.addr.port()).await), "egress:private");
@@ -163,7 +165,11 @@ async fn a_destination_that_never_answers_gets_504_after_the_connect_timeout() {
     let (listener, _held) = full_backlog().await;
     let port = listener.local_addr().unwrap().port();
     let canary = Canary::start(&[]).await;
-    let b = start(&format!("{}\n[limits]\nconnect_timeout_ms = 300\n", canary.egress_toml("allow_cidrs = [\"127.0.0.1/32\"]"))).await;
+    let b = start(&format!(
+        "{}\n[limits]\nconnect_timeout_ms = 300\n",
+        canary.egress_toml("allow_cidrs = [\"127.0.0.1/32\"]")
+    ))
+    .await;
     let started = std::time::Instant::now();
     match egress::connect(b.egress, "127.0.0.1", port).await {
         Err(EgressError::Unreachable(m)) => assert!(m.contains("504"), "{m}"),
@@ -187,10 +193,9 @@ async fn a_closed_port_is_502() {
 async fn only_connect_is_spoken_and_only_on_loopback() {
     let canary = Canary::start(&[]).await;
     let b = start(&canary.egress_toml("")).await;
-    for (req, status) in [
-        ("GET http://127.0.0.1/ HTTP/1.1\r\nHost: x\r\n\r\n", "405"),
-        ("CONNECT 127.0.0.1 HTTP/1.1\r\n\r\n", "400"),
-    ] {
+    for (req, status) in
+        [("GET http://127.0.0.1/ HTTP/1.1\r\nHost: x\r\n\r\n", "405"), ("CONNECT 127.0.0.1 HTTP/1.1\r\n\r\n", "400")]
+    {
         let mut s = TcpStream::connect(b.egress).await.unwrap();
         s.write_all(req.as_bytes()).await.unwrap();
         let mut reply = String::new();

@@ -13,12 +13,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+pub use crate::backend::Check;
 pub use args::{Cli, Command};
 pub use backends::{BACKEND_ENV, Choice, ChoiceSource, choose, choose_from_env, kind_name, open};
 pub use commands::found;
 pub use exit::{Exit, Failure, Report};
 pub use progress::StepPrinter;
-pub use crate::backend::Check;
 
 /// Renderers for the read commands' output, public so their formats are tested as data.
 pub mod output {

@@ -51,8 +51,7 @@ mod tests {
 
     #[test]
     fn exit_codes_pick_the_case_and_keep_the_cause_chain() {
-        let e: BottleError =
-            Failure::new(Exit::NotFound, anyhow::anyhow!("inner").context("bottle x")).into();
+        let e: BottleError = Failure::new(Exit::NotFound, anyhow::anyhow!("inner").context("bottle x")).into();
         assert!(matches!(&e, BottleError::NotFound(m) if m == "bottle x: inner"), "{e:?}");
         let e: BottleError = Failure::new(Exit::EngineUnavailable, anyhow::anyhow!("no socket")).into();
         assert!(matches!(e, BottleError::EngineUnavailable(_)));

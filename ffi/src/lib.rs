@@ -18,7 +18,7 @@ pub use error::BottleError;
 pub use events::{EventListener, Subscription};
 pub use logging::init_logging;
 pub use manager::BottleManager;
-pub use notify::{COALESCE_WINDOW, BottleNotification, NotificationPolicy};
+pub use notify::{BottleNotification, COALESCE_WINDOW, NotificationPolicy};
 pub use types::{
     AgentState, AllowlistInfo, AllowlistVerdict, BottleEvent, BottleInfo, DoctorCheck, EventKind, GitOperation,
     PendingRequest,

@@ -108,7 +108,9 @@ impl BottleManager {
     pub async fn doctor(&self) -> Vec<DoctorCheck> {
         let choice = match cli::choose_from_env(None, None) {
             Ok(c) => c,
-            Err(f) => return vec![Check::new("backend", false, format!("{:#}", f.error), "fix CLAUDE_BOTTLE_BACKEND").into()],
+            Err(f) => {
+                return vec![Check::new("backend", false, format!("{:#}", f.error), "fix CLAUDE_BOTTLE_BACKEND").into()];
+            }
         };
         let mut checks = vec![Check::new("backend", true, cli::kind_name(choice.kind), "")];
         match cli::open(choice.kind).await {

@@ -33,7 +33,10 @@ impl Spec {
         let mut s = Self { name, bind, tcp: vec![], http: vec![], udp: vec![], dns: vec![] };
         let mut it = args.iter().skip(2);
         while let (Some(flag), Some(val)) = (it.next(), it.next()) {
-            let ports = val.split(',').map(|p| p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))).collect::<Result<Vec<_>, _>>()?;
+            let ports = val
+                .split(',')
+                .map(|p| p.parse::<u16>().map_err(|_| format!("bad port {p:?}")))
+                .collect::<Result<Vec<_>, _>>()?;
             match flag.as_str() {
                 "--tcp" => s.tcp.extend(ports),
                 "--http" => s.http.extend(ports),
@@ -104,7 +107,9 @@ fn answer_tcp(name: &str, port: u16, mut s: TcpStream, http: bool) {
     let line = String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_string();
     log(name, "http", port, &peer, &line);
     let body = format!("canary {name}\n");
-    let _ = s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+    let _ = s.write_all(
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+    );
 }
 
 fn serve_udp(name: &str, port: u16, s: &UdpSocket, dns: bool) {

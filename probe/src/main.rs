@@ -46,7 +46,9 @@ fn main() -> ExitCode {
 
 fn run(cmd: &str, rest: &[String]) -> Result<Report, String> {
     let arg = |i: usize, what: &str| rest.get(i).cloned().ok_or_else(|| format!("{cmd}: missing {what}"));
-    let ms = |i: usize| rest.get(i).map_or(Ok(net::DEFAULT_TIMEOUT_MS), |s| s.parse().map_err(|_| format!("bad timeout {s:?}")));
+    let ms = |i: usize| {
+        rest.get(i).map_or(Ok(net::DEFAULT_TIMEOUT_MS), |s| s.parse().map_err(|_| format!("bad timeout {s:?}")))
+    };
     match cmd {
         "tcp" => Ok(net::tcp(&arg(0, "ADDR")?, ms(1)?)),
         "udp" => Ok(net::udp(&arg(0, "ADDR")?, ms(1)?)),

@@ -118,7 +118,9 @@ pub fn udp(addr: &str, ms: u64) -> Report {
     })();
     match result {
         Ok(reply) => Report::new("udp", addr, t, "reply", String::from_utf8_lossy(&reply).to_string()),
-        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => Report::new("udp", addr, t, "no-reply", ""),
+        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+            Report::new("udp", addr, t, "no-reply", "")
+        }
         Err(e) => Report::new("udp", addr, t, io_outcome(&e), ""),
     }
 }
@@ -134,7 +136,8 @@ pub fn dns(name: &str, server: &str, ms: u64) -> Report {
     }
     q.extend_from_slice(&[0, 0, 1, 0, 1]);
     let result = (|| -> std::io::Result<Vec<u8>> {
-        let a = server.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::new(ErrorKind::InvalidInput, "server"))?;
+        let a =
+            server.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::new(ErrorKind::InvalidInput, "server"))?;
         let s = UdpSocket::bind(if a.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
         s.set_read_timeout(Some(Duration::from_millis(ms)))?;
         s.send_to(&q, a)?;
@@ -145,7 +148,9 @@ pub fn dns(name: &str, server: &str, ms: u64) -> Report {
     match result {
         Ok(r) if r.len() >= 4 => Report::new("dns", &target, t, format!("answered:rcode={}", r[3] & 0x0f), ""),
         Ok(_) => Report::new("dns", &target, t, "malformed", ""),
-        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => Report::new("dns", &target, t, "no-reply", ""),
+        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+            Report::new("dns", &target, t, "no-reply", "")
+        }
         Err(e) => Report::new("dns", &target, t, io_outcome(&e), ""),
     }
 }

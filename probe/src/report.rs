@@ -17,7 +17,13 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(probe: &str, target: &str, started: Instant, outcome: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn new(
+        probe: &str,
+        target: &str,
+        started: Instant,
+        outcome: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             probe: probe.into(),
             target: target.into(),

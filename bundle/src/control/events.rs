@@ -66,7 +66,12 @@ fn line(e: &Event) -> Vec<u8> {
 }
 
 /// Feeds a follower until it disconnects.
-async fn forward(bundle: Arc<Bundle>, backlog: Vec<Event>, mut live: broadcast::Receiver<Event>, tx: mpsc::Sender<Bytes>) {
+async fn forward(
+    bundle: Arc<Bundle>,
+    backlog: Vec<Event>,
+    mut live: broadcast::Receiver<Event>,
+    tx: mpsc::Sender<Bytes>,
+) {
     let mut last = 0;
     let mut pending = backlog;
     loop {

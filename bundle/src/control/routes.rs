@@ -67,9 +67,8 @@ fn under(path: &str, prefix: &str) -> bool {
 /// Reads a body up to [`MAX_BODY_BYTES`]. A declared length over the cap is refused
 /// before a byte is read (so a client waiting on `Expect: 100-continue` sends nothing).
 async fn read_body(body: Incoming) -> Result<Bytes, Response<Body>> {
-    let too_large = || {
-        reply::error(StatusCode::PAYLOAD_TOO_LARGE, format!("control: request body is over {MAX_BODY_BYTES} bytes"))
-    };
+    let too_large =
+        || reply::error(StatusCode::PAYLOAD_TOO_LARGE, format!("control: request body is over {MAX_BODY_BYTES} bytes"));
     if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
         return Err(too_large());
     }

@@ -12,11 +12,8 @@ pub(super) enum Anchors {
 
 impl Anchors {
     pub fn new(literals: &[&str]) -> anyhow::Result<Self> {
-        let packed = packed::Config::new()
-            .match_kind(packed::MatchKind::LeftmostFirst)
-            .builder()
-            .extend(literals)
-            .build();
+        let packed =
+            packed::Config::new().match_kind(packed::MatchKind::LeftmostFirst).builder().extend(literals).build();
         match packed {
             Some(searcher) => Ok(Anchors::Packed(searcher)),
             None => Self::automaton(literals),
@@ -35,12 +32,12 @@ impl Anchors {
     /// The leftmost anchor starting at or after `at`: (start, end, literal index).
     pub fn find(&self, text: &[u8], at: usize) -> Option<(usize, usize, usize)> {
         match self {
-            Anchors::Packed(s) => s
-                .find_in(text, Span::from(at..text.len()))
-                .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
-            Anchors::Automaton(ac) => ac
-                .find(Input::new(text).range(at..))
-                .map(|m| (m.start(), m.end(), m.pattern().as_usize())),
+            Anchors::Packed(s) => {
+                s.find_in(text, Span::from(at..text.len())).map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            }
+            Anchors::Automaton(ac) => {
+                ac.find(Input::new(text).range(at..)).map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            }
         }
     }
 }

@@ -36,10 +36,7 @@ fn gram_at(text: &[u8], at: usize) -> u32 {
 /// The two Bloom bit positions of a gram (independent bit ranges of one product).
 fn slots(gram: u32) -> (usize, usize) {
     let h = u64::from(gram).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (
-        (h >> 40) as usize & BLOOM_MASK,
-        (h >> 16) as usize & BLOOM_MASK,
-    )
+    ((h >> 40) as usize & BLOOM_MASK, (h >> 16) as usize & BLOOM_MASK)
 }
 
 impl Literals {
@@ -61,13 +58,7 @@ impl Literals {
             bloom[a / 64] |= 1 << (a % 64);
             bloom[b / 64] |= 1 << (b % 64);
         }
-        Literals {
-            max_len: patterns.iter().map(Vec::len).max().unwrap_or(0),
-            patterns,
-            stride,
-            bloom,
-            grams,
-        }
+        Literals { max_len: patterns.iter().map(Vec::len).max().unwrap_or(0), patterns, stride, bloom, grams }
     }
 
     pub fn max_len(&self) -> usize {

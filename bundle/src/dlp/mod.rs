@@ -61,11 +61,7 @@ impl std::fmt::Debug for Scanner {
 impl Scanner {
     pub fn from_config(cfg: &DlpConfig) -> anyhow::Result<Self> {
         let anchor_literals: Vec<&str> = ANCHORS.iter().map(|(lit, _)| *lit).collect();
-        let anchors = if cfg.disable_builtin_patterns {
-            None
-        } else {
-            Some(Anchors::new(&anchor_literals)?)
-        };
+        let anchors = if cfg.disable_builtin_patterns { None } else { Some(Anchors::new(&anchor_literals)?) };
         let secrets = match &cfg.secrets_file {
             Some(path) => secrets::load(path)?,
             None => Vec::new(),
@@ -78,11 +74,8 @@ impl Scanner {
             }
         }
         let literals = (!patterns.is_empty()).then(|| Literals::new(patterns));
-        let longest_anchor = if anchors.is_some() {
-            ANCHORS.iter().map(|(a, _)| a.len()).max().unwrap_or(0)
-        } else {
-            0
-        };
+        let longest_anchor =
+            if anchors.is_some() { ANCHORS.iter().map(|(a, _)| a.len()).max().unwrap_or(0) } else { 0 };
         let longest = longest_anchor.max(literals.as_ref().map_or(0, Literals::max_len));
         let boundary = longest.saturating_sub(1);
         let window = if anchors.is_some() { MAX_WINDOW } else { 0 };
@@ -90,10 +83,7 @@ impl Scanner {
             anchors,
             literals,
             owners,
-            secret_rules: secrets
-                .iter()
-                .map(|s| format!("dlp:secret:{}", s.name))
-                .collect(),
+            secret_rules: secrets.iter().map(|s| format!("dlp:secret:{}", s.name)).collect(),
             boundary,
             tail_len: window.max(boundary) + 1,
         })
@@ -138,9 +128,7 @@ impl Scanner {
                 }
                 match self.verify(hay, offset + start, anchor) {
                     Verdict::Match(rule) => {
-                        return Some(Finding {
-                            rule: rule.to_string(),
-                        });
+                        return Some(Finding { rule: rule.to_string() });
                     }
                     Verdict::NeedMore => pending.push((offset + start, anchor)),
                     Verdict::NoMatch => {}
@@ -149,9 +137,7 @@ impl Scanner {
         }
         let lits = self.literals.as_ref()?;
         let pattern = lits.find(text, counts)?;
-        Some(Finding {
-            rule: self.secret_rules[self.owners[pattern]].clone(),
-        })
+        Some(Finding { rule: self.secret_rules[self.owners[pattern]].clone() })
     }
 
     fn verify(&self, hay: &Hay, pos: usize, anchor: usize) -> Verdict {

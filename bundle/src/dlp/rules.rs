@@ -77,12 +77,7 @@ pub(super) struct Hay<'a> {
 
 impl Hay<'_> {
     pub fn whole(data: &[u8]) -> Hay<'_> {
-        Hay {
-            a: data,
-            b: &[],
-            before: None,
-            eof: true,
-        }
+        Hay { a: data, b: &[], before: None, eof: true }
     }
 
     fn get(&self, i: usize) -> Option<u8> {
@@ -93,20 +88,12 @@ impl Hay<'_> {
     }
 
     fn prev(&self, pos: usize) -> Option<u8> {
-        if pos == 0 {
-            self.before
-        } else {
-            self.get(pos - 1)
-        }
+        if pos == 0 { self.before } else { self.get(pos - 1) }
     }
 
     /// The verdict for running out of input.
     fn end(&self) -> Verdict {
-        if self.eof {
-            Verdict::NoMatch
-        } else {
-            Verdict::NeedMore
-        }
+        if self.eof { Verdict::NoMatch } else { Verdict::NeedMore }
     }
 
     /// Whether `lit` is at `pos`; `Err` carries the verdict when input ran out.
@@ -187,14 +174,7 @@ fn at_boundary(hay: &Hay, pos: usize, class: fn(u8) -> bool) -> bool {
 
 /// Matches once `min` bytes of `class` are seen that include every kind in
 /// `need` (an entropy floor that keeps prose and identifiers out).
-fn token(
-    hay: &Hay,
-    pos: usize,
-    min: usize,
-    class: fn(u8) -> bool,
-    need: u8,
-    rule: &'static str,
-) -> Verdict {
+fn token(hay: &Hay, pos: usize, min: usize, class: fn(u8) -> bool, need: u8, rule: &'static str) -> Verdict {
     let mut seen = 0;
     for n in 0..TOKEN_SCAN_MAX {
         match hay.get(pos + n) {
@@ -220,31 +200,14 @@ impl Rule {
             Rule::GithubClassic if at_boundary(hay, pos, word) => {
                 token(hay, body, GITHUB_CLASSIC_LEN, alnum, 0, "dlp:github-token")
             }
-            Rule::GithubFineGrained if at_boundary(hay, pos, word) => token(
-                hay,
-                body,
-                GITHUB_FINE_GRAINED_MIN,
-                word,
-                UPPER | DIGIT,
-                "dlp:github-token",
-            ),
+            Rule::GithubFineGrained if at_boundary(hay, pos, word) => {
+                token(hay, body, GITHUB_FINE_GRAINED_MIN, word, UPPER | DIGIT, "dlp:github-token")
+            }
             Rule::SkKey if at_boundary(hay, pos, b64url) => sk_key(hay, body),
-            Rule::Slack if at_boundary(hay, pos, slack_char) => token(
-                hay,
-                body,
-                SLACK_TOKEN_MIN,
-                slack_char,
-                DIGIT,
-                "dlp:slack-token",
-            ),
-            Rule::SlackWebhook => token(
-                hay,
-                body,
-                SLACK_TOKEN_MIN,
-                webhook_char,
-                DIGIT,
-                "dlp:slack-webhook",
-            ),
+            Rule::Slack if at_boundary(hay, pos, slack_char) => {
+                token(hay, body, SLACK_TOKEN_MIN, slack_char, DIGIT, "dlp:slack-token")
+            }
+            Rule::SlackWebhook => token(hay, body, SLACK_TOKEN_MIN, webhook_char, DIGIT, "dlp:slack-webhook"),
             Rule::PrivateKey => private_key(hay, body),
             Rule::Jwt if at_boundary(hay, pos, b64url) => jwt(hay, pos),
             _ => Verdict::NoMatch,
@@ -272,22 +235,8 @@ fn aws(hay: &Hay, pos: usize, body: usize) -> Verdict {
 fn sk_key(hay: &Hay, body: usize) -> Verdict {
     match hay.has(body, b"ant-") {
         Err(v) => v,
-        Ok(true) => token(
-            hay,
-            body + 4,
-            SK_KEY_MIN,
-            b64url,
-            UPPER | LOWER,
-            "dlp:anthropic-key",
-        ),
-        Ok(false) => token(
-            hay,
-            body,
-            SK_KEY_MIN,
-            b64url,
-            UPPER | LOWER,
-            "dlp:openai-key",
-        ),
+        Ok(true) => token(hay, body + 4, SK_KEY_MIN, b64url, UPPER | LOWER, "dlp:anthropic-key"),
+        Ok(false) => token(hay, body, SK_KEY_MIN, b64url, UPPER | LOWER, "dlp:openai-key"),
     }
 }
 
@@ -302,9 +251,8 @@ fn private_key(hay: &Hay, body: usize) -> Verdict {
         Err(v) => v,
         Ok(false) => Verdict::NoMatch,
         Ok(true) => {
-            let ends_with = |suffix: &[u8]| {
-                len >= suffix.len() && hay.has(body + len - suffix.len(), suffix) == Ok(true)
-            };
+            let ends_with =
+                |suffix: &[u8]| len >= suffix.len() && hay.has(body + len - suffix.len(), suffix) == Ok(true);
             if ends_with(b"PRIVATE KEY") || ends_with(b"PRIVATE KEY BLOCK") {
                 Verdict::Match("dlp:private-key")
             } else {

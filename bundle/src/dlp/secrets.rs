@@ -31,19 +31,13 @@ pub(super) fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<NamedSecret>>
     let mut out = Vec::with_capacity(table.len());
     for (name, value) in table {
         anyhow::ensure!(
-            !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')),
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')),
             "dlp secrets file {file}: secret name {name:?} must be letters, digits, '_', '-' or '.'"
         );
         let toml::Value::String(value) = value else {
             anyhow::bail!("dlp secrets file {file}: {name}: value must be a string");
         };
-        anyhow::ensure!(
-            !value.is_empty(),
-            "dlp secrets file {file}: {name}: value is empty"
-        );
+        anyhow::ensure!(!value.is_empty(), "dlp secrets file {file}: {name}: value is empty");
         anyhow::ensure!(
             value.len() >= MIN_SECRET_LEN,
             "dlp secrets file {file}: {name}: value is shorter than {MIN_SECRET_LEN} bytes"
@@ -61,11 +55,6 @@ pub(super) fn parse(path: &Path, text: &str) -> anyhow::Result<Vec<NamedSecret>>
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text.as_bytes()[..offset.min(text.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let col = before.len()
-        - before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1)
-        + 1;
+    let col = before.len() - before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
     (line, col)
 }

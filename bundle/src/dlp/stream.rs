@@ -46,20 +46,10 @@ impl<'a> StreamScanner<'a> {
 
     /// Decides the anchors that were waiting for more input, now that there is none.
     pub fn finish(&mut self) -> Option<Finding> {
-        let hay = Hay {
-            a: &self.tail,
-            b: &[],
-            before: self.before,
-            eof: true,
-        };
+        let hay = Hay { a: &self.tail, b: &[], before: self.before, eof: true };
         let finding = self.pending.iter().find_map(|&(at, anchor)| {
-            match self
-                .scanner
-                .verify(&hay, (at - self.tail_start) as usize, anchor)
-            {
-                Verdict::Match(rule) => Some(Finding {
-                    rule: rule.to_string(),
-                }),
+            match self.scanner.verify(&hay, (at - self.tail_start) as usize, anchor) {
+                Verdict::Match(rule) => Some(Finding { rule: rule.to_string() }),
                 _ => None,
             }
         });
@@ -72,21 +62,14 @@ impl<'a> StreamScanner<'a> {
 
     fn scan_chunk(&mut self, chunk: &[u8]) -> Option<Finding> {
         let scanner = self.scanner;
-        let hay = Hay {
-            a: &self.tail,
-            b: chunk,
-            before: self.before,
-            eof: false,
-        };
+        let hay = Hay { a: &self.tail, b: chunk, before: self.before, eof: false };
         let tail_len = self.tail.len();
         self.found.clear();
         for &(at, anchor) in &self.pending {
             let pos = (at - self.tail_start) as usize;
             match scanner.verify(&hay, pos, anchor) {
                 Verdict::Match(rule) => {
-                    return Some(Finding {
-                        rule: rule.to_string(),
-                    });
+                    return Some(Finding { rule: rule.to_string() });
                 }
                 Verdict::NeedMore => self.found.push((pos, anchor)),
                 Verdict::NoMatch => {}
@@ -95,15 +78,8 @@ impl<'a> StreamScanner<'a> {
         let keep = scanner.boundary.min(tail_len);
         self.joint.clear();
         self.joint.extend_from_slice(&self.tail[tail_len - keep..]);
-        self.joint
-            .extend_from_slice(&chunk[..scanner.boundary.min(chunk.len())]);
-        if let Some(f) = scanner.scan_text(
-            &self.joint,
-            &hay,
-            tail_len - keep,
-            Some(keep),
-            &mut self.found,
-        ) {
+        self.joint.extend_from_slice(&chunk[..scanner.boundary.min(chunk.len())]);
+        if let Some(f) = scanner.scan_text(&self.joint, &hay, tail_len - keep, Some(keep), &mut self.found) {
             return Some(f);
         }
         if let Some(f) = scanner.scan_text(chunk, &hay, tail_len, None, &mut self.found) {
@@ -111,11 +87,7 @@ impl<'a> StreamScanner<'a> {
         }
         let base = self.tail_start;
         self.pending.clear();
-        self.pending.extend(
-            self.found
-                .iter()
-                .map(|&(pos, anchor)| (base + pos as u64, anchor)),
-        );
+        self.pending.extend(self.found.iter().map(|&(pos, anchor)| (base + pos as u64, anchor)));
         self.pending.sort_unstable();
         self.pending.dedup();
         None
@@ -132,11 +104,7 @@ impl<'a> StreamScanner<'a> {
         let end = self.tail_start + (self.tail.len() + chunk.len()) as u64;
         if chunk.len() >= cap {
             let from = chunk.len() - cap;
-            self.before = if from > 0 {
-                Some(chunk[from - 1])
-            } else {
-                self.tail.last().copied().or(self.before)
-            };
+            self.before = if from > 0 { Some(chunk[from - 1]) } else { self.tail.last().copied().or(self.before) };
             self.tail.clear();
             self.tail.extend_from_slice(&chunk[from..]);
         } else {

@@ -35,11 +35,7 @@ fn unreserved(b: u8) -> bool {
 }
 
 fn hex_digit(n: u8, upper: bool) -> u8 {
-    let digits: &[u8; 16] = if upper {
-        b"0123456789ABCDEF"
-    } else {
-        b"0123456789abcdef"
-    };
+    let digits: &[u8; 16] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
     digits[usize::from(n & 15)]
 }
 
@@ -87,9 +83,7 @@ fn json(text: &str, style: Json) -> Vec<u8> {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' if style == Json::HtmlSafe => {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)))
-            }
+            '<' | '>' | '&' if style == Json::HtmlSafe => out.push_str(&format!("\\u{:04x}", u32::from(c))),
             c if u32::from(c) < 0x20 || (ascii && !c.is_ascii()) => {
                 for unit in c.encode_utf16(&mut [0; 2]) {
                     out.push_str(&format!("\\u{unit:04x}"));
@@ -102,10 +96,7 @@ fn json(text: &str, style: Json) -> Vec<u8> {
 }
 
 fn hex(secret: &[u8], upper: bool) -> Vec<u8> {
-    secret
-        .iter()
-        .flat_map(|&b| [hex_digit(b >> 4, upper), hex_digit(b, upper)])
-        .collect()
+    secret.iter().flat_map(|&b| [hex_digit(b >> 4, upper), hex_digit(b, upper)]).collect()
 }
 
 /// The base64 characters that depend only on `secret` when it starts `align`

@@ -228,13 +228,18 @@ async fn verify(
     if choice.kind != BackendKind::Docker {
         return Err(Failure::new(
             Exit::BackendUnavailable,
-            anyhow::anyhow!("verify: the suite stands up its canaries with Docker; the {} backend is checked by its own start check", backends::kind_name(choice.kind)),
+            anyhow::anyhow!(
+                "verify: the suite stands up its canaries with Docker; the {} backend is checked by its own start check",
+                backends::kind_name(choice.kind)
+            ),
         ));
     }
     let target = match (&spec, &name) {
         (Some(spec), _) => Target::Spec(spec),
         (None, Some(name)) => Target::Bottle(name),
-        (None, None) => return Err(Failure::new(Exit::Usage, anyhow::anyhow!("verify: name a bottle or give -f bottle.toml"))),
+        (None, None) => {
+            return Err(Failure::new(Exit::Usage, anyhow::anyhow!("verify: name a bottle or give -f bottle.toml")));
+        }
     };
     let progress = StepPrinter::stderr();
     let res = verify(target, only, &progress).await;
@@ -244,7 +249,10 @@ async fn verify(
     if report.ok() {
         Ok(0)
     } else {
-        Err(Failure::new(Exit::BoundaryFailed, anyhow::anyhow!("verify: {} probe(s) failed on {}", report.failed, report.bottle)))
+        Err(Failure::new(
+            Exit::BoundaryFailed,
+            anyhow::anyhow!("verify: {} probe(s) failed on {}", report.failed, report.bottle),
+        ))
     }
 }
 
@@ -252,11 +260,17 @@ async fn doctor(flag: Option<BackendKind>, json: bool) -> Result<u8, Failure> {
     let choice = backends::choose_from_env(flag, None)?;
     let source =
         serde_json::to_value(choice.source).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    let mut checks = vec![Check::new("backend", true, format!("{} (from {source})", backends::kind_name(choice.kind)), "")];
+    let mut checks =
+        vec![Check::new("backend", true, format!("{} (from {source})", backends::kind_name(choice.kind)), "")];
     let mut exit = Exit::Ok;
     match open(choice).await {
         Err(f) => {
-            checks.push(Check::new("engine", false, format!("{:#}", f.error), "run scripts/install-docker.sh (Linux) or start your Docker engine"));
+            checks.push(Check::new(
+                "engine",
+                false,
+                format!("{:#}", f.error),
+                "run scripts/install-docker.sh (Linux) or start your Docker engine",
+            ));
             exit = f.exit;
         }
         Ok(backend) => {
@@ -313,5 +327,10 @@ async fn control_check(backend: &dyn BottleBackend, name: &str) -> Check {
         ),
         Err(e) => (false, format!("{e:#}")),
     };
-    Check::new(&format!("control plane of {name}"), ok, detail, "see `bottle-core status` and `bottle-core logs` for this bottle")
+    Check::new(
+        &format!("control plane of {name}"),
+        ok,
+        detail,
+        "see `bottle-core status` and `bottle-core logs` for this bottle",
+    )
 }

@@ -21,8 +21,8 @@ pub use check::{BLOCKED_PROBE_URL, MECHANISM, start_check};
 pub use doctor::doctor;
 pub use state::name_lock_path;
 
-use crate::backend::{Check, 
-    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, ControlEndpoint, ExecOutput, Progress, Verdict,
+use crate::backend::{
+    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, ExecOutput, Progress, Verdict,
 };
 use crate::images;
 use crate::netpool::{self, NetPool};
@@ -91,7 +91,8 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
 /// Shared with the smolmachines backend, whose bundle runs on the same engine.
 pub async fn engine() -> anyhow::Result<Docker> {
     let where_ = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".into());
-    let docker = Docker::connect_with_local_defaults().with_context(|| format!("docker: cannot connect to {where_}"))?;
+    let docker =
+        Docker::connect_with_local_defaults().with_context(|| format!("docker: cannot connect to {where_}"))?;
     docker
         .negotiate_version()
         .await

@@ -115,7 +115,8 @@ pub(crate) async fn ensure_scratch_image(
 
 fn scratch_context(dockerfile: &str, files: &[(&str, u32, Vec<u8>)]) -> anyhow::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
-    let entries = std::iter::once(("Dockerfile", 0o644, dockerfile.as_bytes())).chain(files.iter().map(|(p, m, d)| (*p, *m, d.as_slice())));
+    let entries = std::iter::once(("Dockerfile", 0o644, dockerfile.as_bytes()))
+        .chain(files.iter().map(|(p, m, d)| (*p, *m, d.as_slice())));
     for (path, mode, data) in entries {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);

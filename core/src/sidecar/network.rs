@@ -127,7 +127,8 @@ pub async fn create_networks(
     let _lock = PoolLock::acquire().await?;
     let agent_net = labels::object_name(name, labels::ROLE_AGENT_NET);
     let egress_net = labels::object_name(name, labels::ROLE_EGRESS_NET);
-    let agent = create_one(docker, pool, &labels::base(backend, name, labels::ROLE_AGENT_NET), &agent_net, backend).await?;
+    let agent =
+        create_one(docker, pool, &labels::base(backend, name, labels::ROLE_AGENT_NET), &agent_net, backend).await?;
     let egress =
         create_one(docker, pool, &labels::base(backend, name, labels::ROLE_EGRESS_NET), &egress_net, backend).await?;
     Ok(Placement::new(agent, egress))

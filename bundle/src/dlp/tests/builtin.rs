@@ -33,10 +33,7 @@ fn near_misses_pass() {
         format!("XAKIA{}", "IOSFODNN7EXAMPLE"),
         format!("ghp_{}", base62(35, 1)),
         format!("xghp_{}", base62(36, 1)),
-        format!(
-            "github_pat_{}",
-            "expiration_notification_settings_for_users_all_lowercase"
-        ),
+        format!("github_pat_{}", "expiration_notification_settings_for_users_all_lowercase"),
         "the task-based approach to risk-assessment is desk-bound".to_string(),
         "sk-learn-is-a-popular-machine-learning-library-for-python".to_string(),
         format!("sk-{}", base62(20, 9)),
@@ -50,11 +47,7 @@ fn near_misses_pass() {
         "-----BEGIN PRIVATE KEY".to_string(),
         "eyJ".to_string(),
         b64url_json(r#"{"alg":"HS256","typ":"JWT"}"#),
-        format!(
-            "{}.notjson.{}",
-            b64url_json(r#"{"alg":"HS256","typ":"JWT"}"#),
-            base62(43, 1)
-        ),
+        format!("{}.notjson.{}", b64url_json(r#"{"alg":"HS256","typ":"JWT"}"#), base62(43, 1)),
         format!("{}.eyJzdWIi", b64url_json(r#"{"alg":"HS256","typ":"JWT"}"#)),
         "eyJhbGci.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig".to_string(),
     ];
@@ -67,38 +60,22 @@ fn near_misses_pass() {
 #[test]
 fn a_rejected_anchor_does_not_hide_the_next_one() {
     let s = builtin();
-    let text = format!(
-        "AKIASIA{} eyJ ghp_x sk-a AKIA{}",
-        "Z7Q3EXAMPLE4KEY9", "IOSFODNN7EXAMPLE"
-    );
-    assert_eq!(
-        rule(&s, text.as_bytes()).as_deref(),
-        Some("dlp:aws-access-key")
-    );
+    let text = format!("AKIASIA{} eyJ ghp_x sk-a AKIA{}", "Z7Q3EXAMPLE4KEY9", "IOSFODNN7EXAMPLE");
+    assert_eq!(rule(&s, text.as_bytes()).as_deref(), Some("dlp:aws-access-key"));
     assert_eq!(rule(&s, &text.as_bytes()[..text.len() - 20]), None);
 }
 
 #[test]
 fn an_anchor_overlapping_a_rejected_one_is_found() {
     let s = builtin();
-    for text in [
-        "sk-----BEGIN RSA PRIVATE KEY-----",
-        "xoxb-----BEGIN PRIVATE KEY-----",
-    ] {
-        assert_eq!(
-            rule(&s, text.as_bytes()).as_deref(),
-            Some("dlp:private-key"),
-            "{text}"
-        );
+    for text in ["sk-----BEGIN RSA PRIVATE KEY-----", "xoxb-----BEGIN PRIVATE KEY-----"] {
+        assert_eq!(rule(&s, text.as_bytes()).as_deref(), Some("dlp:private-key"), "{text}");
     }
 }
 
 #[test]
 fn disabled_builtins_find_nothing_builtin() {
-    let cfg = DlpConfig {
-        secrets_file: None,
-        disable_builtin_patterns: true,
-    };
+    let cfg = DlpConfig { secrets_file: None, disable_builtin_patterns: true };
     let s = Scanner::from_config(&cfg).unwrap();
     for (token, _) in positives() {
         assert_eq!(rule(&s, token.as_bytes()), None);
@@ -118,29 +95,14 @@ fn verifiers_decide_within_the_window() {
         format!("ant-{}", "x".repeat(MAX_WINDOW)),
         format!("{}.eyJ{}", "h".repeat(1021), "p".repeat(MAX_WINDOW)),
         format!("{header}.eyJ{}", "p".repeat(MAX_WINDOW)),
-        format!(
-            "{}.eyJ{}.{}",
-            &header[3..],
-            "p".repeat(2044),
-            "s".repeat(MAX_WINDOW)
-        ),
+        format!("{}.eyJ{}.{}", &header[3..], "p".repeat(2044), "s".repeat(MAX_WINDOW)),
         "RSA PRIVATE KEY ".repeat(MAX_WINDOW),
     ];
     for (anchor, rule) in ANCHORS {
         for filler in &fillers {
             let text = format!("{anchor}{filler}");
-            let hay = Hay {
-                a: &text.as_bytes()[..MAX_WINDOW],
-                b: &[],
-                before: None,
-                eof: false,
-            };
-            assert_ne!(
-                rule.verify(&hay, 0, anchor.len()),
-                Verdict::NeedMore,
-                "{anchor} + {}",
-                &filler[..10]
-            );
+            let hay = Hay { a: &text.as_bytes()[..MAX_WINDOW], b: &[], before: None, eof: false };
+            assert_ne!(rule.verify(&hay, 0, anchor.len()), Verdict::NeedMore, "{anchor} + {}", &filler[..10]);
         }
     }
 }
@@ -148,23 +110,10 @@ fn verifiers_decide_within_the_window() {
 #[test]
 fn an_undecided_anchor_is_need_more_not_a_miss() {
     let token = format!("AKIA{}", "IOSFODNN7EXAMPLE");
-    let hay = Hay {
-        a: token.as_bytes(),
-        b: &[],
-        before: Some(b' '),
-        eof: false,
-    };
+    let hay = Hay { a: token.as_bytes(), b: &[], before: Some(b' '), eof: false };
     assert_eq!(ANCHORS[0].1.verify(&hay, 0, 4), Verdict::NeedMore);
-    let hay = Hay {
-        a: token.as_bytes(),
-        b: &[],
-        before: Some(b' '),
-        eof: true,
-    };
-    assert_eq!(
-        ANCHORS[0].1.verify(&hay, 0, 4),
-        Verdict::Match("dlp:aws-access-key")
-    );
+    let hay = Hay { a: token.as_bytes(), b: &[], before: Some(b' '), eof: true };
+    assert_eq!(ANCHORS[0].1.verify(&hay, 0, 4), Verdict::Match("dlp:aws-access-key"));
 }
 
 #[test]

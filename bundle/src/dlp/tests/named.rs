@@ -8,21 +8,11 @@ const SECRET: &str = "Tr0ub4dor&3 horse/stäple";
 const OTHER: &str = "correct-horse-battery";
 
 fn scanner() -> (Scanner, tempfile::NamedTempFile) {
-    with_secrets(&format!(
-        "DB_PASSWORD = \"{SECRET}\"\nOTHER_TOKEN = \"{OTHER}\"\n"
-    ))
+    with_secrets(&format!("DB_PASSWORD = \"{SECRET}\"\nOTHER_TOKEN = \"{OTHER}\"\n"))
 }
 
 fn hex(data: &[u8], upper: bool) -> String {
-    data.iter()
-        .map(|b| {
-            if upper {
-                format!("{b:02X}")
-            } else {
-                format!("{b:02x}")
-            }
-        })
-        .collect()
+    data.iter().map(|b| if upper { format!("{b:02X}") } else { format!("{b:02x}") }).collect()
 }
 
 /// Every encoded form of `SECRET` the scanner must catch, each built by hand.
@@ -54,26 +44,12 @@ fn encoded_forms() -> Vec<String> {
 fn every_encoding_of_a_named_secret_is_found() {
     let (s, _f) = scanner();
     for form in encoded_forms() {
-        for text in [
-            form.clone(),
-            format!("GET /login?p={form}&x=1 HTTP/1.1\r\nHost: a.test\r\n\r\n"),
-        ] {
-            assert_eq!(
-                rule(&s, text.as_bytes()).as_deref(),
-                Some("dlp:secret:DB_PASSWORD"),
-                "{text}"
-            );
-            assert_eq!(
-                stream_rule(&s, text.as_bytes(), 5).as_deref(),
-                Some("dlp:secret:DB_PASSWORD"),
-                "{text}"
-            );
+        for text in [form.clone(), format!("GET /login?p={form}&x=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")] {
+            assert_eq!(rule(&s, text.as_bytes()).as_deref(), Some("dlp:secret:DB_PASSWORD"), "{text}");
+            assert_eq!(stream_rule(&s, text.as_bytes(), 5).as_deref(), Some("dlp:secret:DB_PASSWORD"), "{text}");
         }
     }
-    assert_eq!(
-        rule(&s, STANDARD.encode(OTHER).as_bytes()).as_deref(),
-        Some("dlp:secret:OTHER_TOKEN")
-    );
+    assert_eq!(rule(&s, STANDARD.encode(OTHER).as_bytes()).as_deref(), Some("dlp:secret:OTHER_TOKEN"));
 }
 
 #[test]
@@ -91,16 +67,8 @@ fn a_secret_inside_a_json_string_is_found_however_the_encoder_escapes_it() {
     ];
     for form in forms {
         let body = format!(r#"{{"note":"x","password":"{form}"}}"#);
-        assert_eq!(
-            rule(&s, body.as_bytes()).as_deref(),
-            Some("dlp:secret:JSON_SECRET"),
-            "{body}"
-        );
-        assert_eq!(
-            stream_rule(&s, body.as_bytes(), 4).as_deref(),
-            Some("dlp:secret:JSON_SECRET"),
-            "{body}"
-        );
+        assert_eq!(rule(&s, body.as_bytes()).as_deref(), Some("dlp:secret:JSON_SECRET"), "{body}");
+        assert_eq!(stream_rule(&s, body.as_bytes(), 4).as_deref(), Some("dlp:secret:JSON_SECRET"), "{body}");
     }
 }
 
@@ -124,10 +92,7 @@ fn near_misses_of_a_named_secret_pass() {
 
 fn load_error(toml: &str) -> (String, String) {
     let file = secrets_file(toml);
-    let cfg = DlpConfig {
-        secrets_file: Some(file.path().to_path_buf()),
-        disable_builtin_patterns: false,
-    };
+    let cfg = DlpConfig { secrets_file: Some(file.path().to_path_buf()), disable_builtin_patterns: false };
     let err = format!("{:#}", Scanner::from_config(&cfg).unwrap_err());
     (err, file.path().display().to_string())
 }
@@ -143,27 +108,18 @@ fn bad_secrets_are_rejected_naming_file_and_name_but_not_value() {
         let (err, path) = load_error(toml);
         assert!(err.contains(&path), "{err}");
         assert!(err.contains(name), "{err}");
-        assert!(
-            !err.contains("hunter2") && !err.contains("12345678901"),
-            "{err}"
-        );
+        assert!(!err.contains("hunter2") && !err.contains("12345678901"), "{err}");
     }
     let (err, path) = load_error(&format!("OK = \"{OTHER}\"\nBAD = \"hunter2hunter2"));
     assert!(err.contains(&path) && err.contains("line 2"), "{err}");
     assert!(!err.contains("hunter2") && !err.contains(OTHER), "{err}");
     let (err, _) = load_error("\"bad name\" = \"hunter2hunter2\"");
-    assert!(
-        err.contains("bad name") && !err.contains("hunter2"),
-        "{err}"
-    );
+    assert!(err.contains("bad name") && !err.contains("hunter2"), "{err}");
 }
 
 #[test]
 fn a_missing_secrets_file_is_an_error_naming_it() {
-    let cfg = DlpConfig {
-        secrets_file: Some("/nonexistent/dlp-secrets.toml".into()),
-        disable_builtin_patterns: false,
-    };
+    let cfg = DlpConfig { secrets_file: Some("/nonexistent/dlp-secrets.toml".into()), disable_builtin_patterns: false };
     let err = format!("{:#}", Scanner::from_config(&cfg).unwrap_err());
     assert!(err.contains("/nonexistent/dlp-secrets.toml"), "{err}");
 }
@@ -173,10 +129,7 @@ fn debug_output_never_shows_a_secret() {
     let (s, _f) = scanner();
     let shown = format!("{s:?}");
     assert!(shown.contains("named_secrets: 2"), "{shown}");
-    assert!(
-        !shown.contains("Tr0ub") && !shown.contains("horse"),
-        "{shown}"
-    );
+    assert!(!shown.contains("Tr0ub") && !shown.contains("horse"), "{shown}");
     let finding = s.scan(SECRET.as_bytes()).unwrap();
     assert!(!format!("{finding:?}").contains("Tr0ub"));
 }
@@ -184,21 +137,9 @@ fn debug_output_never_shows_a_secret() {
 #[test]
 fn secrets_work_with_builtins_disabled() {
     let file = secrets_file(&format!("DB_PASSWORD = \"{SECRET}\""));
-    let cfg = DlpConfig {
-        secrets_file: Some(file.path().to_path_buf()),
-        disable_builtin_patterns: true,
-    };
+    let cfg = DlpConfig { secrets_file: Some(file.path().to_path_buf()), disable_builtin_patterns: true };
     let s = Scanner::from_config(&cfg).unwrap();
-    assert_eq!(
-        rule(&s, SECRET.as_bytes()).as_deref(),
-        Some("dlp:secret:DB_PASSWORD")
-    );
-    assert_eq!(
-        rule(&s, format!("AKIA{}", "IOSFODNN7EXAMPLE").as_bytes()),
-        None
-    );
-    assert_eq!(
-        stream_rule(&s, hex(SECRET.as_bytes(), true).as_bytes(), 3).as_deref(),
-        Some("dlp:secret:DB_PASSWORD")
-    );
+    assert_eq!(rule(&s, SECRET.as_bytes()).as_deref(), Some("dlp:secret:DB_PASSWORD"));
+    assert_eq!(rule(&s, format!("AKIA{}", "IOSFODNN7EXAMPLE").as_bytes()), None);
+    assert_eq!(stream_rule(&s, hex(SECRET.as_bytes(), true).as_bytes(), 3).as_deref(), Some("dlp:secret:DB_PASSWORD"));
 }

@@ -10,9 +10,7 @@ const NAME: &str = "PROP_SECRET";
 const VALUE: &str = "pr0p-Secret~value!";
 
 fn scanner() -> (Scanner, tempfile::NamedTempFile) {
-    with_secrets(&format!(
-        "{NAME} = \"{VALUE}\"\nSECOND = \"another-never-leave-1\""
-    ))
+    with_secrets(&format!("{NAME} = \"{VALUE}\"\nSECOND = \"another-never-leave-1\""))
 }
 
 /// The forms a secret can be embedded in; base64 forms wrap the surrounding
@@ -21,29 +19,11 @@ fn embed(before: &[u8], after: &[u8], form: u8) -> Vec<u8> {
     let raw = [before, VALUE.as_bytes(), after].concat();
     match form % 5 {
         0 => raw,
-        1 => [
-            before,
-            b"p0%2A",
-            VALUE
-                .bytes()
-                .map(|b| format!("%{b:02x}"))
-                .collect::<String>()
-                .as_bytes(),
-            after,
-        ]
-        .concat(),
+        1 => [before, b"p0%2A", VALUE.bytes().map(|b| format!("%{b:02x}")).collect::<String>().as_bytes(), after]
+            .concat(),
         2 => STANDARD.encode(raw).into_bytes(),
         3 => URL_SAFE_NO_PAD.encode(raw).into_bytes(),
-        _ => [
-            before,
-            VALUE
-                .bytes()
-                .map(|b| format!("{b:02X}"))
-                .collect::<String>()
-                .as_bytes(),
-            after,
-        ]
-        .concat(),
+        _ => [before, VALUE.bytes().map(|b| format!("{b:02X}")).collect::<String>().as_bytes(), after].concat(),
     }
 }
 

@@ -1,18 +1,9 @@
 use super::*;
 
 fn samples() -> Vec<(String, String)> {
-    let mut all: Vec<(String, String)> = positives()
-        .into_iter()
-        .map(|(t, r)| (t, r.to_string()))
-        .collect();
-    all.push((
-        "s3cret-Value/with space".to_string(),
-        "dlp:secret:API".to_string(),
-    ));
-    all.push((
-        "7333637265742d56616c75652f77697468207370616365".to_string(),
-        "dlp:secret:API".to_string(),
-    ));
+    let mut all: Vec<(String, String)> = positives().into_iter().map(|(t, r)| (t, r.to_string())).collect();
+    all.push(("s3cret-Value/with space".to_string(), "dlp:secret:API".to_string()));
+    all.push(("7333637265742d56616c75652f77697468207370616365".to_string(), "dlp:secret:API".to_string()));
     all
 }
 
@@ -24,10 +15,7 @@ fn scanner() -> (Scanner, tempfile::NamedTempFile) {
 /// it was reported by `feed` (as opposed to `finish`).
 fn two_chunks(s: &Scanner, text: &[u8], cut: usize) -> Option<String> {
     let mut st = s.stream();
-    st.feed(&text[..cut])
-        .or_else(|| st.feed(&text[cut..]))
-        .or_else(|| st.finish())
-        .map(|f| f.rule)
+    st.feed(&text[..cut]).or_else(|| st.feed(&text[cut..])).or_else(|| st.finish()).map(|f| f.rule)
 }
 
 #[test]
@@ -36,11 +24,7 @@ fn a_credential_split_at_every_boundary_is_found() {
     for (token, want) in samples() {
         let text = format!("POST body: {token} trailing words");
         for cut in 0..=text.len() {
-            assert_eq!(
-                two_chunks(&s, text.as_bytes(), cut).as_deref(),
-                Some(&want[..]),
-                "{token} cut at {cut}"
-            );
+            assert_eq!(two_chunks(&s, text.as_bytes(), cut).as_deref(), Some(&want[..]), "{token} cut at {cut}");
         }
     }
 }
@@ -49,21 +33,9 @@ fn a_credential_split_at_every_boundary_is_found() {
 fn a_credential_fed_one_byte_at_a_time_is_found() {
     let (s, _f) = scanner();
     for (token, want) in samples() {
-        for text in [
-            token.clone(),
-            format!("x {token} y"),
-            format!("{}\n{token}\n", "z".repeat(5000)),
-        ] {
-            assert_eq!(
-                stream_rule(&s, text.as_bytes(), 1).as_deref(),
-                Some(&want[..]),
-                "{token}"
-            );
-            assert_eq!(
-                stream_rule(&s, text.as_bytes(), 3).as_deref(),
-                Some(&want[..]),
-                "{token}"
-            );
+        for text in [token.clone(), format!("x {token} y"), format!("{}\n{token}\n", "z".repeat(5000))] {
+            assert_eq!(stream_rule(&s, text.as_bytes(), 1).as_deref(), Some(&want[..]), "{token}");
+            assert_eq!(stream_rule(&s, text.as_bytes(), 3).as_deref(), Some(&want[..]), "{token}");
         }
     }
 }
@@ -73,15 +45,8 @@ fn a_token_ending_the_body_is_decided_by_finish() {
     let s = builtin();
     let key = format!("AKIA{}", "IOSFODNN7EXAMPLE");
     let mut st = s.stream();
-    assert_eq!(
-        st.feed(format!("id={key}").as_bytes()),
-        None,
-        "the next byte could still extend the key"
-    );
-    assert_eq!(
-        st.finish().map(|f| f.rule).as_deref(),
-        Some("dlp:aws-access-key")
-    );
+    assert_eq!(st.feed(format!("id={key}").as_bytes()), None, "the next byte could still extend the key");
+    assert_eq!(st.finish().map(|f| f.rule).as_deref(), Some("dlp:aws-access-key"));
     let mut st = s.stream();
     assert_eq!(st.feed(format!("id={key}").as_bytes()), None);
     assert_eq!(st.feed(b"X"), None, "17 characters is not an access key id");
@@ -95,11 +60,7 @@ fn a_long_jwt_spread_over_many_chunks_is_found() {
     let payload = b64url_json(&format!(r#"{{"sub":"{}"}}"#, "u".repeat(6000)));
     let text = format!("token={header}.{payload}.{}", base62(342, 3));
     for size in [1, 100, 4096, 65536] {
-        assert_eq!(
-            stream_rule(&s, text.as_bytes(), size).as_deref(),
-            Some("dlp:jwt"),
-            "chunk {size}"
-        );
+        assert_eq!(stream_rule(&s, text.as_bytes(), size).as_deref(), Some("dlp:jwt"), "chunk {size}");
     }
 }
 
