@@ -27,10 +27,12 @@ pub async fn ensure_probe_file(progress: &dyn Progress) -> anyhow::Result<PathBu
     let path = dir.join(format!("bottle-probe-{}", content_hash(&[&bytes])));
     if !path.exists() {
         tokio::fs::create_dir_all(&dir).await.with_context(|| format!("image: creating {}", dir.display()))?;
-        // Written aside and renamed, so a concurrent `up` never mounts half a file.
-        let tmp = dir.join(format!(".bottle-probe-{}", std::process::id()));
+        // Written aside under a name of this call's own and renamed, so a concurrent `up`
+        // (in this process or another) never mounts half a file or renames ours away.
+        let tmp = dir.join(format!(".bottle-probe-{}-{:016x}", std::process::id(), rand::random::<u64>()));
         tokio::fs::write(&tmp, &bytes).await.with_context(|| format!("image: writing {}", tmp.display()))?;
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .with_context(|| format!("image: making {} executable", tmp.display()))?;
         tokio::fs::rename(&tmp, &path).await.with_context(|| format!("image: placing {}", path.display()))?;
     }
     Ok(path)
