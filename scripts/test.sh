@@ -10,6 +10,3 @@ scripts/install-docker.sh
 
 echo "==> cargo test (workspace, Docker-backed tests included)" >&2
 cargo test --workspace --locked 2>&1
-
-echo "==> Swift layer: build, XCTest against the real cdylib and engine, type-check, parse" >&2
-scripts/swift-check.sh
