@@ -109,7 +109,9 @@ impl BottleManager {
         let choice = match cli::choose_from_env(None, None) {
             Ok(c) => c,
             Err(f) => {
-                return vec![Check::new("backend", false, format!("{:#}", f.error), "fix CLAUDE_BOTTLE_BACKEND").into()];
+                return vec![
+                    Check::new("backend", false, format!("{:#}", f.error), "fix CLAUDE_BOTTLE_BACKEND").into(),
+                ];
             }
         };
         let mut checks = vec![Check::new("backend", true, cli::kind_name(choice.kind), "")];

@@ -13,10 +13,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use bollard::Docker;
-use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig, RestartPolicy,
-    RestartPolicyNameEnum,
-};
+use bollard::models::{ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig};
 use bottle_protocol::config::{DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT, DEFAULT_SUPERVISE_PORT};
 
 use crate::backend::BackendKind;
@@ -118,10 +115,7 @@ pub async fn create_agent(
             readonly_rootfs: Some(own_image),
             tmpfs: Some(mounts),
             init: Some(true),
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                maximum_retry_count: None,
-            }),
+            restart_policy: Some(crate::sidecar::restart_unless_stopped()),
             ..Default::default()
         }),
         networking_config: Some(NetworkingConfig {

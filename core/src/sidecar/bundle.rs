@@ -14,7 +14,7 @@ use anyhow::Context;
 use bollard::Docker;
 use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkingConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    PortBinding,
 };
 
 use super::config::{BundleFile, DIR, Rendered, SidecarOptions};
@@ -67,10 +67,7 @@ pub async fn create_bundle(docker: &Docker, req: BundleRequest<'_>) -> anyhow::R
             security_opt: Some(vec!["no-new-privileges".into()]),
             memory: Some(BUNDLE_MEMORY_BYTES),
             pids_limit: Some(BUNDLE_PIDS),
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                maximum_retry_count: None,
-            }),
+            restart_policy: Some(crate::sidecar::restart_unless_stopped()),
             ..Default::default()
         }),
         networking_config: Some(NetworkingConfig {
@@ -219,4 +216,12 @@ pub async fn read_file(docker: &Docker, container: &str, path: &str) -> anyhow::
     let mut out = String::new();
     std::io::Read::read_to_string(&mut entry, &mut out)?;
     Ok(out)
+}
+
+/// Both of a bottle's containers come back after a daemon or host restart, unless `down` stopped them.
+pub fn restart_unless_stopped() -> bollard::models::RestartPolicy {
+    bollard::models::RestartPolicy {
+        name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
+        maximum_retry_count: None,
+    }
 }
