@@ -66,7 +66,9 @@ ROOT="$CACHE/swift-$HASH"
 # bind_same SRC: mounts SRC at the same path inside the chroot (directories or files).
 bind_same() {
   local src=$1 dst="$ROOT$1"
-  if [ -d "$src" ]; then mkdir -p "$dst"; else mkdir -p "$(dirname "$dst")"; : >"$dst"; fi
+  # Never `: >` an existing path: under an earlier bind (the repo) it IS the host file, and
+  # truncating it emptied the static bundle binary the round-trip test then ran.
+  if [ -d "$src" ]; then mkdir -p "$dst"; else mkdir -p "$(dirname "$dst")"; [ -e "$dst" ] || : >"$dst"; fi
   mount --bind "$src" "$dst"
 }
 
