@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs and starts what the tests need on a fresh Debian
-# machine (a Docker engine included), then runs every test in the workspace.
+# machine (a Docker engine included), then runs every test in the workspace
+# and the Linux checks of the Swift layer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
@@ -10,3 +11,6 @@ scripts/install-docker.sh
 
 echo "==> cargo test (workspace, Docker-backed tests included)" >&2
 cargo test --workspace --locked 2>&1
+
+echo "==> Swift checks (BottleKit in a trixie chroot, against the real cdylib and Docker)" >&2
+scripts/swift-check.sh
