@@ -21,5 +21,5 @@ pub use manager::BottleManager;
 pub use notify::{BottleNotification, COALESCE_WINDOW, NotificationPolicy};
 pub use types::{
     AgentState, AllowlistInfo, AllowlistVerdict, BottleEvent, BottleInfo, DoctorCheck, EventKind, GitOperation,
-    PendingRequest,
+    PendingRequest, VmmInfo,
 };

@@ -32,6 +32,8 @@ pub struct AllowlistInfo {
     /// RFC 3339 time of the last start check.
     pub checked_at: Option<String>,
     pub detail: String,
+    /// Present when a VMM enforces the allowlist (smolmachines): what that enforcement rests on.
+    pub vmm: Option<VmmInfo>,
 }
 
 impl From<core::AllowlistStatus> for AllowlistInfo {
@@ -42,7 +44,25 @@ impl From<core::AllowlistStatus> for AllowlistInfo {
             mechanism: a.mechanism,
             checked_at: a.checked_at,
             detail: a.detail,
+            vmm: a.vmm.map(Into::into),
         }
+    }
+}
+
+/// The VMM behind an allowlist: a `tsi` network backend or an old version is
+/// what made smolvm's allowlist silently not enforce, so the app shows both.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct VmmInfo {
+    /// `smolvm`.
+    pub runtime: String,
+    pub version: String,
+    /// `virtio-net` or `tsi`.
+    pub net_backend: String,
+}
+
+impl From<core::VmmFacts> for VmmInfo {
+    fn from(v: core::VmmFacts) -> Self {
+        Self { runtime: v.runtime, version: v.version, net_backend: v.net_backend }
     }
 }
 
@@ -182,5 +202,32 @@ impl From<proto::AgentState> for AgentState {
             proto::AgentState::NeedsInput => Self::NeedsInput,
             proto::AgentState::Done => Self::Done,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vmm_enforced_allowlist_carries_its_runtime_version_and_network_backend() {
+        let status = core::AllowlistStatus {
+            verdict: core::Verdict::Verified,
+            allowlist: vec!["172.30.0.2/32".into()],
+            mechanism: "smolvm allow_cidrs (virtio-net)".into(),
+            checked_at: Some("2026-11-28T14:00:00Z".into()),
+            detail: "canary refused, bundle reached".into(),
+            vmm: Some(core::VmmFacts {
+                runtime: "smolvm".into(),
+                version: "1.9.3".into(),
+                net_backend: "virtio-net".into(),
+            }),
+        };
+        let info = AllowlistInfo::from(status.clone());
+        assert_eq!(
+            info.vmm,
+            Some(VmmInfo { runtime: "smolvm".into(), version: "1.9.3".into(), net_backend: "virtio-net".into() })
+        );
+        assert_eq!(AllowlistInfo::from(core::AllowlistStatus { vmm: None, ..status }).vmm, None);
     }
 }

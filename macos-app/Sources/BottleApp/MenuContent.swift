@@ -96,6 +96,9 @@ struct AllowlistDetail: View {
             Text(allowlist.detail).font(.caption)
             Text("Checked: \(allowlist.checkedAt ?? "never")").font(.caption)
             Text("Mechanism: \(allowlist.mechanism)").font(.caption)
+            if let vmm = allowlist.vmm {
+                Text("VMM: \(vmm.runtime) \(vmm.version), network \(vmm.netBackend)").font(.caption)
+            }
             Divider()
             Text("Allowed destinations").bold()
             ForEach(allowlist.allowlist, id: \.self) { Text($0).font(.system(.caption, design: .monospaced)) }

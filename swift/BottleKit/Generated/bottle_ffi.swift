@@ -1290,18 +1290,26 @@ public struct AllowlistInfo: Equatable, Hashable {
      */
     public var checkedAt: String?
     public var detail: String
+    /**
+     * Present when a VMM enforces the allowlist (smolmachines): what that enforcement rests on.
+     */
+    public var vmm: VmmInfo?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(verdict: AllowlistVerdict, allowlist: [String], mechanism: String, 
         /**
          * RFC 3339 time of the last start check.
-         */checkedAt: String?, detail: String) {
+         */checkedAt: String?, detail: String, 
+        /**
+         * Present when a VMM enforces the allowlist (smolmachines): what that enforcement rests on.
+         */vmm: VmmInfo?) {
         self.verdict = verdict
         self.allowlist = allowlist
         self.mechanism = mechanism
         self.checkedAt = checkedAt
         self.detail = detail
+        self.vmm = vmm
     }
 
     
@@ -1324,7 +1332,8 @@ public struct FfiConverterTypeAllowlistInfo: FfiConverterRustBuffer {
                 allowlist: FfiConverterSequenceString.read(from: &buf), 
                 mechanism: FfiConverterString.read(from: &buf), 
                 checkedAt: FfiConverterOptionString.read(from: &buf), 
-                detail: FfiConverterString.read(from: &buf)
+                detail: FfiConverterString.read(from: &buf), 
+                vmm: FfiConverterOptionTypeVmmInfo.read(from: &buf)
         )
     }
 
@@ -1334,6 +1343,7 @@ public struct FfiConverterTypeAllowlistInfo: FfiConverterRustBuffer {
         FfiConverterString.write(value.mechanism, into: &buf)
         FfiConverterOptionString.write(value.checkedAt, into: &buf)
         FfiConverterString.write(value.detail, into: &buf)
+        FfiConverterOptionTypeVmmInfo.write(value.vmm, into: &buf)
     }
 }
 
@@ -1695,6 +1705,80 @@ public func FfiConverterTypePendingRequest_lift(_ buf: RustBuffer) throws -> Pen
 #endif
 public func FfiConverterTypePendingRequest_lower(_ value: PendingRequest) -> RustBuffer {
     return FfiConverterTypePendingRequest.lower(value)
+}
+
+
+/**
+ * The VMM behind an allowlist: a `tsi` network backend or an old version is
+ * what made smolvm's allowlist silently not enforce, so the app shows both.
+ */
+public struct VmmInfo: Equatable, Hashable {
+    /**
+     * `smolvm`.
+     */
+    public var runtime: String
+    public var version: String
+    /**
+     * `virtio-net` or `tsi`.
+     */
+    public var netBackend: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `smolvm`.
+         */runtime: String, version: String, 
+        /**
+         * `virtio-net` or `tsi`.
+         */netBackend: String) {
+        self.runtime = runtime
+        self.version = version
+        self.netBackend = netBackend
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension VmmInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeVmmInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> VmmInfo {
+        return
+            try VmmInfo(
+                runtime: FfiConverterString.read(from: &buf), 
+                version: FfiConverterString.read(from: &buf), 
+                netBackend: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: VmmInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.runtime, into: &buf)
+        FfiConverterString.write(value.version, into: &buf)
+        FfiConverterString.write(value.netBackend, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVmmInfo_lift(_ buf: RustBuffer) throws -> VmmInfo {
+    return try FfiConverterTypeVmmInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVmmInfo_lower(_ value: VmmInfo) -> RustBuffer {
+    return FfiConverterTypeVmmInfo.lower(value)
 }
 
 // Note that we don't yet support `indirect` for enums.
@@ -2266,6 +2350,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeVmmInfo: FfiConverterRustBuffer {
+    typealias SwiftType = VmmInfo?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeVmmInfo.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeVmmInfo.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

@@ -119,6 +119,7 @@ final class BottleKitTests: XCTestCase {
         XCTAssertEqual(started.allowlist.verdict, .notVerified, started.allowlist.detail)
         XCTAssertNotNil(started.allowlist.checkedAt)
         XCTAssertEqual(started.allowlist.allowlist, ["allowed.test"])
+        XCTAssertNil(started.allowlist.vmm, "Docker's allowlist is not enforced by a VMM")
 
         let status = try await manager.status(name: name)
         XCTAssertEqual(status.state, "running")
