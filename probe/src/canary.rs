@@ -104,12 +104,40 @@ fn answer_tcp(name: &str, port: u16, mut s: TcpStream, http: bool) {
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
-    let line = String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_string();
-    log(name, "http", port, &peer, &line);
-    let body = format!("canary {name}\n");
-    let _ = s.write_all(
-        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+    let text = String::from_utf8_lossy(&head);
+    let line = text.lines().next().unwrap_or("").to_string();
+    // Whether a credential came along, never its value: the suite checks that git-gate adds it.
+    let authorized = text.lines().any(|l| l.to_ascii_lowercase().starts_with("authorization:"));
+    log(name, "http", port, &peer, &format!("{line}{}", if authorized { " [authorization]" } else { "" }));
+    let (content_type, body) = match advertised_service(&line) {
+        Some(service) => (format!("application/x-{service}-advertisement"), empty_repo_advertisement(service)),
+        None => ("text/plain".to_string(), format!("canary {name}\n").into_bytes()),
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
     );
+    let _ = s.write_all(&[head.as_bytes(), &body].concat());
+}
+
+/// The git service a smart-HTTP `GET .../info/refs?service=git-*-pack` asks for.
+fn advertised_service(request_line: &str) -> Option<&str> {
+    let target = request_line.strip_prefix("GET ")?.split(' ').next()?;
+    let service = target.split_once("/info/refs?service=")?.1;
+    ["git-upload-pack", "git-receive-pack"].into_iter().find(|s| *s == service)
+}
+
+/// The ref advertisement of an empty repository. It lets a git client get as far as
+/// sending its push through git-gate; the suite then checks that the push stopped there.
+fn empty_repo_advertisement(service: &str) -> Vec<u8> {
+    let pkt = |s: &str| format!("{:04x}{s}", s.len() + 4);
+    let zero = "0".repeat(40);
+    format!(
+        "{}0000{}0000",
+        pkt(&format!("# service={service}\n")),
+        pkt(&format!("{zero} capabilities^{{}}\0report-status delete-refs ofs-delta agent=bottle-canary\n"))
+    )
+    .into_bytes()
 }
 
 fn serve_udp(name: &str, port: u16, s: &UdpSocket, dns: bool) {
@@ -160,6 +188,22 @@ mod tests {
         let s = Spec::parse(&a(&["out", "0.0.0.0", "--tcp", "22,80", "--dns", "53"])).unwrap();
         assert_eq!((s.tcp, s.dns), (vec![22, 80], vec![53]));
         assert!(Spec::parse(&a(&["out", "0.0.0.0", "--tcp", "x"])).is_err());
+    }
+
+    #[test]
+    fn advertises_an_empty_repository_to_smart_http_git_only() {
+        assert_eq!(
+            advertised_service("GET /v.git/info/refs?service=git-receive-pack HTTP/1.1"),
+            Some("git-receive-pack")
+        );
+        assert_eq!(advertised_service("GET /info/refs?service=git-upload-pack HTTP/1.1"), Some("git-upload-pack"));
+        assert_eq!(advertised_service("POST /v.git/git-receive-pack HTTP/1.1"), None);
+        assert_eq!(advertised_service("GET /info/refs?service=evil HTTP/1.1"), None);
+        let ad = String::from_utf8(empty_repo_advertisement("git-receive-pack")).unwrap();
+        assert!(ad.starts_with("001f# service=git-receive-pack\n0000"), "{ad}");
+        let second = &ad[35..];
+        assert_eq!(usize::from_str_radix(&second[..4], 16).unwrap(), second.len() - 4, "{second:?}");
+        assert!(second.ends_with("\n0000"), "{second:?}");
     }
 
     #[test]

@@ -14,7 +14,6 @@ use bottle_protocol::config::{
 };
 use bottle_protocol::{Event, EventKind};
 use futures_util::future::join_all;
-use sha2::{Digest, Sha256};
 
 use super::probe::{self, ProbeReport};
 use super::world::{Contact, METADATA_IP, OUTSIDE_DNS, OUTSIDE_HTTP, OUTSIDE_TCP};
@@ -41,13 +40,13 @@ pub async fn run(s: &Suite, c: Category) -> Vec<Finding> {
         Category::EgressPort => egress_port(s).await,
         Category::Proxy => proxy(s).await,
         Category::Dlp => dlp(s).await,
-        Category::Git => git(s).await,
+        Category::Git => super::git::run(s).await,
         Category::Privileges => privileges(s).await,
         Category::FailClosed => fail_closed(s).await,
     }
 }
 
-async fn probe(s: &Suite, args: &[&str]) -> anyhow::Result<ProbeReport> {
+pub(super) async fn probe(s: &Suite, args: &[&str]) -> anyhow::Result<ProbeReport> {
     probe::run(&s.backend, &s.bottle, args).await
 }
 
@@ -64,7 +63,7 @@ fn args(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-fn seen(r: &anyhow::Result<ProbeReport>) -> String {
+pub(super) fn seen(r: &anyhow::Result<ProbeReport>) -> String {
     match r {
         Ok(r) if r.detail.is_empty() => r.outcome.clone(),
         Ok(r) => format!("{} ({})", r.outcome, r.detail),
@@ -326,7 +325,7 @@ async fn egress_port(s: &Suite) -> Vec<Finding> {
 }
 
 /// Every event after `since`.
-async fn events_since(s: &Suite, since: Option<u64>) -> anyhow::Result<Vec<Event>> {
+pub(super) async fn events_since(s: &Suite, since: Option<u64>) -> anyhow::Result<Vec<Event>> {
     let mut stream = s.control.events(since, false).await?;
     let mut all = Vec::new();
     while let Some(e) = stream.next().await? {
@@ -335,7 +334,7 @@ async fn events_since(s: &Suite, since: Option<u64>) -> anyhow::Result<Vec<Event
     Ok(all)
 }
 
-async fn last_event_id(s: &Suite) -> Option<u64> {
+pub(super) async fn last_event_id(s: &Suite) -> Option<u64> {
     events_since(s, None).await.ok().and_then(|e| e.last().map(|e| e.id))
 }
 
@@ -496,33 +495,6 @@ fn fmt_found(r: &anyhow::Result<bool>) -> String {
         Ok(false) => "absent".into(),
         Err(e) => format!("unreadable ({e:#})"),
     }
-}
-
-async fn git(s: &Suite) -> Vec<Finding> {
-    let mut out = vec![Finding::not_run(
-        Category::Git,
-        "push to a protected branch",
-        "refused by git-gate, with an event",
-        "not probed yet: the suite has no git upstream canary and no push client in the probe (see THREAT-MODEL.md)",
-    )];
-    match &s.planted {
-        Some(p) => {
-            let hash: String = Sha256::digest(p.unseen.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-            let len = p.unseen.len().to_string();
-            let a =
-                ["find-secret", &len, &hash, &s.workdir, "/etc", "/home", "/tmp", "/var/tmp", "/opt", "/root", "/run"];
-            let r = probe(s, &a).await;
-            let ok = r.as_ref().is_ok_and(|r| r.outcome == "absent");
-            out.push(Finding::new(Category::Git, "credential in env, files, process list", "absent", seen(&r), ok));
-        }
-        None => out.push(Finding::not_run(
-            Category::Git,
-            "credential in env, files, process list",
-            "absent",
-            "no planted credential in NAME mode (run with -f)",
-        )),
-    }
-    out
 }
 
 async fn privileges(s: &Suite) -> Vec<Finding> {

@@ -13,6 +13,7 @@
 
 mod categories;
 mod finding;
+mod git;
 pub mod probe;
 mod world;
 
@@ -40,7 +41,9 @@ pub const ALLOWED_HOST: &str = "allowed.test";
 pub(crate) struct Planted {
     /// Sent by DLP probes: must be refused in every form.
     pub dlp: String,
-    /// Never sent anywhere: must be invisible from inside the agent.
+    /// git-gate's credential for the suite's repository (also a named secret of the
+    /// bundle): git-gate sends it to the canary upstream, and it must be invisible
+    /// from inside the agent.
     pub unseen: String,
     _dir: tempfile::TempDir,
 }
@@ -102,6 +105,9 @@ fn plant(spec: &mut Spec) -> anyhow::Result<Planted> {
         std::fs::write(&path, v)?;
         spec.secrets.push(Secret { name: name.into(), from: SecretSource::File(path) });
     }
+    let credentials = dir.path().join("git-credentials.toml");
+    std::fs::write(&credentials, git::credentials_toml(&unseen))?;
+    spec.git = git::verify_git(credentials);
     Ok(Planted { dlp, unseen, _dir: dir })
 }
 
