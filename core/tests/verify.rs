@@ -151,6 +151,8 @@ async fn a_bottle_joined_to_the_outside_network_is_caught_and_named() {
     assert!(failed.iter().any(|p| p.starts_with("tcp ") && p.ends_with(":22")), "{failed:?}");
     assert!(failed.contains(&"outside canary log"), "the canary saw the contact: {failed:?}");
     assert!(failed.iter().any(|p| p.starts_with("rfc1918 canary")), "{failed:?}");
+    // The outside network is dual-stack: the new path is caught over IPv6 too.
+    assert!(failed.iter().any(|p| p.starts_with("ipv6 ULA canary")), "{failed:?}");
     assert!(report.table().contains("FAIL"));
 
     suite.finish(&Print("broken")).await;

@@ -17,7 +17,20 @@ const MAX_REPLY: usize = 4096;
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     // IP literals only: the probe has no resolver on purpose.
-    s.parse::<SocketAddr>().map_err(|_| format!("not an ip:port literal: {s:?}"))
+    let bad = || format!("not an ip:port literal: {s:?}");
+    s.parse::<SocketAddr>().or_else(|_| scoped_by_name(s, "/sys/class/net").ok_or_else(bad))
+}
+
+/// `[fe80::1%eth0]:80`: a link-local address scoped by interface name, since only
+/// the bottle knows the index of its own interface.
+fn scoped_by_name(s: &str, sys_net: &str) -> Option<SocketAddr> {
+    let (addr, rest) = s.strip_prefix('[')?.split_once('%')?;
+    let (ifname, port) = rest.split_once("]:")?;
+    if ifname.is_empty() || !ifname.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return None;
+    }
+    let index: u32 = std::fs::read_to_string(format!("{sys_net}/{ifname}/ifindex")).ok()?.trim().parse().ok()?;
+    format!("[{addr}%{index}]:{port}").parse().ok()
 }
 
 fn io_outcome(e: &std::io::Error) -> String {
@@ -261,6 +274,19 @@ pub fn connect(proxy: &str, target: &str, sni: Option<&str>) -> Report {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn a_link_local_scope_may_name_the_interface() {
+        let sys = tempfile::tempdir().unwrap();
+        std::fs::create_dir(sys.path().join("eth0")).unwrap();
+        std::fs::write(sys.path().join("eth0/ifindex"), "5260\n").unwrap();
+        let net = sys.path().to_str().unwrap();
+        let a = scoped_by_name("[fe80::42:1%eth0]:8080", net).unwrap();
+        assert_eq!(a.to_string(), "[fe80::42:1%5260]:8080");
+        assert_eq!(scoped_by_name("[fe80::1%eth9]:80", net), None, "no such interface");
+        assert_eq!(scoped_by_name("[fe80::1%../eth0]:80", net), None, "a name, not a path");
+        assert!(parse_addr("[fe80::1%3]:80").is_ok() && parse_addr("[fe80::1%]:80").is_err());
+    }
 
     #[test]
     fn tcp_reports_connected_with_banner_and_refused() {

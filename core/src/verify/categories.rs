@@ -5,7 +5,7 @@
 //! (it proved nothing). Proxy and DLP probes pass only when the request was
 //! refused AND the bundle raised an event for it.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use base64::Engine;
@@ -110,20 +110,42 @@ async fn direct(s: &Suite) -> Vec<Finding> {
     out
 }
 
-/// The host's own IPv4 addresses (`ip -4 -o addr`), loopback excluded.
-async fn host_ips() -> Vec<Ipv4Addr> {
-    let out = tokio::process::Command::new("ip").args(["-4", "-o", "addr", "show"]).output().await;
+/// The host's own addresses, IPv4 and IPv6 (`ip -o addr show scope global`).
+async fn host_ips() -> Vec<IpAddr> {
+    let out = tokio::process::Command::new("ip").args(["-o", "addr", "show", "scope", "global"]).output().await;
     let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-    let mut ips: Vec<Ipv4Addr> = text
+    let mut ips: Vec<IpAddr> = text
         .lines()
-        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet" && *w != "inet6").nth(1))
         .filter_map(|cidr| cidr.split('/').next()?.parse().ok())
-        .filter(|ip: &Ipv4Addr| !ip.is_loopback() && *ip != super::world::METADATA_IP)
+        .filter(|ip: &IpAddr| !ip.is_loopback() && *ip != IpAddr::V4(METADATA_IP))
         .collect();
     ips.sort();
     ips.dedup();
     ips.truncate(MAX_HOST_IPS);
     ips
+}
+
+/// The host's link-local address on the agent network's bridge: the IPv6 path from
+/// the agent to the host that needs no route, open as soon as the agent has IPv6.
+async fn bridge_link_local(s: &Suite) -> Result<Ipv6Addr, String> {
+    let none = None::<bollard::query_parameters::InspectNetworkOptions>;
+    let net = s.backend.docker().inspect_network(&s.placement.agent_net, none).await.map_err(|e| e.to_string())?;
+    let named = net.options.and_then(|mut o| o.remove("com.docker.network.bridge.name"));
+    let bridge = named
+        .or_else(|| net.id.map(|id| format!("br-{}", &id[..id.len().min(12)])))
+        .ok_or("the agent network has no id")?;
+    let out = tokio::process::Command::new("ip")
+        .args(["-6", "-o", "addr", "show", "dev", &bridge, "scope", "link"])
+        .output()
+        .await
+        .map_err(|e| format!("running ip: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next()?.parse().ok())
+        .ok_or(format!("the host has no IPv6 link-local address on {bridge}"))
 }
 
 async fn hosts(s: &Suite) -> Vec<Finding> {
@@ -141,8 +163,6 @@ async fn hosts(s: &Suite) -> Vec<Finding> {
         ),
         (format!("rfc1918 canary {outside}:8080"), args(&["tcp", &format!("{outside}:8080"), REACH_MS]), false),
         (format!("metadata {METADATA_IP}:80"), args(&["tcp", &format!("{METADATA_IP}:80"), REACH_MS]), false),
-        ("ipv6 link-local [fe80::1%2]:80".into(), args(&["tcp", "[fe80::1%2]:80", REACH_MS]), false),
-        ("ipv6 ULA [fd00:b077::1]:80".into(), args(&["tcp", "[fd00:b077::1]:80", REACH_MS]), false),
         (
             format!("ipv6 v4-mapped [::ffff:{outside}]:80"),
             args(&["tcp", &format!("[::ffff:{outside}]:80"), REACH_MS]),
@@ -151,7 +171,18 @@ async fn hosts(s: &Suite) -> Vec<Finding> {
     ];
     for ip in host_ips().await {
         for port in [lo, all] {
-            t.push((format!("host address {ip}:{port}"), args(&["tcp", &format!("{ip}:{port}"), REACH_MS]), false));
+            let at = SocketAddr::new(ip, port).to_string();
+            t.push((format!("host address {at}"), args(&["tcp", &at, REACH_MS]), false));
+        }
+    }
+    // IPv6 paths that exist only when a canary is there to prove them; otherwise not-run, with why.
+    let mut unavailable = Vec::new();
+    let link_local = bridge_link_local(s).await.map(|ll| format!("[{ll}%eth0]:{all}"));
+    let ula = s.world.outside.ula.clone().map(|ula| format!("[{ula}]:{OUTSIDE_HTTP}"));
+    for (what, target) in [("ipv6 link-local host on the agent bridge", link_local), ("ipv6 ULA canary", ula)] {
+        match target {
+            Ok(at) => t.push((format!("{what} {at}"), args(&["tcp", &at, REACH_MS]), false)),
+            Err(why) => unavailable.push(Finding::not_run(Category::Hosts, what, "no connection", why)),
         }
     }
     if let Some((peer, p)) = &s.peer {
@@ -193,6 +224,7 @@ async fn hosts(s: &Suite) -> Vec<Finding> {
             f
         })
         .collect();
+    out.extend(unavailable);
     if s.peer.is_none() {
         out.push(Finding::not_run(
             Category::Hosts,

@@ -4,14 +4,15 @@
 //! no contact proves more. So every destination a probe aims at is a
 //! listener the suite owns and reads back: `bottle-probe canary` on host
 //! loopback and on all host interfaces (child processes), an "outside"
-//! container from the probe image on a Docker network of its own (the
-//! internet, with TCP 22/53/80/443/8080, UDP and DNS on 53), and the
+//! container from the probe image on a dual-stack Docker network of its own
+//! (the internet, with TCP 22/53/80/443/8080, UDP and DNS on 53, on an RFC
+//! 1918 address and a ULA address), and the
 //! metadata address 169.254.169.254 inside a network namespace the suite
 //! creates, routed from the host by that /32 alone. Nothing here ever talks
 //! to a real outside address or the machine's resolver.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::models::{ContainerCreateBody, HostConfig, Ipam, IpamConfig, NetworkCreateRequest};
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncBufReadExt;
 
 use crate::netpool;
@@ -103,6 +105,8 @@ pub struct Outside {
     pub network: String,
     pub container: String,
     pub ip: Ipv4Addr,
+    /// Its ULA address, or why the engine would not make an IPv6 network here.
+    pub ula: Result<Ipv6Addr, String>,
 }
 
 /// The metadata namespace and its canary.
@@ -140,7 +144,8 @@ impl World {
         };
         let hosts = async {
             let lo = HostCanary::start(&[], probe, "host-loopback", "127.0.0.1", free_port("127.0.0.1")?).await?;
-            let all = HostCanary::start(&[], probe, "host-all", "0.0.0.0", free_port("0.0.0.0")?).await?;
+            // `::` also takes IPv4: one canary for every host address, link-local ones included.
+            let all = HostCanary::start(&[], probe, "host-all", "::", free_port("::")?).await?;
             anyhow::Ok((lo, all))
         };
         let (host_lo, host_all) = match hosts.await {
@@ -191,17 +196,31 @@ fn names(id: &str) -> (String, String) {
 async fn start_outside(docker: &Docker, id: &str, image: &str) -> anyhow::Result<Outside> {
     let (network, container) = names(id);
     let labels = HashMap::from([(VERIFY_LABEL.to_string(), id.to_string())]);
-    docker
-        .create_network(NetworkCreateRequest {
-            name: network.clone(),
-            internal: Some(true),
-            labels: Some(labels.clone()),
+    let ipv4_only = NetworkCreateRequest {
+        name: network.clone(),
+        internal: Some(true),
+        labels: Some(labels.clone()),
+        ..Default::default()
+    };
+    let dual_stack = NetworkCreateRequest {
+        enable_ipv6: Some(true),
+        ipam: Some(Ipam {
+            config: Some(vec![IpamConfig { subnet: Some(ula_subnet(id)), ..Default::default() }]),
             ..Default::default()
-        })
-        .await
-        .with_context(|| format!("verify: creating network {network}"))?;
+        }),
+        ..ipv4_only.clone()
+    };
+    // A host without IPv6 still gets the IPv4 canary; the ULA probe then says why it did not run.
+    let ipv6 = match docker.create_network(dual_stack).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            docker.create_network(ipv4_only).await.with_context(|| format!("verify: creating network {network}"))?;
+            Err(format!("the engine made no IPv6 network: {e}"))
+        }
+    };
     let tcp = OUTSIDE_TCP.map(|p| p.to_string()).join(",");
-    let cmd = ["canary", "outside", "0.0.0.0", "--tcp", &tcp, "--http", &OUTSIDE_HTTP.to_string()];
+    // `::` takes IPv4 too (as v4-mapped), so one canary serves both address families.
+    let cmd = ["canary", "outside", "::", "--tcp", &tcp, "--http", &OUTSIDE_HTTP.to_string()];
     let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).chain(["--dns".into(), OUTSIDE_DNS.to_string()]).collect();
     let body = ContainerCreateBody {
         image: Some(image.into()),
@@ -217,20 +236,30 @@ async fn start_outside(docker: &Docker, id: &str, image: &str) -> anyhow::Result
         .await
         .with_context(|| format!("verify: starting {container}"))?;
     let inspect = docker.inspect_container(&container, None).await?;
-    let ip = inspect
-        .network_settings
-        .and_then(|n| n.networks)
-        .and_then(|n| n.get(&network).and_then(|e| e.ip_address.clone()))
+    let endpoint = inspect.network_settings.and_then(|n| n.networks).and_then(|mut n| n.remove(&network));
+    let endpoint = endpoint.with_context(|| format!("verify: {container} is not on {network}"))?;
+    let ip = endpoint
+        .ip_address
         .and_then(|ip| ip.parse().ok())
         .with_context(|| format!("verify: {container} got no address"))?;
+    let ula = ipv6.and_then(|()| {
+        let v6 = endpoint.global_ipv6_address.unwrap_or_default();
+        v6.parse().map_err(|_| format!("{container} got no IPv6 address ({v6:?})"))
+    });
     for _ in 0..100 {
         let logs = crate::docker::logs_tail(docker, &container, 10).await.unwrap_or_default();
         if logs.contains("\"ready\"") {
-            return Ok(Outside { network, container, ip });
+            return Ok(Outside { network, container, ip, ula });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     anyhow::bail!("verify: the outside canary {container} did not become ready in 5 s")
+}
+
+/// A /64 in fd62:b077::/32 drawn from the run id, so concurrent runs do not collide.
+fn ula_subnet(id: &str) -> String {
+    let h = Sha256::digest(id.as_bytes());
+    format!("fd62:b077:{:02x}{:02x}:{:02x}{:02x}::/64", h[0], h[1], h[2], h[3])
 }
 
 async fn remove_outside(docker: &Docker, id: &str) {
