@@ -1,22 +1,29 @@
 //! The start check: watch the allowlist hold from inside the agent before calling a bottle up.
 //!
 //! bottle never trusts a boundary it has not seen hold. Right after `up`, the
-//! static probe mounted into the agent sends one request that must be refused
-//! (a `.invalid` name no allowlist contains, so the proxy answers 403 without
-//! dialing anything) and, when a canary is configured, one that must pass.
-//! Both run at once, through the bundle proxy the agent's own tools use; the
-//! probe needs nothing from the image, so the check works on any agent image.
-//! The verdict is kept in the bundle (`start-check.json`) so a restarted
-//! bottle-core reports it too.
+//! static probe mounted into the agent checks, all at once:
+//! - one canary is reachable: the bundle proxy the agent's own tools use
+//!   answers, and refuses a `.invalid` name no allowlist contains (403,
+//!   without dialing anything);
+//! - one canary is unreachable: a raw TCP connect, ignoring the proxy, to the
+//!   bundle's control plane on its egress network. That is a live listener
+//!   (`up` waited for it) the host reaches, so only the missing route keeps
+//!   the agent from it: any way out of the agent network would reach it;
+//! - when a canary URL is configured (the escape suite), a request to an
+//!   allowed host passes end to end.
+//!
+//! The probe needs nothing from the image, so the check works on any agent
+//! image. The verdict is kept in the bundle (`start-check.json`) so a
+//! restarted bottle-core reports it too.
 
-use std::net::Ipv4Addr;
 use std::time::{Instant, SystemTime};
 
 use bollard::Docker;
-use bottle_protocol::config::DEFAULT_PROXY_PORT;
+use bottle_protocol::config::{DEFAULT_CONTROL_PORT, DEFAULT_PROXY_PORT};
 
 use super::exec::exec;
 use crate::backend::{AllowlistStatus, Verdict};
+use crate::sidecar::Placement;
 use crate::sidecar::config::{BundleFile, SidecarOptions};
 use crate::verify::probe::{ProbeReport, probe_command};
 
@@ -24,17 +31,21 @@ use crate::verify::probe::{ProbeReport, probe_command};
 pub const BLOCKED_PROBE_URL: &str = "http://bottle-start-check.invalid/";
 pub const RECORD_PATH: &str = "/etc/bottle/start-check.json";
 pub const MECHANISM: &str = "docker internal bridge (no gateway address) + bundle egress proxy";
+/// The unreachable canary's connect timeout: with no route, the answer is immediate.
+const UNREACHABLE_MS: &str = "1000";
+/// Probe outcomes that mean something answered at the far end.
+const ANSWERED: &[&str] = &["connected", "refused", "reset"];
 
 /// Runs the probes in `agent` and returns the verdict.
 pub async fn start_check(
     docker: &Docker,
     agent: &str,
-    bundle_ip: Ipv4Addr,
+    placement: &Placement,
     allow: &[String],
     options: &SidecarOptions,
 ) -> AllowlistStatus {
     let started = Instant::now();
-    let proxy = format!("{bundle_ip}:{DEFAULT_PROXY_PORT}");
+    let proxy = format!("{}:{DEFAULT_PROXY_PORT}", placement.bundle_ip);
     let get = |url: &str| probe_command(&["http", &proxy, "GET", url]);
     let allowed = async {
         match &options.canary_url {
@@ -43,7 +54,11 @@ pub async fn start_check(
         }
     };
     let blocked_cmd = get(BLOCKED_PROBE_URL);
-    let (blocked, allowed) = tokio::join!(run(docker, agent, &blocked_cmd), allowed);
+    // The unreachable canary: the bundle's control plane, on the egress side.
+    let control = format!("{}:{DEFAULT_CONTROL_PORT}", placement.bundle_egress_ip);
+    let direct_cmd = probe_command(&["tcp", &control, UNREACHABLE_MS]);
+    let (blocked, direct, allowed) =
+        tokio::join!(run(docker, agent, &blocked_cmd), run(docker, agent, &direct_cmd), allowed);
     let took = started.elapsed().as_millis();
     let status = |verdict, detail: String| AllowlistStatus {
         verdict,
@@ -63,17 +78,27 @@ pub async fn start_check(
             format!("{BLOCKED_PROBE_URL} was not refused by the proxy (got {}, expected status:403)", blocked.outcome),
         );
     }
+    match direct {
+        Ok(r) if ANSWERED.contains(&r.outcome.as_str()) => {
+            return status(
+                Verdict::Failed,
+                format!("the agent reached {control} directly ({}): the agent network has a way out", r.outcome),
+            );
+        }
+        Ok(_) => {}
+        Err(e) => return status(Verdict::NotVerified, format!("could not run the direct probe in the agent: {e:#}")),
+    }
+    let held = format!(
+        "the bundle proxy answered and refused {BLOCKED_PROBE_URL} (403); the control plane at {control}, \
+         live outside the agent network, was unreachable"
+    );
     let (Some(url), Some(allowed)) = (&options.canary_url, allowed) else {
-        return status(
-            Verdict::NotVerified,
-            "a non-allowed destination was refused (403); no allowed canary is configured, so allowed traffic was not checked".into(),
-        );
+        return status(Verdict::Verified, held);
     };
     match allowed {
-        Ok(r) if r.http_status().is_some_and(|c| (200..400).contains(&c)) => status(
-            Verdict::Verified,
-            format!("{BLOCKED_PROBE_URL} refused (403); allowed canary {url} answered {}", r.outcome),
-        ),
+        Ok(r) if r.http_status().is_some_and(|c| (200..400).contains(&c)) => {
+            status(Verdict::Verified, format!("{held}; allowed canary {url} answered {}", r.outcome))
+        }
         Ok(r) => status(Verdict::Failed, format!("allowed canary {url} did not pass ({})", r.outcome)),
         Err(e) => status(Verdict::Failed, format!("allowed canary {url}: {e:#}")),
     }

@@ -164,8 +164,8 @@ impl DockerBackend {
             sidecar::run_bundle(d, &spec.name, &placement),
         )?;
         let verdict = if self.options.start_check {
-            progress.step("start check: one blocked and one allowed request from inside the agent");
-            check::start_check(d, &agent, placement.bundle_ip, &spec.allow, &self.options.sidecar).await
+            progress.step("start check: from inside the agent, one canary unreachable and one reachable");
+            check::start_check(d, &agent, &placement, &spec.allow, &self.options.sidecar).await
         } else {
             AllowlistStatus {
                 verdict: Verdict::NotVerified,

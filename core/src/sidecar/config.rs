@@ -38,8 +38,8 @@ pub struct SidecarOptions {
     pub canary_cidrs: Vec<String>,
     /// Extra Docker networks the bundle joins (the canary's network); each must be `internal`.
     pub canary_networks: Vec<String>,
-    /// An allowed URL the start check fetches from inside the agent; without it the
-    /// check can only show that blocking works, and the verdict stays not-verified.
+    /// An allowed URL the start check also fetches from inside the agent (the escape
+    /// suite's canary), so allowed traffic is seen to pass end to end.
     pub canary_url: Option<String>,
 }
 
