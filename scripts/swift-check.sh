@@ -25,7 +25,7 @@ timed scripts/gen-swift-bindings.sh --check
 
 step "engine and images (built on the host: the chroot has no cargo or debootstrap)"
 bash scripts/install-docker.sh >&2
-timed cargo run -q -p bottle-ffi --example prepare_images
+timed cargo run -q -p bottle-core --example prepare_images >/dev/null
 if [ -z "${BOTTLE_BUNDLE_BIN:-}" ]; then
   triple=$(rustc -vV | sed -n 's/^host: //p')
   export BOTTLE_BUNDLE_BIN="$T/bundle-static/$triple/release/bottle-bundle"

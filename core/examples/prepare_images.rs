@@ -1,6 +1,8 @@
 //! Builds (or finds) the bundle image and bottle's default agent image, and prints the agent
 //! image's tag on stdout. The demo uses it to run its canary from the same image before the
-//! first `up`; CI can run it to warm the image cache.
+//! first `up`; CI can run it to warm the image cache. scripts/swift-check.sh runs it before
+//! the Swift tests: they run in a chroot that has Swift but neither cargo nor debootstrap, so
+//! the images those tools make must already exist when the Swift round trip calls `up`.
 
 use bottle_core::backend::Progress;
 

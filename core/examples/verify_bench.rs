@@ -7,12 +7,14 @@
 //! - the start check on a running bottle (one blocked and one allowed probe);
 //! - the baseline: a bare `exec true` round trip into the same agent.
 
-use std::collections::BTreeMap;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use bottle_core::backend::{BottleBackend, Progress};
 use bottle_core::sidecar::{Placement, SidecarOptions, labels};
-use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
+use bottle_core::spec::Resources;
 use bottle_core::verify::Suite;
 
 struct Quiet;
@@ -34,23 +36,9 @@ fn ms(d: Duration) -> String {
 async fn main() -> anyhow::Result<()> {
     let runs: usize = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     let checks: usize = std::env::var("CHECK_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(21);
-    let ws = tempfile::tempdir()?;
-    std::fs::set_permissions(ws.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
-    let spec = Spec {
-        source: "bench".into(),
-        name: format!("bench{}", std::process::id()),
-        image: ImageSource::Default,
-        workspace: ws.path().to_path_buf(),
-        workdir: "/workspace".into(),
-        command: vec![],
-        env: BTreeMap::new(),
-        allow: vec!["allowed.test".into()],
-        deny: vec![],
-        secrets: vec![],
-        git: GitSpec::default(),
-        resources: Resources { cpus: 1.0, memory_mib: 256, pids: 256 },
-        backend: None,
-    };
+    // The tests' spec, so the benchmark times the suite on the bottle the tests verify; with more room.
+    let (mut spec, _ws) = support::spec(&format!("bench{}", std::process::id()));
+    spec.resources = Resources { cpus: 1.0, memory_mib: 256, pids: 256 };
 
     // Start check and baseline, on a prepared suite's bottle (its bundle reaches the canary).
     let suite = Suite::prepare(&spec, &[], &Quiet).await?;

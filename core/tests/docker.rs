@@ -7,25 +7,18 @@
 //! it starts an engine if none answers); only if no engine answers after it is a
 //! test skipped, with the reason printed.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bottle_core::backend::{BackendKind, BottleBackend, Progress, Verdict};
+use bottle_core::backend::{BackendKind, BottleBackend, Verdict};
 use bottle_core::docker::{DockerBackend, DockerOptions};
 use bottle_core::sidecar::{Placement, SidecarOptions, labels};
-use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
-use tokio::sync::OnceCell;
-
-struct Print(String);
-
-impl Progress for Print {
-    fn step(&self, message: &str) {
-        eprintln!("[{}] {message}", self.0);
-    }
-}
+use bottle_core::spec::{ImageSource, Spec};
+use support::{Print, unique};
 
 /// Whether the bundle under test still has the placeholder proxy/control plane, which
 /// answers nothing; the tests of proxy behaviour need the real ones. A bundle binary
@@ -36,58 +29,22 @@ fn bundle_is_stub() -> bool {
             || include_str!("../../bundle/src/control/mod.rs").starts_with("//! STUB"))
 }
 
-static ENGINE: OnceCell<Result<(), String>> = OnceCell::const_new();
-
 /// A backend on the local engine (starting one if needed), or `None` with the reason printed.
 async fn backend(options: DockerOptions) -> Option<DockerBackend> {
-    // Always once per run: it is idempotent and also installs what image builds need (debootstrap).
-    let ready = ENGINE
-        .get_or_init(|| async {
-            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-docker.sh");
-            let out = tokio::process::Command::new("bash").arg(script).output().await.map_err(|e| e.to_string())?;
-            if !out.status.success() {
-                return Err(format!("install-docker.sh failed: {}", String::from_utf8_lossy(&out.stderr)));
-            }
-            DockerBackend::connect(DockerOptions::default()).await.map(drop).map_err(|e| format!("{e:#}"))
-        })
-        .await;
-    match ready {
-        Ok(()) => Some(DockerBackend::connect(options).await.expect("engine answered a moment ago")),
-        Err(reason) => {
-            eprintln!("SKIPPED: no Docker engine can be started here: {reason}");
-            None
-        }
+    if !support::engine().await {
+        return None;
     }
+    Some(DockerBackend::connect(options).await.expect("engine answered a moment ago"))
 }
 
 fn plumbing() -> DockerOptions {
     DockerOptions { start_check: false, ..Default::default() }
 }
 
-/// A unique bottle name per test and process, so parallel runs never meet.
-fn unique(test: &str) -> String {
-    format!("t{}-{test}", std::process::id())
-}
-
-/// A spec with a fresh world-writable workspace (the agent runs as uid 1000).
+/// The shared test spec, with an environment variable the agent must see.
 fn spec(name: &str) -> (Spec, tempfile::TempDir) {
-    let ws = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(ws.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let spec = Spec {
-        source: "bottle.toml".into(),
-        name: name.into(),
-        image: ImageSource::Default,
-        workspace: ws.path().to_path_buf(),
-        workdir: "/workspace".into(),
-        command: vec![],
-        env: BTreeMap::from([("AGENT_VISIBLE".into(), "yes".into())]),
-        allow: vec!["allowed.test".into()],
-        deny: vec![],
-        secrets: vec![],
-        git: GitSpec::default(),
-        resources: Resources { cpus: 0.5, memory_mib: 256, pids: 128 },
-        backend: None,
-    };
+    let (mut spec, ws) = support::spec(name);
+    spec.env = BTreeMap::from([("AGENT_VISIBLE".into(), "yes".into())]);
     (spec, ws)
 }
 
@@ -99,17 +56,10 @@ struct Cleanup(Vec<String>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        for (name, label) in self.0.iter().flat_map(|n| [(n, labels::NAME), (n, CANARY_LABEL)]) {
-            let filter = format!("label={label}={name}");
-            for (list, rm) in [(&["ps", "-aq"][..], &["rm", "-f"][..]), (&["network", "ls", "-q"], &["network", "rm"])]
-            {
-                let ids = std::process::Command::new("docker").args(list).args(["--filter", &filter]).output();
-                let ids = ids.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-                if !ids.trim().is_empty() {
-                    let _ = std::process::Command::new("docker").args(rm).args(ids.split_whitespace()).output();
-                }
-            }
-        }
+        let filters: Vec<String> = (self.0.iter())
+            .flat_map(|n| [format!("label={}={n}", labels::NAME), format!("label={CANARY_LABEL}={n}")])
+            .collect();
+        support::remove_labelled(&filters);
     }
 }
 
@@ -354,7 +304,7 @@ struct Canary {
 }
 
 async fn canary(b: &DockerBackend, name: &str) -> Canary {
-    let image = bottle_core::images::ensure_agent_image(b.docker(), &Print("canary".into())).await.unwrap();
+    let image = bottle_core::images::ensure_agent_image(b.docker(), &Print("canary")).await.unwrap();
     // Named to sort before the bottle's egress network: were it not internal, Docker 20.10 would
     // make it the bundle's gateway network and publish the control port into it.
     let network = format!("bottle-0canary-{name}");

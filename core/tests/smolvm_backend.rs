@@ -18,7 +18,7 @@ use bottle_core::backend::{BackendKind, BottleBackend, ControlEndpoint, Progress
 use bottle_core::smolvm::{
     BundleAddr, BundleEndpoint, EgressTracker, HostSide, SmolAllowlistStatus, SmolmachinesBackend, Smolvm,
 };
-use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
+use bottle_core::spec::Spec;
 use bottle_protocol::EventKind;
 use smolvm_support::Double;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -130,21 +130,7 @@ impl HostSide for FakeHost {
 }
 
 fn spec(name: &str, workspace: PathBuf) -> Spec {
-    Spec {
-        source: PathBuf::from("/dev/null"),
-        name: name.into(),
-        image: ImageSource::Default,
-        workspace,
-        workdir: "/workspace".into(),
-        command: vec![],
-        env: Default::default(),
-        allow: vec![],
-        deny: vec![],
-        secrets: vec![],
-        git: GitSpec::default(),
-        resources: Resources::default(),
-        backend: Some(BackendKind::Smolmachines),
-    }
+    Spec { backend: Some(BackendKind::Smolmachines), ..Spec::new(name, workspace) }
 }
 
 async fn backend(d: &Double, host: FakeHost) -> SmolmachinesBackend {

@@ -16,7 +16,7 @@
 
 use bottle_core::backend::{BackendKind, BottleBackend, Progress, Verdict};
 use bottle_core::smolvm::{DockerHost, SmolmachinesBackend, Smolvm};
-use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
+use bottle_core::spec::{ImageSource, Spec};
 
 fn hypervisor() -> Result<(), String> {
     if cfg!(target_os = "macos") {
@@ -63,19 +63,9 @@ async fn real_smolvm_vm_reaches_only_its_bundle() {
         _ => ImageSource::Default,
     };
     let spec = Spec {
-        source: "escape".into(),
-        name: format!("escape-{}", std::process::id()),
         image,
-        workspace: workspace.path().into(),
-        workdir: "/workspace".into(),
-        command: vec![],
-        env: Default::default(),
-        allow: vec![],
-        deny: vec![],
-        secrets: vec![],
-        git: GitSpec::default(),
-        resources: Resources::default(),
         backend: Some(BackendKind::Smolmachines),
+        ..Spec::new(format!("escape-{}", std::process::id()), workspace.path())
     };
     let up = backend.up(&spec, &Print).await;
     let status = backend.status(&spec.name).await;

@@ -18,53 +18,31 @@
 //! and say why.
 
 mod smolvm_support;
+mod support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use bottle_core::backend::{BackendKind, BottleBackend, Progress, Verdict};
+use bottle_core::backend::{BackendKind, BottleBackend, Verdict};
 use bottle_core::control_client::ControlClient;
 use bottle_core::netpool::NetPool;
 use bottle_core::sidecar::{SidecarOptions, labels};
 use bottle_core::smolvm::{DockerHost, HostSide, SmolmachinesBackend, Smolvm};
-use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
+use bottle_core::spec::{ImageSource, Resources, Spec};
 use bottle_protocol::EventKind;
 use bottle_protocol::config::DEFAULT_CONTROL_PORT;
 use smolvm_support::Double;
-use tokio::sync::OnceCell;
-
-struct Print(String);
-
-impl Progress for Print {
-    fn step(&self, message: &str) {
-        eprintln!("[{}] {message}", self.0);
-    }
-}
+use support::Print;
 
 /// Label on the test's own agent image, so cleanup finds it.
 const TEST_LABEL: &str = "dev.bottle.test-smolhost";
 
-static ENGINE: OnceCell<Result<(), String>> = OnceCell::const_new();
-
 /// The local engine, started by the project's script if needed; `None` (reason printed) if none answers.
 async fn engine() -> Option<bollard::Docker> {
-    let ready = ENGINE
-        .get_or_init(|| async {
-            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-docker.sh");
-            let out = tokio::process::Command::new("bash").arg(script).output().await.map_err(|e| e.to_string())?;
-            if !out.status.success() {
-                return Err(format!("install-docker.sh failed: {}", String::from_utf8_lossy(&out.stderr)));
-            }
-            Ok(())
-        })
-        .await;
-    match ready {
-        Ok(()) => Some(bottle_core::docker::engine().await.expect("engine answers after install-docker.sh")),
-        Err(why) => {
-            eprintln!("SKIPPED: no Docker engine can be started here: {why}");
-            None
-        }
+    if !support::engine().await {
+        return None;
     }
+    Some(bottle_core::docker::engine().await.expect("engine answers after install-docker.sh"))
 }
 
 /// Removes everything a test made: the bottle's labelled objects and its agent image.
@@ -75,26 +53,8 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let docker = |args: &[&str]| {
-            std::process::Command::new("docker")
-                .args(args)
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        };
-        let filter = format!("label={}={}", labels::NAME, self.bottle);
-        let ids = docker(&["ps", "-aq", "--filter", &filter]).unwrap_or_default();
-        if !ids.trim().is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids.split_whitespace());
-            let _ = docker(&args);
-        }
-        let nets = docker(&["network", "ls", "-q", "--filter", &filter]).unwrap_or_default();
-        if !nets.trim().is_empty() {
-            let mut args = vec!["network", "rm"];
-            args.extend(nets.split_whitespace());
-            let _ = docker(&args);
-        }
-        let _ = docker(&["rmi", "-f", &self.image]);
+        support::remove_labelled(&[format!("label={}={}", labels::NAME, self.bottle)]);
+        let _ = std::process::Command::new("docker").args(["rmi", "-f", &self.image]).output();
     }
 }
 
@@ -122,19 +82,11 @@ fn test_image(bottle: &str) -> String {
 
 fn spec(name: &str, image: &str, workspace: PathBuf) -> Spec {
     Spec {
-        source: "bottle.toml".into(),
-        name: name.into(),
         image: ImageSource::Reference(image.into()),
-        workspace,
-        workdir: "/workspace".into(),
-        command: vec![],
-        env: Default::default(),
         allow: vec!["allowed.test".into()],
-        deny: vec![],
-        secrets: vec![],
-        git: GitSpec::default(),
         resources: Resources { cpus: 1.0, memory_mib: 512, pids: 128 },
         backend: Some(BackendKind::Smolmachines),
+        ..Spec::new(name, workspace)
     }
 }
 

@@ -148,6 +148,14 @@ fn minimal_spec_takes_the_documented_defaults() {
 }
 
 #[test]
+fn spec_new_is_the_minimal_file() {
+    let d = Dir::new();
+    let parsed = d.parse(HEAD).unwrap();
+    let built = Spec { source: parsed.source.clone(), ..Spec::new("demo", parsed.workspace.clone()) };
+    assert_eq!(format!("{built:?}"), format!("{parsed:?}"));
+}
+
+#[test]
 fn shipped_example_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bottle.toml");
     let s = Spec::load(&path).unwrap();

@@ -5,51 +5,16 @@
 //! Each test prepares its own suite (canaries, a throwaway bottle and its
 //! neighbour) and removes everything after, also when it panics.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod support;
 
-use bottle_core::backend::Progress;
 use bottle_core::sidecar::labels;
-use bottle_core::spec::{GitSpec, ImageSource, Resources, Spec};
+use bottle_core::spec::Spec;
 use bottle_core::verify::{Category, Outcome, Suite, VERIFY_LABEL};
+use support::{Print, engine};
 
-struct Print(&'static str);
-
-impl Progress for Print {
-    fn step(&self, message: &str) {
-        eprintln!("[{}] {message}", self.0);
-    }
-}
-
-/// Whether an engine answers (after the project's idempotent start script).
-async fn engine() -> bool {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-docker.sh");
-    let ok = tokio::process::Command::new("bash").arg(script).output().await.is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED: no Docker engine can be started here");
-    }
-    ok
-}
-
+/// The suite's throwaway bottle; its name is unique to this test and process.
 fn spec(test: &str) -> (Spec, tempfile::TempDir) {
-    let ws = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(ws.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let spec = Spec {
-        source: "bottle.toml".into(),
-        name: format!("t{}-{test}", std::process::id()),
-        image: ImageSource::Default,
-        workspace: ws.path().to_path_buf(),
-        workdir: "/workspace".into(),
-        command: vec![],
-        env: BTreeMap::new(),
-        allow: vec!["allowed.test".into()],
-        deny: vec![],
-        secrets: vec![],
-        git: GitSpec::default(),
-        resources: Resources { cpus: 0.5, memory_mib: 256, pids: 128 },
-        backend: None,
-    };
-    (spec, ws)
+    support::spec(&support::unique(test))
 }
 
 /// Removes a run's canaries and bottles even when the test panicked half-way.
@@ -62,16 +27,7 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let mut filters = vec![format!("label={VERIFY_LABEL}={}", self.run)];
         filters.extend(self.bottles.iter().map(|b| format!("label={}={b}", labels::NAME)));
-        // Every container first: a network still joined by any of them cannot be removed.
-        for (list, rm) in [(&["ps", "-aq"][..], &["rm", "-f"][..]), (&["network", "ls", "-q"], &["network", "rm"])] {
-            for filter in &filters {
-                let ids = std::process::Command::new("docker").args(list).args(["--filter", filter]).output();
-                let ids = ids.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-                if !ids.trim().is_empty() {
-                    let _ = std::process::Command::new("docker").args(rm).args(ids.split_whitespace()).output();
-                }
-            }
-        }
+        support::remove_labelled(&filters);
     }
 }
 

@@ -254,13 +254,7 @@ impl Desk {
             expires_at: expires_at.map(|t| t.to_string()),
         });
         let view = r.view(id);
-        events.emit(EventKind::AccessDecided {
-            request_id: id.to_string(),
-            host: view.host.clone(),
-            port: view.port,
-            approved: true,
-            ttl_secs: ttl,
-        });
+        events.emit(decided(&view, true));
         drop(inner);
         Ok((view, deadline))
     }
@@ -270,13 +264,7 @@ impl Desk {
         let r = decidable(&inner, id)?;
         r.outcome.send_modify(|o| o.status = Status::Denied);
         let view = r.view(id);
-        events.emit(EventKind::AccessDecided {
-            request_id: id.to_string(),
-            host: view.host.clone(),
-            port: view.port,
-            approved: false,
-            ttl_secs: None,
-        });
+        events.emit(decided(&view, false));
         inner.finish(id);
         Ok(view)
     }
@@ -294,6 +282,18 @@ impl Desk {
         r.outcome.send_modify(|o| o.status = Status::Expired);
         events.emit(EventKind::AccessExpired { request_id: id.to_string(), host: r.host.clone(), port: r.port });
         inner.finish(id);
+    }
+}
+
+/// The event for a decision, built from the view the requester reads back, so
+/// the host's stream and the agent's answer never disagree (a denial has no TTL).
+fn decided(view: &RequestStatus, approved: bool) -> EventKind {
+    EventKind::AccessDecided {
+        request_id: view.id.clone(),
+        host: view.host.clone(),
+        port: view.port,
+        approved,
+        ttl_secs: view.ttl_secs,
     }
 }
 

@@ -105,22 +105,11 @@ class Handler(BaseHTTPRequestHandler):
                     if size == 0:
                         self.rfile.readline()
                         break
-                    remaining = size
-                    while remaining:
-                        data = self.rfile.read(min(CHUNK, remaining))
-                        if not data:
-                            return
-                        stdin.write(data)
-                        remaining -= len(data)
+                    if not self.copy_body(size, stdin):
+                        return
                     self.rfile.readline()
             else:
-                remaining = int(self.headers.get("Content-Length") or 0)
-                while remaining:
-                    data = self.rfile.read(min(CHUNK, remaining))
-                    if not data:
-                        return
-                    stdin.write(data)
-                    remaining -= len(data)
+                self.copy_body(int(self.headers.get("Content-Length") or 0), stdin)
         except (BrokenPipeError, ValueError):
             pass
         finally:
@@ -128,6 +117,16 @@ class Handler(BaseHTTPRequestHandler):
                 stdin.close()
             except BrokenPipeError:
                 pass
+
+    def copy_body(self, n, stdin):
+        """Copies n body bytes to stdin; False if the client hung up first."""
+        while n:
+            data = self.rfile.read(min(CHUNK, n))
+            if not data:
+                return False
+            stdin.write(data)
+            n -= len(data)
+        return True
 
 
 def main():

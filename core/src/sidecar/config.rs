@@ -199,23 +199,13 @@ pub(crate) mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::spec::{GitSpec, ImageSource, RepoSpec, Resources, Secret};
+    use crate::spec::{GitSpec, RepoSpec, Secret};
 
     pub(crate) fn spec(name: &str) -> Spec {
         Spec {
-            source: "bottle.toml".into(),
-            name: name.into(),
-            image: ImageSource::Default,
-            workspace: "/tmp".into(),
-            workdir: "/workspace".into(),
-            command: vec![],
-            env: Default::default(),
             allow: vec!["allowed.test".into(), "*.example.test:443".into()],
             deny: vec!["bad.example.test".into()],
-            secrets: vec![],
-            git: GitSpec::default(),
-            resources: Resources::default(),
-            backend: None,
+            ..Spec::new(name, "/tmp")
         }
     }
 

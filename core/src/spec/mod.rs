@@ -138,6 +138,31 @@ pub enum SpecError {
 }
 
 impl Spec {
+    /// The spec a bottle.toml holding only `name` and `workspace` gives, for
+    /// callers that build a bottle in code (benchmarks, tests, embedders).
+    /// Without it each of them spells out every field, and those copies drift
+    /// from the file format's defaults whenever a field is added; a test pins
+    /// it to [`Spec::parse`] of that minimal file. Like a struct literal it is
+    /// not validated: `name` must pass [`check_name`] and `workspace` must be
+    /// absolute. `source` is empty, as no file is behind it.
+    pub fn new(name: impl Into<String>, workspace: impl Into<PathBuf>) -> Spec {
+        Spec {
+            source: PathBuf::new(),
+            name: name.into(),
+            image: ImageSource::Default,
+            workspace: workspace.into(),
+            workdir: DEFAULT_WORKDIR.into(),
+            command: Vec::new(),
+            env: BTreeMap::new(),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            secrets: Vec::new(),
+            git: GitSpec::default(),
+            resources: Resources::default(),
+            backend: None,
+        }
+    }
+
     /// Reads and validates a bottle.toml.
     pub fn load(path: &Path) -> Result<Spec, SpecError> {
         let text =
