@@ -403,6 +403,29 @@ async fn a_failed_start_check_removes_the_bottle_and_says_why() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_default_start_check_verifies_and_fails_once_the_agent_has_a_way_out() {
+    let name = unique("defcheck");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let Some(b) = backend(DockerOptions { start_check: true, ..Default::default() }).await else { return };
+    let (spec, _ws) = spec(&name);
+    let st = b.up(&spec, &Print(name.clone())).await.unwrap();
+    assert_eq!(st.allowlist.verdict, Verdict::Verified, "{}", st.allowlist.detail);
+    assert!(st.allowlist.detail.contains("was unreachable"), "{}", st.allowlist.detail);
+
+    // Break the boundary: the agent joins the bundle's egress network, where the control plane listens.
+    let p = Placement::find(b.docker(), BackendKind::Docker, &name).await.unwrap().expect("placement");
+    let agent = labels::object_name(&name, labels::ROLE_AGENT);
+    let out = std::process::Command::new("docker").args(["network", "connect", &p.egress_net, &agent]).output();
+    assert!(out.unwrap().status.success());
+    let broken =
+        bottle_core::docker::start_check(b.docker(), &agent, &p, &spec.allow, &SidecarOptions::default()).await;
+    assert_eq!(broken.verdict, Verdict::Failed, "{}", broken.detail);
+    let control = format!("{}:{}", p.bundle_egress_ip, bottle_protocol::config::DEFAULT_CONTROL_PORT);
+    assert!(broken.detail.contains(&control) && broken.detail.contains("way out"), "{}", broken.detail);
+    b.down(&name, &Print(name.clone())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_canary_network_that_is_not_internal_is_refused() {
     let name = unique("extnet");
     let _cleanup = Cleanup(vec![name.clone()]);

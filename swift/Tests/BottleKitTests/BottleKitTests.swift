@@ -115,15 +115,15 @@ final class BottleKitTests: XCTestCase {
         XCTAssertEqual(started.name, name)
         XCTAssertEqual(started.backend, "docker")
         XCTAssertEqual(started.state, "running")
-        // No canary is configured: the refusal was seen, allowed traffic was not checked.
-        XCTAssertEqual(started.allowlist.verdict, .notVerified, started.allowlist.detail)
+        // The start check saw the bundle proxy answer and the control plane stay out of reach.
+        XCTAssertEqual(started.allowlist.verdict, .verified, started.allowlist.detail)
         XCTAssertNotNil(started.allowlist.checkedAt)
         XCTAssertEqual(started.allowlist.allowlist, ["allowed.test"])
         XCTAssertNil(started.allowlist.vmm, "Docker's allowlist is not enforced by a VMM")
 
         let status = try await manager.status(name: name)
         XCTAssertEqual(status.state, "running")
-        XCTAssertEqual(status.allowlist.verdict, .notVerified)
+        XCTAssertEqual(status.allowlist.verdict, .verified)
 
         // The start check's refused probe is on the bundle's event stream.
         let watcher = Recorder()
