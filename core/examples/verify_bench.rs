@@ -4,7 +4,8 @@
 //! - the full suite's wall time (`Suite::run`, all categories; each run on a freshly
 //!   prepared throwaway bottle, because fail-closed stops its bundle), and the
 //!   prepare/teardown time around it;
-//! - the start check on a running bottle (one blocked and one allowed probe);
+//! - the start check on a running bottle (its three probes: proxy refusal, direct
+//!   connect to the control plane, allowed canary);
 //! - the baseline: a bare `exec true` round trip into the same agent.
 
 #[path = "../tests/support/mod.rs"]
@@ -54,12 +55,12 @@ async fn main() -> anyhow::Result<()> {
         b.exec(suite.bottle(), &["true".into()]).await?;
         base.push(t.elapsed());
         let t = Instant::now();
-        let v = bottle_core::docker::start_check(b.docker(), &agent, p.bundle_ip, &spec.allow, &options).await;
+        let v = bottle_core::docker::start_check(b.docker(), &agent, &p, &spec.allow, &options).await;
         check.push(t.elapsed());
         anyhow::ensure!(v.verdict == bottle_core::backend::Verdict::Verified, "start check: {}", v.detail);
     }
     suite.finish(&Quiet).await;
-    println!("start check (blocked + allowed probe, concurrent): median {} over {checks}", ms(median(check)));
+    println!("start check (3 probes, concurrent):                median {} over {checks}", ms(median(check)));
     println!("baseline exec `true` round trip:                    median {} over {checks}", ms(median(base)));
 
     let (mut prep, mut full, mut down) = (Vec::new(), Vec::new(), Vec::new());
