@@ -63,6 +63,9 @@ async fn main() -> anyhow::Result<()> {
     println!("start check (3 probes, concurrent):                median {} over {checks}", ms(median(check)));
     println!("baseline exec `true` round trip:                    median {} over {checks}", ms(median(base)));
 
+    if runs == 0 {
+        return Ok(());
+    }
     let (mut prep, mut full, mut down) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let t = Instant::now();
