@@ -5,6 +5,7 @@
 //! `egress` dialer that all of them go through; and the host-only control
 //! plane. See `bundle/README.md` for the threat model.
 
+pub mod accept;
 pub mod control;
 pub mod dlp;
 pub mod egress;

@@ -58,7 +58,7 @@ impl Server {
         let max_head = bundle.config.limits.max_header_bytes.max(HYPER_MIN_BUF);
         loop {
             let permit = permits.clone().acquire_owned().await?;
-            let (stream, peer) = self.listener.accept().await?;
+            let (stream, peer) = crate::accept::next(&self.listener, "control").await;
             let bundle = bundle.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {

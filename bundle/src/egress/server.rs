@@ -45,7 +45,7 @@ impl Server {
         loop {
             // At the connection limit we stop accepting; the kernel backlog holds the rest.
             let permit = permits.clone().acquire_owned().await?;
-            let (stream, _) = self.listener.accept().await?;
+            let (stream, _) = crate::accept::next(&self.listener, "egress").await;
             let bundle = bundle.clone();
             tokio::spawn(async move {
                 if let Err(e) = serve(stream, &bundle).await {

@@ -48,7 +48,7 @@ impl Server {
         let slots = Arc::new(Semaphore::new(limits.max_connections));
         let header_timeout = Duration::from_millis(limits.header_timeout_ms);
         loop {
-            let (stream, peer) = self.listener.accept().await?;
+            let (stream, peer) = crate::accept::next(&self.listener, "git-gate").await;
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "git-gate: connection limit reached, dropping");
                 continue;

@@ -27,8 +27,6 @@ use crate::state::{Bundle, Stats};
 
 /// Pending-connection queue: bursts of new tunnels must not be dropped by the kernel.
 const LISTEN_BACKLOG: u32 = 1024;
-/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const BUSY: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
@@ -55,14 +53,7 @@ impl Server {
     pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
         let permits = Arc::new(Semaphore::new(bundle.config.limits.max_connections));
         loop {
-            let (stream, peer) = match self.listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("proxy accept: {e}");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            };
+            let (stream, peer) = crate::accept::next(&self.listener, "proxy").await;
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 // At the cap: answer without a task so the overload costs nothing more.
                 let _ = stream.try_write(BUSY);

@@ -30,8 +30,6 @@ use crate::state::Bundle;
 pub const MAX_CONNECTIONS: usize = 64;
 /// Time allowed for a request body to arrive once its headers have.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause after a failed accept (e.g. out of descriptors) so the loop does not spin.
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// hyper's smallest allowed read buffer.
 const MIN_BUF_SIZE: usize = 8192;
 
@@ -60,14 +58,7 @@ impl Server {
         let http = Arc::new(http);
         loop {
             let permit = slots.clone().acquire_owned().await?;
-            let stream = match self.listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!("supervise: accept: {e}");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            };
+            let (stream, _) = crate::accept::next(&self.listener, "supervise").await;
             let (bundle, http) = (bundle.clone(), http.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
