@@ -16,7 +16,10 @@ use report::Report;
 
 const USAGE: &str = "usage: bottle-probe <tcp ADDR [MS] | udp ADDR [MS] | scan IP FROM-TO [MS] | dns NAME SERVER [MS] | \
 http PROXY METHOD URL [HEADER]... [--body TEXT] | connect PROXY TARGET [SNI] | caps | docker-socket | \
-mounts | find-secret LEN SHA256HEX [PATH]... | canary NAME BIND [--tcp P,..] [--http P,..] [--udp P,..] [--dns P,..]>";
+mounts | find-secret LEN SHA256HEX [PATH]... | canary NAME BIND [--tcp P,..] [--http P,..] [--udp P,..] [--dns P,..] | \
+each PROBE ARGS... [--and PROBE ARGS...]...>";
+/// Separates the probes of `each`.
+const AND: &str = "--and";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,15 +36,32 @@ fn main() -> ExitCode {
             }
         };
     }
-    let report = match run(cmd, rest) {
-        Ok(r) => r,
+    let reports = if cmd == "each" { each(rest) } else { run(cmd, rest).map(|r| vec![r]) };
+    match reports {
+        Ok(reports) => {
+            for r in reports {
+                println!("{}", r.to_json());
+            }
+            ExitCode::SUCCESS
+        }
         Err(msg) => {
             eprintln!("bottle-probe: {msg}\n{USAGE}");
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
-    };
-    println!("{}", report.to_json());
-    ExitCode::SUCCESS
+    }
+}
+
+/// `each`: several probes at once, one report line each, in the order given. One
+/// process for all saves the start check an exec round trip per probe.
+fn each(rest: &[String]) -> Result<Vec<Report>, String> {
+    let probes: Vec<&[String]> = rest.split(|a| a == AND).collect();
+    if probes.iter().any(|p| p.is_empty()) {
+        return Err(format!("each: an empty probe between {AND}s"));
+    }
+    std::thread::scope(|s| {
+        let running: Vec<_> = probes.iter().map(|p| s.spawn(move || run(&p[0], &p[1..]))).collect();
+        running.into_iter().map(|t| t.join().map_err(|_| "each: a probe panicked".to_string())?).collect()
+    })
 }
 
 fn run(cmd: &str, rest: &[String]) -> Result<Report, String> {
@@ -82,5 +102,24 @@ fn run(cmd: &str, rest: &[String]) -> Result<Report, String> {
             Ok(observe::find_secret(len, &arg(1, "SHA256HEX")?, &rest[2.min(rest.len())..]))
         }
         other => Err(format!("unknown probe {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn each_reports_every_probe_in_order_and_refuses_empty_ones() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+        let r = each(&args(&["tcp", &closed, "500", AND, "caps"])).unwrap();
+        assert_eq!((r[0].probe.as_str(), r[0].outcome.as_str()), ("tcp", "refused"));
+        assert_eq!(r[1].probe, "caps");
+        assert!(each(&args(&["caps", AND])).is_err());
+        assert!(each(&args(&["tcp", &closed, AND, "nope"])).is_err(), "one bad probe fails the whole call");
     }
 }

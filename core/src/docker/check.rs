@@ -25,7 +25,7 @@ use super::exec::exec;
 use crate::backend::{AllowlistStatus, Verdict};
 use crate::sidecar::Placement;
 use crate::sidecar::config::{BundleFile, SidecarOptions};
-use crate::verify::probe::{ProbeReport, probe_command};
+use crate::verify::probe::{each_command, parse_each};
 
 /// A destination no allowlist can contain (RFC 2606 `.invalid`); the proxy must refuse it.
 pub const BLOCKED_PROBE_URL: &str = "http://bottle-start-check.invalid/";
@@ -49,67 +49,55 @@ pub async fn start_check(
     options: &SidecarOptions,
 ) -> AllowlistStatus {
     let started = Instant::now();
-    let proxy = format!("{}:{DEFAULT_PROXY_PORT}", placement.bundle_ip);
-    let get = |url: &str| probe_command(&["http", &proxy, "GET", url]);
-    let allowed = async {
-        match &options.canary_url {
-            Some(url) => Some(run(docker, agent, &get(url)).await),
-            None => None,
-        }
-    };
-    let blocked_cmd = get(BLOCKED_PROBE_URL);
-    // The unreachable canary: the bundle's control plane, on the egress side.
-    let control = format!("{}:{DEFAULT_CONTROL_PORT}", placement.bundle_egress_ip);
-    let direct_cmd = probe_command(&["tcp", &control, UNREACHABLE_MS]);
-    let (blocked, direct, allowed) =
-        tokio::join!(run(docker, agent, &blocked_cmd), run(docker, agent, &direct_cmd), allowed);
-    let took = started.elapsed().as_millis();
     let status = |verdict, detail: String| AllowlistStatus {
         verdict,
         allowlist: allow.to_vec(),
         mechanism: MECHANISM.into(),
         checked_at: Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string()),
-        detail: format!("{detail} (check took {took} ms)"),
+        detail: format!("{detail} (check took {} ms)", started.elapsed().as_millis()),
         vmm: None,
     };
-    let blocked = match blocked {
+    let proxy = format!("{}:{DEFAULT_PROXY_PORT}", placement.bundle_ip);
+    let get = |url: &str| ["http", &proxy, "GET", url].map(String::from).to_vec();
+    // The unreachable canary: the bundle's control plane, on the egress side.
+    let control = format!("{}:{DEFAULT_CONTROL_PORT}", placement.bundle_egress_ip);
+    let mut probes = vec![get(BLOCKED_PROBE_URL), ["tcp", &control, UNREACHABLE_MS].map(String::from).to_vec()];
+    probes.extend(options.canary_url.as_deref().map(get));
+    // One exec for all: each exec is a round trip through the engine.
+    let reports = async { parse_each(&exec(docker, agent, &each_command(&probes)).await?, probes.len()) }.await;
+    let reports = match reports {
         Ok(r) => r,
-        Err(e) => return status(Verdict::NotVerified, format!("could not run the probe in the agent: {e:#}")),
+        Err(e) => return status(Verdict::NotVerified, format!("could not run the probes in the agent: {e:#}")),
     };
+    // parse_each checked the count: one report per probe, in order.
+    let [blocked, direct, allowed @ ..] = reports.as_slice() else {
+        return status(Verdict::NotVerified, "the probe returned fewer reports than probes".into());
+    };
+    let allowed = allowed.first();
     if blocked.outcome != "status:403" {
         return status(
             Verdict::Failed,
             format!("{BLOCKED_PROBE_URL} was not refused by the proxy (got {}, expected status:403)", blocked.outcome),
         );
     }
-    match direct {
-        Ok(r) if ANSWERED.contains(&r.outcome.as_str()) => {
-            return status(
-                Verdict::Failed,
-                format!("the agent reached {control} directly ({}): the agent network has a way out", r.outcome),
-            );
-        }
-        Ok(_) => {}
-        Err(e) => return status(Verdict::NotVerified, format!("could not run the direct probe in the agent: {e:#}")),
+    if ANSWERED.contains(&direct.outcome.as_str()) {
+        return status(
+            Verdict::Failed,
+            format!("the agent reached {control} directly ({}): the agent network has a way out", direct.outcome),
+        );
     }
     let held = format!(
         "the bundle proxy answered and refused {BLOCKED_PROBE_URL} (403); the control plane at {control}, \
-         live outside the agent network, was unreachable"
+         live outside the agent network, was unreachable ({})",
+        direct.outcome
     );
-    let (Some(url), Some(allowed)) = (&options.canary_url, allowed) else {
-        return status(Verdict::Verified, held);
-    };
-    match allowed {
-        Ok(r) if r.http_status().is_some_and(|c| (200..400).contains(&c)) => {
+    match (&options.canary_url, allowed) {
+        (Some(url), Some(r)) if r.http_status().is_some_and(|c| (200..400).contains(&c)) => {
             status(Verdict::Verified, format!("{held}; allowed canary {url} answered {}", r.outcome))
         }
-        Ok(r) => status(Verdict::Failed, format!("allowed canary {url} did not pass ({})", r.outcome)),
-        Err(e) => status(Verdict::Failed, format!("allowed canary {url}: {e:#}")),
+        (Some(url), Some(r)) => status(Verdict::Failed, format!("allowed canary {url} did not pass ({})", r.outcome)),
+        _ => status(Verdict::Verified, held),
     }
-}
-
-async fn run(docker: &Docker, agent: &str, cmd: &[String]) -> anyhow::Result<ProbeReport> {
-    ProbeReport::parse(&exec(docker, agent, cmd).await?)
 }
 
 pub fn record(status: &AllowlistStatus) -> anyhow::Result<BundleFile> {

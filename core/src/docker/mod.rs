@@ -154,15 +154,17 @@ impl DockerBackend {
             rendered: &rendered,
             options: &self.options.sidecar,
         };
-        progress.step("creating the bundle (proxy, egress, git gate, supervise, control plane)");
-        sidecar::create_bundle(d, bundle).await?;
-        // The bundle holds its pinned addresses from here on, so the agent can start while the
-        // bundle does: until the bundle listens, the agent's only way out just refuses (fail closed).
-        progress.step(&format!("starting the bundle and the agent ({agent_image}) on {}", placement.agent_subnet));
-        let (agent, ()) = tokio::try_join!(
-            agent::create_agent(d, spec, &placement, &agent_image, &probe),
-            sidecar::run_bundle(d, &spec.name, &placement),
-        )?;
+        // Both containers have pinned addresses, so neither can take the other's, and they are
+        // made side by side: until the bundle listens, the agent's only way out refuses (fail closed).
+        progress.step(&format!(
+            "creating and starting the bundle (proxy, egress, git gate, supervise, control plane) and the agent ({agent_image}) on {}",
+            placement.agent_subnet
+        ));
+        let bundle = async {
+            sidecar::create_bundle(d, bundle).await?;
+            sidecar::run_bundle(d, &spec.name, &placement).await
+        };
+        let (agent, ()) = tokio::try_join!(agent::create_agent(d, spec, &placement, &agent_image, &probe), bundle)?;
         let verdict = if self.options.start_check {
             progress.step("start check: from inside the agent, one canary unreachable and one reachable");
             check::start_check(d, &agent, &placement, &spec.allow, &self.options.sidecar).await

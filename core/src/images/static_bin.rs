@@ -53,6 +53,9 @@ async fn build(progress: &dyn Progress, env: &str) -> anyhow::Result<PathBuf> {
     let status = cmd
         .current_dir(workspace)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        // Symbols stay for panic messages; debug info would make the bundle image 6× larger
+        // and every `up` hash those bytes to find its image.
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
         .env("CARGO_TARGET_DIR", &target_dir)
         .stdout(std::process::Stdio::null())
         .status()

@@ -83,8 +83,21 @@ pub async fn create_bundle(docker: &Docker, req: BundleRequest<'_>) -> anyhow::R
         .create_container(Some(options_create), body)
         .await
         .with_context(|| format!("bundle: creating {container}"))?;
+    // Joining networks and writing files touch different parts of the created container: at once.
+    let files = write_files(docker, name, rendered.files.clone());
+    tokio::try_join!(join_networks(docker, &container, placement, options), files)?;
+    Ok(())
+}
+
+/// The agent network at the pinned bundle address, then any canary networks.
+async fn join_networks(
+    docker: &Docker,
+    container: &str,
+    placement: &Placement,
+    options: &SidecarOptions,
+) -> anyhow::Result<()> {
     let join = |ip: Option<String>| NetworkConnectRequest {
-        container: container.clone(),
+        container: container.to_string(),
         endpoint_config: Some(ip.map(pinned).unwrap_or_default()),
     };
     docker
@@ -104,16 +117,6 @@ pub async fn create_bundle(docker: &Docker, req: BundleRequest<'_>) -> anyhow::R
         }
         docker.connect_network(net, join(None)).await.with_context(|| format!("bundle: joining {net}"))?;
     }
-    let tar = tokio::task::spawn_blocking({
-        let files = rendered.files.clone();
-        move || files_tar(&files)
-    })
-    .await??;
-    let upload = bollard::query_parameters::UploadToContainerOptionsBuilder::default().path("/").build();
-    docker
-        .upload_to_container(&container, Some(upload), bollard::body_full(tar.into()))
-        .await
-        .with_context(|| format!("bundle: writing its files into {container}"))?;
     Ok(())
 }
 
@@ -190,7 +193,8 @@ pub async fn control_endpoint(docker: &Docker, name: &str) -> anyhow::Result<Con
     Ok(ControlEndpoint { url: format!("http://127.0.0.1:{port}"), token })
 }
 
-/// Writes (replaces) small files in `/etc/bottle` of an existing bundle, e.g. the start-check record.
+/// Writes (replaces) small files in `/etc/bottle` of a created bundle: its config at `up`, the
+/// start-check record after.
 pub async fn write_files(docker: &Docker, name: &str, files: Vec<BundleFile>) -> anyhow::Result<()> {
     let container = labels::object_name(name, labels::ROLE_BUNDLE);
     let tar = tokio::task::spawn_blocking(move || files_tar(&files)).await??;
