@@ -243,14 +243,12 @@ async fn discovery_order_explicit_then_env_then_path() {
 async fn not_smolvm_is_refused_with_what_it_said() {
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("smolvm");
-    std::fs::write(&fake, "#!/bin/sh\necho 'error: unrecognized subcommand' >&2\nexit 2\n").unwrap();
-    smolvm_support::make_executable(&fake);
+    smolvm_support::write_executable(&fake, "#!/bin/sh\necho 'error: unrecognized subcommand' >&2\nexit 2\n");
     let e = Smolvm::at(fake).await.unwrap_err().to_string();
     assert!(e.contains("smolvm --version: exit 2: error: unrecognized subcommand"), "{e}");
 
     let odd = dir.path().join("odd");
-    std::fs::write(&odd, "#!/bin/sh\necho 'docker 1.9.3'\n").unwrap();
-    smolvm_support::make_executable(&odd);
+    smolvm_support::write_executable(&odd, "#!/bin/sh\necho 'docker 1.9.3'\n");
     let e = Smolvm::at(odd).await.unwrap_err().to_string();
     assert!(e.contains("expected `smolvm X.Y.Z`"), "{e}");
 }

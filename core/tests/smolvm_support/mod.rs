@@ -43,8 +43,7 @@ impl Double {
             log.display(),
             double_script().display()
         );
-        std::fs::write(&bin, script).unwrap();
-        make_executable(&bin);
+        write_executable(&bin, &script);
         Self { dir, bin, log, state }
     }
 
@@ -67,7 +66,13 @@ impl Double {
     }
 }
 
-pub fn make_executable(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+/// Writes an executable script at `p` without ever holding it open for writing in
+/// this process: tests run on threads, and a child another thread forks meanwhile
+/// would inherit that descriptor until its exec, making an exec of `p` fail with
+/// ETXTBSY ("Text file busy"). So `install` (a child of its own) writes it.
+pub fn write_executable(p: &Path, text: &str) {
+    let source = p.with_extension("src");
+    std::fs::write(&source, text).unwrap();
+    let out = std::process::Command::new("install").arg("-m").arg("0755").arg(&source).arg(p).output().unwrap();
+    assert!(out.status.success(), "install {}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
 }
