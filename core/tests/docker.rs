@@ -1,6 +1,7 @@
 //! The Docker backend against a real engine: round trip, duplicates, ten concurrent
-//! `up`s, recovery from a killed `up`, failing closed, the gateway hole, and blocked
-//! requests on the event stream.
+//! `up`s, recovery from a killed `up`, failing closed, the gateway hole, blocked
+//! requests on the event stream, and a default `up`'s start check: verified, then
+//! failed once the agent joins the egress network.
 //!
 //! Every test brings up its own uniquely named bottles and removes them, so the
 //! tests run in parallel. `scripts/install-docker.sh` runs once first (idempotent:

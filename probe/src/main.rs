@@ -1,7 +1,9 @@
-//! `bottle-probe`: runs inside a bottle and reports, as one JSON object per
-//! call, what the agent can actually reach or see.
+//! `bottle-probe`: runs inside a bottle and reports, as one JSON line per
+//! probe, what the agent can actually reach or see (`each` runs several
+//! probes at once, in threads).
 //!
-//! The escape suite drives it from outside and decides each verdict there, so
+//! The start check and the escape suite drive it from outside and decide each
+//! verdict there, so
 //! the probe itself never judges: it only observes. It is a static binary
 //! with no resolver (IP literals only) so it needs nothing from the image.
 

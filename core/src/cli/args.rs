@@ -100,7 +100,7 @@ pub enum Command {
     Doctor,
     /// Run the sandbox-escape suite: on a throwaway bottle from a spec (-f, full suite) or on a running bottle.
     Verify {
-        /// A running bottle to probe (left as it is: no fail-closed, no planted secret).
+        /// A running bottle to probe (left as it is: no fail-closed, no planted secret, no git push, no neighbour).
         #[arg(value_parser = parse_name, required_unless_present = "file", conflicts_with = "file")]
         name: Option<String>,
         /// A bottle.toml: the suite starts a throwaway copy of it (and a neighbour) and removes both after.

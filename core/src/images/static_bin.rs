@@ -5,7 +5,9 @@
 //! on the host's gnu target (there is no musl target here). The target is
 //! named explicitly so the static flag applies to the binaries only, not to
 //! build scripts and proc macros, and the build gets its own target dir so
-//! the flag change never invalidates the normal build cache.
+//! the flag change never invalidates the normal build cache. Debug info is
+//! left out (symbols stay, for panic messages): every `up` hashes the bundle
+//! binary to find its image, and it is 11 MiB instead of 51.
 
 use std::path::{Path, PathBuf};
 

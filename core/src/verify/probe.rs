@@ -1,7 +1,9 @@
-//! Driving `bottle-probe` inside a bottle: the command line and its one-line JSON report.
+//! Driving `bottle-probe` inside a bottle: the command lines (one probe, or
+//! several at once through `each`) and their JSON report lines.
 //!
 //! The probe only observes; every verdict is decided outside the bottle, by
-//! the suite, from this report and from what the canaries logged.
+//! the suite or the start check, from these reports and from what the
+//! canaries logged.
 
 use serde::Deserialize;
 
