@@ -10,7 +10,8 @@
 # Images must be cached for the figures to mean anything: one warm-up `up` (not
 # recorded) builds whatever is missing. Every bottle is named perf-<pid>-* and
 # removed on exit (down, then gc); workspaces live in a temp dir.
-# BOTTLE_CORE_BIN / BOTTLE_BUNDLE_BIN reuse prebuilt binaries instead of building.
+# BOTTLE_CORE_BIN / BOTTLE_BUNDLE_BIN reuse prebuilt binaries instead of building (without
+# BOTTLE_BUNDLE_BIN, the timed runs use the static build the warm-up made).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
