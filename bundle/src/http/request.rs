@@ -3,6 +3,9 @@
 use super::headers::{Header, connection_tokens, content_length, is_token, parse_header, walk_lines};
 use super::{BodyFraming, HeadError, Target, Version};
 
+/// Header fields a request head usually has at most (a capacity hint, not a limit).
+const HEADERS_HINT: usize = 16;
+
 /// A parsed request head borrowing from the read buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead<'a> {
@@ -29,7 +32,8 @@ impl RequestHead<'_> {
 /// Parses a request head from the start of `buf`; `Ok(None)` means more bytes are needed.
 pub fn parse_request(buf: &[u8], max: usize) -> Result<Option<RequestHead<'_>>, HeadError> {
     let mut start: Option<(&str, &str, Version)> = None;
-    let mut headers = Vec::new();
+    // Room for a typical agent request's fields without regrowing.
+    let mut headers = Vec::with_capacity(HEADERS_HINT);
     let Some(len) = walk_lines(buf, max, |i, line| {
         if i == 0 {
             start = Some(request_line(line)?);
