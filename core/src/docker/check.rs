@@ -25,7 +25,7 @@ use super::exec::exec;
 use crate::backend::{AllowlistStatus, Verdict};
 use crate::sidecar::Placement;
 use crate::sidecar::config::{BundleFile, SidecarOptions};
-use crate::verify::probe::{each_command, parse_each};
+use crate::verify::probe::{ANSWERED, each_command, parse_each};
 
 /// A destination no allowlist can contain (RFC 2606 `.invalid`); the proxy must refuse it.
 pub const BLOCKED_PROBE_URL: &str = "http://bottle-start-check.invalid/";
@@ -37,8 +37,6 @@ pub const MECHANISM: &str = "docker internal bridge (no gateway address) + bundl
 /// away answers from the kernel in well under a millisecond, so 150 ms leaves a
 /// loaded host a wide margin while keeping the check fast.
 const UNREACHABLE_MS: &str = "150";
-/// Probe outcomes that mean something answered at the far end.
-const ANSWERED: &[&str] = &["connected", "refused", "reset"];
 
 /// Runs the probes in `agent` and returns the verdict.
 pub async fn start_check(

@@ -29,8 +29,6 @@ const SCAN_MS: &str = "300";
 const EVENT_WAIT: Duration = Duration::from_secs(3);
 /// Host addresses probed at most (a busy engine has many bridges).
 const MAX_HOST_IPS: usize = 16;
-/// Outcomes that mean something answered at the far end.
-const REACHED: &[&str] = &["connected", "refused", "reset"];
 
 pub async fn run(s: &Suite, c: Category) -> Vec<Finding> {
     match c {
@@ -73,7 +71,7 @@ pub(super) fn seen(r: &anyhow::Result<ProbeReport>) -> String {
 
 /// No connection: the probe ran and saw nothing answer (`refused` counts as answered).
 fn unreached(r: &anyhow::Result<ProbeReport>, refused_ok: bool) -> bool {
-    r.as_ref().is_ok_and(|r| r.outcome != "connected" && (refused_ok || !REACHED.contains(&r.outcome.as_str())))
+    r.as_ref().is_ok_and(|r| r.outcome != "connected" && (refused_ok || !probe::ANSWERED.contains(&r.outcome.as_str())))
 }
 
 fn contact_text(c: &[Contact]) -> String {

@@ -10,6 +10,9 @@ use serde::Deserialize;
 use crate::backend::{BottleBackend, ExecOutput};
 use crate::images::PROBE_IN_AGENT;
 
+/// Outcomes of a connect probe that mean something answered at the far end.
+pub const ANSWERED: &[&str] = &["connected", "refused", "reset"];
+
 /// What one probe run saw (the probe crate's `Report`, read back).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProbeReport {
