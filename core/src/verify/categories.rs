@@ -355,7 +355,7 @@ async fn egress_port(s: &Suite) -> Vec<Finding> {
 }
 
 /// Every event after `since`.
-pub(super) async fn events_since(s: &Suite, since: Option<u64>) -> anyhow::Result<Vec<Event>> {
+async fn events_since(s: &Suite, since: Option<u64>) -> anyhow::Result<Vec<Event>> {
     let mut stream = s.control.events(since, false).await?;
     let mut all = Vec::new();
     while let Some(e) = stream.next().await? {
@@ -368,6 +368,23 @@ pub(super) async fn last_event_id(s: &Suite) -> Option<u64> {
     events_since(s, None).await.ok().and_then(|e| e.last().map(|e| e.id))
 }
 
+/// The first event after `since` that `pick` describes, polled for up to [`EVENT_WAIT`]:
+/// the bundle emits an event just after it answers, so it may trail the refusal a little.
+pub(super) async fn event_after(
+    s: &Suite,
+    since: Option<u64>,
+    pick: impl Fn(EventKind) -> Option<String>,
+) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    loop {
+        let found = events_since(s, since).await.ok().and_then(|all| all.into_iter().find_map(|e| pick(e.kind)));
+        if found.is_some() || tokio::time::Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Runs one request probe that must be refused and must raise an `EgressBlocked` event.
 async fn refused_with_event(s: &Suite, category: Category, name: &str, a: &[&str]) -> Finding {
     let expect = "refused, with an egress-blocked event";
@@ -376,19 +393,11 @@ async fn refused_with_event(s: &Suite, category: Category, name: &str, a: &[&str
     let refused = r.as_ref().is_ok_and(|r| {
         r.http_status().is_some_and(|c| (400..500).contains(&c)) || r.outcome == "tunnel-cut" || r.outcome == "closed"
     });
-    let mut event = None;
-    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    while refused && event.is_none() && tokio::time::Instant::now() < deadline {
-        event = events_since(s, since).await.ok().and_then(|all| {
-            all.into_iter().find_map(|e| match e.kind {
-                EventKind::EgressBlocked { rule, target, .. } => Some(format!("event {rule} {target}")),
-                _ => None,
-            })
-        });
-        if event.is_none() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    let blocked = |kind| match kind {
+        EventKind::EgressBlocked { rule, target, .. } => Some(format!("event {rule} {target}")),
+        _ => None,
+    };
+    let event = if refused { event_after(s, since, blocked).await } else { None };
     let obs = format!("{}; {}", seen(&r), event.clone().unwrap_or_else(|| "no event".into()));
     Finding::new(category, name, expect, obs, refused && event.is_some())
 }

@@ -9,13 +9,11 @@
 //! and the canary's log, where the gate's ref request (with a credential
 //! attached) must appear and a pushed pack must not.
 
-use std::time::Duration;
-
 use bottle_protocol::EventKind;
 use bottle_protocol::event::GitOperation;
 use sha2::{Digest, Sha256};
 
-use super::categories::{events_since, last_event_id, probe, seen};
+use super::categories::{event_after, last_event_id, probe, seen};
 use super::world::Contact;
 use super::{ALLOWED_HOST, Category, Finding, Suite};
 use crate::backend::BottleBackend;
@@ -27,8 +25,6 @@ pub const VERIFY_REPO: &str = "verify";
 pub const PROTECTED_BRANCH: &str = "main";
 /// Exit status of the push script when the agent image has no git.
 const NO_GIT: i64 = 97;
-/// How long the suite waits for git-gate's event after the push.
-const EVENT_WAIT: Duration = Duration::from_secs(3);
 
 /// The throwaway bottle's `[git]`: only the suite's repository, upstream at the
 /// outside canary, so a suite run never contacts a real upstream. Its credential
@@ -88,7 +84,13 @@ async fn push_to_protected(s: &Suite) -> Vec<Finding> {
         Ok(o) => o,
         Err(e) => return vec![Finding::new(Category::Git, name, expect, format!("push did not run: {e:#}"), false)],
     };
-    let event = refused_push_event(s, since).await;
+    let refused_push = |kind| match kind {
+        EventKind::Git { operation: GitOperation::Push, allowed: false, refs, reason, .. } => {
+            Some(format!("event git push refused {}: {reason}", refs.join(",")))
+        }
+        _ => None,
+    };
+    let event = event_after(s, since, refused_push).await;
     let contacts: Vec<Contact> = s.world.outside_contacts().await.into_iter().skip(before).collect();
     let (refused, git_said) = git_refused(pushed.exit_code, &format!("{}{}", pushed.stdout, pushed.stderr));
     let (upstream_ok, upstream_saw) = upstream_untouched(&contacts);
@@ -108,25 +110,6 @@ async fn push_to_protected(s: &Suite) -> Vec<Finding> {
             upstream_ok,
         ),
     ]
-}
-
-/// git-gate's refusal event for the push, waited for briefly.
-async fn refused_push_event(s: &Suite, since: Option<u64>) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    loop {
-        let found = events_since(s, since).await.ok().and_then(|all| {
-            all.into_iter().find_map(|e| match e.kind {
-                EventKind::Git { operation: GitOperation::Push, allowed: false, refs, reason, .. } => {
-                    Some(format!("event git push refused {}: {reason}", refs.join(",")))
-                }
-                _ => None,
-            })
-        });
-        if found.is_some() || tokio::time::Instant::now() >= deadline {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Whether git itself reported the push refused for the protected branch, and its line saying so.
