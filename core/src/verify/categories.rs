@@ -108,15 +108,24 @@ async fn direct(s: &Suite) -> Vec<Finding> {
     out
 }
 
-/// The host's own addresses, IPv4 and IPv6 (`ip -o addr show scope global`).
-async fn host_ips() -> Vec<IpAddr> {
-    let out = tokio::process::Command::new("ip").args(["-o", "addr", "show", "scope", "global"]).output().await;
-    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-    let mut ips: Vec<IpAddr> = text
+/// The host addresses `ip -o addr show ARGS` lists, in its order.
+async fn ip_addrs(args: &[&str]) -> Result<Vec<IpAddr>, String> {
+    let out = tokio::process::Command::new("ip").args(["-o", "addr", "show"]).args(args).output().await;
+    let out = out.map_err(|e| format!("running ip: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet" && *w != "inet6").nth(1))
         .filter_map(|cidr| cidr.split('/').next()?.parse().ok())
-        .filter(|ip: &IpAddr| !ip.is_loopback() && *ip != IpAddr::V4(METADATA_IP))
+        .collect())
+}
+
+/// The host's own addresses, IPv4 and IPv6.
+async fn host_ips() -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = ip_addrs(&["scope", "global"])
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|ip| !ip.is_loopback() && *ip != IpAddr::V4(METADATA_IP))
         .collect();
     ips.sort();
     ips.dedup();
@@ -133,16 +142,13 @@ async fn bridge_link_local(s: &Suite) -> Result<Ipv6Addr, String> {
     let bridge = named
         .or_else(|| net.id.map(|id| format!("br-{}", &id[..id.len().min(12)])))
         .ok_or("the agent network has no id")?;
-    let out = tokio::process::Command::new("ip")
-        .args(["-6", "-o", "addr", "show", "dev", &bridge, "scope", "link"])
-        .output()
-        .await
-        .map_err(|e| format!("running ip: {e}"))?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .skip_while(|w| *w != "inet6")
-        .nth(1)
-        .and_then(|cidr| cidr.split('/').next()?.parse().ok())
+    ip_addrs(&["dev", &bridge, "scope", "link"])
+        .await?
+        .into_iter()
+        .find_map(|ip| match ip {
+            IpAddr::V6(v6) => Some(v6),
+            IpAddr::V4(_) => None,
+        })
         .ok_or(format!("the host has no IPv6 link-local address on {bridge}"))
 }
 
