@@ -118,10 +118,14 @@ impl DockerBackend {
     async fn collect(&self, remove: bool) -> anyhow::Result<Vec<String>> {
         let mut found = Vec::new();
         for name in state::names(&self.docker).await? {
+            // Only a bottle that looks like garbage is locked, then looked at again under the
+            // lock: holding the lock of a live bottle, even briefly, would fail its `down`.
+            // (A bottle a concurrent `down` removes mid-look is a candidate; the locked look decides.)
+            if !self.is_garbage(&name).await.unwrap_or(true) {
+                continue;
+            }
             let Some(_lock) = netpool::lock_file(&state::name_lock_path(&name), false)? else { continue };
-            let garbage = !state::complete(&self.docker, &name).await?
-                || state::status(&self.docker, &name).await?.state == "stopped";
-            if garbage {
+            if self.is_garbage(&name).await? {
                 if remove {
                     state::remove(&self.docker, &name).await?;
                 }
@@ -129,6 +133,11 @@ impl DockerBackend {
             }
         }
         Ok(found)
+    }
+
+    /// Left half-made by an interrupted `up`, or with both containers stopped.
+    async fn is_garbage(&self, name: &str) -> anyhow::Result<bool> {
+        Ok(!state::complete(&self.docker, name).await? || state::status(&self.docker, name).await?.state == "stopped")
     }
 
     async fn lock_name(&self, name: &str) -> anyhow::Result<std::fs::File> {
