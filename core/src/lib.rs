@@ -6,6 +6,7 @@ pub mod control_client;
 pub mod docker;
 pub mod images;
 pub mod netpool;
+pub mod paths;
 pub mod sidecar;
 pub mod smolvm;
 pub mod spec;

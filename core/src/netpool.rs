@@ -6,12 +6,14 @@
 //! engine choose. A pick must never collide with an existing Docker network,
 //! a host route (a VPN, a LAN) or another bottle being made at the same
 //! moment: the caller holds [`PoolLock`] (an flock shared by every bottle-core
-//! process on the host) across pick + create, and still treats the engine's
-//! "pool overlaps" refusal as "try the next one".
+//! process of this user, see `paths`) across pick + create, and still treats
+//! the engine's "pool overlaps" refusal as "try the next one". That refusal,
+//! not the lock, is what keeps two users (who have different lock folders)
+//! from sharing a subnet: the engine's networks are the record.
 
 use std::fs::File;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use ipnet::Ipv4Net;
@@ -24,10 +26,7 @@ pub const DEFAULT_PREFIX: u8 = 28;
 pub const POOL_ENV: &str = "BOTTLE_SUBNET_POOL";
 /// Env override for the per-network prefix length.
 pub const PREFIX_ENV: &str = "BOTTLE_SUBNET_PREFIX";
-/// Env override for the directory holding bottle's host-wide lock files.
-pub const RUN_DIR_ENV: &str = "BOTTLE_RUN_DIR";
-/// Default directory for lock files (root-only, cleared at boot, which is what a lock wants).
-pub const DEFAULT_RUN_DIR: &str = "/run/bottle";
+pub use crate::paths::{RUN_DIR_ENV, run_dir};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetPool {
@@ -94,14 +93,9 @@ fn parse_proc_route(text: &str) -> Vec<Ipv4Net> {
         .collect()
 }
 
-/// Host-wide exclusive lock held across subnet pick + network create.
+/// This user's exclusive lock held across subnet pick + network create (a speed-up; the engine decides).
 pub struct PoolLock {
     _file: File,
-}
-
-/// The directory for bottle's lock files.
-pub fn run_dir() -> PathBuf {
-    std::env::var_os(RUN_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR))
 }
 
 impl PoolLock {
@@ -115,8 +109,7 @@ impl PoolLock {
 /// Opens (creating) `path` and takes an exclusive flock on it; `None` if `wait` is false and it is held.
 pub fn lock_file(path: &Path, wait: bool) -> anyhow::Result<Option<File>> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("lock: creating {} (set {RUN_DIR_ENV} to a writable directory)", dir.display()))?;
+        crate::paths::ensure_private_dir(dir).context("lock")?;
     }
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -10,15 +10,23 @@ use crate::backend::Check;
 
 pub async fn doctor(docker: &Docker, pool: &NetPool) -> Vec<Check> {
     let mut out = Vec::new();
+    let at = super::endpoint::discover().map(|e| e.to_string()).unwrap_or_else(|e| format!("{e:#}"));
     match docker.version().await {
         Ok(v) => out.push(Check::new(
             "engine",
             true,
-            format!("Docker {} (API {}) answers", v.version.unwrap_or_default(), v.api_version.unwrap_or_default()),
+            format!(
+                "Docker {} (API {}, {}/{}) answers at {at}",
+                v.version.unwrap_or_default(),
+                v.api_version.unwrap_or_default(),
+                v.os.unwrap_or_default(),
+                v.arch.unwrap_or_default()
+            ),
             "",
         )),
         Err(e) => {
-            out.push(Check::new("engine", false, format!("no answer: {e}"), "run scripts/install-docker.sh (as root)"));
+            let hint = super::endpoint::discover().map(|e| super::endpoint::socket_hint(&e.host)).unwrap_or_default();
+            out.push(Check::new("engine", false, format!("no answer at {at}: {e}"), &hint));
             return out;
         }
     }
@@ -27,7 +35,10 @@ pub async fn doctor(docker: &Docker, pool: &NetPool) -> Vec<Check> {
         "agent image",
         images::image_exists(docker, &agent).await,
         agent,
-        "the first `up` builds it (debootstrap, a few minutes), or run scripts/demo.sh once",
+        &format!(
+            "the first `up` builds it with the engine from {}; without a registry, run that `up` as root on Linux once (it makes the base with debootstrap)",
+            images::agent_base()
+        ),
     ));
     let bundles = docker
         .list_images(Some(

@@ -9,6 +9,7 @@
 mod agent;
 mod check;
 mod doctor;
+pub mod endpoint;
 mod exec;
 mod state;
 
@@ -87,16 +88,16 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The local engine (`DOCKER_HOST` or the default socket), at an API version both sides speak.
+/// The engine the `docker` CLI would use (see [`endpoint`]), at an API version both sides speak.
 /// Shared with the smolmachines backend, whose bundle runs on the same engine.
 pub async fn engine() -> anyhow::Result<Docker> {
-    let where_ = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".into());
-    let docker =
-        Docker::connect_with_local_defaults().with_context(|| format!("docker: cannot connect to {where_}"))?;
-    docker
-        .negotiate_version()
-        .await
-        .with_context(|| format!("docker: no engine answers at {where_}; start one with scripts/install-docker.sh"))
+    let at = endpoint::discover()?;
+    let docker = Docker::connect_with_host(&at.host).with_context(|| format!("docker: cannot connect to {at}"))?;
+    match docker.negotiate_version().await {
+        Ok(d) => Ok(d),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context(format!("docker: no engine answers at {at}; {}", endpoint::socket_hint(&at.host)))),
+    }
 }
 
 impl DockerBackend {
@@ -200,6 +201,8 @@ impl BottleBackend for DockerBackend {
 
     async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus> {
         validate_name(&spec.name)?;
+        // Before anything is made: binaries for another platform than the engine's cannot run.
+        images::check_static_binaries(&self.docker, progress).await?;
         let _lock = self.lock_name(&spec.name).await?;
         if state::complete(&self.docker, &spec.name).await? {
             anyhow::bail!("bottle {}: already exists; `down` it first or pick another name", spec.name);

@@ -8,6 +8,7 @@
 
 mod agent;
 mod bundle;
+pub mod platform;
 mod probe;
 mod static_bin;
 
@@ -22,17 +23,22 @@ use crate::backend::Progress;
 use crate::netpool;
 use crate::spec::ImageSource;
 
-pub use agent::{AGENT_HOME, AGENT_REPO, AGENT_UID, agent_tag, ensure_agent_image};
+pub use agent::{AGENT_HOME, AGENT_REPO, AGENT_UID, agent_base, agent_tag, ensure_agent_image};
 pub use bundle::{BUNDLE_BIN_ENV, BUNDLE_REPO, ensure_bundle_image};
+pub use platform::{Platform, check_binary, engine_platform};
 pub use probe::{PROBE_BIN_ENV, PROBE_IN_AGENT, PROBE_REPO, ensure_probe_file, ensure_probe_image};
+pub use static_bin::LIB_DIR_ENV;
 
-/// Env override for the cache of rootfs tarballs.
-pub const CACHE_DIR_ENV: &str = "BOTTLE_CACHE_DIR";
-pub const DEFAULT_CACHE_DIR: &str = "/var/cache/bottle";
-
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os(CACHE_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR))
+/// Finds the bundle and probe binaries for the engine's platform (building them only in a
+/// checkout whose sources changed) and refuses ones built for another platform.
+pub async fn check_static_binaries(docker: &Docker, progress: &dyn Progress) -> anyhow::Result<Platform> {
+    let platform = engine_platform(docker).await?;
+    static_bin::static_binary("bottle-bundle", BUNDLE_BIN_ENV, progress).await?;
+    static_bin::static_binary("bottle-probe", PROBE_BIN_ENV, progress).await?;
+    Ok(platform)
 }
+
+pub use crate::paths::{CACHE_DIR_ENV, cache_dir};
 
 /// First 16 hex digits of the sha256 over `parts` (each length-prefixed, so parts cannot run together).
 pub fn content_hash(parts: &[&[u8]]) -> String {
@@ -108,12 +114,13 @@ pub(crate) async fn ensure_scratch_image(
     }
     progress.step(&format!("building image {tag}"));
     let dockerfile = dockerfile.to_string();
-    let context = tokio::task::spawn_blocking(move || scratch_context(&dockerfile, &loaded)).await??;
+    let context = tokio::task::spawn_blocking(move || context_tar(&dockerfile, &loaded)).await??;
     run_build(docker, &tag, "Dockerfile", context, progress).await?;
     Ok(tag)
 }
 
-fn scratch_context(dockerfile: &str, files: &[(&str, u32, Vec<u8>)]) -> anyhow::Result<Vec<u8>> {
+/// A build context: the Dockerfile and `files` (path, mode, bytes; a path ending in `/` is a folder).
+pub(crate) fn context_tar(dockerfile: &str, files: &[(&str, u32, Vec<u8>)]) -> anyhow::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
     let entries = std::iter::once(("Dockerfile", 0o644, dockerfile.as_bytes()))
         .chain(files.iter().map(|(p, m, d)| (*p, *m, d.as_slice())));

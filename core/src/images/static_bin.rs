@@ -1,78 +1,168 @@
 //! The static binaries bottle puts into images: `bottle-bundle` and `bottle-probe`.
 //!
-//! Each comes from its own env variable when set (a packaged install), else
-//! both are built once per process from this source tree with `crt-static`
-//! on the host's gnu target (there is no musl target here). The target is
-//! named explicitly so the static flag applies to the binaries only, not to
-//! build scripts and proc macros, and the build gets its own target dir so
-//! the flag change never invalidates the normal build cache. Debug info is
-//! left out (symbols stay, for panic messages): every `up` hashes the bundle
-//! binary to find its image, and it is 11 MiB instead of 51.
+//! They are release artifacts, built once per engine platform
+//! (`scripts/build-static.sh`) and found, in this order:
+//! 1. `BOTTLE_BUNDLE_BIN` / `BOTTLE_PROBE_BIN` (one named path also finds its sibling);
+//! 2. `BOTTLE_LIB_DIR/<os>-<arch>/` (the menu-bar app may set it);
+//! 3. beside `bottle-core` itself: `<exe>/../lib/bottle/<os>-<arch>/` (the installed
+//!    tarball) or `<exe>/../Resources/<os>-<arch>/` (inside the `.app`);
+//! 4. in a source checkout, `target/bundle-static/<rust target>/release/`, built by
+//!    `scripts/build-static.sh` only when a source file is newer than the last build.
+//!
+//! Every candidate is checked against the engine's platform before it is used.
+//! Finding a fresh build never runs cargo, so `up` with everything cached
+//! starts no compiler.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::Context;
 
+use super::platform::{self, Platform};
 use crate::backend::Progress;
 
-/// The workspace packages built statically, in one cargo run.
-const STATIC_PACKAGES: [&str; 2] = ["bottle-bundle", "bottle-probe"];
+/// Env: a folder holding `<os>-<arch>/bottle-bundle` and `bottle-probe`.
+pub const LIB_DIR_ENV: &str = "BOTTLE_LIB_DIR";
+/// Written by `scripts/build-static.sh` after a successful build; its mtime is the build's.
+const STAMP: &str = ".bottle-static-stamp";
+/// What the static build is made from: a change under these makes a checkout rebuild.
+const SOURCES: [&str; 5] = ["Cargo.toml", "Cargo.lock", "protocol", "bundle", "probe"];
 
-/// The static binary `package`: `env` if set, else a sibling of another set binary, else a build.
+/// The static binary `package` for the engine's platform (see the module docs for the order).
 pub(crate) async fn static_binary(package: &str, env: &str, progress: &dyn Progress) -> anyhow::Result<PathBuf> {
-    static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+    let platform = platform::current_platform().await?;
+    let path = find(package, env, &platform, progress).await?;
+    platform::check_binary(&path, &platform)?;
+    Ok(path)
+}
+
+async fn find(package: &str, env: &str, platform: &Platform, progress: &dyn Progress) -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os(env) {
         return Ok(PathBuf::from(p));
     }
-    // A packaged install ships the binaries side by side: one named path finds the others.
-    for other in [super::BUNDLE_BIN_ENV, super::PROBE_BIN_ENV] {
-        let sibling = std::env::var_os(other).map(PathBuf::from).and_then(|p| Some(p.parent()?.join(package)));
-        if let Some(sibling) = sibling.filter(|s| s.is_file()) {
-            return Ok(sibling);
+    let siblings = [super::BUNDLE_BIN_ENV, super::PROBE_BIN_ENV]
+        .into_iter()
+        .filter_map(|other| Some(PathBuf::from(std::env::var_os(other)?).parent()?.to_path_buf()));
+    let installed = std::env::var_os(LIB_DIR_ENV)
+        .map(|d| PathBuf::from(d).join(platform.dir_name()))
+        .into_iter()
+        .chain(beside_exe(platform));
+    let mut looked = Vec::new();
+    for dir in siblings.chain(installed) {
+        let candidate = dir.join(package);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        looked.push(dir);
+    }
+    match checkout() {
+        Some(workspace) => checkout_build(&workspace, platform, progress).await.map(|d| d.join(package)),
+        None => {
+            let looked: Vec<String> = looked.iter().map(|d| d.display().to_string()).collect();
+            anyhow::bail!(
+                "image: no {package} for the engine's platform {platform} (looked in: {}); install bottle's {} release binaries there, or set {env}",
+                looked.join(", "),
+                platform.dir_name()
+            )
         }
     }
-    let dir = BUILT.get_or_try_init(|| build(progress, env)).await?;
-    Ok(dir.join(package))
 }
 
-/// Builds every static package; returns the directory holding them.
-async fn build(progress: &dyn Progress, env: &str) -> anyhow::Result<PathBuf> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("core sits in the workspace");
-    if !workspace.join("bundle/Cargo.toml").exists() {
-        anyhow::bail!("image: no static binaries: set {env} to a static build, or run from a source checkout");
+/// The installed layouts relative to the running executable.
+fn beside_exe(platform: &Platform) -> Vec<PathBuf> {
+    let Some(prefix) =
+        std::env::current_exe().ok().and_then(|e| Some(e.canonicalize().ok()?.parent()?.parent()?.to_path_buf()))
+    else {
+        return Vec::new();
+    };
+    vec![prefix.join("lib/bottle").join(platform.dir_name()), prefix.join("Resources").join(platform.dir_name())]
+}
+
+/// This crate's source workspace, if bottle-core runs from (or beside) a checkout that still exists.
+fn checkout() -> Option<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    workspace.join("scripts/build-static.sh").is_file().then(|| workspace.to_path_buf())
+}
+
+/// The checkout's static build dir for `platform`, built first if a source is newer than it.
+async fn checkout_build(workspace: &Path, platform: &Platform, progress: &dyn Progress) -> anyhow::Result<PathBuf> {
+    static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+    let target = platform.rust_target()?;
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
+    let dir = target_dir.join("bundle-static").join(target).join("release");
+    let ws = workspace.to_path_buf();
+    let fresh = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || is_fresh(&ws, &dir)).await?
+    };
+    if fresh {
+        return Ok(dir);
     }
-    let triple = host_triple().await?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"))
-        .join("bundle-static");
-    progress.step(&format!("building {} (release, static; cargo output follows)", STATIC_PACKAGES.join(", ")));
-    let mut cmd = tokio::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args(["build", "--release", "--target", &triple]);
-    for p in STATIC_PACKAGES {
-        cmd.args(["-p", p]);
-    }
-    let status = cmd
-        .current_dir(workspace)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        // Symbols stay for panic messages; debug info would make the bundle image 6× larger
-        // and every `up` hash those bytes to find its image.
-        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .stdout(std::process::Stdio::null())
-        .status()
+    BUILT
+        .get_or_try_init(|| async {
+            progress.step(&format!(
+                "building bottle-bundle, bottle-probe for {platform} (release, static; sources are newer than the last build)"
+            ));
+            let status = tokio::process::Command::new("bash")
+                .arg(workspace.join("scripts/build-static.sh"))
+                .args(["--arch", &platform.arch])
+                .env("CARGO_TARGET_DIR", &target_dir)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .await
+                .context("image: running scripts/build-static.sh")?;
+            if !status.success() {
+                anyhow::bail!("image: scripts/build-static.sh --arch {} failed ({status}); its output is above", platform.arch);
+            }
+            Ok(dir.clone())
+        })
         .await
-        .context("image: running cargo to build the static binaries")?;
-    if !status.success() {
-        anyhow::bail!("image: cargo build of the static binaries failed ({status}); its output is above");
-    }
-    Ok(target_dir.join(triple).join("release"))
+        .cloned()
 }
 
-async fn host_triple() -> anyhow::Result<String> {
-    let out = tokio::process::Command::new("rustc").arg("-vV").output().await.context("image: running rustc -vV")?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
-        .context("image: rustc -vV named no host triple")
+/// Whether the stamp of the last static build is newer than every source file.
+fn is_fresh(workspace: &Path, dir: &Path) -> bool {
+    let Ok(built) = std::fs::metadata(dir.join(STAMP)).and_then(|m| m.modified()) else { return false };
+    let newest = SOURCES.iter().filter_map(|s| newest_mtime(&workspace.join(s))).max();
+    newest.is_some_and(|n| n <= built)
+}
+
+/// The newest mtime of a file or of any file under a folder (skipping `target` folders).
+fn newest_mtime(path: &Path) -> Option<SystemTime> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() != "target")
+        .filter_map(|e| newest_mtime(&e.path()))
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkout_build_is_fresh_until_a_source_changes() {
+        let ws = tempfile::tempdir().unwrap();
+        let out = ws.path().join("out");
+        std::fs::create_dir_all(ws.path().join("bundle/src")).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(ws.path().join("bundle/src/main.rs"), "").unwrap();
+        assert!(!is_fresh(ws.path(), &out), "no stamp: never built");
+        std::fs::write(out.join(STAMP), "").unwrap();
+        assert!(is_fresh(ws.path(), &out));
+        let later = SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(ws.path().join("bundle/src/main.rs"))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(!is_fresh(ws.path(), &out), "a newer source file wants a build");
+    }
 }
