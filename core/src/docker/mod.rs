@@ -92,12 +92,13 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
 /// Shared with the smolmachines backend, whose bundle runs on the same engine.
 pub async fn engine() -> anyhow::Result<Docker> {
     let at = endpoint::discover()?;
-    let docker = Docker::connect_with_host(&at.host).with_context(|| format!("docker: cannot connect to {at}"))?;
-    match docker.negotiate_version().await {
-        Ok(d) => Ok(d),
-        Err(e) => Err(anyhow::Error::new(e)
-            .context(format!("docker: no engine answers at {at}; {}", endpoint::socket_hint(&at.host)))),
-    }
+    let answered = match Docker::connect_with_host(&at.host) {
+        Ok(docker) => docker.negotiate_version().await,
+        Err(e) => Err(e),
+    };
+    answered.map_err(|e| {
+        anyhow::Error::new(e).context(format!("docker: no engine answers at {at}; {}", endpoint::socket_hint(&at.host)))
+    })
 }
 
 impl DockerBackend {
