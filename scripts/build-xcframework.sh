@@ -3,7 +3,9 @@
 # cargo-swift 0.11.1 (the release that matches uniffi 0.31.1) and puts it where
 # Package.swift's binary target expects it: swift/BottleFFIRust.xcframework.
 # With --app, also builds BottleApp and wraps it in build/bottle.app, because
-# UNUserNotificationCenter (and LSUIElement) only work from a real .app bundle.
+# UNUserNotificationCenter (and LSUIElement) only work from a real .app bundle, with
+# the Linux bottle-bundle and bottle-probe in Contents/Resources/linux-<arch>/ (where
+# the core, running inside the app, finds them; a cross build: cargo-zigbuild).
 #
 # The Swift bindings are NOT taken from cargo-swift's output: BottleKit uses the
 # committed ones (scripts/gen-swift-bindings.sh); both come from uniffi_bindgen
@@ -40,6 +42,12 @@ if [ "${1:-}" = "--app" ]; then
   rm -rf "$app" && mkdir -p "$app/Contents/MacOS"
   cp "$(swift build -c release --show-bin-path)/BottleApp" "$app/Contents/MacOS/BottleApp"
   cp macos-app/Info.plist "$app/Contents/Info.plist"
+  # What runs inside bottles is Linux, built for the engine's VM (arm64 on Apple silicon,
+  # amd64 on Intel; BOTTLE_APP_ARCHES overrides), not for this Mac.
+  . scripts/lib/app-resources.sh
+  case "$(uname -m)" in arm64) default_arches=arm64 ;; *) default_arches=amd64 ;; esac
+  # shellcheck disable=SC2086
+  app_put_linux_binaries "$app" ${BOTTLE_APP_ARCHES:-$default_arches}
   codesign --force --sign - "$app"
   echo "build-xcframework: wrote $app (open it with: open $app)" >&2
 fi

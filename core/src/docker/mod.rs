@@ -127,7 +127,7 @@ impl DockerBackend {
                 continue;
             }
             let Some(_lock) = netpool::lock_file(&state::name_lock_path(&name), false)? else { continue };
-            if self.is_garbage(&name).await? {
+            if self.is_garbage(&name).await? && !self.being_made_elsewhere(&name).await? {
                 if remove {
                     state::remove(&self.docker, &name).await?;
                 }
@@ -140,6 +140,12 @@ impl DockerBackend {
     /// Left half-made by an interrupted `up`, or with both containers stopped.
     async fn is_garbage(&self, name: &str) -> anyhow::Result<bool> {
         Ok(!state::complete(&self.docker, name).await? || state::status(&self.docker, name).await?.state == "stopped")
+    }
+
+    /// Half-made by another user's `up` that may still be running (their lock is not ours to see).
+    async fn being_made_elsewhere(&self, name: &str) -> anyhow::Result<bool> {
+        Ok(!state::complete(&self.docker, name).await?
+            && state::made_by_another_user(&self.docker, name).await?.is_some())
     }
 
     async fn lock_name(&self, name: &str) -> anyhow::Result<std::fs::File> {
@@ -209,6 +215,12 @@ impl BottleBackend for DockerBackend {
             anyhow::bail!("bottle {}: already exists; `down` it first or pick another name", spec.name);
         }
         if state::names(&self.docker).await?.contains(&spec.name) {
+            if let Some(uid) = state::made_by_another_user(&self.docker, &spec.name).await? {
+                anyhow::bail!(
+                    "bottle {}: another user (uid {uid}) is bringing a bottle of this name up; pick another name",
+                    spec.name
+                );
+            }
             progress.step("removing what an interrupted `up` of this name left behind");
             state::remove(&self.docker, &spec.name).await?;
         }

@@ -106,9 +106,49 @@ pub async fn remove_finished(docker: &Docker, name: &str) -> anyhow::Result<()> 
     objects::remove_finished(docker, BackendKind::Docker, name).await
 }
 
+/// How long a half-made bottle of another user is taken for an `up` still in progress.
+/// Past this, its `up` is taken for dead and anyone's `up` of the name or `gc` removes it.
+pub const OTHER_USER_GRACE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The uid of another user whose `up` of `name` made objects within [`OTHER_USER_GRACE`].
+/// That user's name lock is in their own folder, out of this process's sight, so this label
+/// and the objects' age are what keep one user's `up` or `gc` from removing another's
+/// bottle while it is being made.
+pub async fn made_by_another_user(docker: &Docker, name: &str) -> anyhow::Result<Option<u32>> {
+    let me = rustix::process::geteuid().as_raw();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let mut made = Vec::new();
+    for c in containers(docker, Some(name)).await? {
+        made.push((c.labels.and_then(|l| l.get(labels::MAKER).cloned()), c.created));
+    }
+    for n in network::list_networks(docker, BackendKind::Docker, Some(name)).await? {
+        let created = n
+            .created
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64);
+        made.push((n.labels.and_then(|l| l.get(labels::MAKER).cloned()), created));
+    }
+    Ok(made.into_iter().find_map(|(maker, created)| {
+        let uid: u32 = maker?.parse().ok()?;
+        // An unknown age counts as fresh: better to leave another user's objects than remove them mid-`up`.
+        let fresh = created.is_none_or(|c| now - c < OTHER_USER_GRACE.as_secs() as i64);
+        (uid != me && fresh).then_some(uid)
+    }))
+}
+
 /// Whether a bottle finished `up` (its agent exists and its bundle holds the start-check record).
 pub async fn complete(docker: &Docker, name: &str) -> anyhow::Result<bool> {
     let all = containers(docker, Some(name)).await?;
     let has = |r| all.iter().any(|c| role(c) == Some(r));
     Ok(has(labels::ROLE_AGENT) && has(labels::ROLE_BUNDLE) && record(docker, name).await.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_engine_s_network_times_parse() {
+        // Docker's RFC 3339 with nanoseconds, as /networks answers on this machine.
+        assert!(humantime::parse_rfc3339_weak("2026-12-02T20:18:00.123456789Z").is_ok());
+    }
 }

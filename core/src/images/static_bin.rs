@@ -70,11 +70,13 @@ async fn find(package: &str, env: &str, platform: &Platform, progress: &dyn Prog
 
 /// The installed layouts relative to the running executable.
 fn beside_exe(platform: &Platform) -> Vec<PathBuf> {
-    let Some(prefix) =
-        std::env::current_exe().ok().and_then(|e| Some(e.canonicalize().ok()?.parent()?.parent()?.to_path_buf()))
-    else {
-        return Vec::new();
-    };
+    std::env::current_exe().and_then(|e| e.canonicalize()).map(|e| installed_dirs(&e, platform)).unwrap_or_default()
+}
+
+/// `<prefix>/bin/bottle-core` → `<prefix>/lib/bottle/<os>-<arch>`; `X.app/Contents/MacOS/App` →
+/// `X.app/Contents/Resources/<os>-<arch>` (the core runs inside the app's own executable).
+fn installed_dirs(exe: &Path, platform: &Platform) -> Vec<PathBuf> {
+    let Some(prefix) = exe.parent().and_then(Path::parent) else { return Vec::new() };
     vec![prefix.join("lib/bottle").join(platform.dir_name()), prefix.join("Resources").join(platform.dir_name())]
 }
 
@@ -145,6 +147,15 @@ fn newest_mtime(path: &Path) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn installed_binaries_sit_beside_the_executable_or_in_the_app_resources() {
+        let arm = Platform { os: "linux".into(), arch: "arm64".into() };
+        let dirs = installed_dirs(Path::new("/opt/bottle-0.1.0/bin/bottle-core"), &arm);
+        assert_eq!(dirs[0], Path::new("/opt/bottle-0.1.0/lib/bottle/linux-arm64"));
+        let dirs = installed_dirs(Path::new("/Applications/bottle.app/Contents/MacOS/BottleApp"), &arm);
+        assert_eq!(dirs[1], Path::new("/Applications/bottle.app/Contents/Resources/linux-arm64"));
+    }
 
     #[test]
     fn a_checkout_build_is_fresh_until_a_source_changes() {

@@ -23,6 +23,10 @@ pub const WORKSPACE: &str = "dev.bottle.workspace";
 /// Which backend owns the bottle (`docker`, `smolmachines`): both place bundles with this
 /// module, and each must list and collect only its own bottles.
 pub const BACKEND: &str = "dev.bottle.backend";
+/// The uid of the user whose `up` made the object. Users' name locks live in folders of
+/// their own, so an `up` of another user's name that is still being made is told apart
+/// by this label (see `docker::state::made_by_another_user`), not by a lock.
+pub const MAKER: &str = "dev.bottle.maker-uid";
 
 pub const ROLE_AGENT_NET: &str = "agent-net";
 pub const ROLE_EGRESS_NET: &str = "egress-net";
@@ -42,6 +46,7 @@ pub fn base(backend: BackendKind, name: &str, role: &str) -> HashMap<String, Str
         (NAME.to_string(), name.to_string()),
         (ROLE.to_string(), role.to_string()),
         (BACKEND.to_string(), backend_value(backend).to_string()),
+        (MAKER.to_string(), rustix::process::geteuid().as_raw().to_string()),
     ])
 }
 

@@ -1,0 +1,183 @@
+//! bottle where its users are: the package from `scripts/package.sh`, unpacked into a
+//! temporary prefix and run by a normal user in the docker group (made by this test),
+//! with no cargo on PATH and a working folder outside the checkout. That user brings a
+//! bottle up from a bottle.toml in an empty folder (verified), and `status`, `exec`,
+//! `events`, `down` and `gc` each do their real job. `cargo` and `rustc` on the user's
+//! PATH are tripwires: if `up` ran a compiler, the test fails.
+//!
+//! Needs root (to create the user) and a Docker engine; otherwise it skips and says why.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn sh(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}{}", text(&out.stdout), text(&out.stderr));
+    out
+}
+
+/// A user of the docker group, removed (with its home) when dropped.
+struct User {
+    name: String,
+    home: PathBuf,
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).output();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// A world-traversable folder under /tmp (test temp dirs are root-only).
+fn open_dir(tag: &str) -> tempfile::TempDir {
+    let d = tempfile::Builder::new().prefix(tag).tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+impl User {
+    fn create() -> Self {
+        let name = format!("bh13u{}", std::process::id());
+        let home = PathBuf::from(format!("/tmp/{name}-home"));
+        sh(Command::new("useradd")
+            .args(["--create-home", "--home-dir"])
+            .arg(&home)
+            .args(["--groups", "docker", &name]));
+        Self { name, home }
+    }
+
+    fn uid(&self) -> u32 {
+        text(&sh(Command::new("id").args(["-u", &self.name])).stdout).trim().parse().unwrap()
+    }
+
+    /// Runs `bottle-core args` as this user in `cwd`, with only `path` on PATH.
+    fn bottle(&self, core: &Path, path: &str, cwd: &Path, args: &[&str]) -> Output {
+        Command::new("runuser")
+            .args(["-u", &self.name, "--", "env", "-i"])
+            .arg(format!("HOME={}", self.home.display()))
+            .arg(format!("PATH={path}"))
+            .arg(core)
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .unwrap()
+    }
+}
+
+/// Removes the bottle's objects even when the test panicked half-way.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        support::remove_labelled(std::slice::from_ref(&self.0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_normal_user_runs_the_installed_package_without_cargo() {
+    if !bottle_core::paths::is_root() {
+        eprintln!("SKIPPED: creating a test user needs root");
+        return;
+    }
+    if !support::engine().await {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    // The package, with this test's own bottle-core build (a release build would add minutes to CI).
+    let dist = open_dir("bh13-dist");
+    let out = sh(Command::new("bash")
+        .arg(repo.join("scripts/package.sh"))
+        .args(["--core-bin", env!("CARGO_BIN_EXE_bottle-core"), "--out"])
+        .arg(dist.path()));
+    let tarball = PathBuf::from(text(&out.stdout).trim());
+    let name = tarball.file_name().unwrap().to_string_lossy().trim_end_matches(".tar.gz").to_string();
+    assert!(name.starts_with("bottle-0.") && name.ends_with("-linux-amd64"), "{name}");
+
+    let prefix = open_dir("bh13-prefix");
+    sh(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(prefix.path()));
+    let root = prefix.path().join(&name);
+    for f in
+        ["bin/bottle-core", "lib/bottle/linux-amd64/bottle-bundle", "lib/bottle/linux-amd64/bottle-probe", "INSTALL"]
+    {
+        assert!(root.join(f).is_file(), "{f} missing from the package");
+    }
+    let core = root.join("bin/bottle-core");
+
+    // The default agent image as root makes it on this registry-less engine (a no-op once made):
+    // the user's `up` then finds it, as after an admin's first `up`.
+    let engine = bottle_core::docker::engine().await.unwrap();
+    bottle_core::images::ensure_agent_image(&engine, &support::Print("install")).await.unwrap();
+
+    let user = User::create();
+    // Tripwires: a compiler run by `up` leaves its name here.
+    let trip = open_dir("bh13-trip");
+    let ran = trip.path().join("ran");
+    std::fs::set_permissions(trip.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    for tool in ["cargo", "rustc"] {
+        let shim = trip.path().join(tool);
+        std::fs::write(&shim, format!("#!/bin/sh\necho {tool} \"$@\" >> {}\nexit 1\n", ran.display())).unwrap();
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", trip.path().display());
+
+    // An empty folder of the user's, outside the checkout, holding only bottle.toml.
+    let cwd = user.home.join("project");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let bottle = format!("bh13u{}", std::process::id());
+    std::fs::write(cwd.join("bottle.toml"), format!("name = \"{bottle}\"\nworkspace = \".\"\n")).unwrap();
+    sh(Command::new("chown").arg("-R").arg(format!("{0}:{0}", user.name)).arg(&user.home));
+    let _cleanup = Cleanup(format!("label={}={bottle}", bottle_core::sidecar::labels::NAME));
+
+    let run = |args: &[&str]| user.bottle(&core, &path, &cwd, args);
+    let up = run(&["--json", "up", "-f", "bottle.toml"]);
+    assert!(up.status.success(), "up as {}: {}", user.name, text(&up.stderr));
+    let st: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    assert_eq!(st["allowlist"]["verdict"], "verified", "{st}");
+    assert!(!ran.exists(), "up ran a compiler: {}", std::fs::read_to_string(&ran).unwrap_or_default());
+    // Per-user places: no XDG_RUNTIME_DIR here (no login session), so /tmp/bottle-<uid>; cache under ~/.cache.
+    let uid = user.uid();
+    assert!(Path::new(&format!("/tmp/bottle-{uid}/bottle-{bottle}.lock")).exists(), "lock in the user's run dir");
+    assert!(user.home.join(".cache/bottle/probe").is_dir(), "probe copy in the user's cache");
+
+    let st = run(&["--json", "status", &bottle]);
+    assert!(st.status.success(), "{}", text(&st.stderr));
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["state"], "running", "{st}");
+
+    let ex = run(&[
+        "exec",
+        &bottle,
+        "--",
+        "sh",
+        "-c",
+        "id -u; curl -s -o /dev/null -w '%{http_code}' http://h13-denied.invalid/",
+    ]);
+    assert!(ex.status.success(), "{}", text(&ex.stderr));
+    assert_eq!(
+        text(&ex.stdout),
+        format!("{}\n403", bottle_core::images::AGENT_UID),
+        "agent uid, then the proxy's refusal"
+    );
+
+    let ev = run(&["--json", "events", &bottle]);
+    assert!(ev.status.success(), "{}", text(&ev.stderr));
+    assert!(text(&ev.stdout).contains("h13-denied.invalid"), "the refusal is an event: {}", text(&ev.stdout));
+
+    let down = run(&["down", &bottle]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    let gone = run(&["status", &bottle]);
+    assert_eq!(gone.status.code(), Some(bottle_core::cli::exit::Exit::NotFound as i32), "{}", text(&gone.stderr));
+    // gc only lists here (the engine is shared): our bottle is gone, so it is not among the garbage.
+    let gc = run(&["--json", "gc", "--dry-run"]);
+    assert!(gc.status.success(), "{}", text(&gc.stderr));
+    assert!(!text(&gc.stdout).contains(&bottle), "{}", text(&gc.stdout));
+    assert!(!ran.exists(), "a command ran a compiler: {}", std::fs::read_to_string(&ran).unwrap_or_default());
+}
