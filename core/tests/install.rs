@@ -161,11 +161,8 @@ async fn a_normal_user_runs_the_installed_package_without_cargo() {
         "id -u; curl -s -o /dev/null -w '%{http_code}' http://h13-denied.invalid/",
     ]);
     assert!(ex.status.success(), "{}", text(&ex.stderr));
-    assert_eq!(
-        text(&ex.stdout),
-        format!("{}\n403", bottle_core::images::AGENT_UID),
-        "agent uid, then the proxy's refusal"
-    );
+    // The agent runs as the workspace's owner (here the test user), then the proxy refuses.
+    assert_eq!(text(&ex.stdout), format!("{uid}\n403"), "agent uid, then the proxy's refusal");
 
     let ev = run(&["--json", "events", &bottle]);
     assert!(ev.status.success(), "{}", text(&ev.stderr));
@@ -174,7 +171,7 @@ async fn a_normal_user_runs_the_installed_package_without_cargo() {
     let down = run(&["down", &bottle]);
     assert!(down.status.success(), "{}", text(&down.stderr));
     let gone = run(&["status", &bottle]);
-    assert_eq!(gone.status.code(), Some(bottle_core::cli::exit::Exit::NotFound as i32), "{}", text(&gone.stderr));
+    assert_eq!(gone.status.code(), Some(bottle_core::cli::Exit::NotFound as i32), "{}", text(&gone.stderr));
     // gc only lists here (the engine is shared): our bottle is gone, so it is not among the garbage.
     let gc = run(&["--json", "gc", "--dry-run"]);
     assert!(gc.status.success(), "{}", text(&gc.stderr));
