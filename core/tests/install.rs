@@ -31,6 +31,9 @@ struct User {
 
 impl Drop for User {
     fn drop(&mut self) {
+        if let Ok(out) = Command::new("id").args(["-u", &self.name]).output() {
+            let _ = std::fs::remove_dir_all(format!("/tmp/bottle-{}", text(&out.stdout).trim()));
+        }
         let _ = Command::new("userdel").arg(&self.name).output();
         let _ = std::fs::remove_dir_all(&self.home);
     }
@@ -177,4 +180,65 @@ async fn a_normal_user_runs_the_installed_package_without_cargo() {
     assert!(gc.status.success(), "{}", text(&gc.stderr));
     assert!(!text(&gc.stdout).contains(&bottle), "{}", text(&gc.stdout));
     assert!(!ran.exists(), "a command ran a compiler: {}", std::fs::read_to_string(&ran).unwrap_or_default());
+}
+
+/// Two users' `up`s at the same moment do not share their pool lock (each has its own lock
+/// folder), so both may pick the same subnet. The engine refuses the second network
+/// ("pool overlaps") and that `up` takes the next free one: both bottles come up verified,
+/// on disjoint subnets. Two lock folders stand in for the two users (what differs between
+/// users is exactly that folder); the pool is a /26 of this test's own, so there are exactly
+/// four /28s for the four networks.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_users_picking_subnets_at_once_are_kept_apart_by_the_engine() {
+    if !support::engine().await {
+        return;
+    }
+    let pool = format!("10.214.{}.0/26", std::process::id() % 250);
+    let names: Vec<String> = (0..2).map(|i| format!("bh13p{}-{i}", std::process::id())).collect();
+    let _cleanup: Vec<Cleanup> =
+        names.iter().map(|n| Cleanup(format!("label={}={n}", bottle_core::sidecar::labels::NAME))).collect();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let children: Vec<_> = names
+        .iter()
+        .zip(&dirs)
+        .map(|(name, dir)| {
+            std::fs::write(dir.path().join("bottle.toml"), format!("name = \"{name}\"\nworkspace = \".\"\n")).unwrap();
+            Command::new(env!("CARGO_BIN_EXE_bottle-core"))
+                .args(["--json", "up", "-f", "bottle.toml"])
+                .current_dir(dir.path())
+                .env("BOTTLE_RUN_DIR", dir.path().join("run"))
+                .env("BOTTLE_SUBNET_POOL", &pool)
+                .env_remove("CLAUDE_BOTTLE_BACKEND")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut subnets = Vec::new();
+    for (child, name) in children.into_iter().zip(&names) {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "up {name}: {}", text(&out.stderr));
+        let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(st["allowlist"]["verdict"], "verified", "{st}");
+        let engine = bottle_core::docker::engine().await.unwrap();
+        let p = bottle_core::sidecar::Placement::find(&engine, bottle_core::backend::BackendKind::Docker, name)
+            .await
+            .unwrap()
+            .unwrap();
+        subnets.extend([p.agent_subnet, p.egress_subnet]);
+    }
+    for (i, a) in subnets.iter().enumerate() {
+        for b in &subnets[i + 1..] {
+            assert!(!bottle_core::netpool::overlaps(a, b), "{a} and {b} collide: {subnets:?}");
+        }
+    }
+    for (name, dir) in names.iter().zip(&dirs) {
+        let out = Command::new(env!("CARGO_BIN_EXE_bottle-core"))
+            .args(["down", name])
+            .env("BOTTLE_RUN_DIR", dir.path().join("run"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
 }
