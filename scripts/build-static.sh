@@ -4,7 +4,10 @@
 # for one Linux engine architecture, into
 # $CARGO_TARGET_DIR/bundle-static/<rust target>/release/ (default target/).
 #
-#   scripts/build-static.sh [--arch amd64|arm64]     (default: this machine's)
+#   scripts/build-static.sh [--arch amd64|arm64] [--with-core]   (default arch: this machine's)
+#
+# --with-core also builds bottle-core and its prepare_images example in the same cargo
+# run, with the same flags, so every crate is compiled once (scripts/demo.sh uses it).
 #
 # amd64 on an x86_64 Linux host: plain cargo. Anything else is a cross build
 # with cargo-zigbuild, zig's linker from PyPI's `ziglang`; it still needs the
@@ -15,11 +18,12 @@
 # runs it for the release tarball.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-arch=
+arch= packages=(-p bottle-bundle -p bottle-probe)
 while [ $# -gt 0 ]; do
   case $1 in
     --arch) arch=${2:?--arch needs amd64 or arm64}; shift 2 ;;
-    *) echo "build-static: unknown argument $1 (usage: build-static.sh [--arch amd64|arm64])" >&2; exit 2 ;;
+    --with-core) packages+=(-p bottle-core --bins --example prepare_images); shift ;;
+    *) echo "build-static: unknown argument $1 (usage: build-static.sh [--arch amd64|arm64] [--with-core])" >&2; exit 2 ;;
   esac
 done
 case "$(uname -m)" in x86_64) host_arch=amd64 ;; aarch64|arm64) host_arch=arm64 ;; *) host_arch=$(uname -m) ;; esac
@@ -47,10 +51,10 @@ else
   build=(cargo zigbuild)
 fi
 
-echo "build-static: ${build[*]} --release --target $target -p bottle-bundle -p bottle-probe (static) into $out" >&2
+echo "build-static: ${build[*]} --release --target $target ${packages[*]} (static) into $out" >&2
 # Symbols stay for panic messages; debug info would make the bundle image 6x larger
 # and every `up` hash those bytes to find its image.
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_STRIP=debuginfo CARGO_TARGET_DIR="$out" \
-  "${build[@]}" --release --target "$target" -p bottle-bundle -p bottle-probe >&2
+  "${build[@]}" --release --target "$target" "${packages[@]}" >&2
 touch "$out/$target/release/.bottle-static-stamp"
 echo "$out/$target/release"

@@ -40,13 +40,14 @@ fi
 . scripts/lib/deps.sh
 ensure_packages curl ca-certificates debootstrap
 
-target=${CARGO_TARGET_DIR:-target}
-step "building bottle-core"
-cargo build --release -p bottle-core
-bottle=$target/release/bottle-core
+# One cargo run builds bottle-core, the bundle and the probe (static, with the same flags),
+# so every crate compiles once; `up` then finds the fresh static build and runs no cargo.
+step "building bottle-core, bottle-bundle and bottle-probe (one static release build)"
+bin_dir=$(scripts/build-static.sh --with-core)
+bottle=$bin_dir/bottle-core
 
 step "building the images (bundle, agent): cached after the first run"
-agent_image=$(cargo run -q --release -p bottle-core --example prepare_images)
+agent_image=$("$bin_dir/examples/prepare_images")
 
 canary_net=bottle-demo-canary
 canary=bottle-demo-canary-origin

@@ -94,7 +94,10 @@ fn an_arm64_engine_refuses_the_amd64_binaries_before_making_anything() {
     let seen = fake_engine(&rt, &sock);
     // The amd64 binary at hand: this very bottle-core, an x86_64 ELF like the static bundle.
     let amd64 = env!("CARGO_BIN_EXE_bottle-core");
-    assert!(cfg!(target_arch = "x86_64"), "this test stands the amd64 binary in with the test's own build");
+    if !cfg!(target_arch = "x86_64") {
+        eprintln!("SKIPPED: the test's own build stands in for the amd64 binary, and this build is not amd64");
+        return;
+    }
     let host = format!("unix://{}", sock.display());
     let run = dir.path().join("run");
     let out = up(
