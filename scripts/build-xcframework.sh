@@ -44,10 +44,10 @@ if [ "${1:-}" = "--app" ]; then
   cp macos-app/Info.plist "$app/Contents/Info.plist"
   # What runs inside bottles is Linux, built for the engine's VM (arm64 on Apple silicon,
   # amd64 on Intel; BOTTLE_APP_ARCHES overrides), not for this Mac.
-  . scripts/lib/app-resources.sh
+  . scripts/lib/linux-binaries.sh
   case "$(uname -m)" in arm64) default_arches=arm64 ;; *) default_arches=amd64 ;; esac
   # shellcheck disable=SC2086
-  app_put_linux_binaries "$app" ${BOTTLE_APP_ARCHES:-$default_arches}
+  put_linux_binaries "$app/Contents/Resources" ${BOTTLE_APP_ARCHES:-$default_arches}
   codesign --force --sign - "$app"
   echo "build-xcframework: wrote $app (open it with: open $app)" >&2
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the package a user installs: dist/bottle-<version>-<os>-<arch>.tar.gz with
-#   bin/bottle-core                                   (for this host)
+#   bin/bottle-core                                   (for this host; static on Linux)
 #   lib/bottle/linux-<arch>/bottle-bundle, bottle-probe (static, one folder per engine arch built)
 #   share/doc/bottle/*.md, INSTALL
 # bottle-core finds the Linux binaries relative to itself, so the tarball works wherever
@@ -30,7 +30,10 @@ case ${arches:-$host_arch} in all) arches="amd64 arm64" ;; *) arches=${arches:-$
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' core/Cargo.toml | head -1)
 name=bottle-$version-$os-$host_arch
 
-if [ -z "$core_bin" ]; then
+if [ -z "$core_bin" ] && [ "$os" = linux ]; then
+  # Static, in the same cargo run as this machine's bundle and probe: each crate compiles once.
+  core_bin=$(scripts/build-static.sh --with-core)/bottle-core
+elif [ -z "$core_bin" ]; then
   echo "package: cargo build --release -p bottle-core" >&2
   cargo build --release -p bottle-core >&2
   core_bin=${CARGO_TARGET_DIR:-$repo/target}/release/bottle-core
@@ -42,13 +45,9 @@ trap 'rm -rf "$stage"' EXIT
 root=$stage/$name
 mkdir -p "$root/bin" "$root/share/doc/bottle"
 install -m 0755 "$core_bin" "$root/bin/bottle-core"
-for arch in $arches; do
-  built=$(scripts/build-static.sh --arch "$arch")
-  mkdir -p "$root/lib/bottle/linux-$arch"
-  for bin in bottle-bundle bottle-probe; do
-    install -m 0755 "$built/$bin" "$root/lib/bottle/linux-$arch/$bin"
-  done
-done
+. scripts/lib/linux-binaries.sh
+# shellcheck disable=SC2086
+put_linux_binaries "$root/lib/bottle" $arches
 install -m 0644 README.md docs/*.md "$root/share/doc/bottle/"
 install -m 0644 bundle/README.md "$root/share/doc/bottle/bundle.md"
 cat > "$root/INSTALL" <<TXT

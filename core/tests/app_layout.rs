@@ -1,5 +1,5 @@
 //! The `.app` layout `scripts/build-xcframework.sh --app` gives the Linux binaries, checked
-//! on Linux as far as it runs here: the script's resources step (scripts/lib/app-resources.sh)
+//! on Linux as far as it runs here: the script's resources step (scripts/lib/linux-binaries.sh)
 //! for this machine's arch (amd64; arm64 cannot be built here, see scripts/build-static.sh).
 //! The lookup from `Contents/MacOS/<app>` to these folders is unit-tested in
 //! `images::static_bin`; the Xcode steps before it need a Mac.
@@ -14,8 +14,8 @@ fn the_app_resources_hold_static_linux_binaries_per_arch() {
     let app = app.path().join("bottle.app");
     let out = Command::new("bash")
         .arg("-c")
-        .arg(r#". scripts/lib/app-resources.sh && app_put_linux_binaries "$1" amd64"#)
-        .arg("app-resources")
+        .arg(r#". scripts/lib/linux-binaries.sh && put_linux_binaries "$1/Contents/Resources" amd64"#)
+        .arg("linux-binaries")
         .arg(&app)
         .current_dir(repo)
         .output()

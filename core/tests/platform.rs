@@ -158,15 +158,18 @@ fn doctor_follows_the_current_docker_context_to_a_second_socket() {
         format!(r#"{{"Name":"{name}","Metadata":{{"Description":"test"}},"Endpoints":{{"docker":{{"Host":"{host}","SkipTLSVerify":false}}}}}}"#),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bottle-core"))
-        .args(["--json", "doctor"])
-        .env("HOME", home.path())
-        .env_remove("DOCKER_HOST")
-        .env_remove("DOCKER_CONTEXT")
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("CLAUDE_BOTTLE_BACKEND")
-        .output()
-        .unwrap();
+    let doctor = || {
+        Command::new(env!("CARGO_BIN_EXE_bottle-core"))
+            .args(["--json", "doctor"])
+            .env("HOME", home.path())
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("CLAUDE_BOTTLE_BACKEND")
+            .output()
+            .unwrap()
+    };
+    let out = doctor();
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
     let engine = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "engine").unwrap().clone();
@@ -175,15 +178,7 @@ fn doctor_follows_the_current_docker_context_to_a_second_socket() {
     assert!(detail.contains(&host) && detail.contains(name), "{detail}");
     // With the context's socket gone, doctor names it and says what to do.
     std::fs::remove_file(&second).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bottle-core"))
-        .args(["--json", "doctor"])
-        .env("HOME", home.path())
-        .env_remove("DOCKER_HOST")
-        .env_remove("DOCKER_CONTEXT")
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("CLAUDE_BOTTLE_BACKEND")
-        .output()
-        .unwrap();
+    let out = doctor();
     let err = text(&out.stdout) + &text(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains(&second.display().to_string()) && err.contains("does not exist"), "{err}");
