@@ -11,7 +11,7 @@ DOCKERD_LOG=${DOCKERD_LOG:-/var/log/dockerd-bottle.log}
 # How long to wait for a freshly started dockerd to answer.
 DOCKERD_START_TIMEOUT_S=${DOCKERD_START_TIMEOUT_S:-60}
 
-# The tools bottle's image builds use (debootstrap for the default agent rootfs).
+# The tools bottle's image builds use (debootstrap makes the agent image's base where no registry is reachable).
 ensure_packages debootstrap ca-certificates
 
 if docker info >/dev/null 2>&1; then

@@ -5,6 +5,9 @@
 //! `events`, `down` and `gc` each do their real job. `cargo` and `rustc` on the user's
 //! PATH are tripwires: if `up` ran a compiler, the test fails.
 //!
+//! Before the user joins the docker group, `doctor` must say the socket is not open to them
+//! and what to do.
+//!
 //! Needs root (to create the user) and a Docker engine; otherwise it skips and says why.
 
 mod support;
@@ -23,7 +26,7 @@ fn sh(cmd: &mut Command) -> Output {
     out
 }
 
-/// A user of the docker group, removed (with its home) when dropped.
+/// A normal user (the test adds it to the docker group), removed (with its home) when dropped.
 struct User {
     name: String,
     home: PathBuf,
@@ -50,10 +53,7 @@ impl User {
     fn create() -> Self {
         let name = format!("bh13u{}", std::process::id());
         let home = PathBuf::from(format!("/tmp/{name}-home"));
-        sh(Command::new("useradd")
-            .args(["--create-home", "--home-dir"])
-            .arg(&home)
-            .args(["--groups", "docker", &name]));
+        sh(Command::new("useradd").args(["--create-home", "--home-dir"]).arg(&home).arg(&name));
         Self { name, home }
     }
 
@@ -140,6 +140,12 @@ async fn a_normal_user_runs_the_installed_package_without_cargo() {
     let _cleanup = Cleanup(format!("label={}={bottle}", bottle_core::sidecar::labels::NAME));
 
     let run = |args: &[&str]| user.bottle(&core, &path, &cwd, args);
+    // Not yet in the socket's group: doctor says so, and what to do.
+    let doctor = run(&["--json", "doctor"]);
+    let said = text(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(bottle_core::cli::Exit::EngineUnavailable as i32), "{said}");
+    assert!(said.contains("may not open /var/run/docker.sock") && said.contains("usermod -aG docker"), "{said}");
+    sh(Command::new("usermod").args(["-aG", "docker", &user.name]));
     let up = run(&["--json", "up", "-f", "bottle.toml"]);
     assert!(up.status.success(), "up as {}: {}", user.name, text(&up.stderr));
     let st: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();

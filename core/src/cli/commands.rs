@@ -265,12 +265,12 @@ async fn doctor(flag: Option<BackendKind>, json: bool) -> Result<u8, Failure> {
     let mut exit = Exit::Ok;
     match open(choice).await {
         Err(f) => {
-            checks.push(Check::new(
-                "engine",
-                false,
-                format!("{:#}", f.error),
-                "run scripts/install-docker.sh (Linux) or start your Docker engine",
-            ));
+            // Why this user cannot reach the engine (missing, stale, or a socket not open to them).
+            let fix = match crate::docker::endpoint::discover() {
+                Ok(at) if f.exit == Exit::EngineUnavailable => crate::docker::endpoint::socket_hint(&at.host),
+                _ => "run scripts/install-docker.sh (Linux) or start your Docker engine".into(),
+            };
+            checks.push(Check::new("engine", false, format!("{:#}", f.error), &fix));
             exit = f.exit;
         }
         Ok(backend) => {
