@@ -248,3 +248,48 @@ async fn two_users_picking_subnets_at_once_are_kept_apart_by_the_engine() {
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
 }
+
+/// Name locks are per user now, so one user's `up` or `gc` cannot see that another user's
+/// `up` of a name is in progress. The engine's labels say who made a half-made bottle:
+/// another user's (within the grace period) is neither removed by `up` nor by `gc`.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_users_half_made_bottle_is_left_alone() {
+    if !support::engine().await {
+        return;
+    }
+    use bottle_core::sidecar::labels;
+    let name = format!("bh13h{}", std::process::id());
+    let filter = format!("label={}={name}", labels::NAME);
+    let _cleanup = Cleanup(filter.clone());
+    // What another user's `up` has made so far: its agent network.
+    let mut create = Command::new("docker");
+    create.args(["network", "create", "--internal"]);
+    for (k, v) in [
+        (labels::NAME, name.as_str()),
+        (labels::BACKEND, "docker"),
+        (labels::ROLE, labels::ROLE_AGENT_NET),
+        (labels::MAKER, "4242"),
+    ] {
+        create.args(["--label", &format!("{k}={v}")]);
+    }
+    sh(create.arg(labels::object_name(&name, labels::ROLE_AGENT_NET)));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bottle.toml"), format!("name = \"{name}\"\nworkspace = \".\"\n")).unwrap();
+    let core = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bottle-core"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("BOTTLE_RUN_DIR", dir.path().join("run"))
+            .env_remove("CLAUDE_BOTTLE_BACKEND")
+            .output()
+            .unwrap()
+    };
+    let up = core(&["up", "-f", "bottle.toml"]);
+    let err = text(&up.stderr);
+    assert!(!up.status.success() && err.contains("another user (uid 4242)"), "{err}");
+    let gc = core(&["--json", "gc", "--dry-run"]);
+    assert!(gc.status.success(), "{}", text(&gc.stderr));
+    assert!(!text(&gc.stdout).contains(&name), "gc would remove it: {}", text(&gc.stdout));
+    let left = sh(Command::new("docker").args(["network", "ls", "-q", "--filter", &filter]));
+    assert!(!text(&left.stdout).trim().is_empty(), "the other user's network is still there");
+}
