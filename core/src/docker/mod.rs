@@ -51,7 +51,7 @@ pub struct DockerBackend {
     options: DockerOptions,
 }
 
-/// Connects to the local engine (`DOCKER_HOST` or the default socket) and agrees on an API version.
+/// Connects to the engine (found as the `docker` CLI finds it, see [`endpoint`]) and agrees on an API version.
 /// Canary knobs come from the `BOTTLE_CANARY_*` variables (see `sidecar::config`).
 pub async fn connect() -> anyhow::Result<DockerBackend> {
     let options = DockerOptions { sidecar: SidecarOptions::from_env()?, ..Default::default() };

@@ -3,8 +3,9 @@
 //! No registry is reachable from where bottle runs, so every image is made
 //! on the host. Images are tagged by the hash of what they are made from, so
 //! an unchanged recipe is never rebuilt and a changed one can never be
-//! mistaken for the old image. A host-wide lock per tag keeps ten concurrent
-//! `up`s from building the same image ten times.
+//! mistaken for the old image. A lock per tag (per user, see `paths`) keeps ten
+//! concurrent `up`s from building the same image ten times; two users may both
+//! build one, which costs time only: the content and the tag are the same.
 
 mod agent;
 mod bundle;
@@ -54,7 +55,7 @@ pub async fn image_exists(docker: &Docker, tag: &str) -> bool {
     docker.inspect_image(tag).await.is_ok()
 }
 
-/// Holds the host-wide build lock for one tag while it lives.
+/// Holds this user's build lock for one tag while it lives.
 pub(crate) async fn build_lock(tag: &str) -> anyhow::Result<std::fs::File> {
     let path = netpool::run_dir().join(format!("image-{}.lock", tag.replace([':', '/'], "_")));
     tokio::task::spawn_blocking(move || Ok(netpool::lock_file(&path, true)?.expect("blocking lock"))).await?

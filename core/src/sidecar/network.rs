@@ -115,7 +115,7 @@ pub async fn taken_subnets(docker: &Docker) -> anyhow::Result<Vec<Ipv4Net>> {
     Ok(taken)
 }
 
-/// Creates both networks of bottle `name` under the host-wide pool lock.
+/// Creates both networks of bottle `name` under this user's pool lock (across users, the engine's overlap refusal decides).
 pub async fn create_networks(
     docker: &Docker,
     pool: &NetPool,
