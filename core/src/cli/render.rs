@@ -132,7 +132,9 @@ pub fn event(e: &Event) -> String {
         }
         EventKind::ApiCall { api, method, path, status, allowed, bytes_up, bytes_down, duration_ms, reason } => {
             let verb = if *allowed { "" } else { " REFUSED" };
-            let mut s = format!("api {api}{verb}: {method} {path} -> {status} ({bytes_up} B up, {bytes_down} B down, {duration_ms} ms)");
+            let mut s = format!(
+                "api {api}{verb}: {method} {path} -> {status} ({bytes_up} B up, {bytes_down} B down, {duration_ms} ms)"
+            );
             if !reason.is_empty() {
                 let _ = write!(s, ": {reason}");
             }

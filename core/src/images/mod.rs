@@ -8,6 +8,7 @@
 
 mod agent;
 mod bundle;
+mod claude_code;
 mod probe;
 mod static_bin;
 
@@ -20,10 +21,14 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::Progress;
 use crate::netpool;
-use crate::spec::ImageSource;
+use crate::spec::{AgentKind, ImageSource};
 
 pub use agent::{AGENT_HOME, AGENT_REPO, AGENT_UID, agent_tag, ensure_agent_image};
 pub use bundle::{BUNDLE_BIN_ENV, BUNDLE_REPO, ensure_bundle_image};
+pub use claude_code::{
+    CLAUDE_CODE_REPO, CLAUDE_CODE_TARBALL_ENV, CLAUDE_CODE_VERSION, cached_tarball, ensure_claude_code_image,
+    package_for, tarball_url,
+};
 pub use probe::{PROBE_BIN_ENV, PROBE_IN_AGENT, PROBE_REPO, ensure_probe_file, ensure_probe_image};
 
 /// Env override for the cache of rootfs tarballs.
@@ -136,6 +141,10 @@ pub async fn resolve_agent_image(
 ) -> anyhow::Result<String> {
     match source {
         ImageSource::Default => ensure_agent_image(docker, progress).await,
+        ImageSource::Agent(AgentKind::ClaudeCode) => {
+            let base = ensure_agent_image(docker, progress).await?;
+            ensure_claude_code_image(docker, &base, progress).await
+        }
         ImageSource::Reference(r) => {
             if !image_exists(docker, r).await {
                 anyhow::bail!(
