@@ -137,8 +137,20 @@ impl From<proto::Event> for BottleEvent {
 /// Mirrors [`bottle_protocol::EventKind`]; see there for what each field means.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum EventKind {
-    EgressBlocked { client: String, method: String, target: String, rule: String, request_id: String },
-    Git { repo: String, operation: GitOperation, allowed: bool, refs: Vec<String>, reason: String },
+    EgressBlocked {
+        client: String,
+        method: String,
+        target: String,
+        rule: String,
+        request_id: String,
+    },
+    Git {
+        repo: String,
+        operation: GitOperation,
+        allowed: bool,
+        refs: Vec<String>,
+        reason: String,
+    },
     ApiCall {
         api: String,
         method: String,
@@ -150,13 +162,39 @@ pub enum EventKind {
         duration_ms: u64,
         reason: String,
     },
-    AgentState { state: AgentState, message: String },
-    AccessRequested { request_id: String, host: String, port: Option<u16>, reason: String },
-    AccessDecided { request_id: String, host: String, port: Option<u16>, approved: bool, ttl_secs: Option<u64> },
-    AccessExpired { request_id: String, host: String, port: Option<u16> },
-    PolicyReloaded { allow: u64, deny: u64 },
-    KillSwitch { engaged: bool },
-    BottleState { state: String, detail: String },
+    AgentState {
+        state: AgentState,
+        message: String,
+    },
+    AccessRequested {
+        request_id: String,
+        host: String,
+        port: Option<u16>,
+        reason: String,
+    },
+    AccessDecided {
+        request_id: String,
+        host: String,
+        port: Option<u16>,
+        approved: bool,
+        ttl_secs: Option<u64>,
+    },
+    AccessExpired {
+        request_id: String,
+        host: String,
+        port: Option<u16>,
+    },
+    PolicyReloaded {
+        allow: u64,
+        deny: u64,
+    },
+    KillSwitch {
+        engaged: bool,
+    },
+    BottleState {
+        state: String,
+        detail: String,
+    },
 }
 
 impl From<proto::EventKind> for EventKind {
