@@ -69,7 +69,7 @@ for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$GATE") 2>/dev/null && break
 
 echo "==> $(nproc) cores, $(uname -sr); fake API on :$API, gate on :$GATE; REPS=$REPS CALLS=$CALLS" >&2
 python3 - "$API" "$GATE" "$T/ca.pem" "$KEY" "$PLACEHOLDER" "$REPS" "$CALLS" <<'PY'
-import http.client, json, ssl, statistics, sys, time
+import http.client, json, socket, ssl, statistics, sys, time
 api, gate, ca, key, placeholder, reps, calls = sys.argv[1:8]
 reps, calls = int(reps), int(calls)
 ctx = ssl.create_default_context(cafile=ca)
@@ -77,7 +77,14 @@ ends = {
     "direct": (lambda: http.client.HTTPSConnection("127.0.0.1", int(api), context=ctx), "/v1/messages", key),
     "gate": (lambda: http.client.HTTPConnection("127.0.0.1", int(gate)), "/bench/v1/messages", placeholder),
 }
-conns = {k: v[0]() for k, v in ends.items()}
+def connect(make):
+    c = make()
+    c.connect()
+    # http.client writes the head and the body apart; without this, Nagle and delayed ACKs
+    # add 40 ms to whichever path they hit, which measures the kernel, not the gate.
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return c
+conns = {k: connect(v[0]) for k, v in ends.items()}
 
 def call(end, prompt):
     _, path, cred = ends[end]

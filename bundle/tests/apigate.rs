@@ -2,6 +2,8 @@
 //! only the gate trusts), with real sockets and curl as the agent's client.
 //! The fake API is the one double: `core/tests/doubles/fake_anthropic.py`.
 
+mod tls_support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -74,25 +76,6 @@ impl Drop for FakeApi {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A CA and a leaf for 127.0.0.1 as PEM files: (ca, cert, key).
-fn local_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &Issuer::from_params(&ca_params, &ca_key))
-        .unwrap();
-    let paths = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, leaf.pem()).unwrap();
-    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
-    paths
 }
 
 /// A bundle serving egress and the API gate on loopback.
@@ -208,7 +191,7 @@ struct Rig {
 
 fn rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = local_ca(dir.path());
+    let (ca, cert, key) = tls_support::local_ca(dir.path(), &["127.0.0.1"]);
     let fake = FakeApi::start(dir.path(), &cert, &key);
     Rig { dir, fake, ca }
 }

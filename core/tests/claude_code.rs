@@ -10,6 +10,8 @@
 //! test run never downloads.
 
 mod support;
+#[path = "../../bundle/tests/tls_support/mod.rs"]
+mod tls_support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,23 +54,6 @@ fn docker(args: &[&str]) -> String {
     let out = std::process::Command::new("docker").args(args).output().unwrap();
     assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A CA, and a leaf for api.anthropic.com it signed, as PEM files in `dir`.
-fn test_ca(dir: &Path) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["api.anthropic.com".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &Issuer::from_params(&ca_params, &ca_key))
-        .unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
 }
 
 /// The fake API in bottle's agent image (it has python3), on its own internal network; its IP.
@@ -142,7 +127,7 @@ async fn claude_code_answers_through_the_gate_with_its_key_outside_and_its_tools
     let name = unique("claude");
     let _cleanup = Cleanup(name.clone());
     let dir = tempfile::tempdir().unwrap();
-    test_ca(dir.path());
+    tls_support::local_ca(dir.path(), &["api.anthropic.com"]);
     let plain = DockerBackend::connect(DockerOptions::default()).await.unwrap();
     let base = images::ensure_agent_image(plain.docker(), &Print(&name)).await.unwrap();
     let (network, ip) = start_fake_api(&base, &name, dir.path());
@@ -214,8 +199,12 @@ async fn claude_code_answers_through_the_gate_with_its_key_outside_and_its_tools
     // A tool call is fenced: the fake API asks Claude Code's Bash tool to reach a host the
     // bottle does not allow; the proxy refuses it and says so on the event stream.
     let out = run(&b, &name, &["claude", "-p", "RUN: curl -sS https://denied.test/", "--allowedTools", "Bash"]).await;
-    assert!(out.stdout.contains("tool said:"), "the tool ran and its result went back: {out:?}");
     let log = std::fs::read_to_string(dir.path().join("requests.jsonl")).unwrap();
+    assert!(
+        out.stdout.contains("tool said:"),
+        "the tool ran and its result went back: {out:?}\n{log}\n{:?}",
+        events(&b, &name).await
+    );
     assert!(log.contains("\"tool_result\": \"") && log.contains("403"), "curl saw the proxy's 403: {log}");
 
     // Refusals from inside, each recorded; and no tunnel to the API's host past the gate.

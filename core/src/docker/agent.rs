@@ -71,6 +71,7 @@ pub async fn create_agent(
 ) -> anyhow::Result<String> {
     let container = labels::object_name(&spec.name, labels::ROLE_AGENT);
     let own_image = spec.image.is_bottles_own();
+    let agent_image = matches!(spec.image, crate::spec::ImageSource::Agent(_));
     let (uid, gid) = agent_ids(spec);
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.extend(network_env(spec, p).into_iter().chain(api_env).map(|(k, v)| format!("{k}={v}")));
@@ -98,6 +99,10 @@ pub async fn create_agent(
         image: Some(image.into()),
         hostname: Some(spec.name.clone()),
         user: own_image.then(|| format!("{uid}:{gid}")),
+        // An agent's own program (`claude`) is interactive: given a terminal it waits for its user
+        // (`docker attach`), where without one it would exit at once and restart forever.
+        tty: Some(agent_image),
+        open_stdin: Some(agent_image),
         env: Some(env),
         cmd,
         working_dir: Some(spec.workdir.clone()),

@@ -303,6 +303,40 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_api_credential_goes_to_the_bundle_only_and_the_agent_gets_a_fresh_placeholder() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        std::fs::write(&key, "sk-ant-real-value-123456\n").unwrap();
+        let mut s = spec("b");
+        s.apis = vec![crate::spec::ApiSpec {
+            name: "anthropic".into(),
+            upstream: "https://api.anthropic.com".into(),
+            header: "x-api-key".into(),
+            credential: SecretSource::File(key),
+            key_env: "ANTHROPIC_API_KEY".into(),
+            base_url_env: "ANTHROPIC_BASE_URL".into(),
+        }];
+        let r = render(&s, &placement(), &SidecarOptions::default(), "tok").unwrap();
+        let config = String::from_utf8(r.files[0].contents.clone()).unwrap();
+        assert!(!config.contains("sk-ant-real"), "{config}");
+        let secrets = r.files.iter().find(|f| f.path == SECRETS_PATH).unwrap();
+        assert!(
+            String::from_utf8_lossy(&secrets.contents).contains("\"api.anthropic\" = \"sk-ant-real-value-123456\"")
+        );
+        let env: BTreeMap<_, _> = api_env(&s, &r.config).into_iter().collect();
+        assert_eq!(env["ANTHROPIC_BASE_URL"], "http://10.213.0.2:9420/anthropic");
+        assert_eq!(&env["ANTHROPIC_API_KEY"], r.config.apis[0].placeholder.get_ref());
+        assert!(env["ANTHROPIC_API_KEY"].starts_with("bottle-placeholder-anthropic-"));
+        let again = render(&s, &placement(), &SidecarOptions::default(), "tok").unwrap();
+        assert_ne!(
+            again.config.apis[0].placeholder.get_ref(),
+            r.config.apis[0].placeholder.get_ref(),
+            "random per bottle"
+        );
+        assert!(r.config.policy.allow.iter().all(|a| !a.get_ref().contains("anthropic")), "not on the allowlist");
+    }
+
+    #[test]
     fn bad_credentials_file_error_does_not_echo_content() {
         let dir = tempfile::tempdir().unwrap();
         let creds = dir.path().join("c");

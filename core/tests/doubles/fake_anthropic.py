@@ -6,7 +6,7 @@ otherwise), and with `"stream": true` a `text/event-stream` of
 message_start, content_block_start, ping, content_block_delta (text_delta or
 input_json_delta), content_block_stop, message_delta, message_stop.
 
-What it answers is chosen by the last user message:
+What it answers is chosen by the conversation's user text:
   - holds a tool_result          -> text "tool said: <the result>"
   - contains "RUN: <command>"    -> a Bash tool_use running <command>
   - contains "BIG: <n>"          -> <n> bytes of text in 16 KiB deltas
@@ -41,23 +41,24 @@ def record(entry):
         f.flush()
 
 
-def last_user_text(body):
-    """The text of the last user message, and its tool_result content if it holds one."""
-    msgs = body.get("messages") or []
-    if not msgs:
-        return "", None
-    content = msgs[-1].get("content")
-    if isinstance(content, str):
-        return content, None
+def user_text(body):
+    """All user text of the conversation (Claude Code sends its context and the prompt as
+    separate user turns), and the last message's tool_result content if it holds one."""
     text, result = [], None
-    for block in content or []:
-        if block.get("type") == "text":
-            text.append(block.get("text", ""))
-        elif block.get("type") == "tool_result":
-            c = block.get("content")
-            if isinstance(c, list):
-                c = "".join(x.get("text", "") for x in c if isinstance(x, dict))
-            result = str(c)
+    msgs = body.get("messages") or []
+    for i, m in enumerate(msgs):
+        if m.get("role") != "user":
+            continue
+        content = m.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else (content or [])
+        for block in blocks:
+            if block.get("type") == "text":
+                text.append(block.get("text", ""))
+            elif block.get("type") == "tool_result" and i == len(msgs) - 1:
+                c = block.get("content")
+                if isinstance(c, list):
+                    c = "".join(x.get("text", "") for x in c if isinstance(x, dict))
+                result = str(c)
     return "\n".join(text), result
 
 
@@ -67,6 +68,8 @@ def sse(event, data):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Each event is its own write, as a streaming API sends it; Nagle would hold them back.
+    disable_nagle_algorithm = True
 
     def log_message(self, *a):
         pass
@@ -91,7 +94,7 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"{}")
         except ValueError:
             body = {}
-        text, tool_result = last_user_text(body)
+        text, tool_result = user_text(body)
         record({
             "path": self.path,
             "x_api_key": self.headers.get("x-api-key"),
@@ -99,6 +102,8 @@ class Handler(BaseHTTPRequestHandler):
             "body_bytes": len(raw),
             "stream": bool(body.get("stream")),
             "tool_result": tool_result,
+            "prompt": text[-200:],
+            "tools": len(body.get("tools") or []),
             "time": time.time(),
         })
         if self.headers.get("x-api-key") != ARGS.key:
