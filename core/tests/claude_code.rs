@@ -207,6 +207,20 @@ async fn claude_code_answers_through_the_gate_with_its_key_outside_and_its_tools
     );
     assert!(log.contains("\"tool_result\": \"") && log.contains("403"), "curl saw the proxy's 403: {log}");
 
+    // Streaming through the gate, seen from inside: the fake sends its first event, holds the
+    // rest for 3 s; the agent must have the first event long before the stream ends.
+    let stream = "import http.client, json, os, time, urllib.parse\n\
+        u = urllib.parse.urlparse(os.environ['ANTHROPIC_BASE_URL'])\n\
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)\n\
+        body = json.dumps({'model': 'm', 'max_tokens': 1, 'stream': True, 'messages': [{'role': 'user', 'content': 'HOLD'}]})\n\
+        c.request('POST', u.path + '/v1/messages', body, {'x-api-key': os.environ['ANTHROPIC_API_KEY'], 'content-type': 'application/json'})\n\
+        r = c.getresponse()\nbuf = b''\n\
+        while b'message_start' not in buf:\n    buf += r.read1(65536)\n\
+        t = time.time()\nrest = r.read()\nprint(round(time.time() - t, 1), b'message_stop' in rest)\n";
+    let held = run(&b, &name, &["python3", "-c", stream]).await;
+    let (secs, ended) = held.stdout.trim().split_once(' ').unwrap_or(("0", ""));
+    assert!(secs.parse::<f64>().unwrap_or(0.0) >= 2.0 && ended == "True", "first event early, rest later: {held:?}");
+
     // Refusals from inside, each recorded; and no tunnel to the API's host past the gate.
     let probe = "u=$ANTHROPIC_BASE_URL/v1/messages; c='curl -s -o /dev/null -w %{http_code} -X POST --max-time 10';\
                  $c -H 'x-api-key: sk-ant-guess' $u; echo; $c $u; echo; $c -H \"x-api-key: $ANTHROPIC_API_KEY\" \

@@ -10,13 +10,13 @@ What it answers is chosen by the conversation's user text:
   - holds a tool_result          -> text "tool said: <the result>"
   - contains "RUN: <command>"    -> a Bash tool_use running <command>
   - contains "BIG: <n>"          -> <n> bytes of text in 16 KiB deltas
-  - contains "HOLD"              -> the first events, then waits (up to 20 s) for
-                                    the file --release names before the rest
+  - contains "HOLD"              -> the first events, then waits (up to --hold-secs)
+                                    for the file --release names before the rest
   - anything else                -> text "hello from the fake API"
 Every request is appended to --log as one JSON line (path, credential headers,
 body size, whether it was streamed), flushed at once.
 
-Usage: fake_anthropic.py --port N --key KEY [--cert C --key-file K] [--log F] [--release F]
+Usage: fake_anthropic.py --port N --key KEY [--cert C --key-file K] [--log F] [--release F] [--hold-secs S]
 Prints "PORT <n>" when it listens.
 """
 import argparse
@@ -30,7 +30,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ARGS = None
 LOG_LOCK = threading.Lock()
-HOLD_LIMIT_S = 20
 
 
 def record(entry):
@@ -137,8 +136,8 @@ class Handler(BaseHTTPRequestHandler):
             "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}}}))
         if hold:
-            deadline = time.time() + HOLD_LIMIT_S
-            while ARGS.release and not os.path.exists(ARGS.release) and time.time() < deadline:
+            deadline = time.time() + ARGS.hold_secs
+            while time.time() < deadline and not (ARGS.release and os.path.exists(ARGS.release)):
                 time.sleep(0.02)
         stop = "end_turn"
         for i, (kind, value) in enumerate(blocks):
@@ -175,6 +174,7 @@ def main():
     p.add_argument("--key-file")
     p.add_argument("--log")
     p.add_argument("--release")
+    p.add_argument("--hold-secs", type=float, default=20.0)
     ARGS = p.parse_args()
     server = ThreadingHTTPServer((ARGS.bind, ARGS.port), Handler)
     server.daemon_threads = True
