@@ -314,7 +314,8 @@ fn docs_full_example_is_valid() {
     let s = d.parse(block).unwrap();
     assert_eq!(s.name, "my-agent");
     assert_eq!(s.git.repos.len(), 1);
-    assert_eq!(s.secrets.len(), 2);
+    assert_eq!(s.secrets.len(), 1);
+    assert_eq!(s.apis[0].credential, SecretSource::Env("ANTHROPIC_API_KEY".into()));
 }
 
 #[test]
