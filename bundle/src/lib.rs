@@ -6,6 +6,7 @@
 //! plane. See `bundle/README.md` for the threat model.
 
 pub mod accept;
+pub mod apigate;
 pub mod control;
 pub mod dlp;
 pub mod egress;
@@ -74,6 +75,7 @@ pub struct Services {
     pub control: control::Server,
     pub git_gate: Option<gitgate::Server>,
     pub supervise: Option<supervise::Server>,
+    pub api_gate: Option<apigate::Server>,
 }
 
 impl Services {
@@ -90,13 +92,17 @@ impl Services {
             Some(a) => Some(supervise::Server::bind(a).await?),
             None => None,
         };
+        let api_gate = match l.api_gate {
+            Some(a) if !bundle.apis.is_empty() => Some(apigate::Server::bind(a).await?),
+            _ => None,
+        };
         // Later services dial egress at its bound address, which differs from the config when it says port 0.
         bundle.set_egress_addr(egress.local_addr());
         tracing::info!(
             proxy = %proxy.local_addr(), control = %control.local_addr(), egress = %egress.local_addr(),
             "bundle listening"
         );
-        Ok(Self { egress, proxy, control, git_gate, supervise })
+        Ok(Self { egress, proxy, control, git_gate, supervise, api_gate })
     }
 
     pub async fn run(self, bundle: Arc<state::Bundle>) -> anyhow::Result<()> {
@@ -109,6 +115,9 @@ impl Services {
         }
         if let Some(s) = self.supervise {
             set.spawn(s.run(bundle.clone()));
+        }
+        if let Some(a) = self.api_gate {
+            set.spawn(a.run(bundle.clone()));
         }
         // Any service ending is fatal: a bundle with a dead proxy must not look healthy.
         match set.join_next().await {

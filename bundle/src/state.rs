@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use bottle_protocol::BundleConfig;
 
-use crate::{dlp, egress, events::EventBus, gitgate, kill::KillSwitch, policy::PolicyStore, supervise::Desk};
+use crate::{apigate, dlp, egress, events::EventBus, gitgate, kill::KillSwitch, policy::PolicyStore, supervise::Desk};
 
 pub struct Bundle {
     pub config: BundleConfig,
@@ -21,6 +21,8 @@ pub struct Bundle {
     pub desk: Desk,
     /// git-gate's validated repositories and credentials.
     pub git: gitgate::Repos,
+    /// The API gate's validated APIs and their credentials.
+    pub apis: apigate::Apis,
     pub stats: Stats,
     control_token: String,
     egress_addr: RwLock<SocketAddr>,
@@ -48,6 +50,7 @@ impl Bundle {
         let dlp = dlp::Scanner::from_config(&config.dlp)?;
         let dialer = egress::Dialer::from_config(file, text, &config.egress, &config.limits)?;
         let git = gitgate::Repos::from_config(file, text, &config.git)?;
+        let apis = apigate::Apis::from_config(file, text, &config)?;
         let control_token = std::fs::read_to_string(&config.control.token_file)
             .with_context(|| format!("control.token_file {}", config.control.token_file.display()))?
             .trim()
@@ -65,6 +68,7 @@ impl Bundle {
             kill: KillSwitch::default(),
             desk: Desk::new(&config.supervise),
             git,
+            apis,
             stats: Stats::default(),
             control_token,
             egress_addr: RwLock::new(config.listen.egress),

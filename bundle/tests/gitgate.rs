@@ -2,6 +2,7 @@
 //! real `git http-backend` upstream that only accepts the bundle's credential.
 
 mod gitgate_support;
+mod tls_support;
 
 use std::time::{Duration, Instant};
 
@@ -290,29 +291,10 @@ fn kill_switch_cuts_git_off() {
     assert!(out.stderr.contains("bottle: the kill switch is engaged"), "{}", out.stderr);
 }
 
-/// A CA and a leaf certificate for 127.0.0.1, written as PEM files under `dir`: (ca, cert, key).
-fn local_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &Issuer::from_params(&ca_params, &ca_key))
-        .unwrap();
-    let paths = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, leaf.pem()).unwrap();
-    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
-    paths
-}
-
 #[test]
 fn https_upstream_is_verified_against_the_configured_ca() {
     let world = World::new(&["r"]);
-    let (ca, cert, key) = local_ca(world.dir.path());
+    let (ca, cert, key) = tls_support::local_ca(world.dir.path(), &["127.0.0.1"]);
     let up = Upstream::start_tls(&world.root(), (&cert, &key));
     let url = format!("https://127.0.0.1:{}/r.git", up.port);
     let repos = repo_table("r", &url, RULES);

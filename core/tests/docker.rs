@@ -353,6 +353,7 @@ async fn the_start_check_verifies_and_blocked_requests_reach_the_event_stream() 
             canary_cidrs: vec![format!("{}/32", c.ip)],
             canary_networks: vec![c.network.clone()],
             canary_url: Some("http://allowed.test/".into()),
+            ..Default::default()
         },
         start_check: true,
     };

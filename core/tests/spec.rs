@@ -314,7 +314,8 @@ fn docs_full_example_is_valid() {
     let s = d.parse(block).unwrap();
     assert_eq!(s.name, "my-agent");
     assert_eq!(s.git.repos.len(), 1);
-    assert_eq!(s.secrets.len(), 2);
+    assert_eq!(s.secrets.len(), 1);
+    assert_eq!(s.apis[0].credential, SecretSource::Env("ANTHROPIC_API_KEY".into()));
 }
 
 #[test]
@@ -327,4 +328,56 @@ fn secret_sources_read_the_value_and_name_only_the_source_on_error() {
     assert!(e.contains("absent"), "{e}");
     let e = SecretSource::Env("BOTTLE_TEST_SURELY_UNSET_VAR".into()).read().unwrap_err().to_string();
     assert!(e.contains("BOTTLE_TEST_SURELY_UNSET_VAR"), "{e}");
+}
+
+#[test]
+fn the_claude_code_agent_image_runs_claude_and_implies_the_anthropic_gate() {
+    let d = Dir::new();
+    let s = d.parse(&format!("{HEAD}image = {{ agent = \"claude-code\" }}\n")).unwrap();
+    assert_eq!(s.image, ImageSource::Agent(bottle_core::spec::AgentKind::ClaudeCode));
+    assert_eq!(s.command, ["claude"]);
+    assert_eq!(s.apis.len(), 1);
+    let a = &s.apis[0];
+    assert_eq!(
+        (a.name.as_str(), a.upstream.as_str(), a.header.as_str()),
+        ("anthropic", "https://api.anthropic.com", "x-api-key")
+    );
+    assert_eq!(a.credential, SecretSource::Env("ANTHROPIC_API_KEY".into()));
+    assert_eq!((a.key_env.as_str(), a.base_url_env.as_str()), ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"));
+    assert!(!s.allow.iter().any(|h| h.contains("anthropic")), "the API host is not put on the proxy's allowlist");
+}
+
+#[test]
+fn the_example_claude_code_bottle_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/claude-code/bottle.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let d = Dir::new();
+    let s = d.parse(&text).unwrap();
+    assert_eq!(s.apis[0].name, "anthropic");
+}
+
+#[test]
+fn unknown_agents_and_bad_api_entries_are_refused_with_their_position() {
+    let d = Dir::new();
+    let e = d.refuse(&format!("{HEAD}image = {{ agent = \"codex-x\" }}\n"));
+    assert!(
+        e.starts_with(&format!("{}image.agent = \"codex-x\": unknown agent; known: claude-code", d.at(3, 19))),
+        "{e}"
+    );
+    let e = d.refuse(&format!(
+        "{HEAD}[[api]]\nname = \"a\"\nupstream = \"http://api.test\"\ncredential = {{ env = \"K\" }}\n"
+    ));
+    assert!(e.starts_with(&d.at(5, 12)) && e.contains("https://"), "{e}");
+    let e = d.refuse(&format!(
+        "{HEAD}[[api]]\nname = \"a\"\nupstream = \"https://api.test\"\nheader = \"basic\"\ncredential = {{ env = \"K\" }}\n"
+    ));
+    assert!(e.starts_with(&d.at(6, 10)) && e.contains("api[0].header"), "{e}");
+    let e = d.refuse(&format!(
+        "{HEAD}[agent.env]\nANTHROPIC_API_KEY = \"sk-real\"\n[[api]]\nname = \"a\"\nupstream = \"https://api.test\"\ncredential = {{ env = \"K\" }}\n"
+    ));
+    assert!(e.contains("bottle sets ANTHROPIC_API_KEY for the API gate"), "{e}");
+    let e = d.refuse(&format!(
+        "{HEAD}[[api]]\nname = \"a\"\nupstream = \"https://api.test\"\ncredential = {{ value = \"sk\" }}\n"
+    ));
+    assert!(e.contains("never go in bottle.toml") && !e.contains("\"sk\""), "{e}");
 }

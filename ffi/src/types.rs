@@ -137,15 +137,64 @@ impl From<proto::Event> for BottleEvent {
 /// Mirrors [`bottle_protocol::EventKind`]; see there for what each field means.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum EventKind {
-    EgressBlocked { client: String, method: String, target: String, rule: String, request_id: String },
-    Git { repo: String, operation: GitOperation, allowed: bool, refs: Vec<String>, reason: String },
-    AgentState { state: AgentState, message: String },
-    AccessRequested { request_id: String, host: String, port: Option<u16>, reason: String },
-    AccessDecided { request_id: String, host: String, port: Option<u16>, approved: bool, ttl_secs: Option<u64> },
-    AccessExpired { request_id: String, host: String, port: Option<u16> },
-    PolicyReloaded { allow: u64, deny: u64 },
-    KillSwitch { engaged: bool },
-    BottleState { state: String, detail: String },
+    EgressBlocked {
+        client: String,
+        method: String,
+        target: String,
+        rule: String,
+        request_id: String,
+    },
+    Git {
+        repo: String,
+        operation: GitOperation,
+        allowed: bool,
+        refs: Vec<String>,
+        reason: String,
+    },
+    ApiCall {
+        api: String,
+        method: String,
+        path: String,
+        status: u16,
+        allowed: bool,
+        bytes_up: u64,
+        bytes_down: u64,
+        duration_ms: u64,
+        reason: String,
+    },
+    AgentState {
+        state: AgentState,
+        message: String,
+    },
+    AccessRequested {
+        request_id: String,
+        host: String,
+        port: Option<u16>,
+        reason: String,
+    },
+    AccessDecided {
+        request_id: String,
+        host: String,
+        port: Option<u16>,
+        approved: bool,
+        ttl_secs: Option<u64>,
+    },
+    AccessExpired {
+        request_id: String,
+        host: String,
+        port: Option<u16>,
+    },
+    PolicyReloaded {
+        allow: u64,
+        deny: u64,
+    },
+    KillSwitch {
+        engaged: bool,
+    },
+    BottleState {
+        state: String,
+        detail: String,
+    },
 }
 
 impl From<proto::EventKind> for EventKind {
@@ -157,6 +206,9 @@ impl From<proto::EventKind> for EventKind {
             }
             P::Git { repo, operation, allowed, refs, reason } => {
                 Self::Git { repo, operation: operation.into(), allowed, refs, reason }
+            }
+            P::ApiCall { api, method, path, status, allowed, bytes_up, bytes_down, duration_ms, reason } => {
+                Self::ApiCall { api, method, path, status, allowed, bytes_up, bytes_down, duration_ms, reason }
             }
             P::AgentState { state, message } => Self::AgentState { state: state.into(), message },
             P::AccessRequested { request_id, host, port, reason } => {

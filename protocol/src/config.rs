@@ -18,6 +18,7 @@ use toml::Spanned;
 pub const DEFAULT_PROXY_PORT: u16 = 3128;
 pub const DEFAULT_GIT_GATE_PORT: u16 = 9418;
 pub const DEFAULT_SUPERVISE_PORT: u16 = 9419;
+pub const DEFAULT_API_GATE_PORT: u16 = 9420;
 pub const DEFAULT_CONTROL_PORT: u16 = 9090;
 /// egress binds this port on 127.0.0.1 only, inside the bundle.
 pub const EGRESS_PORT: u16 = 9099;
@@ -41,6 +42,11 @@ pub struct BundleConfig {
     pub git: GitConfig,
     #[serde(default)]
     pub supervise: SuperviseConfig,
+    #[serde(default)]
+    pub api_gate: ApiGateConfig,
+    /// Model APIs served by the API gate; empty means no gate.
+    #[serde(default, rename = "api")]
+    pub apis: Vec<ApiEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +65,9 @@ pub struct Listen {
     /// Agent-facing supervise API; absent means none.
     #[serde(default)]
     pub supervise: Option<SocketAddr>,
+    /// Agent-facing model-API gate; absent (or no `[[api]]`) means no gate.
+    #[serde(default)]
+    pub api_gate: Option<SocketAddr>,
 }
 
 fn default_egress_listen() -> SocketAddr {
@@ -201,6 +210,62 @@ impl Default for SuperviseConfig {
     fn default() -> Self {
         Self { max_pending: Self::MAX_PENDING, max_body_bytes: Self::MAX_BODY_BYTES, max_grant_secs: 0 }
     }
+}
+
+/// The API gate's shared settings: upstream TLS roots, the request body cap and its timeouts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiGateConfig {
+    /// Extra PEM CA bundle trusted for API upstreams besides the public roots (tests use a local CA).
+    pub ca_file: Option<PathBuf>,
+    /// Largest request body the gate holds for DLP before it forwards; larger ones get 413.
+    pub max_body_bytes: u64,
+    /// How long the agent may take to send its whole request body.
+    pub body_timeout_ms: u64,
+    /// How long the upstream may take to send its response head.
+    pub head_timeout_ms: u64,
+    /// Longest silence allowed inside a streamed response before the gate cuts it.
+    pub idle_timeout_ms: u64,
+}
+
+impl ApiGateConfig {
+    /// Model requests carry whole conversations and images; 32 MiB holds the biggest the APIs accept.
+    pub const MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
+    pub const BODY_TIMEOUT_MS: u64 = 60_000;
+    /// A non-streamed reply arrives only when the model has finished, which can take minutes.
+    pub const HEAD_TIMEOUT_MS: u64 = 600_000;
+    /// Streamed replies send `ping` events every few seconds while the model thinks.
+    pub const IDLE_TIMEOUT_MS: u64 = 300_000;
+}
+
+impl Default for ApiGateConfig {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            max_body_bytes: Self::MAX_BODY_BYTES,
+            body_timeout_ms: Self::BODY_TIMEOUT_MS,
+            head_timeout_ms: Self::HEAD_TIMEOUT_MS,
+            idle_timeout_ms: Self::IDLE_TIMEOUT_MS,
+        }
+    }
+}
+
+/// One `[[api]]`: the agent calls `http://<gate>/<name>/...` with `placeholder` as its
+/// credential, and the gate calls `upstream` with the real one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiEntry {
+    /// One URL path segment, e.g. `anthropic`.
+    pub name: Spanned<String>,
+    /// `https://host[:port][/path]`, e.g. `https://api.anthropic.com`.
+    pub upstream: Spanned<String>,
+    /// `x-api-key` (the header holds the key) or `bearer` (`Authorization: Bearer <token>`).
+    pub header: Spanned<String>,
+    /// Name of the never-leave secret in `dlp.secrets_file` that holds the real credential,
+    /// so DLP guards it on every path out by construction.
+    pub credential: Spanned<String>,
+    /// What the agent holds instead of the credential; random per bottle, not a secret.
+    pub placeholder: Spanned<String>,
 }
 
 /// A position in a config file, 1-based.

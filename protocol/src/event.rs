@@ -46,6 +46,26 @@ pub enum EventKind {
         /// Why it was refused; empty when allowed.
         reason: String,
     },
+    /// One call through the model-API gate, forwarded or refused. Never carries the
+    /// credential, the placeholder, the query string or any body.
+    ApiCall {
+        /// The `[[api]]` name (or what the agent asked for, made printable, when it named none).
+        api: String,
+        method: String,
+        /// Upstream path, without the query.
+        path: String,
+        /// The status the agent got.
+        status: u16,
+        /// False when the gate refused the call itself.
+        allowed: bool,
+        /// Request body bytes sent upstream.
+        bytes_up: u64,
+        /// Response body bytes relayed to the agent.
+        bytes_down: u64,
+        duration_ms: u64,
+        /// Why the gate refused or cut the call; empty otherwise.
+        reason: String,
+    },
     /// The agent reported a new state through supervise.
     AgentState { state: AgentState, message: String },
     /// The agent asked for access to a destination.

@@ -100,6 +100,10 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 pub struct Secret(String);
 
 impl Secret {
+    pub(crate) fn new(value: String) -> Self {
+        Self(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -130,7 +134,7 @@ impl Repos {
         if let (Some(alias), Some(path)) = (creds.keys().next(), &cfg.credentials_file) {
             anyhow::bail!("git.credentials_file {}: key {alias:?} names no [[git.repo]] alias", path.display());
         }
-        Ok(Self { repos, tls: Arc::new(tls_config(cfg.ca_file.as_deref())?) })
+        Ok(Self { repos, tls: Arc::new(tls_config("git.ca_file", cfg.ca_file.as_deref())?) })
     }
 
     pub fn get(&self, alias: &str) -> Option<Arc<Repo>> {
@@ -186,7 +190,7 @@ fn check_pattern(p: &str) -> Result<(), &'static str> {
     if bad { Err("not a valid branch name or glob (only '*' is special)") } else { Ok(()) }
 }
 
-fn parse_upstream(url: &str) -> Result<Upstream, &'static str> {
+pub(crate) fn parse_upstream(url: &str) -> Result<Upstream, &'static str> {
     let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("http://") {
@@ -245,11 +249,11 @@ fn load_credentials(path: &Path) -> anyhow::Result<BTreeMap<String, Secret>> {
     Ok(out)
 }
 
-/// Public web roots plus the optional `git.ca_file` PEM bundle.
-fn tls_config(ca_file: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
+/// Public web roots plus the optional PEM bundle named by config key `key`.
+pub(crate) fn tls_config(key: &str, ca_file: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if let Some(path) = ca_file {
-        let ctx = format!("git.ca_file {}", path.display());
+        let ctx = format!("{key} {}", path.display());
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
             .map_err(|e| anyhow::anyhow!("{ctx}: cannot read PEM certificates: {e}"))?;

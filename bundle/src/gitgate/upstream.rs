@@ -14,7 +14,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::config::Repo;
+use super::config::{Repo, Upstream};
 use crate::egress::{self, EgressError};
 use crate::state::Bundle;
 
@@ -36,27 +36,19 @@ pub enum UpstreamError {
     Timeout(Duration),
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// Sends one request (`path_and_query` is appended to the upstream's path) and returns the response head.
-pub async fn send<B>(
+/// Opens a client connection to `up` through egress (TLS when it is https), within the
+/// bundle's connect timeout. Shared by git-gate and the API gate: neither dials a socket itself.
+pub async fn dial<B>(
     bundle: &Bundle,
     tls: Arc<rustls::ClientConfig>,
-    repo: &Repo,
-    method: hyper::Method,
-    path_and_query: &str,
-    agent_headers: &HeaderMap,
-    body: B,
-) -> Result<Response<Incoming>, UpstreamError>
+    up: &Upstream,
+) -> Result<hyper::client::conn::http1::SendRequest<B>, UpstreamError>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    let limits = &bundle.config.limits;
-    let connect_timeout = Duration::from_millis(limits.connect_timeout_ms);
-    let up = &repo.upstream;
-    let mut sender = tokio::time::timeout(connect_timeout, async {
+    let connect_timeout = Duration::from_millis(bundle.config.limits.connect_timeout_ms);
+    tokio::time::timeout(connect_timeout, async {
         let tcp = egress::connect(bundle.egress_addr(), &up.host, up.port).await.map_err(|e| match e {
             EgressError::Refused { rule } => UpstreamError::Refused(rule),
             other => UpstreamError::Unreachable(other.to_string()),
@@ -77,13 +69,35 @@ where
             .map_err(|e| UpstreamError::Unreachable(format!("HTTP handshake: {e}")))?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
-                tracing::debug!("git-gate upstream connection: {e}");
+                tracing::debug!("upstream connection: {e}");
             }
         });
         Ok::<_, UpstreamError>(sender)
     })
     .await
-    .map_err(|_| UpstreamError::Timeout(connect_timeout))??;
+    .map_err(|_| UpstreamError::Timeout(connect_timeout))?
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Sends one request (`path_and_query` is appended to the upstream's path) and returns the response head.
+pub async fn send<B>(
+    bundle: &Bundle,
+    tls: Arc<rustls::ClientConfig>,
+    repo: &Repo,
+    method: hyper::Method,
+    path_and_query: &str,
+    agent_headers: &HeaderMap,
+    body: B,
+) -> Result<Response<Incoming>, UpstreamError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let limits = &bundle.config.limits;
+    let up = &repo.upstream;
+    let mut sender = dial(bundle, tls, up).await?;
 
     let mut req = Request::builder().method(method).uri(format!("{}{path_and_query}", up.path));
     let headers = req.headers_mut().expect("fresh builder");

@@ -130,6 +130,16 @@ pub fn event(e: &Event) -> String {
             }
             s
         }
+        EventKind::ApiCall { api, method, path, status, allowed, bytes_up, bytes_down, duration_ms, reason } => {
+            let verb = if *allowed { "" } else { " REFUSED" };
+            let mut s = format!(
+                "api {api}{verb}: {method} {path} -> {status} ({bytes_up} B up, {bytes_down} B down, {duration_ms} ms)"
+            );
+            if !reason.is_empty() {
+                let _ = write!(s, ": {reason}");
+            }
+            s
+        }
         EventKind::AgentState { state, message } => {
             let state = serde_json::to_value(state).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
             format!("agent {state}: {message}")

@@ -19,7 +19,7 @@ use bottle_protocol::config::{DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT, DEFAULT
 use crate::backend::BackendKind;
 use crate::images::{AGENT_HOME, AGENT_UID, PROBE_IN_AGENT};
 use crate::sidecar::{Placement, labels};
-use crate::spec::{ImageSource, Spec};
+use crate::spec::Spec;
 
 /// Size cap for each tmpfs the agent gets.
 pub const TMPFS_SIZE: &str = "512m";
@@ -67,12 +67,14 @@ pub async fn create_agent(
     p: &Placement,
     image: &str,
     probe: &std::path::Path,
+    api_env: Vec<(String, String)>,
 ) -> anyhow::Result<String> {
     let container = labels::object_name(&spec.name, labels::ROLE_AGENT);
-    let own_image = spec.image == ImageSource::Default;
+    let own_image = spec.image.is_bottles_own();
+    let agent_image = matches!(spec.image, crate::spec::ImageSource::Agent(_));
     let (uid, gid) = agent_ids(spec);
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    env.extend(network_env(spec, p).into_iter().map(|(k, v)| format!("{k}={v}")));
+    env.extend(network_env(spec, p).into_iter().chain(api_env).map(|(k, v)| format!("{k}={v}")));
     if own_image {
         env.push(format!("HOME={AGENT_HOME}"));
     }
@@ -97,6 +99,10 @@ pub async fn create_agent(
         image: Some(image.into()),
         hostname: Some(spec.name.clone()),
         user: own_image.then(|| format!("{uid}:{gid}")),
+        // An agent's own program (`claude`) is interactive: given a terminal it waits for its user
+        // (`docker attach`), where without one it would exit at once and restart forever.
+        tty: Some(agent_image),
+        open_stdin: Some(agent_image),
         env: Some(env),
         cmd,
         working_dir: Some(spec.workdir.clone()),

@@ -181,7 +181,9 @@ impl DockerBackend {
             sidecar::create_bundle(d, bundle).await?;
             sidecar::run_bundle(d, &spec.name, &placement).await
         };
-        let (agent, ()) = tokio::try_join!(agent::create_agent(d, spec, &placement, &agent_image, &probe), bundle)?;
+        let api_env = sidecar::api_env(spec, &rendered.config);
+        let agent = agent::create_agent(d, spec, &placement, &agent_image, &probe, api_env);
+        let (agent, ()) = tokio::try_join!(agent, bundle)?;
         let verdict = if self.options.start_check {
             progress.step("start check: from inside the agent, one canary unreachable and one reachable");
             check::start_check(d, &agent, &placement, &spec.allow, &self.options.sidecar).await

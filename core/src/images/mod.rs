@@ -9,6 +9,7 @@
 
 mod agent;
 mod bundle;
+mod claude_code;
 pub mod platform;
 mod probe;
 mod static_bin;
@@ -22,10 +23,14 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::Progress;
 use crate::netpool;
-use crate::spec::ImageSource;
+use crate::spec::{AgentKind, ImageSource};
 
 pub use agent::{AGENT_HOME, AGENT_REPO, AGENT_UID, agent_base, agent_tag, ensure_agent_image};
 pub use bundle::{BUNDLE_BIN_ENV, BUNDLE_REPO, ensure_bundle_image};
+pub use claude_code::{
+    CLAUDE_CODE_REPO, CLAUDE_CODE_TARBALL_ENV, CLAUDE_CODE_VERSION, cached_tarball, ensure_claude_code_image,
+    package_for, tarball_url,
+};
 pub use platform::{Platform, check_binary, engine_platform};
 pub use probe::{PROBE_BIN_ENV, PROBE_IN_AGENT, PROBE_REPO, ensure_probe_file, ensure_probe_image};
 pub use static_bin::LIB_DIR_ENV;
@@ -144,6 +149,10 @@ pub async fn resolve_agent_image(
 ) -> anyhow::Result<String> {
     match source {
         ImageSource::Default => ensure_agent_image(docker, progress).await,
+        ImageSource::Agent(AgentKind::ClaudeCode) => {
+            let base = ensure_agent_image(docker, progress).await?;
+            ensure_claude_code_image(docker, &base, progress).await
+        }
         ImageSource::Reference(r) => {
             if !image_exists(docker, r).await {
                 anyhow::bail!(

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use bottle_protocol::config::{
-    BundleConfig, Control, DEFAULT_CONTROL_PORT, DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT, DEFAULT_SUPERVISE_PORT,
-    DlpConfig, EgressConfig, GitConfig, GitRepo, Listen, PolicyConfig,
+    ApiEntry, ApiGateConfig, BundleConfig, Control, DEFAULT_API_GATE_PORT, DEFAULT_CONTROL_PORT, DEFAULT_GIT_GATE_PORT,
+    DEFAULT_PROXY_PORT, DEFAULT_SUPERVISE_PORT, DlpConfig, EgressConfig, GitConfig, GitRepo, Listen, PolicyConfig,
 };
 use toml::Spanned;
 
@@ -25,6 +25,7 @@ pub const CONFIG_PATH: &str = "/etc/bottle/bundle.toml";
 pub const TOKEN_PATH: &str = "/etc/bottle/control.token";
 pub const SECRETS_PATH: &str = "/etc/bottle/secrets.toml";
 pub const GIT_CREDENTIALS_PATH: &str = "/etc/bottle/git-credentials.toml";
+pub const API_CA_PATH: &str = "/etc/bottle/api-ca.pem";
 
 /// Knobs that exist for canaries and tests, never set from a bottle.toml.
 ///
@@ -41,6 +42,8 @@ pub struct SidecarOptions {
     /// An allowed URL the start check also fetches from inside the agent (the escape
     /// suite's canary), so allowed traffic is seen to pass end to end.
     pub canary_url: Option<String>,
+    /// A PEM CA the bundle's API gate trusts besides the public roots (the canary model API's).
+    pub canary_ca: Option<std::path::PathBuf>,
 }
 
 /// Env: `name=ip[,name=ip...]` for [`SidecarOptions::canary_hosts`].
@@ -51,6 +54,8 @@ pub const CANARY_CIDRS_ENV: &str = "BOTTLE_CANARY_CIDRS";
 pub const CANARY_NETWORKS_ENV: &str = "BOTTLE_CANARY_NETWORKS";
 /// Env: the URL for [`SidecarOptions::canary_url`].
 pub const CANARY_URL_ENV: &str = "BOTTLE_CANARY_URL";
+/// Env: a PEM file for [`SidecarOptions::canary_ca`].
+pub const CANARY_CA_ENV: &str = "BOTTLE_CANARY_CA";
 
 impl SidecarOptions {
     /// Reads the `BOTTLE_CANARY_*` variables (how the demo and CI hand a canary to the CLI).
@@ -79,6 +84,7 @@ impl SidecarOptions {
             canary_cidrs: list(CANARY_CIDRS_ENV),
             canary_networks: list(CANARY_NETWORKS_ENV),
             canary_url: var(CANARY_URL_ENV).filter(|u| !u.is_empty()),
+            canary_ca: var(CANARY_CA_ENV).filter(|u| !u.is_empty()).map(Into::into),
         })
     }
 }
@@ -116,15 +122,38 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
     let at = |port| Some(SocketAddr::from((placement.bundle_ip, port)));
     let mut files = vec![BundleFile { path: TOKEN_PATH, contents: token.as_bytes().to_vec() }];
 
-    let secrets_file = if spec.secrets.is_empty() {
+    let mut table = BTreeMap::new();
+    for s in &spec.secrets {
+        table.insert(s.name.clone(), read_secret(&s.from).with_context(|| format!("secret {:?}", s.name))?);
+    }
+    let mut apis = Vec::new();
+    for a in &spec.apis {
+        // The credential is a never-leave secret too: DLP then guards it on every path out.
+        let credential = format!("api.{}", a.name);
+        let value = read_secret(&a.credential).with_context(|| format!("api {:?} credential", a.name))?;
+        table.insert(credential.clone(), value.trim().to_string());
+        let s = |v: String| Spanned::new(0..0, v);
+        apis.push(ApiEntry {
+            name: s(a.name.clone()),
+            upstream: s(a.upstream.clone()),
+            header: s(a.header.clone()),
+            credential: s(credential),
+            placeholder: s(format!("bottle-placeholder-{}-{}", a.name, &new_token()[..32])),
+        });
+    }
+    let secrets_file = if table.is_empty() {
         None
     } else {
-        let mut table = BTreeMap::new();
-        for s in &spec.secrets {
-            table.insert(s.name.clone(), read_secret(&s.from).with_context(|| format!("secret {:?}", s.name))?);
-        }
         files.push(BundleFile { path: SECRETS_PATH, contents: toml::to_string(&table)?.into_bytes() });
         Some(SECRETS_PATH.into())
+    };
+    let ca_file = match &options.canary_ca {
+        None => None,
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("{CANARY_CA_ENV} {}", path.display()))?;
+            files.push(BundleFile { path: API_CA_PATH, contents: pem });
+            Some(API_CA_PATH.into())
+        }
     };
 
     let credentials_file = match &spec.git.credentials {
@@ -165,6 +194,7 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
             egress: SocketAddr::from(([127, 0, 0, 1], bottle_protocol::config::EGRESS_PORT)),
             git_gate: at(DEFAULT_GIT_GATE_PORT),
             supervise: at(DEFAULT_SUPERVISE_PORT),
+            api_gate: if apis.is_empty() { None } else { at(DEFAULT_API_GATE_PORT) },
         },
         control: Control { token_file: TOKEN_PATH.into() },
         policy: PolicyConfig { allow: spanned(&spec.allow), deny: spanned(&spec.deny) },
@@ -177,9 +207,26 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
         limits: Default::default(),
         git: GitConfig { credentials_file, ca_file: None, repos },
         supervise: Default::default(),
+        api_gate: ApiGateConfig { ca_file, ..Default::default() },
+        apis,
     };
     files.insert(0, BundleFile { path: CONFIG_PATH, contents: config.to_toml().into_bytes() });
     Ok(Rendered { config, files })
+}
+
+/// What the agent gets for each `[[api]]`: the gate's URL for it and its placeholder, never the credential.
+pub fn api_env(spec: &Spec, config: &BundleConfig) -> Vec<(String, String)> {
+    let Some(gate) = config.listen.api_gate else {
+        return Vec::new();
+    };
+    let mut env = Vec::new();
+    for a in &spec.apis {
+        if let Some(entry) = config.apis.iter().find(|e| e.name.get_ref() == &a.name) {
+            env.push((a.base_url_env.clone(), format!("http://{gate}/{}", a.name)));
+            env.push((a.key_env.clone(), entry.placeholder.get_ref().clone()));
+        }
+    }
+    env
 }
 
 /// Reads a secret's value from the host; errors name the source, never the value.
@@ -253,6 +300,40 @@ pub(crate) mod tests {
         assert!(String::from_utf8(by_path(SECRETS_PATH)).unwrap().contains("API = \"hunter2-value\""));
         assert!(String::from_utf8(by_path(GIT_CREDENTIALS_PATH)).unwrap().contains("ghp_secret"));
         assert!(!format!("{r:?}").contains("hunter2"), "Debug never shows file contents");
+    }
+
+    #[test]
+    fn an_api_credential_goes_to_the_bundle_only_and_the_agent_gets_a_fresh_placeholder() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        std::fs::write(&key, "sk-ant-real-value-123456\n").unwrap();
+        let mut s = spec("b");
+        s.apis = vec![crate::spec::ApiSpec {
+            name: "anthropic".into(),
+            upstream: "https://api.anthropic.com".into(),
+            header: "x-api-key".into(),
+            credential: SecretSource::File(key),
+            key_env: "ANTHROPIC_API_KEY".into(),
+            base_url_env: "ANTHROPIC_BASE_URL".into(),
+        }];
+        let r = render(&s, &placement(), &SidecarOptions::default(), "tok").unwrap();
+        let config = String::from_utf8(r.files[0].contents.clone()).unwrap();
+        assert!(!config.contains("sk-ant-real"), "{config}");
+        let secrets = r.files.iter().find(|f| f.path == SECRETS_PATH).unwrap();
+        assert!(
+            String::from_utf8_lossy(&secrets.contents).contains("\"api.anthropic\" = \"sk-ant-real-value-123456\"")
+        );
+        let env: BTreeMap<_, _> = api_env(&s, &r.config).into_iter().collect();
+        assert_eq!(env["ANTHROPIC_BASE_URL"], "http://10.213.0.2:9420/anthropic");
+        assert_eq!(&env["ANTHROPIC_API_KEY"], r.config.apis[0].placeholder.get_ref());
+        assert!(env["ANTHROPIC_API_KEY"].starts_with("bottle-placeholder-anthropic-"));
+        let again = render(&s, &placement(), &SidecarOptions::default(), "tok").unwrap();
+        assert_ne!(
+            again.config.apis[0].placeholder.get_ref(),
+            r.config.apis[0].placeholder.get_ref(),
+            "random per bottle"
+        );
+        assert!(r.config.policy.allow.iter().all(|a| !a.get_ref().contains("anthropic")), "not on the allowlist");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! value (secret values excepted) using the shared
 //! [`bottle_protocol::config::ConfigError`].
 
+mod api;
 mod egress;
 mod git;
 mod raw;
@@ -48,6 +49,24 @@ pub struct Spec {
     pub resources: Resources,
     /// Backend named in the spec; `--backend` / `CLAUDE_BOTTLE_BACKEND` override it.
     pub backend: Option<BackendKind>,
+    /// Model APIs served by the bundle's API gate (explicit `[[api]]`, or implied by the agent image).
+    pub apis: Vec<ApiSpec>,
+}
+
+/// A model API the agent reaches only through the bundle's gate; its credential stays on the host
+/// and in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSpec {
+    pub name: String,
+    /// `https://host[:port][/path]`.
+    pub upstream: String,
+    /// `x-api-key` or `bearer`.
+    pub header: String,
+    pub credential: SecretSource,
+    /// The agent variable holding the placeholder (e.g. `ANTHROPIC_API_KEY`).
+    pub key_env: String,
+    /// The agent variable holding the gate's URL for this API (e.g. `ANTHROPIC_BASE_URL`).
+    pub base_url_env: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,10 +75,43 @@ pub enum ImageSource {
     Default,
     /// An image reference already present in the local engine.
     Reference(String),
+    /// bottle's own image with a named agent installed (`image = { agent = "claude-code" }`).
+    Agent(AgentKind),
     /// A local build context (directory with a Dockerfile).
     /// `context` is absolute; `dockerfile`, when set, is relative to `context`
     /// (as the engine's build API expects) and is known to exist inside it.
     Build { context: PathBuf, dockerfile: Option<PathBuf> },
+}
+
+/// Agents bottle knows how to install and start unattended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentKind {
+    ClaudeCode,
+}
+
+impl AgentKind {
+    pub const ALL: [AgentKind; 1] = [AgentKind::ClaudeCode];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentKind::ClaudeCode => "claude-code",
+        }
+    }
+
+    /// The agent's own program, run when `[agent] command` is empty.
+    pub fn command(self) -> &'static str {
+        match self {
+            AgentKind::ClaudeCode => "claude",
+        }
+    }
+}
+
+impl ImageSource {
+    /// bottle's own image (plain or with an agent): bottle knows its user and home, so it runs it
+    /// read-only as that user with a tmpfs home.
+    pub fn is_bottles_own(&self) -> bool {
+        matches!(self, ImageSource::Default | ImageSource::Agent(_))
+    }
 }
 
 /// A never-leave secret, named by where its value lives on the host; the value is read at `up`.
@@ -160,6 +212,7 @@ impl Spec {
             git: GitSpec::default(),
             resources: Resources::default(),
             backend: None,
+            apis: Vec::new(),
         }
     }
 

@@ -31,21 +31,41 @@ pub(super) struct RawSpec {
     pub git: RawGit,
     #[serde(default)]
     pub resources: RawResources,
+    #[serde(default, rename = "api")]
+    pub apis: Vec<RawApi>,
 }
 
-/// `image = "ref"` or `image = { build = "dir", dockerfile = "file" }`.
+/// One `[[api]]`: a model API the agent reaches through the bundle's API gate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    pub name: Spanned<String>,
+    pub upstream: Spanned<String>,
+    #[serde(default)]
+    pub header: Option<Spanned<String>>,
+    pub credential: Spanned<RawSource>,
+    #[serde(default)]
+    pub key_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub base_url_env: Option<Spanned<String>>,
+}
+
+/// `image = "ref"`, `image = { build = "dir", dockerfile = "file" }` or `image = { agent = "name" }`.
 #[derive(Debug)]
 pub(super) enum RawImage {
     Reference(String),
-    Build(RawBuild),
+    Table(RawImageTable),
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawBuild {
-    pub build: Spanned<String>,
+pub(super) struct RawImageTable {
+    #[serde(default)]
+    pub build: Option<Spanned<String>>,
     #[serde(default)]
     pub dockerfile: Option<Spanned<String>>,
+    #[serde(default)]
+    pub agent: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for RawImage {
@@ -54,13 +74,13 @@ impl<'de> Deserialize<'de> for RawImage {
         impl<'de> Visitor<'de> for ImageVisitor {
             type Value = RawImage;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an image reference string or a table { build = \"dir\", dockerfile = \"file\" }")
+                f.write_str("an image reference string, { build = \"dir\", dockerfile = \"file\" } or { agent = \"claude-code\" }")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawImage, E> {
                 Ok(RawImage::Reference(v.to_string()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawImage, A::Error> {
-                RawBuild::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawImage::Build)
+                RawImageTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawImage::Table)
             }
         }
         d.deserialize_any(ImageVisitor)

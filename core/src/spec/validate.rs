@@ -8,8 +8,8 @@ use std::path::{Component, Path, PathBuf};
 use bottle_protocol::config::{ConfigError, Position};
 use toml::Spanned;
 
-use super::raw::{RawAgent, RawBuild, RawEgress, RawImage, RawSecret, RawSource, RawSpec};
-use super::{DEFAULT_WORKDIR, GitSpec, ImageSource, Secret, SecretSource, Spec};
+use super::raw::{RawAgent, RawEgress, RawImage, RawImageTable, RawSecret, RawSource, RawSpec};
+use super::{AgentKind, DEFAULT_WORKDIR, GitSpec, ImageSource, Secret, SecretSource, Spec};
 use crate::backend::BackendKind;
 
 /// Bottle names become part of engine resource names (containers, networks,
@@ -86,7 +86,11 @@ impl<'a> Checker<'a> {
             None => DEFAULT_WORKDIR.to_string(),
             Some(w) => self.workdir(w)?,
         };
-        let (command, env) = self.agent(&raw.agent)?;
+        let (mut command, env) = self.agent(&raw.agent)?;
+        if let (true, ImageSource::Agent(kind)) = (command.is_empty(), &image) {
+            command.push(kind.command().to_string());
+        }
+        let apis = self.apis(&raw.apis, &image, &env)?;
         let (allow, deny) = self.egress(&raw.egress)?;
         let secrets = self.secrets(&raw.secrets)?;
         let git = GitSpec {
@@ -118,6 +122,7 @@ impl<'a> Checker<'a> {
             git,
             resources,
             backend,
+            apis,
         })
     }
 
@@ -142,7 +147,21 @@ impl<'a> Checker<'a> {
                 }
                 Ok(ImageSource::Reference(r.clone()))
             }
-            RawImage::Build(RawBuild { build, dockerfile }) => {
+            RawImage::Table(RawImageTable { agent: Some(agent), build, dockerfile }) => {
+                if let Some(extra) = build.as_ref().or(dockerfile.as_ref()) {
+                    return Err(self.bad("image.agent", extra, "give either `agent` or `build`, not both"));
+                }
+                AgentKind::ALL.into_iter().find(|k| k.name() == agent.get_ref()).map(ImageSource::Agent).ok_or_else(
+                    || {
+                        let known: Vec<&str> = AgentKind::ALL.iter().map(|k| k.name()).collect();
+                        self.bad("image.agent", agent, format!("unknown agent; known: {}", known.join(", ")))
+                    },
+                )
+            }
+            RawImage::Table(RawImageTable { agent: None, build: None, .. }) => {
+                Err(self.err(img.span(), "image", "", "an image table needs `build = \"dir\"` or `agent = \"name\"`"))
+            }
+            RawImage::Table(RawImageTable { agent: None, build: Some(build), dockerfile }) => {
                 let context = self.existing_dir("image.build", build)?;
                 let dockerfile = match dockerfile {
                     None => None,
@@ -264,7 +283,7 @@ impl<'a> Checker<'a> {
     }
 
     /// `{ env = "VAR" }` or `{ file = "path" }`; a literal `value` is refused.
-    fn source(&self, key: &str, span: Range<usize>, raw: &RawSource) -> Checked<SecretSource> {
+    pub(super) fn source(&self, key: &str, span: Range<usize>, raw: &RawSource) -> Checked<SecretSource> {
         if let Some(v) = &raw.value {
             return Err(self.err(
                 v.span(),
@@ -298,7 +317,7 @@ impl<'a> Checker<'a> {
     }
 }
 
-fn is_env_name(s: &str) -> bool {
+pub(super) fn is_env_name(s: &str) -> bool {
     let mut b = s.bytes();
     matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')

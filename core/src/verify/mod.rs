@@ -149,6 +149,7 @@ impl Suite {
                 canary_cidrs: vec![format!("{ip}/32")],
                 canary_networks: vec![world.outside.network.clone()],
                 canary_url: Some(format!("http://{ALLOWED_HOST}/")),
+                ..Default::default()
             },
             start_check: true,
         };

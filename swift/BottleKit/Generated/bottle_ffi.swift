@@ -2062,6 +2062,8 @@ public enum EventKind: Equatable, Hashable {
     )
     case git(repo: String, operation: GitOperation, allowed: Bool, refs: [String], reason: String
     )
+    case apiCall(api: String, method: String, path: String, status: UInt16, allowed: Bool, bytesUp: UInt64, bytesDown: UInt64, durationMs: UInt64, reason: String
+    )
     case agentState(state: AgentState, message: String
     )
     case accessRequested(requestId: String, host: String, port: UInt16?, reason: String
@@ -2103,25 +2105,28 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
         case 2: return .git(repo: try FfiConverterString.read(from: &buf), operation: try FfiConverterTypeGitOperation.read(from: &buf), allowed: try FfiConverterBool.read(from: &buf), refs: try FfiConverterSequenceString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 3: return .agentState(state: try FfiConverterTypeAgentState.read(from: &buf), message: try FfiConverterString.read(from: &buf)
+        case 3: return .apiCall(api: try FfiConverterString.read(from: &buf), method: try FfiConverterString.read(from: &buf), path: try FfiConverterString.read(from: &buf), status: try FfiConverterUInt16.read(from: &buf), allowed: try FfiConverterBool.read(from: &buf), bytesUp: try FfiConverterUInt64.read(from: &buf), bytesDown: try FfiConverterUInt64.read(from: &buf), durationMs: try FfiConverterUInt64.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 4: return .accessRequested(requestId: try FfiConverterString.read(from: &buf), host: try FfiConverterString.read(from: &buf), port: try FfiConverterOptionUInt16.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 4: return .agentState(state: try FfiConverterTypeAgentState.read(from: &buf), message: try FfiConverterString.read(from: &buf)
         )
         
-        case 5: return .accessDecided(requestId: try FfiConverterString.read(from: &buf), host: try FfiConverterString.read(from: &buf), port: try FfiConverterOptionUInt16.read(from: &buf), approved: try FfiConverterBool.read(from: &buf), ttlSecs: try FfiConverterOptionUInt64.read(from: &buf)
+        case 5: return .accessRequested(requestId: try FfiConverterString.read(from: &buf), host: try FfiConverterString.read(from: &buf), port: try FfiConverterOptionUInt16.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 6: return .accessExpired(requestId: try FfiConverterString.read(from: &buf), host: try FfiConverterString.read(from: &buf), port: try FfiConverterOptionUInt16.read(from: &buf)
+        case 6: return .accessDecided(requestId: try FfiConverterString.read(from: &buf), host: try FfiConverterString.read(from: &buf), port: try FfiConverterOptionUInt16.read(from: &buf), approved: try FfiConverterBool.read(from: &buf), ttlSecs: try FfiConverterOptionUInt64.read(from: &buf)
         )
         
-        case 7: return .policyReloaded(allow: try FfiConverterUInt64.read(from: &buf), deny: try FfiConverterUInt64.read(from: &buf)
+        case 7: return .accessExpired(requestId: try FfiConverterString.read(from: &buf), host: try FfiConverterString.read(from: &buf), port: try FfiConverterOptionUInt16.read(from: &buf)
         )
         
-        case 8: return .killSwitch(engaged: try FfiConverterBool.read(from: &buf)
+        case 8: return .policyReloaded(allow: try FfiConverterUInt64.read(from: &buf), deny: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 9: return .bottleState(state: try FfiConverterString.read(from: &buf), detail: try FfiConverterString.read(from: &buf)
+        case 9: return .killSwitch(engaged: try FfiConverterBool.read(from: &buf)
+        )
+        
+        case 10: return .bottleState(state: try FfiConverterString.read(from: &buf), detail: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -2150,14 +2155,27 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .agentState(state,message):
+        case let .apiCall(api,method,path,status,allowed,bytesUp,bytesDown,durationMs,reason):
             writeInt(&buf, Int32(3))
+            FfiConverterString.write(api, into: &buf)
+            FfiConverterString.write(method, into: &buf)
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterUInt16.write(status, into: &buf)
+            FfiConverterBool.write(allowed, into: &buf)
+            FfiConverterUInt64.write(bytesUp, into: &buf)
+            FfiConverterUInt64.write(bytesDown, into: &buf)
+            FfiConverterUInt64.write(durationMs, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .agentState(state,message):
+            writeInt(&buf, Int32(4))
             FfiConverterTypeAgentState.write(state, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
         case let .accessRequested(requestId,host,port,reason):
-            writeInt(&buf, Int32(4))
+            writeInt(&buf, Int32(5))
             FfiConverterString.write(requestId, into: &buf)
             FfiConverterString.write(host, into: &buf)
             FfiConverterOptionUInt16.write(port, into: &buf)
@@ -2165,7 +2183,7 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
             
         
         case let .accessDecided(requestId,host,port,approved,ttlSecs):
-            writeInt(&buf, Int32(5))
+            writeInt(&buf, Int32(6))
             FfiConverterString.write(requestId, into: &buf)
             FfiConverterString.write(host, into: &buf)
             FfiConverterOptionUInt16.write(port, into: &buf)
@@ -2174,25 +2192,25 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
             
         
         case let .accessExpired(requestId,host,port):
-            writeInt(&buf, Int32(6))
+            writeInt(&buf, Int32(7))
             FfiConverterString.write(requestId, into: &buf)
             FfiConverterString.write(host, into: &buf)
             FfiConverterOptionUInt16.write(port, into: &buf)
             
         
         case let .policyReloaded(allow,deny):
-            writeInt(&buf, Int32(7))
+            writeInt(&buf, Int32(8))
             FfiConverterUInt64.write(allow, into: &buf)
             FfiConverterUInt64.write(deny, into: &buf)
             
         
         case let .killSwitch(engaged):
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(9))
             FfiConverterBool.write(engaged, into: &buf)
             
         
         case let .bottleState(state,detail):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(state, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             

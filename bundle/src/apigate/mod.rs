@@ -1,0 +1,75 @@
+//! The model-API gate: how the agent reaches a model API without ever holding
+//! its credential.
+//!
+//! It works like git-gate does for git. The agent calls
+//! `http://<gate>/<api name>/<path>` in plain HTTP, presenting a placeholder
+//! that is random per bottle; the gate refuses any other credential, runs DLP
+//! over the whole request, swaps in the real credential (which only the bundle
+//! holds) and calls the upstream over verified TLS through `egress`. Replies
+//! stream back as they arrive. One event per call. The proxy does not allow
+//! the upstream's host unless the user lists it, so the gate is the one way
+//! there and a swapped credential cannot be replayed through a tunnel.
+
+pub mod config;
+pub mod handler;
+pub mod metered;
+pub mod pool;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use config::Apis;
+
+use crate::state::Bundle;
+
+/// Agent connections served at once; further ones wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 256;
+
+pub struct Server {
+    listener: TcpListener,
+}
+
+impl Server {
+    pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("api-gate listen {addr}: {e}"))?;
+        Ok(Self { listener })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let limits = &bundle.config.limits;
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        let http = Arc::new(http);
+        loop {
+            let permit = slots.clone().acquire_owned().await?;
+            let (stream, peer) = crate::accept::next(&self.listener, "api-gate").await;
+            let _ = stream.set_nodelay(true);
+            let (bundle, http) = (bundle.clone(), http.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let bundle = bundle.clone();
+                    async move { Ok::<_, Infallible>(handler::handle(bundle, req).await) }
+                });
+                if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+                    tracing::debug!(%peer, "api-gate connection: {e}");
+                }
+                drop(permit);
+            });
+        }
+    }
+}
