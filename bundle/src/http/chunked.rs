@@ -67,11 +67,11 @@ impl Chunked {
         let mut meta_from = matches!(self.state, State::Ext | State::TrailerLine).then_some(0);
         while i < input.len() && self.state != State::Done {
             let b = input[i];
-            if b == b'\r' {
-                if let Some(from) = meta_from.take() {
-                    meta(&input[from..i]);
-                    meta(b"\n");
-                }
+            if b == b'\r'
+                && let Some(from) = meta_from.take()
+            {
+                meta(&input[from..i]);
+                meta(b"\n");
             }
             match self.state {
                 State::Data => {
