@@ -149,7 +149,7 @@ egress = "127.0.0.1:0"
 [control]
 token_file = "$W/bottle/token"
 [policy]
-allow = ["$ORIGIN"]
+allow = ["$ORIGIN:$HTTP_PORT", "$ORIGIN:$HTTPS_PORT"]
 [egress]
 allow_cidrs = ["127.0.0.0/8"]
 [egress.hosts]

@@ -49,6 +49,17 @@ const SECRETS: &[(&str, &str)] = &[
 const ANCHOR_SOUP: &str =
     "eyJ sk- xoxb- ghp_ AKIA -----BEGIN X----- hooks.slack.com/services/ github_pat_ eyJhbGciOi.x ";
 
+/// A file upload as GNU `base64` writes it: 76 columns, a newline after each
+/// line. Every line break is a normalisation step (the worst realistic case).
+fn base64_wrapped() -> Vec<u8> {
+    use base64::Engine;
+    let raw: Vec<u8> = body(false).iter().map(|b| b.wrapping_mul(151)).collect();
+    let text = base64::engine::general_purpose::STANDARD.encode(&raw);
+    let mut out: Vec<u8> = text.as_bytes().chunks(76).flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+    out.truncate(BODY_LEN);
+    out
+}
+
 /// Deterministic printable text: uniform over ASCII 0x20..=0x7e plus newlines,
 /// or word-like (closer to prose, JSON and code).
 fn body(words: bool) -> Vec<u8> {
@@ -118,7 +129,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("dlp-body-1MiB");
     g.throughput(Throughput::Bytes(BODY_LEN as u64));
     let soup: Vec<u8> = ANCHOR_SOUP.bytes().cycle().take(BODY_LEN).collect();
-    for (name, body) in [("printable", body(false)), ("words", body(true)), ("anchor-soup", soup)] {
+    let bodies =
+        [("printable", body(false)), ("words", body(true)), ("anchor-soup", soup), ("base64-76", base64_wrapped())];
+    for (name, body) in bodies {
         assert!(!stream_all(&full, &body), "the benchmark body must be clean");
         g.bench_function(format!("stream-64KiB-chunks/full/{name}"), |b| {
             b.iter(|| stream_all(&full, black_box(&body)))

@@ -16,6 +16,7 @@ fn text(out: &std::process::Output) -> String {
 fn allowed_get_reaches_origin_and_host_is_rewritten() {
     let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     assert_eq!(text(&h.curl(&[&o.url("/")])), "hello from origin");
     // A spoofed Host header must not reach the origin: the URI's authority wins.
     let echo = text(&h.curl(&["-H", "Host: evil.test", &o.url("/echo")]));
@@ -46,6 +47,7 @@ fn blocked_get_gets_403_with_rule_and_id_and_one_event() {
 fn deny_wins_over_allow() {
     let h = Harness::start("[policy]\nallow = [\"localhost\", \"*.example.test\"]\ndeny = [\"localhost\"]\n");
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     let (status, headers) = status_and_headers(&h.curl(&["-i", &o.url("/")]).stdout);
     assert_eq!((status, header(&headers, "x-bottle-block")), (403, Some("denied")));
     assert_eq!(o.connections.load(Ordering::SeqCst), 0, "a denied request must not reach the origin");
@@ -77,6 +79,7 @@ fn odd_host_spellings_are_refused() {
 fn keep_alive_reuses_both_connections() {
     let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     let url = o.url("/conn");
     let out = text(&h.curl(&["-w", " connects=%{num_connects}\n", &url, &url, &url]));
     assert_eq!(out, "conn=1 connects=1\nconn=1 connects=0\nconn=1 connects=0\n");
@@ -87,6 +90,7 @@ fn keep_alive_reuses_both_connections() {
 fn request_bodies_stream_with_both_framings() {
     let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     // 3 MiB: large enough that curl sends `Expect: 100-continue`, which the proxy answers itself.
     let data: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let sum: u64 = data.iter().map(|&b| u64::from(b)).sum();
@@ -108,6 +112,7 @@ fn request_bodies_stream_with_both_framings() {
 fn chunked_responses_pass_through_and_are_decoded_for_http10() {
     let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     let out = h.curl(&["-i", &o.url("/chunked")]);
     let (_, headers) = status_and_headers(&out.stdout);
     assert_eq!(header(&headers, "transfer-encoding"), Some("chunked"));
@@ -122,6 +127,7 @@ fn chunked_responses_pass_through_and_are_decoded_for_http10() {
 fn smuggling_shapes_are_refused_before_any_upstream_contact() {
     let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     let port = o.addr.port();
     let cl_te = format!(
         "POST http://localhost:{port}/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
@@ -152,7 +158,8 @@ fn live_policy_changes_apply_to_the_next_request() {
         String::from_utf8_lossy(&h.curl(&["-o", "/dev/null", "-w", "%{http_code}", &o.url("/")]).stdout).into_owned()
     };
     assert_eq!(code(&h), "403");
-    let update = bottle_protocol::control::PolicyUpdate { allow: vec!["localhost".into()], deny: vec![] };
+    let update =
+        bottle_protocol::control::PolicyUpdate { allow: vec![format!("localhost:{}", o.addr.port())], deny: vec![] };
     assert_eq!(h.bundle.policy.replace(&update), Ok((1, 0)));
     assert_eq!(code(&h), "200");
     h.bundle.policy.replace(&bottle_protocol::control::PolicyUpdate { allow: vec![], deny: vec![] }).unwrap();
@@ -166,6 +173,7 @@ fn live_policy_changes_apply_to_the_next_request() {
 fn bodiless_responses_keep_the_connection_usable() {
     let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     let url = o.url("/conn");
     // HEAD answers carry a Content-Length but no body; reading one would hang the next request.
     let out = text(&h.curl(&[
@@ -203,6 +211,7 @@ fn origin_that_closes_a_kept_connection_is_redialled() {
         }
     });
     let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");
+    h.allow_port(port);
     let url = format!("http://localhost:{port}/");
     assert_eq!(text(&h.curl(&[&url, &url])), "conn=1conn=2");
     origin.join().unwrap();
@@ -213,6 +222,7 @@ fn http10_keep_alive_clients_get_keep_alive_answers() {
     use std::io::{Read, Write};
     let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     let mut s = std::net::TcpStream::connect(h.proxy).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
     let req = format!("GET {} HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", o.url("/conn"));

@@ -31,6 +31,7 @@ fn assert_no_secret_in_events(h: &Harness) {
 fn secret_in_url_or_header_is_blocked() {
     let h = harness();
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     let out = h.curl(&["-i", &o.url(&format!("/?k={AWS_KEY}"))]);
     let (status, headers) = status_and_headers(&out.stdout);
     assert_eq!(status, 403);
@@ -45,6 +46,7 @@ fn secret_in_url_or_header_is_blocked() {
 fn secret_in_streamed_body_is_blocked() {
     let h = harness();
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     let mut body = vec![b'x'; 200_000];
     body.extend_from_slice(NAMED_SECRET.as_bytes());
     let file = h.file("body.bin", &body);
@@ -68,4 +70,49 @@ fn secret_in_connect_target_is_blocked_and_redacted() {
     let out = h.curl(&["-i", &format!("https://{AWS_KEY}.localhost/")]);
     assert_eq!(status_and_headers(&out.stdout).0, 403);
     assert_no_secret_in_events(&h);
+}
+
+/// Chunk extensions and trailers reach the origin byte for byte, so a secret
+/// there is refused like one in the payload.
+#[test]
+fn secret_in_a_chunk_extension_or_trailer_is_blocked() {
+    let h = harness();
+    let o = h.http_origin();
+    h.allow_port(o.addr.port());
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
+        o.url("/echo")
+    );
+    for body in [
+        format!("5;note=\"{NAMED_SECRET}\"\r\nhello\r\n0\r\n\r\n"),
+        format!("5\r\nhello\r\n0\r\nX-Checksum: {NAMED_SECRET}\r\n\r\n"),
+        format!("5\r\nhello\r\n0;k={AWS_KEY}\r\n\r\n"),
+    ] {
+        let reply = support::raw_exchange(h.proxy, format!("{head}{body}").as_bytes());
+        assert!(reply.starts_with("HTTP/1.1 403"), "{body}: {reply}");
+        assert!(support::raw_header(&reply, "x-bottle-block").is_some_and(|r| r.starts_with("dlp:")), "{reply}");
+        assert!(!reply.contains("method=POST"), "the origin answered a request carrying a secret");
+    }
+    assert_no_secret_in_events(&h);
+}
+
+/// The scan cap counts what is forwarded, not what is decoded: chunk framing
+/// and extensions cannot carry bytes past it.
+#[test]
+fn chunk_framing_counts_toward_the_body_scan_cap() {
+    let h = Harness::start("[policy]\nallow = [\"localhost\"]\n[limits]\nmax_body_scan_bytes = 1000\n");
+    let o = h.http_origin();
+    h.allow_port(o.addr.port());
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
+        o.url("/echo")
+    );
+    // 300 payload bytes, about 6 KB on the wire.
+    let body: String = (0..300).map(|i| format!("1;pad={i:012}\r\nZ\r\n")).collect::<String>() + "0\r\n\r\n";
+    let reply = support::raw_exchange(h.proxy, format!("{head}{body}").as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert_eq!(support::raw_header(&reply, "x-bottle-block"), Some("body-too-large"));
+    let small: String = (0..20).map(|_| "1\r\nZ\r\n").collect::<String>() + "0\r\n\r\n";
+    let reply = support::raw_exchange(h.proxy, format!("{head}{small}").as_bytes());
+    assert!(reply.contains("method=POST len=20"), "{reply}");
 }

@@ -15,6 +15,7 @@ use support::Harness;
 fn slow_loris_clients_are_cut_while_others_are_served() {
     let h = Harness::start("[policy]\nallow = [\"localhost\"]\n[limits]\nheader_timeout_ms = 1000\n");
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     let stop = Arc::new(AtomicBool::new(false));
     let head = b"GET http://localhost:1/ HTTP/1.1\r\nX-Slow: ".to_vec();
     let dribblers: Vec<_> = (0..8)
@@ -58,6 +59,7 @@ fn slow_loris_clients_are_cut_while_others_are_served() {
 fn connections_over_the_cap_get_503() {
     let h = Harness::start("[policy]\nallow = [\"localhost\"]\n[limits]\nmax_connections = 3\n");
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     let held: Vec<_> = (0..3).map(|_| TcpStream::connect(h.proxy).unwrap()).collect();
     let deadline = Instant::now() + Duration::from_secs(5);
     while h.bundle.stats.open_connections.load(Ordering::Relaxed) < 3 {

@@ -1,6 +1,7 @@
 //! CONNECT tunnels: a real TLS origin through curl, the SNI check (python's
-//! ssl as an independent client), non-TLS tunnels, and the kill switch
-//! cutting a tunnel that is already open.
+//! ssl as an independent client), non-TLS tunnels (a raw-socket attacker
+//! against a plaintext canary origin), the web-ports rule for bare names, and
+//! the kill switch cutting a tunnel that is already open.
 
 mod support;
 
@@ -20,6 +21,7 @@ const ALLOW_LOCALHOST: &str = "[policy]\nallow = [\"localhost\"]\n";
 fn connect_to_tls_origin_with_curl() {
     let h = Harness::start(ALLOW_LOCALHOST);
     let o = h.tls_origin();
+    h.allow_port(o.addr.port());
     let ca = o.ca_file.display().to_string();
     let out = h.curl(&["--cacert", &ca, &o.url("/")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -38,7 +40,8 @@ fn blocked_connect_gets_403() {
     assert_eq!((b.method.as_str(), b.target.as_str()), ("CONNECT", "blocked.test:443"));
 }
 
-/// Runs a python TLS client through the proxy: CONNECT `target`, then a handshake sending `sni`.
+/// Runs a python TLS client through the proxy: CONNECT `target`, then a
+/// handshake sending `sni` (none when empty).
 fn python_tls(h: &Harness, target: &str, sni: &str) -> String {
     let script = r#"
 import socket, ssl, sys
@@ -55,7 +58,7 @@ ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 try:
-    t = ctx.wrap_socket(s, server_hostname=sni)
+    t = ctx.wrap_socket(s, server_hostname=sni or None)
     t.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     print("handshake-ok", t.recv(4096).split(b"\r\n\r\n")[-1].decode())
 except (ssl.SSLError, OSError) as e:
@@ -70,6 +73,7 @@ except (ssl.SSLError, OSError) as e:
 fn sni_must_name_the_connect_target() {
     let h = Harness::start("[policy]\nallow = [\"localhost\", \"other.test\"]\n");
     let o = h.tls_origin();
+    h.allow_port(o.addr.port());
     let target = format!("localhost:{}", o.addr.port());
     let good = python_tls(&h, &target, "localhost");
     assert_eq!(good.trim(), "HTTP/1.1 200 Connection established\nhandshake-ok tls origin ok");
@@ -81,9 +85,149 @@ fn sni_must_name_the_connect_target() {
 }
 
 #[test]
+fn a_name_target_without_sni_is_cut() {
+    let h = Harness::start(ALLOW_LOCALHOST);
+    let o = h.tls_origin();
+    h.allow_port(o.addr.port());
+    let target = format!("localhost:{}", o.addr.port());
+    let out = python_tls(&h, &target, "");
+    assert!(out.contains("200 Connection established") && out.contains("handshake-failed"), "{out}");
+    let b = h.wait_block("sni-missing");
+    assert_eq!((b.method.as_str(), b.target.as_str()), ("CONNECT", target.as_str()));
+}
+
+#[test]
+fn a_bare_name_allows_only_the_web_ports() {
+    let h = Harness::start(ALLOW_LOCALHOST);
+    let o = h.tls_origin();
+    let ca = o.ca_file.display().to_string();
+    let out = h.curl(&["-i", "--cacert", &ca, &o.url("/")]);
+    let (status, headers) = status_and_headers(&out.stdout);
+    assert_eq!((status, header(&headers, "x-bottle-block")), (403, Some("not-allowed")), "port {}", o.addr.port());
+    h.allow_port(o.addr.port());
+    let out = h.curl(&["--cacert", &ca, &o.url("/")]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "tls origin ok", "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A plaintext origin that logs every byte it gets and answers the first read
+/// the way an HTTP server answers a ClientHello: with a 400.
+struct PlainCanary {
+    port: u16,
+    log: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl PlainCanary {
+    fn start() -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let (mut got, mut buf, mut answered) = (Vec::new(), [0u8; 4096], false);
+            while let Ok(n @ 1..) = s.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+                if !answered {
+                    answered = true;
+                    let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+                }
+            }
+            got
+        });
+        Self { port, log }
+    }
+
+    /// Everything the canary received, once the proxy has hung up.
+    fn received(self) -> Vec<u8> {
+        self.log.join().unwrap()
+    }
+}
+
+/// A ClientHello in one record, as a hand-rolled attacker writes it.
+fn client_hello(sni: Option<&str>, extra: Option<(u16, &[u8])>) -> Vec<u8> {
+    let mut exts = Vec::new();
+    if let Some(name) = sni {
+        let n = u16::try_from(name.len()).unwrap();
+        exts.extend([0, 0]);
+        exts.extend((n + 5).to_be_bytes());
+        exts.extend((n + 3).to_be_bytes());
+        exts.push(0);
+        exts.extend(n.to_be_bytes());
+        exts.extend(name.as_bytes());
+    }
+    if let Some((kind, data)) = extra {
+        exts.extend(kind.to_be_bytes());
+        exts.extend(u16::try_from(data.len()).unwrap().to_be_bytes());
+        exts.extend(data);
+    }
+    let mut body = vec![3, 3];
+    body.extend([7u8; 32]);
+    body.extend([0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend(u16::try_from(exts.len()).unwrap().to_be_bytes());
+    body.extend(exts);
+    let mut hs = vec![1, 0];
+    hs.extend(u16::try_from(body.len()).unwrap().to_be_bytes());
+    hs.extend(body);
+    let mut record = vec![0x16, 3, 1];
+    record.extend(u16::try_from(hs.len()).unwrap().to_be_bytes());
+    record.extend(hs);
+    record
+}
+
+const LEAK: &str = "GET /?leak=plaintext-marker-7f3a HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+/// The bypass from issue 11: `CONNECT allowed:port`, a ClientHello with no
+/// server name, then plaintext. Nothing, not even the hello, reaches the origin.
+#[test]
+fn a_hello_without_sni_then_plaintext_never_reaches_the_origin() {
+    let h = Harness::start(ALLOW_LOCALHOST);
+    let canary = PlainCanary::start();
+    h.allow_port(canary.port);
+    let mut attack = format!("CONNECT localhost:{} HTTP/1.1\r\nHost: x\r\n\r\n", canary.port).into_bytes();
+    attack.extend(client_hello(None, None));
+    attack.extend(LEAK.as_bytes());
+    assert_eq!(raw_exchange(h.proxy, &attack), "HTTP/1.1 200 Connection established\r\n\r\n");
+    h.wait_block("sni-missing");
+    assert!(canary.received().is_empty(), "the origin got bytes of a refused tunnel");
+}
+
+/// With the right SNI the hello goes out, but the plaintext behind it waits for
+/// a TLS answer, which a plaintext service never gives: it is never sent.
+#[test]
+fn plaintext_behind_a_matching_hello_waits_for_a_tls_origin_and_is_never_sent() {
+    let h = Harness::start(ALLOW_LOCALHOST);
+    let canary = PlainCanary::start();
+    h.allow_port(canary.port);
+    let hello = client_hello(Some("localhost"), None);
+    let mut attack = format!("CONNECT localhost:{} HTTP/1.1\r\nHost: x\r\n\r\n", canary.port).into_bytes();
+    attack.extend(&hello);
+    attack.extend(LEAK.as_bytes());
+    let reply = raw_exchange(h.proxy, &attack);
+    assert_eq!(reply, "HTTP/1.1 200 Connection established\r\n\r\n", "the origin's answer came back");
+    let b = h.wait_block("tunnel-origin-not-tls");
+    assert_eq!(b.target, format!("localhost:{}", canary.port));
+    assert_eq!(canary.received(), hello, "the origin got more than the ClientHello");
+}
+
+/// The hello's fields are the agent's to fill, so DLP reads it before it leaves.
+#[test]
+fn a_credential_inside_the_client_hello_is_cut() {
+    let h = Harness::start(ALLOW_LOCALHOST);
+    let canary = PlainCanary::start();
+    h.allow_port(canary.port);
+    let key = format!("AKIA{}", "QWERTYUIOPASDFGH");
+    let mut attack = format!("CONNECT localhost:{} HTTP/1.1\r\nHost: x\r\n\r\n", canary.port).into_bytes();
+    attack.extend(client_hello(Some("localhost"), Some((0xfafa, key.as_bytes()))));
+    assert_eq!(raw_exchange(h.proxy, &attack), "HTTP/1.1 200 Connection established\r\n\r\n");
+    h.wait_block("dlp:aws-access-key");
+    assert!(canary.received().is_empty());
+}
+
+#[test]
 fn plaintext_tunnels_are_cut() {
     let h = Harness::start(ALLOW_LOCALHOST);
     let o = h.http_origin();
+    h.allow_port(o.addr.port());
     let port = o.addr.port();
     let req = format!("CONNECT localhost:{port} HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let reply = raw_exchange(h.proxy, req.as_bytes());
@@ -127,6 +271,7 @@ async fn ends_within(tls: &mut TlsStream<TcpStream>, limit: Duration) -> bool {
 fn kill_switch_cuts_an_open_tunnel_and_refuses_new_requests() {
     let h = Harness::start(ALLOW_LOCALHOST);
     let o = h.tls_origin();
+    h.allow_port(o.addr.port());
     let ca_pem = std::fs::read(&o.ca_file).unwrap();
     let bundle = h.bundle.clone();
     h.rt.block_on(async {
@@ -144,6 +289,7 @@ fn kill_switch_cuts_an_open_tunnel_and_refuses_new_requests() {
 fn idle_tunnels_are_closed() {
     let h = Harness::start(&format!("{ALLOW_LOCALHOST}[limits]\nidle_timeout_ms = 500\n"));
     let o = h.tls_origin();
+    h.allow_port(o.addr.port());
     let ca_pem = std::fs::read(&o.ca_file).unwrap();
     h.rt.block_on(async {
         let mut tls = open_tunnel(h.proxy, o.addr.port(), &ca_pem).await;

@@ -5,6 +5,8 @@
 //! (stride = min_len - 3) is guaranteed to land inside each occurrence. Each
 //! probe is a two-bit Bloom test in an L1-sized bitmap; only the rare probe
 //! that passes is checked against the exact gram table and the literal itself.
+//! Grams are case-folded on both sides (one OR per probe), so a literal can
+//! be matched regardless of ASCII case (hex) or exactly (everything else).
 
 const GRAM: usize = 4;
 /// Longer strides would index more grams per literal for little gain.
@@ -18,8 +20,15 @@ const BLOOM_MASK: usize = BLOOM_BITS - 1;
 /// The shortest literal this finder accepts (one gram).
 pub(super) const MIN_LITERAL_LEN: usize = GRAM;
 
+/// One literal to find.
+pub(super) struct Literal {
+    pub bytes: Vec<u8>,
+    /// Match regardless of ASCII case (hex digits are written in either).
+    pub any_case: bool,
+}
+
 pub(super) struct Literals {
-    patterns: Vec<Vec<u8>>,
+    patterns: Vec<Literal>,
     stride: usize,
     bloom: Box<[u64; BLOOM_BITS / 64]>,
     /// (gram, pattern index, offset of the gram in the pattern), sorted by gram.
@@ -27,10 +36,13 @@ pub(super) struct Literals {
     max_len: usize,
 }
 
+/// The gram at `at`, case-folded: setting bit 5 of every byte maps `A-Z` onto
+/// `a-z` (and some punctuation onto other punctuation, which only costs a
+/// rare extra check).
 fn gram_at(text: &[u8], at: usize) -> u32 {
     let mut g = [0u8; GRAM];
     g.copy_from_slice(&text[at..at + GRAM]);
-    u32::from_le_bytes(g)
+    u32::from_le_bytes(g) | 0x2020_2020
 }
 
 /// The two Bloom bit positions of a gram (independent bit ranges of one product).
@@ -41,14 +53,14 @@ fn slots(gram: u32) -> (usize, usize) {
 
 impl Literals {
     /// Every pattern must be at least `MIN_LITERAL_LEN` bytes long.
-    pub fn new(patterns: Vec<Vec<u8>>) -> Self {
-        let min_len = patterns.iter().map(Vec::len).min().unwrap_or(GRAM);
+    pub fn new(patterns: Vec<Literal>) -> Self {
+        let min_len = patterns.iter().map(|p| p.bytes.len()).min().unwrap_or(GRAM);
         assert!(min_len >= GRAM, "literal shorter than {GRAM} bytes");
         let stride = (min_len - GRAM + 1).min(MAX_STRIDE);
         let mut grams = Vec::with_capacity(patterns.len() * stride);
         for (i, p) in patterns.iter().enumerate() {
             for off in 0..stride {
-                grams.push((gram_at(p, off), i as u32, off as u32));
+                grams.push((gram_at(&p.bytes, off), i as u32, off as u32));
             }
         }
         grams.sort_unstable();
@@ -58,7 +70,7 @@ impl Literals {
             bloom[a / 64] |= 1 << (a % 64);
             bloom[b / 64] |= 1 << (b % 64);
         }
-        Literals { max_len: patterns.iter().map(Vec::len).max().unwrap_or(0), patterns, stride, bloom, grams }
+        Literals { max_len: patterns.iter().map(|p| p.bytes.len()).max().unwrap_or(0), patterns, stride, bloom, grams }
     }
 
     pub fn max_len(&self) -> usize {
@@ -87,8 +99,13 @@ impl Literals {
                     let Some(start) = at.checked_sub(off) else {
                         continue;
                     };
-                    let end = start + self.patterns[pat].len();
-                    if text.get(start..end) == Some(&self.patterns[pat][..]) && accept(start, end) {
+                    let p = &self.patterns[pat];
+                    let end = start + p.bytes.len();
+                    let Some(seen) = text.get(start..end) else {
+                        continue;
+                    };
+                    let same = if p.any_case { seen.eq_ignore_ascii_case(&p.bytes) } else { seen == p.bytes };
+                    if same && accept(start, end) {
                         return Some(pat);
                     }
                 }

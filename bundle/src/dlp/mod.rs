@@ -1,12 +1,18 @@
 //! DLP: stops credentials and named never-leave secrets from leaving the
 //! sandbox in request heads, CONNECT targets and plain-HTTP bodies. It sits on
 //! every request, so it is built for line rate: built-in rules are a literal
-//! anchor search plus a cheap verifier per hit, and named secrets (in every
-//! encoding an HTTP client is likely to apply) are a sampled literal search.
-//! A `Finding` carries only the rule id; matched bytes never leave this module.
+//! anchor search plus a cheap verifier per hit, and named secrets are a
+//! sampled literal search for their raw, hex and base64 forms. Those forms are
+//! looked for twice: in the bytes as sent, and in a normalised view of them
+//! (percent and JSON escapes undone, line breaks dropped: `normal.rs`), so a
+//! secret matches however its characters were escaped or its encoding was
+//! wrapped, and an escape character put just before it (`%`, `\`) cannot
+//! hide it either. A `Finding` carries only the rule id; matched bytes never
+//! leave this module.
 
 mod anchors;
 mod literals;
+mod normal;
 mod rules;
 mod secrets;
 mod stream;
@@ -19,16 +25,14 @@ use bottle_protocol::config::DlpConfig;
 
 use anchors::Anchors;
 use literals::Literals;
+use normal::Normaliser;
 use rules::{ANCHORS, Hay, MAX_WINDOW, Verdict};
 pub use stream::StreamScanner;
-
-// Every encoded form is at least as long as the raw secret, which the literal finder must accept.
-const _: () = assert!(secrets::MIN_SECRET_LEN >= literals::MIN_LITERAL_LEN);
 
 pub struct Scanner {
     /// Built-in rule anchors; `None` when the config turns them off.
     anchors: Option<Anchors>,
-    /// Every encoded form of every named secret.
+    /// Every form of every named secret (`variants.rs`).
     literals: Option<Literals>,
     /// For each literal, the index of its secret in `secret_rules`.
     owners: Vec<usize>,
@@ -38,6 +42,9 @@ pub struct Scanner {
     boundary: usize,
     /// Bytes a stream keeps between chunks.
     tail_len: usize,
+    /// A form spanning a chunk boundary of the normalised view starts at most
+    /// this far before it.
+    named_boundary: usize,
 }
 
 /// A DLP hit. Carries the rule id only, never the matched bytes.
@@ -53,7 +60,7 @@ impl std::fmt::Debug for Scanner {
         f.debug_struct("Scanner")
             .field("builtin_patterns", &self.anchors.is_some())
             .field("named_secrets", &self.secret_rules.len())
-            .field("encoded_forms", &self.owners.len())
+            .field("forms", &self.owners.len())
             .finish()
     }
 }
@@ -81,6 +88,7 @@ impl Scanner {
         let window = if anchors.is_some() { MAX_WINDOW } else { 0 };
         Ok(Self {
             anchors,
+            named_boundary: literals.as_ref().map_or(0, |l| l.max_len() - 1),
             literals,
             owners,
             secret_rules: secrets.iter().map(|s| format!("dlp:secret:{}", s.name)).collect(),
@@ -91,7 +99,10 @@ impl Scanner {
 
     /// Scans one buffer (a request head, URL, header value or CONNECT target).
     pub fn scan(&self, data: &[u8]) -> Option<Finding> {
-        self.scan_text(data, &Hay::whole(data), 0, None, &mut Vec::new())
+        self.scan_text(data, &Hay::whole(data), 0, None, &mut Vec::new()).or_else(|| {
+            self.literals.as_ref()?;
+            self.find_named(&Normaliser::whole(data), |_, _| true)
+        })
     }
 
     /// A streaming scanner for a body, in bounded memory.
@@ -135,8 +146,12 @@ impl Scanner {
                 }
             }
         }
-        let lits = self.literals.as_ref()?;
-        let pattern = lits.find(text, counts)?;
+        self.find_named(text, counts)
+    }
+
+    /// The first named-secret form in `text` whose span `accept` agrees to.
+    fn find_named(&self, text: &[u8], accept: impl Fn(usize, usize) -> bool) -> Option<Finding> {
+        let pattern = self.literals.as_ref()?.find(text, accept)?;
         Some(Finding { rule: self.secret_rules[self.owners[pattern]].clone() })
     }
 

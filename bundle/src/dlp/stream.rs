@@ -1,14 +1,19 @@
-//! Body scanning across chunk boundaries in bounded memory. Between chunks a
-//! stream keeps only the last `tail_len` bytes: enough for a literal that
-//! straddles the boundary and for any built-in verifier still undecided when
-//! the chunk ended (those anchors are remembered and retried, not rescanned).
+//! Body scanning across chunk boundaries in bounded memory, over two views.
+//! Of the bytes as sent a stream keeps the last `tail_len`: enough for a
+//! literal that straddles the boundary and for any built-in verifier still
+//! undecided when the chunk ended (those anchors are remembered and retried,
+//! not rescanned). When there are named secrets it also normalises each chunk
+//! (holding back an escape cut at the chunk end) and keeps the last
+//! `named_boundary` bytes of that view, so a form straddling two chunks of
+//! the view is still seen whole.
 
+use super::normal::Normaliser;
 use super::rules::Hay;
 use super::{Finding, Scanner, Verdict};
 
 pub struct StreamScanner<'a> {
     scanner: &'a Scanner,
-    /// The last bytes seen, at most `scanner.tail_len`.
+    /// The last raw bytes seen, at most `scanner.tail_len`.
     tail: Vec<u8>,
     /// The byte just before `tail`, for the verifiers' word-boundary test.
     before: Option<u8>,
@@ -20,18 +25,37 @@ pub struct StreamScanner<'a> {
     joint: Vec<u8>,
     /// Scratch: undecided anchors found by this chunk, as hay positions.
     found: Vec<(usize, usize)>,
+    /// The normalised view, when there are named secrets.
+    named: Option<NamedView>,
+}
+
+struct NamedView {
+    normaliser: Normaliser,
+    /// Scratch: this chunk's normalised bytes.
+    view: Vec<u8>,
+    /// The last `named_boundary` bytes of the view so far.
+    tail: Vec<u8>,
+    /// Scratch: the view's bytes around a chunk boundary.
+    joint: Vec<u8>,
 }
 
 impl<'a> StreamScanner<'a> {
     pub(super) fn new(scanner: &'a Scanner) -> Self {
+        let named = scanner.literals.is_some().then(|| NamedView {
+            normaliser: Normaliser::default(),
+            view: Vec::new(),
+            tail: Vec::with_capacity(scanner.named_boundary),
+            joint: Vec::with_capacity(2 * scanner.named_boundary),
+        });
         Self {
             scanner,
-            tail: Vec::with_capacity(scanner.tail_len),
+            tail: Vec::new(),
             before: None,
             tail_start: 0,
             pending: Vec::new(),
-            joint: Vec::with_capacity(2 * scanner.boundary),
+            joint: Vec::new(),
             found: Vec::new(),
+            named,
         }
     }
 
@@ -41,10 +65,16 @@ impl<'a> StreamScanner<'a> {
         }
         let finding = self.scan_chunk(chunk);
         self.keep_tail(chunk);
-        finding
+        if finding.is_some() {
+            return finding;
+        }
+        let named = self.named.as_mut()?;
+        named.view.clear();
+        named.normaliser.feed(chunk, &mut named.view);
+        named.scan(self.scanner)
     }
 
-    /// Decides the anchors that were waiting for more input, now that there is none.
+    /// Decides what was waiting for more input, now that there is none.
     pub fn finish(&mut self) -> Option<Finding> {
         let hay = Hay { a: &self.tail, b: &[], before: self.before, eof: true };
         let finding = self.pending.iter().find_map(|&(at, anchor)| {
@@ -57,7 +87,14 @@ impl<'a> StreamScanner<'a> {
         self.pending.clear();
         self.before = None;
         self.tail_start = 0;
-        finding
+        let named = self.named.as_mut().and_then(|n| {
+            n.view.clear();
+            n.normaliser.finish(&mut n.view);
+            let found = n.scan(self.scanner);
+            n.tail.clear();
+            found
+        });
+        finding.or(named)
     }
 
     fn scan_chunk(&mut self, chunk: &[u8]) -> Option<Finding> {
@@ -93,10 +130,12 @@ impl<'a> StreamScanner<'a> {
         None
     }
 
-    /// Bytes and undecided anchors kept between chunks, for the memory-bound test.
+    /// Raw bytes, undecided anchors and normalised bytes kept between chunks,
+    /// for the memory-bound test.
     #[cfg(test)]
-    pub(super) fn held(&self) -> (usize, usize) {
-        (self.tail.len(), self.pending.len())
+    pub(super) fn held(&self) -> (usize, usize, usize) {
+        let named = self.named.as_ref().map_or(0, |n| n.tail.len() + n.normaliser.held());
+        (self.tail.len(), self.pending.len(), named)
     }
 
     fn keep_tail(&mut self, chunk: &[u8]) {
@@ -120,5 +159,29 @@ impl<'a> StreamScanner<'a> {
         // lies inside the tail; this only bounds memory if that ever broke.
         let start = self.tail_start;
         self.pending.retain(|&(at, _)| at >= start);
+    }
+}
+
+impl NamedView {
+    /// Looks for a named secret in this chunk's view, including forms that
+    /// straddle its start, then keeps the view's tail.
+    fn scan(&mut self, scanner: &Scanner) -> Option<Finding> {
+        let boundary = scanner.named_boundary;
+        let keep = boundary.min(self.tail.len());
+        self.joint.clear();
+        self.joint.extend_from_slice(&self.tail[self.tail.len() - keep..]);
+        self.joint.extend_from_slice(&self.view[..boundary.min(self.view.len())]);
+        let found = scanner
+            .find_named(&self.joint, |start, end| start < keep && end > keep)
+            .or_else(|| scanner.find_named(&self.view, |_, _| true));
+        if self.view.len() >= boundary {
+            self.tail.clear();
+            self.tail.extend_from_slice(&self.view[self.view.len() - boundary..]);
+        } else {
+            self.tail.extend_from_slice(&self.view);
+            let drop = self.tail.len().saturating_sub(boundary);
+            self.tail.drain(..drop);
+        }
+        found
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! The proxy forwards chunked bodies unchanged (so it never re-frames what the
 //! origin reads), but it must know where the body ends and hand the decoded
-//! data to DLP. Chunk-size lines and trailers are bounded so a client cannot
-//! make the proxy buffer without limit.
+//! data to DLP. Chunk extensions and trailer fields reach the origin too, so
+//! they are handed out as well (as "meta" bytes, a line break after each),
+//! for DLP to scan like the payload. Chunk-size lines and trailers are
+//! bounded so a client cannot make the proxy buffer without limit.
 
 /// Longest chunk-size line (with extensions) we accept.
 pub const MAX_CHUNK_LINE: usize = 4096;
@@ -50,12 +52,27 @@ impl Chunked {
     }
 
     /// Consumes bytes of the chunked body from `input`, calling `data` with each
-    /// run of decoded payload. Returns how many bytes belong to the body; fewer
-    /// than `input.len()` only once the body is complete.
-    pub fn feed(&mut self, input: &[u8], mut data: impl FnMut(&[u8])) -> Result<usize, ChunkError> {
+    /// run of decoded payload and `meta` with each run of chunk-extension or
+    /// trailer bytes (`b"\n"` ends each extension and trailer line). Returns
+    /// how many bytes belong to the body; fewer than `input.len()` only once
+    /// the body is complete.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        mut data: impl FnMut(&[u8]),
+        mut meta: impl FnMut(&[u8]),
+    ) -> Result<usize, ChunkError> {
         let mut i = 0;
+        // Where the current run of meta bytes started in `input`.
+        let mut meta_from = matches!(self.state, State::Ext | State::TrailerLine).then_some(0);
         while i < input.len() && self.state != State::Done {
             let b = input[i];
+            if b == b'\r'
+                && let Some(from) = meta_from.take()
+            {
+                meta(&input[from..i]);
+                meta(b"\n");
+            }
             match self.state {
                 State::Data => {
                     let n = usize::try_from(self.size).unwrap_or(usize::MAX).min(input.len() - i);
@@ -76,7 +93,10 @@ impl Chunked {
                         self.size = self.size << 4 | u64::from(d);
                     }
                     None if self.digits == 0 => return Err(ChunkError("missing chunk size")),
-                    None if b == b';' => self.state = State::Ext,
+                    None if b == b';' => {
+                        self.state = State::Ext;
+                        meta_from = Some(i + 1);
+                    }
                     None if b == b'\r' => self.state = State::SizeLf,
                     None => return Err(ChunkError("invalid chunk size")),
                 },
@@ -102,7 +122,10 @@ impl Chunked {
                 State::TrailerStart => {
                     self.state = match b {
                         b'\r' => State::FinalLf,
-                        b'!'..=b'~' => State::TrailerLine,
+                        b'!'..=b'~' => {
+                            meta_from = Some(i);
+                            State::TrailerLine
+                        }
                         _ => return Err(ChunkError("invalid trailer byte")),
                     };
                     self.count_trailer()?;
@@ -133,6 +156,9 @@ impl Chunked {
             }
             i += 1;
         }
+        if let Some(from) = meta_from {
+            meta(&input[from..i]);
+        }
         Ok(i)
     }
 
@@ -160,7 +186,7 @@ mod tests {
         let mut out = Vec::new();
         let mut used = 0;
         for part in body.chunks(piece.max(1)) {
-            used += c.feed(part, |d| out.extend_from_slice(d))?;
+            used += c.feed(part, |d| out.extend_from_slice(d), |_| {})?;
             if c.is_done() {
                 break;
             }
@@ -174,6 +200,23 @@ mod tests {
         let (data, used) = decode_in_pieces(body, 3).unwrap();
         assert_eq!(data, b"hello world");
         assert_eq!(&body[used..], b"NEXT");
+    }
+
+    /// Extensions and trailers reach the origin, so DLP must be shown them,
+    /// whatever the piece boundaries.
+    #[test]
+    fn extensions_and_trailers_are_handed_out_as_meta() {
+        let body = b"5;name=\"ext secret\"\r\nhello\r\n0;last\r\nX-Trailer: trailer secret\r\nX-Two: 2\r\n\r\n";
+        for piece in 1..=body.len() {
+            let (mut c, mut data, mut meta, mut used) = (Chunked::default(), Vec::new(), Vec::new(), 0);
+            for part in body.chunks(piece) {
+                used += c.feed(part, |d| data.extend_from_slice(d), |m| meta.extend_from_slice(m)).unwrap();
+            }
+            assert!(c.is_done() && used == body.len(), "piece {piece}");
+            assert_eq!(data, b"hello");
+            let meta = String::from_utf8(meta).unwrap();
+            assert_eq!(meta, "name=\"ext secret\"\nlast\nX-Trailer: trailer secret\nX-Two: 2\n", "piece {piece}");
+        }
     }
 
     #[test]

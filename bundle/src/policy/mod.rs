@@ -1,8 +1,9 @@
 //! The live egress allowlist: what the proxy may reach, changeable at runtime.
 //!
 //! Entries are exact hosts, `*.suffix` wildcards (see [`Entry`] for why a
-//! wildcard does not cover its parent), optional `:port`, and CIDRs for
-//! IP-literal targets. Deny wins over allow. An IP literal is refused unless a
+//! wildcard does not cover its parent), optional `:port` (a name allowed
+//! without one means ports 443 and 80 only), and CIDRs for IP-literal
+//! targets. Deny wins over allow. An IP literal is refused unless a
 //! CIDR allows it, because a name allowlist says nothing about addresses.
 //! Grants from approved access requests are extra allow entries, keyed by
 //! request id and optionally expiring. The control plane swaps the lists
@@ -89,12 +90,12 @@ impl PolicyStore {
     /// [`Self::decide`] for a host the caller has already normalized.
     pub fn decide_host(&self, host: &Host, port: u16) -> Verdict {
         let lists = self.lists.read().expect("policy lock poisoned");
-        if lists.deny.iter().any(|e| e.matches(host, port)) {
+        if lists.deny.iter().any(|e| e.denies(host, port)) {
             return deny(rules::DENIED);
         }
         let now = Instant::now();
-        let allowed = lists.allow.iter().any(|e| e.matches(host, port))
-            || lists.grants.iter().any(|g| g.live(now) && g.entry.matches(host, port));
+        let allowed = lists.allow.iter().any(|e| e.allows(host, port))
+            || lists.grants.iter().any(|g| g.live(now) && g.entry.allows(host, port));
         match (allowed, host) {
             (true, _) => Verdict::Allow,
             (false, Host::Ip(_)) => deny(rules::IP_LITERAL),
@@ -199,11 +200,21 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_name_allows_the_web_ports_only() {
+        let s = store(&["a.test", "b.test:2222"], &[]);
+        assert_eq!(s.decide("a.test", 443), Verdict::Allow);
+        assert_eq!(s.decide("a.test", 80), Verdict::Allow);
+        assert_eq!(s.decide("a.test", 22), deny(rules::NOT_ALLOWED));
+        assert_eq!(s.decide("b.test", 2222), Verdict::Allow);
+        assert_eq!(s.decide("b.test", 443), deny(rules::NOT_ALLOWED));
+    }
+
+    #[test]
     fn bad_replace_changes_nothing() {
         let s = store(&["a.test"], &[]);
         let e = s.replace(&PolicyUpdate { allow: vec!["b.test".into(), "x:0".into()], deny: vec![] }).unwrap_err();
         assert!(e.starts_with("allow[1] = \"x:0\""), "{e}");
-        assert_eq!(s.decide("a.test", 1), Verdict::Allow);
+        assert_eq!(s.decide("a.test", 443), Verdict::Allow);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub(super) const REDACTED: &str = "[redacted]";
 pub(super) mod rules {
     pub const KILL_SWITCH: &str = "kill-switch";
     pub const SNI_MISMATCH: &str = "sni-mismatch";
+    pub const SNI_MISSING: &str = "sni-missing";
+    pub const ORIGIN_NOT_TLS: &str = "tunnel-origin-not-tls";
     pub const TUNNEL_NOT_TLS: &str = "tunnel-not-tls";
     pub const TLS_HELLO_MALFORMED: &str = "tls-hello-malformed";
     pub const BODY_TOO_LARGE: &str = "body-too-large";

@@ -3,7 +3,9 @@
 //! Bodies stream in pieces no larger than the read buffer. Request bodies pass
 //! through DLP piece by piece before each piece is forwarded, so a secret is
 //! caught before the piece that completes it leaves (a secret split across
-//! pieces can leak its prefix, never the whole).
+//! pieces can leak its prefix, never the whole). Every byte forwarded counts
+//! toward the scan cap, chunk framing included, and chunk extensions and
+//! trailers are scanned as a stream of their own: they reach the origin too.
 
 use std::io;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::readbuf::ReadBuf;
-use crate::dlp::StreamScanner;
+use crate::dlp::{Scanner, StreamScanner};
 use crate::http::{BodyFraming, Chunked};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,22 +35,33 @@ pub(super) enum BodyError {
 
 /// DLP over a request body, with the size cap that keeps scanning bounded.
 pub(super) struct Scan<'a> {
-    pub scanner: StreamScanner<'a>,
-    pub seen: u64,
-    pub max: u64,
+    /// The body's payload (de-chunked).
+    payload: StreamScanner<'a>,
+    /// Chunk extensions and trailer fields.
+    meta: StreamScanner<'a>,
+    /// Bytes forwarded so far, framing included.
+    sent: u64,
+    max: u64,
 }
 
-impl Scan<'_> {
-    fn check(&mut self, data: &[u8]) -> Result<(), BodyError> {
-        self.seen += data.len() as u64;
-        if self.seen > self.max {
-            return Err(BodyError::TooLarge);
-        }
-        self.scanner.feed(data).map_or(Ok(()), |f| Err(BodyError::Dlp(f.rule)))
+fn verdict(found: Option<crate::dlp::Finding>) -> Result<(), BodyError> {
+    found.map_or(Ok(()), |f| Err(BodyError::Dlp(f.rule)))
+}
+
+impl<'a> Scan<'a> {
+    pub(super) fn new(scanner: &'a Scanner, max: u64) -> Self {
+        Self { payload: scanner.stream(), meta: scanner.stream(), sent: 0, max }
+    }
+
+    /// Counts `n` bytes about to be forwarded against the cap.
+    fn count(&mut self, n: usize) -> Result<(), BodyError> {
+        self.sent += n as u64;
+        if self.sent > self.max { Err(BodyError::TooLarge) } else { Ok(()) }
     }
 
     fn finish(&mut self) -> Result<(), BodyError> {
-        self.scanner.finish().map_or(Ok(()), |f| Err(BodyError::Dlp(f.rule)))
+        verdict(self.payload.finish())?;
+        verdict(self.meta.finish())
     }
 }
 
@@ -75,6 +88,7 @@ impl Relay<'_, '_> {
         };
         let mut chunked = Chunked::default();
         let mut decoded = Vec::new();
+        let mut meta = Vec::new();
         loop {
             if pre.is_empty() {
                 let n = tokio::time::timeout(self.idle, pre.fill(src)).await.map_err(|_| BodyError::Timeout)??;
@@ -89,6 +103,7 @@ impl Relay<'_, '_> {
             match self.framing {
                 BodyFraming::Length(_) => {
                     let take = usize::try_from(remaining).unwrap_or(usize::MAX).min(data.len());
+                    self.count(take)?;
                     self.check(&data[..take])?;
                     dst.write_all(&data[..take]).await?;
                     pre.consume(take);
@@ -98,25 +113,36 @@ impl Relay<'_, '_> {
                     }
                 }
                 BodyFraming::UntilClose => {
+                    self.count(data.len())?;
                     self.check(data)?;
                     dst.write_all(data).await?;
                     let n = data.len();
                     pre.consume(n);
                 }
                 BodyFraming::Chunked => {
-                    let mut verdict = Ok(());
+                    let mut payload_verdict = Ok(());
                     decoded.clear();
+                    meta.clear();
+                    let (dechunk, scan) = (self.dechunk, &mut self.scan);
                     let used = chunked
-                        .feed(data, |d| {
-                            if verdict.is_ok() {
-                                verdict = self.check(d);
-                            }
-                            if self.dechunk {
-                                decoded.extend_from_slice(d);
-                            }
-                        })
+                        .feed(
+                            data,
+                            |d| {
+                                if let (Some(s), Ok(())) = (scan.as_mut(), &payload_verdict) {
+                                    payload_verdict = verdict(s.payload.feed(d));
+                                }
+                                if dechunk {
+                                    decoded.extend_from_slice(d);
+                                }
+                            },
+                            |m| meta.extend_from_slice(m),
+                        )
                         .map_err(|_| BodyError::Framing)?;
-                    verdict?;
+                    payload_verdict?;
+                    if let Some(s) = self.scan.as_mut() {
+                        verdict(s.meta.feed(&meta))?;
+                    }
+                    self.count(used)?;
                     dst.write_all(if self.dechunk { &decoded } else { &data[..used] }).await?;
                     pre.consume(used);
                     if chunked.is_done() {
@@ -130,6 +156,10 @@ impl Relay<'_, '_> {
     }
 
     fn check(&mut self, data: &[u8]) -> Result<(), BodyError> {
-        self.scan.as_mut().map_or(Ok(()), |s| s.check(data))
+        self.scan.as_mut().map_or(Ok(()), |s| verdict(s.payload.feed(data)))
+    }
+
+    fn count(&mut self, n: usize) -> Result<(), BodyError> {
+        self.scan.as_mut().map_or(Ok(()), |s| s.count(n))
     }
 }

@@ -9,7 +9,7 @@ mod block;
 mod body;
 mod readbuf;
 mod session;
-mod sni;
+pub mod sni;
 mod tunnel;
 
 use std::net::SocketAddr;

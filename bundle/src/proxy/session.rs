@@ -232,7 +232,7 @@ impl Session {
                 self.client.write_all(CONTINUE).await?;
             }
             let bundle = self.bundle.clone();
-            let mut scan = Scan { scanner: bundle.dlp.stream(), seen: 0, max: max_body };
+            let mut scan = Scan::new(&bundle.dlp, max_body);
             let relay = Relay { framing: req.framing, idle: self.idle_timeout, dechunk: false, scan: Some(&mut scan) };
             if let Err(e) = relay.run(&mut self.inbuf, &mut self.client, &mut up.stream).await {
                 // The origin got a truncated request and the connection is dropped with `up`.

@@ -1,17 +1,23 @@
-//! Reads the server name out of a TLS ClientHello without terminating TLS.
+//! Reads the server name out of a TLS ClientHello without terminating TLS, and
+//! tells a TLS server's first record from anything else.
 //!
 //! A CONNECT tunnel to an allowed host could otherwise carry a TLS session
 //! whose SNI names another tenant of the same CDN (domain fronting). Only the
 //! common case of a ClientHello in one record is parsed; anything else is
 //! reported as malformed and the tunnel is cut, never let through unchecked.
+//! Public for the fuzz target (`fuzz/fuzz_targets/client_hello.rs`).
 
 /// Largest TLS record payload allowed (2^14 plus the expansion TLS 1.2 permits).
 const MAX_RECORD: usize = 16384 + 2048;
+/// A record's type, version and length.
+pub const RECORD_HEADER: usize = 5;
 /// Bytes needed to hold the largest ClientHello we will parse.
-pub(super) const MAX_HELLO_BYTES: usize = 5 + MAX_RECORD;
+pub const MAX_HELLO_BYTES: usize = RECORD_HEADER + MAX_RECORD;
+const HANDSHAKE: u8 = 0x16;
+const ALERT: u8 = 0x15;
 
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Hello<'a> {
+pub enum Hello<'a> {
     Incomplete,
     NotTls,
     Malformed,
@@ -19,23 +25,41 @@ pub(super) enum Hello<'a> {
     Parsed(Option<&'a str>),
 }
 
-pub(super) fn inspect(buf: &[u8]) -> Hello<'_> {
+/// Judges the start of a tunnel's client stream.
+pub fn inspect(buf: &[u8]) -> Hello<'_> {
     match buf {
         [] => Hello::Incomplete,
-        [t, ..] if *t != 0x16 => Hello::NotTls,
+        [t, ..] if *t != HANDSHAKE => Hello::NotTls,
         [_, major, ..] if *major != 3 => Hello::NotTls,
-        _ if buf.len() < 5 => Hello::Incomplete,
+        _ if buf.len() < RECORD_HEADER => Hello::Incomplete,
         _ => {
-            let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+            let len = payload_len(buf);
             if len == 0 || len > MAX_RECORD {
                 Hello::Malformed
-            } else if buf.len() < 5 + len {
+            } else if buf.len() < RECORD_HEADER + len {
                 Hello::Incomplete
             } else {
-                client_hello(&buf[5..5 + len]).map_or(Hello::Malformed, Hello::Parsed)
+                client_hello(&buf[RECORD_HEADER..RECORD_HEADER + len]).map_or(Hello::Malformed, Hello::Parsed)
             }
         }
     }
+}
+
+fn payload_len(buf: &[u8]) -> usize {
+    usize::from(u16::from_be_bytes([buf[3], buf[4]]))
+}
+
+/// The length of the record that starts `buf`, header included; `buf` must
+/// hold at least a record header (true once [`inspect`] parsed a hello).
+pub fn record_len(buf: &[u8]) -> usize {
+    RECORD_HEADER + payload_len(buf)
+}
+
+/// Whether `buf` (at least a record header) starts the way a TLS server's
+/// answer to a ClientHello does: a handshake record (ServerHello) or an
+/// alert, in a TLS 1.x record version. A plaintext service answers otherwise.
+pub fn is_server_record(buf: &[u8]) -> bool {
+    matches!(buf, [HANDSHAKE | ALERT, 3, 0..=4, _, _, ..]) && (1..=MAX_RECORD).contains(&payload_len(buf))
 }
 
 struct Cursor<'a>(&'a [u8]);
@@ -148,6 +172,25 @@ mod tests {
             assert_eq!(inspect(&h[..cut]), Hello::Incomplete, "cut at {cut}");
         }
         assert_eq!(inspect(&hello(&[])), Hello::Parsed(None));
+    }
+
+    #[test]
+    fn tells_a_tls_server_from_a_plaintext_one() {
+        assert!(is_server_record(&[0x16, 3, 3, 0, 122, 2]));
+        assert!(is_server_record(&[0x15, 3, 1, 0, 2]));
+        for other in [
+            &b"HTTP/1.1 400 Bad Request\r\n"[..],
+            b"SSH-2.0-OpenSSH",
+            b"220 smtp",
+            &[0x17, 3, 3, 0, 5],
+            &[0x16, 3, 3, 0, 0],
+        ] {
+            assert!(!is_server_record(other), "{other:?}");
+        }
+        let h = hello(&sni_ext("a.test"));
+        let mut buf = h.clone();
+        buf.extend(b"GET / HTTP/1.1");
+        assert_eq!(record_len(&buf), h.len());
     }
 
     #[test]

@@ -114,6 +114,12 @@ impl Harness {
         panic!("no block event with rule {rule}; have {:?}", self.blocks());
     }
 
+    /// Allows `localhost:PORT` as well. A bare name allows ports 443 and 80
+    /// only, and test origins listen on ports the kernel picks.
+    pub fn allow_port(&self, port: u16) {
+        self.bundle.policy.grant(&format!("test-origin-{port}"), "localhost", Some(port), None).unwrap();
+    }
+
     pub fn http_origin(&self) -> HttpOrigin {
         self.rt.block_on(HttpOrigin::start())
     }

@@ -17,7 +17,7 @@ use bottle_protocol::config::{
 use toml::Spanned;
 
 use super::network::Placement;
-use crate::spec::{SecretSource, Spec};
+use crate::spec::Spec;
 
 /// Where the files live inside the bundle.
 pub const DIR: &str = "/etc/bottle";
@@ -124,14 +124,14 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
 
     let mut table = BTreeMap::new();
     for s in &spec.secrets {
-        table.insert(s.name.clone(), read_secret(&s.from).with_context(|| format!("secret {:?}", s.name))?);
+        table.insert(s.name.clone(), s.from.read().with_context(|| format!("secret {:?}", s.name))?);
     }
     let mut apis = Vec::new();
     for a in &spec.apis {
         // The credential is a never-leave secret too: DLP then guards it on every path out.
         let credential = format!("api.{}", a.name);
-        let value = read_secret(&a.credential).with_context(|| format!("api {:?} credential", a.name))?;
-        table.insert(credential.clone(), value.trim().to_string());
+        let value = a.credential.read().with_context(|| format!("api {:?} credential", a.name))?;
+        table.insert(credential.clone(), value);
         let s = |v: String| Spanned::new(0..0, v);
         apis.push(ApiEntry {
             name: s(a.name.clone()),
@@ -159,7 +159,7 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
     let credentials_file = match &spec.git.credentials {
         None => None,
         Some(src) => {
-            let text = read_secret(src).context("git.credentials")?;
+            let text = src.read().context("git.credentials")?;
             // Never echo the parser's message: it quotes the offending text, which is a credential.
             let table: BTreeMap<String, String> = toml::from_str(&text).map_err(|_| {
                 anyhow::anyhow!("git.credentials: not a TOML table of alias = \"token\" strings (content not shown)")
@@ -229,24 +229,12 @@ pub fn api_env(spec: &Spec, config: &BundleConfig) -> Vec<(String, String)> {
     env
 }
 
-/// Reads a secret's value from the host; errors name the source, never the value.
-fn read_secret(src: &SecretSource) -> anyhow::Result<String> {
-    match src {
-        SecretSource::Env(var) => {
-            std::env::var(var).map_err(|_| anyhow::anyhow!("env var {var} is not set on the host"))
-        }
-        SecretSource::File(path) => {
-            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {}", path.display(), e.kind()))
-        }
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::spec::{GitSpec, RepoSpec, Secret};
+    use crate::spec::{GitSpec, RepoSpec, Secret, SecretSource};
 
     pub(crate) fn spec(name: &str) -> Spec {
         Spec {
@@ -300,6 +288,38 @@ pub(crate) mod tests {
         assert!(String::from_utf8(by_path(SECRETS_PATH)).unwrap().contains("API = \"hunter2-value\""));
         assert!(String::from_utf8(by_path(GIT_CREDENTIALS_PATH)).unwrap().contains("ghp_secret"));
         assert!(!format!("{r:?}").contains("hunter2"), "Debug never shows file contents");
+    }
+
+    /// `echo value > file` ends the file in a newline. The rendered secret must
+    /// not, or the bundle's pattern ends in `\n` and the raw value in a query
+    /// string passes. Checked through the bundle's own loader and scanner.
+    #[test]
+    fn a_newline_terminated_secret_file_matches_the_raw_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s");
+        std::fs::write(&file, "hunter2-from-echo\r\n").unwrap();
+        let mut s = spec("b");
+        s.secrets = vec![Secret { name: "API".into(), from: SecretSource::File(file) }];
+        let r = render(&s, &placement(), &SidecarOptions::default(), "tok").unwrap();
+        let rendered = &r.files.iter().find(|f| f.path == SECRETS_PATH).unwrap().contents;
+        assert_eq!(String::from_utf8_lossy(rendered), "API = \"hunter2-from-echo\"\n");
+        let secrets = dir.path().join("secrets.toml");
+        std::fs::write(&secrets, rendered).unwrap();
+        let cfg = DlpConfig { secrets_file: Some(secrets), disable_builtin_patterns: true };
+        let scanner = bottle_bundle::dlp::Scanner::from_config(&cfg).unwrap();
+        let hit = scanner.scan(b"GET http://a.test/?token=hunter2-from-echo&x=1 HTTP/1.1\r\n\r\n");
+        assert_eq!(hit.map(|f| f.rule).as_deref(), Some("dlp:secret:API"));
+    }
+
+    #[test]
+    fn an_empty_secret_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("empty");
+        std::fs::write(&file, "\n").unwrap();
+        let mut s = spec("b");
+        s.secrets = vec![Secret { name: "API".into(), from: SecretSource::File(file.clone()) }];
+        let e = format!("{:#}", render(&s, &placement(), &SidecarOptions::default(), "t").unwrap_err());
+        assert!(e.contains("\"API\"") && e.contains(&file.display().to_string()) && e.contains("empty"), "{e}");
     }
 
     #[test]

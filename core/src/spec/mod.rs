@@ -130,15 +130,30 @@ pub enum SecretSource {
 }
 
 impl SecretSource {
-    /// Reads the value now. The error names the source, never the value.
+    /// Reads the value now: the one reader for never-leave secrets and git
+    /// credentials, on every backend. A file's trailing line break is not part
+    /// of the value (`echo secret > file` writes one, and a value ending in
+    /// `\n` would never match what the agent sends). The error names the
+    /// source, never the value.
     pub fn read(&self) -> anyhow::Result<String> {
-        match self {
+        let value = match self {
             SecretSource::Env(var) => {
-                std::env::var(var).map_err(|e| anyhow::anyhow!("reading secret from environment variable {var}: {e}"))
+                std::env::var(var).map_err(|_| anyhow::anyhow!("env var {var} is not set on the host"))?
             }
-            SecretSource::File(path) => std::fs::read_to_string(path)
-                .map(|v| v.trim_end_matches(['\r', '\n']).to_string())
-                .map_err(|e| anyhow::anyhow!("reading secret from file {}: {e}", path.display())),
+            SecretSource::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {}", path.display(), e.kind()))?;
+                text.trim_end_matches(['\r', '\n']).to_string()
+            }
+        };
+        anyhow::ensure!(!value.is_empty(), "{} holds an empty value", self.describe());
+        Ok(value)
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            SecretSource::Env(var) => format!("env var {var}"),
+            SecretSource::File(path) => path.display().to_string(),
         }
     }
 }

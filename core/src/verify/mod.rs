@@ -102,7 +102,8 @@ fn plant(spec: &mut Spec) -> anyhow::Result<Planted> {
     let (dlp, unseen) = (value("dlp"), value("unseen"));
     for (name, v) in [("BOTTLE_VERIFY_DLP", &dlp), ("BOTTLE_VERIFY_UNSEEN", &unseen)] {
         let path: PathBuf = dir.path().join(name);
-        std::fs::write(&path, v)?;
+        // With a trailing newline, as `echo` writes it: the suite must see such a file match.
+        std::fs::write(&path, format!("{v}\n"))?;
         spec.secrets.push(Secret { name: name.into(), from: SecretSource::File(path) });
     }
     let credentials = dir.path().join("git-credentials.toml");

@@ -3,10 +3,21 @@
 //! `*.example.com` matches every name under `example.com` at any depth, but
 //! NOT `example.com` itself: allowing a parent is a separate decision, so list
 //! both when both are meant. A bare IP is a one-address CIDR.
+//!
+//! A name entry without a port allows the web ports only ([`WEB_PORTS`]):
+//! allowing a name is a decision about its HTTP(S) service, and every other
+//! port of that host (ssh, a database, a debug listener) would otherwise be a
+//! raw TCP channel nobody meant to open. Other ports are named one by one. A
+//! deny entry without a port denies every port, and a CIDR entry without a
+//! port covers every port of that network (an address range is written by
+//! someone who means the network, and names are what an agent can steer).
 
 use ipnet::IpNet;
 
 use super::host::{Host, canonical};
+
+/// The ports a name allow entry without `:port` covers.
+pub const WEB_PORTS: [u16; 2] = [443, 80];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pattern {
@@ -62,10 +73,22 @@ impl Entry {
         Ok(e)
     }
 
-    pub fn matches(&self, host: &Host, port: u16) -> bool {
-        if self.port.is_some_and(|p| p != port) {
-            return false;
-        }
+    /// As an allow entry: a name without a port covers [`WEB_PORTS`] only.
+    pub fn allows(&self, host: &Host, port: u16) -> bool {
+        let port_ok = match (self.port, &self.pattern) {
+            (Some(p), _) => p == port,
+            (None, Pattern::Net(_)) => true,
+            (None, _) => WEB_PORTS.contains(&port),
+        };
+        port_ok && self.covers(host)
+    }
+
+    /// As a deny entry: without a port it covers every port.
+    pub fn denies(&self, host: &Host, port: u16) -> bool {
+        self.port.is_none_or(|p| p == port) && self.covers(host)
+    }
+
+    fn covers(&self, host: &Host) -> bool {
         match (&self.pattern, host) {
             (Pattern::Exact(n), Host::Name(h)) => n == h,
             (Pattern::Suffix(s), Host::Name(h)) => h.len() > s.len() && h.ends_with(s.as_str()),
@@ -110,7 +133,29 @@ mod tests {
     use super::*;
 
     fn m(entry: &str, host: &str, port: u16) -> bool {
-        Entry::parse(entry).unwrap().matches(&Host::parse(host).unwrap(), port)
+        Entry::parse(entry).unwrap().allows(&Host::parse(host).unwrap(), port)
+    }
+
+    fn d(entry: &str, host: &str, port: u16) -> bool {
+        Entry::parse(entry).unwrap().denies(&Host::parse(host).unwrap(), port)
+    }
+
+    #[test]
+    fn a_bare_name_allows_the_web_ports_only_and_denies_every_port() {
+        for entry in ["example.com", "*.example.com"] {
+            let host = if entry.starts_with('*') { "a.example.com" } else { "example.com" };
+            assert!(m(entry, host, 443) && m(entry, host, 80), "{entry}");
+            for port in [22, 25, 5432, 8080, 8443, 9418] {
+                assert!(!m(entry, host, port), "{entry} allowed port {port}");
+                assert!(d(entry, host, port), "{entry} did not deny port {port}");
+            }
+        }
+        assert!(m("example.com:8443", "example.com", 8443));
+        assert!(!m("example.com:8443", "example.com", 443), "a named port is the only one");
+        assert!(!d("example.com:22", "example.com", 443));
+        assert!(m("10.0.0.0/8", "10.0.0.1", 5432), "a CIDR covers its network's every port");
+        let grant = Entry::with_port("example.com", None).unwrap();
+        assert!(!grant.allows(&Host::parse("example.com").unwrap(), 22), "a grant without a port is a bare entry");
     }
 
     #[test]
@@ -128,6 +173,7 @@ mod tests {
         assert!(m("[2001:db8::/32]:443", "2001:db8::1", 443));
         assert!(m("2001:db8::/32", "2001:db8::1", 1));
         assert!(m("127.0.0.1", "127.0.0.1", 1));
+        assert!(d("127.0.0.1", "127.0.0.1", 1));
         assert!(!m("10.0.0.0/8", "ten.example", 80), "CIDRs never match names");
     }
 

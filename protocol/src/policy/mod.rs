@@ -7,5 +7,5 @@
 mod entry;
 mod host;
 
-pub use entry::Entry;
+pub use entry::{Entry, WEB_PORTS};
 pub use host::{Host, MAX_NAME_LEN, canonical};

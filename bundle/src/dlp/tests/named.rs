@@ -143,3 +143,91 @@ fn secrets_work_with_builtins_disabled() {
     assert_eq!(rule(&s, format!("AKIA{}", "IOSFODNN7EXAMPLE").as_bytes()), None);
     assert_eq!(stream_rule(&s, hex(SECRET.as_bytes(), true).as_bytes(), 3).as_deref(), Some("dlp:secret:DB_PASSWORD"));
 }
+
+/// The four spellings that passed the fixed list of encoded forms (issue 11):
+/// each is undone by the normalised view.
+mod bypasses {
+    use super::*;
+
+    /// Wraps `text` at `width` columns with `eol`, as GNU `base64` (76, `\n`),
+    /// PEM (64) and MIME (76, `\r\n`) do.
+    fn wrap(text: &str, width: usize, eol: &str) -> String {
+        text.as_bytes().chunks(width).map(|l| String::from_utf8_lossy(l).into_owned()).collect::<Vec<_>>().join(eol)
+    }
+
+    fn found(s: &Scanner, text: &str) -> bool {
+        let want = Some("dlp:secret:DB_PASSWORD");
+        rule(s, text.as_bytes()).as_deref() == want && stream_rule(s, text.as_bytes(), 7).as_deref() == want
+    }
+
+    #[test]
+    fn one_percent_escaped_character_in_a_raw_secret() {
+        let (s, _f) = scanner();
+        for form in ["Tr0%75b4dor&3 horse/stäple", "Tr0ub4dor&3 horse%2fstäple", "Tr0ub4dor&3 horse/st%C3%a4ple"] {
+            let text = format!("GET /login?user=me&p={form}&x=1 HTTP/1.1\r\nHost: a.test\r\n\r\n");
+            assert!(found(&s, &text), "{text}");
+        }
+    }
+
+    #[test]
+    fn hex_in_mixed_case() {
+        let (s, _f) = scanner();
+        let mixed: String = SECRET
+            .bytes()
+            .enumerate()
+            .map(|(i, b)| if i % 2 == 0 { format!("{b:02X}") } else { format!("{b:02x}") })
+            .collect();
+        assert!(mixed.bytes().any(|b| b.is_ascii_uppercase()) && mixed.bytes().any(|b| b.is_ascii_lowercase()));
+        assert!(found(&s, &format!("data={mixed}")), "{mixed}");
+        // `xxd -p` wraps hex at 60 columns.
+        assert!(found(&s, &format!("dump:\n{}\n", wrap(&format!("00ff{mixed}00"), 60, "\n"))));
+    }
+
+    #[test]
+    fn base64_wrapped_at_a_line_length() {
+        let (s, _f) = scanner();
+        // Every offset of the secret in the blob, so every line break position inside it is tried.
+        for pad in 0..80 {
+            let blob = STANDARD.encode(format!("{}{SECRET}tail", "x".repeat(pad)));
+            for (width, eol) in [(76, "\n"), (64, "\n"), (76, "\r\n"), (20, "\n  ")] {
+                let text = format!("-----BEGIN DATA-----\n{}\n-----END DATA-----\n", wrap(&blob, width, eol));
+                assert!(found(&s, &text), "pad {pad}, width {width}: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_json_unicode_escape() {
+        let (s, _f) = scanner();
+        for form in [r"\u0054r0ub4dor&3 horse/st\u00e4ple", r"Tr0ub4dor\u00263\u0020horse\/st\u00E4ple"] {
+            let body = format!(r#"{{"user":"me","password":"{form}"}}"#);
+            assert!(found(&s, &body), "{body}");
+        }
+        // Base64 inside JSON with escaped line breaks (`"MIIB...\nABCD..."`).
+        let blob = wrap(&STANDARD.encode(format!("key:{SECRET}")), 8, "\\n");
+        assert!(found(&s, &format!(r#"{{"cert":"{blob}"}}"#)), "{blob}");
+    }
+
+    /// An escape character put just before a form would eat its first
+    /// characters in the normalised view; the bytes as sent still hold it.
+    #[test]
+    fn an_escape_character_just_before_a_form_does_not_hide_it() {
+        let (s, _f) = scanner();
+        let hexed = hex(SECRET.as_bytes(), false);
+        for text in [format!("x=%{hexed}"), format!(r"x=\u{hexed}"), format!("x=%{}", STANDARD.encode(SECRET))] {
+            assert!(found(&s, &text), "{text}");
+        }
+    }
+
+    #[test]
+    fn near_misses_of_the_normalised_forms_pass() {
+        let (s, _f) = scanner();
+        let wrong_letter = "Tr0%76b4dor&3 horse/stäple";
+        let broken_escape = r"\u005Xr0ub4dor&3 horse/stäple";
+        let double_encoded = "Tr0%2575b4dor&3 horse/stäple";
+        for text in [wrong_letter, broken_escape, double_encoded] {
+            assert_eq!(rule(&s, text.as_bytes()), None, "{text}");
+            assert_eq!(stream_rule(&s, text.as_bytes(), 3), None, "{text}");
+        }
+    }
+}

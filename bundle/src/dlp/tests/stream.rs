@@ -81,9 +81,10 @@ fn memory_between_chunks_stays_bounded() {
     let chunk = "eyJ".repeat(20_000);
     for _ in 0..20 {
         assert_eq!(st.feed(chunk.as_bytes()), None);
-        let (tail, pending) = st.held();
+        let (tail, pending, named) = st.held();
         assert!(tail <= s.tail_len, "tail {tail}");
         assert!(pending <= s.tail_len, "pending {pending}");
+        assert!(named <= s.named_boundary + 12, "named view {named}");
     }
     assert_eq!(st.finish(), None);
 }

@@ -1,0 +1,258 @@
+//! The normalised view that named secrets are matched in. Instead of listing
+//! every spelling an encoder might produce, the text goes through one layer of
+//! decoding, so a secret matches however its characters were escaped, one by
+//! one or all at once:
+//!
+//! - `%XY` (either hex case) becomes the byte it encodes;
+//! - JSON string escapes (`\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t`,
+//!   `\uXXXX`, surrogate pairs included) become the characters they encode;
+//! - line breaks are dropped: a written LF (with a CR right before it), an
+//!   escaped CR or LF (`%0A`, `\n`, `\u000d`), and the spaces and tabs that
+//!   indent the line after a written LF, so base64 or hex wrapped at any line
+//!   length (GNU `base64` wraps at 76, PEM at 64, `xxd -p` at 60) reads as
+//!   one run. A written CR alone stays.
+//!
+//! Decoded output is not decoded again (`%255C` gives `%5C`, not `\`), and an
+//! escape that is not well formed passes through as written. Hex case is
+//! folded by the literal finder rather than here, because base64 is
+//! case-sensitive. One SIMD pass (memchr) finds the `%`, `\` and LF bytes
+//! and the runs between them are copied whole, so plain text costs little
+//! more than a copy.
+
+/// Longest escape held back at a chunk end: `\uD83D\uDE00`.
+const MAX_ESCAPE: usize = 12;
+
+/// Streaming normaliser: raw chunks in, normalised bytes appended to `out`.
+#[derive(Debug, Default)]
+pub(super) struct Normaliser {
+    /// The start of an escape, or a CR, cut by the chunk end; shorter than `MAX_ESCAPE`.
+    held: Vec<u8>,
+    /// The last byte was a written line break: indentation that follows is dropped.
+    after_break: bool,
+}
+
+impl Normaliser {
+    /// The normalised form of a whole buffer (a request head, a secret).
+    pub fn whole(data: &[u8]) -> Vec<u8> {
+        let mut n = Normaliser::default();
+        let mut out = Vec::with_capacity(data.len());
+        n.feed(data, &mut out);
+        n.finish(&mut out);
+        out
+    }
+
+    /// Appends the normalised form of `chunk` to `out`, holding back an escape cut at its end.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        if self.held.is_empty() {
+            self.run(chunk, false, out);
+        } else {
+            let mut joined = std::mem::take(&mut self.held);
+            joined.extend_from_slice(chunk);
+            self.run(&joined, false, out);
+        }
+    }
+
+    /// Ends the input: a held escape was not one after all.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let held = std::mem::take(&mut self.held);
+        self.run(&held, true, out);
+        self.after_break = false;
+    }
+
+    /// Bytes held between chunks, for the memory-bound test.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    fn run(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
+        // `data[..at]` is emitted or consumed.
+        let mut at = 0;
+        if self.after_break {
+            at = indent_end(data, 0);
+            if at == data.len() {
+                return;
+            }
+            self.after_break = false;
+        }
+        // One SIMD pass finds every special byte; the runs between them are copied whole.
+        for p in memchr::memchr3_iter(b'%', b'\\', b'\n', data) {
+            if p < at {
+                continue;
+            }
+            out.extend_from_slice(&data[at..p]);
+            let cr_before = p > at && data[p - 1] == b'\r';
+            let Some(used) = self.special(&data[p..], cr_before, last, out) else {
+                self.held.extend_from_slice(&data[p..]);
+                return;
+            };
+            at = p + used;
+            if self.after_break {
+                at = indent_end(data, at);
+                if at == data.len() {
+                    return;
+                }
+                self.after_break = false;
+            }
+        }
+        match data[at..].split_last() {
+            // A CR at the end may be the first half of a CRLF.
+            Some((b'\r', before)) if !last => {
+                out.extend_from_slice(before);
+                self.held.push(b'\r');
+            }
+            _ => out.extend_from_slice(&data[at..]),
+        }
+    }
+
+    /// Decodes the `%`, `\` or `\n` that starts `rest` into `out` and returns
+    /// the bytes it used, or `None` if `rest` ends before that is known (never
+    /// when `last`). `cr_before`: the last byte put in `out` is a written CR
+    /// right before this byte.
+    fn special(&mut self, rest: &[u8], cr_before: bool, last: bool, out: &mut Vec<u8>) -> Option<usize> {
+        match rest[0] {
+            b'\n' => {
+                if cr_before {
+                    out.pop();
+                }
+                self.after_break = true;
+                Some(1)
+            }
+            b'%' if rest.len() < 3 && !last => None,
+            b'%' => match (rest.get(1).copied().and_then(hex), rest.get(2).copied().and_then(hex)) {
+                (Some(h), Some(l)) => {
+                    push_decoded(out, h << 4 | l);
+                    Some(3)
+                }
+                _ => {
+                    out.push(b'%');
+                    Some(1)
+                }
+            },
+            _ if rest.len() < 2 && !last => None,
+            _ => {
+                let simple = match rest.get(1) {
+                    Some(b'"') => '"',
+                    Some(b'\\') => '\\',
+                    Some(b'/') => '/',
+                    Some(b'b') => '\u{8}',
+                    Some(b'f') => '\u{c}',
+                    Some(b'n') => '\n',
+                    Some(b'r') => '\r',
+                    Some(b't') => '\t',
+                    Some(b'u') => return unicode(rest, last, out),
+                    _ => {
+                        out.push(b'\\');
+                        return Some(1);
+                    }
+                };
+                push_char(out, simple);
+                Some(2)
+            }
+        }
+    }
+}
+
+/// `\uXXXX`, or a surrogate pair `\uD8XX\uDCXX`, at the start of `rest`.
+fn unicode(rest: &[u8], last: bool, out: &mut Vec<u8>) -> Option<usize> {
+    let unit = |at: usize| -> Option<u32> {
+        let digits = rest.get(at..at + 4)?;
+        digits.iter().try_fold(0u32, |acc, &b| Some(acc << 4 | u32::from(hex(b)?)))
+    };
+    if rest.len() < 6 && !last {
+        return None;
+    }
+    let Some(first) = unit(2) else {
+        out.push(b'\\');
+        return Some(1);
+    };
+    let mut used = 6;
+    let mut code = first;
+    if (0xD800..=0xDBFF).contains(&first) {
+        if rest.len() < MAX_ESCAPE && !last {
+            return None;
+        }
+        if let (Some(b"\\u"), Some(low @ 0xDC00..=0xDFFF)) = (rest.get(6..8), unit(8)) {
+            code = 0x10000 + ((first - 0xD800) << 10) + (low - 0xDC00);
+            used = MAX_ESCAPE;
+        }
+    }
+    match char::from_u32(code) {
+        Some(c) => push_char(out, c),
+        // A lone surrogate encodes no character: keep the escape as written.
+        None => out.extend_from_slice(&rest[..6]),
+    }
+    Some(used)
+}
+
+/// A decoded byte; line breaks are dropped like written ones.
+fn push_decoded(out: &mut Vec<u8>, byte: u8) {
+    if byte != b'\n' && byte != b'\r' {
+        out.push(byte);
+    }
+}
+
+/// Where the indentation (spaces and tabs) starting at `from` ends.
+fn indent_end(data: &[u8], from: usize) -> usize {
+    data[from..].iter().position(|&b| b != b' ' && b != b'\t').map_or(data.len(), |n| from + n)
+}
+
+fn push_char(out: &mut Vec<u8>, c: char) {
+    if c != '\n' && c != '\r' {
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Normaliser;
+
+    const CASES: &[(&str, &str)] = &[
+        ("a%41b%2fc%2F", "aAb/c/"),
+        ("100% sure, %zz, %4", "100% sure, %zz, %4"),
+        (r#"q\"u\\o\/t\te"#, "q\"u\\o/t\te"),
+        (r"\u0041\u00e9\u00E9", "A\u{e9}\u{e9}"),
+        (r"\ud83d\ude00!", "\u{1f600}!"),
+        (r"\ud800x\udc00", r"\ud800x\udc00"),
+        (r"\u12 \q \", r"\u12 \q \"),
+        ("QUJD\nREVG\r\n  R0hJ\n\tSktM", "QUJDREVGR0hJSktM"),
+        ("a\rb\r", "a\rb\r"),
+        (r"line%0Aone%0d\ntwo\r\u000a", "lineonetwo"),
+        ("%255C%2541", "%5C%41"),
+        ("caf\u{e9} \u{1f600}", "caf\u{e9} \u{1f600}"),
+    ];
+
+    #[test]
+    fn decodes_one_layer_and_drops_line_breaks() {
+        for (raw, want) in CASES {
+            assert_eq!(String::from_utf8_lossy(&Normaliser::whole(raw.as_bytes())), *want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn any_split_gives_the_same_view() {
+        for (raw, want) in CASES {
+            let raw = raw.as_bytes();
+            for cut in 0..=raw.len() {
+                for cut2 in cut..=raw.len() {
+                    let (mut n, mut out) = (Normaliser::default(), Vec::new());
+                    n.feed(&raw[..cut], &mut out);
+                    n.feed(&raw[cut..cut2], &mut out);
+                    n.feed(&raw[cut2..], &mut out);
+                    assert!(n.held() < super::MAX_ESCAPE);
+                    n.finish(&mut out);
+                    assert_eq!(String::from_utf8_lossy(&out), *want, "{raw:?} cut at {cut}, {cut2}");
+                }
+            }
+        }
+    }
+}
