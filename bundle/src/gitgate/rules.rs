@@ -89,7 +89,7 @@ pub fn check_ref_format(name: &str) -> Result<(), &'static str> {
     if name.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err("it holds a control character");
     }
-    if name.contains(|c| matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')) {
+    if name.contains([' ', '~', '^', ':', '?', '*', '[', '\\']) {
         return Err("it holds a space or one of ~ ^ : ? * [ \\");
     }
     if name.contains("..") || name.contains("@{") || name == "@" {

@@ -175,7 +175,7 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
             allow_cidrs: spanned(&options.canary_cidrs),
         },
         limits: Default::default(),
-        git: GitConfig { credentials_file, ca_file: None, repos },
+        git: GitConfig { credentials_file, ca_file: None, spool_max_bytes: None, spool_deadline_secs: None, repos },
         supervise: Default::default(),
     };
     files.insert(0, BundleFile { path: CONFIG_PATH, contents: config.to_toml().into_bytes() });
