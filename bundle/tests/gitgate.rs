@@ -20,6 +20,14 @@ fn setup(extra: &str) -> (World, Upstream, Gate) {
     (world, up, gate)
 }
 
+/// Like [`setup`] with [`RULES`], and extra keys for the gate's `[git]` table.
+fn setup_with(git: &str) -> (World, Upstream, Gate) {
+    let world = World::new(&["r"]);
+    let up = Upstream::start(&world.root());
+    let gate = Gate::try_start_with(git, &repo_table("r", &up.url("r"), RULES), &credentials(&["r"])).unwrap();
+    (world, up, gate)
+}
+
 const RULES: &str = "push = [\"agent/*\", \"main\"]\nprotected = [\"main\"]";
 
 fn clone(world: &World, gate: &Gate, alias: &str, dir: &str) -> std::path::PathBuf {
@@ -335,11 +343,7 @@ fn https_upstream_is_verified_against_the_configured_ca() {
 /// nothing reaches the upstream.
 #[test]
 fn a_push_larger_than_the_spool_limit_is_refused() {
-    let world = World::new(&["r"]);
-    let up = Upstream::start(&world.root());
-    let gate =
-        Gate::try_start_with("spool_max_bytes = 200000", &repo_table("r", &up.url("r"), RULES), &credentials(&["r"]))
-            .unwrap();
+    let (world, _up, gate) = setup_with("spool_max_bytes = 200000");
     let work = clone(&world, &gate, "r", "work");
     world.ok(&work, &["checkout", "-q", "-b", "agent/big"]);
     world.commit(&work, "one");
@@ -358,11 +362,7 @@ fn a_push_larger_than_the_spool_limit_is_refused() {
 #[test]
 fn an_endless_push_is_refused_at_the_spool_deadline() {
     use std::io::{Read, Write};
-    let world = World::new(&["r"]);
-    let up = Upstream::start(&world.root());
-    let gate =
-        Gate::try_start_with("spool_deadline_secs = 2", &repo_table("r", &up.url("r"), RULES), &credentials(&["r"]))
-            .unwrap();
+    let (_world, _up, gate) = setup_with("spool_deadline_secs = 2");
     let (old, new) = ("1".repeat(40), "2".repeat(40));
     let line = format!("{old} {new} refs/heads/agent/x\0report-status\n");
     let cmds = format!("{:04x}{line}0000PACK", line.len() + 4);

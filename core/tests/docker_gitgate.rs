@@ -12,7 +12,7 @@ use bottle_core::backend::BottleBackend;
 use bottle_core::docker::{DockerBackend, DockerOptions};
 use bottle_core::sidecar::{SidecarOptions, labels};
 use bottle_core::spec::{GitSpec, RepoSpec, SecretSource};
-use support::{Print, unique};
+use support::{Print, docker, unique};
 
 const CANARY_LABEL: &str = "dev.bottle.test-canary";
 const CREDENTIAL: &str = "x-access-token:h11-upstream-token";
@@ -26,19 +26,11 @@ impl Drop for Cleanup {
     }
 }
 
-fn docker(args: &[&str]) -> String {
-    let out = std::process::Command::new("docker").args(args).output().unwrap();
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// A git smart-HTTP upstream (`upstream.py` over `git http-backend`) on an internal network
 /// of its own, holding `repo.git` with one commit on `main`. Returns (network, ip).
 async fn upstream(b: &DockerBackend, name: &str) -> (String, String) {
     let image = bottle_core::images::ensure_agent_image(b.docker(), &Print("upstream")).await.unwrap();
-    let network = format!("bottle-0canary-{name}");
     let label = format!("{CANARY_LABEL}={name}");
-    docker(&["network", "create", "--internal", "--label", &label, &network]);
     let support = concat!(env!("CARGO_MANIFEST_DIR"), "/../bundle/tests/gitgate_support");
     let script = format!(
         "set -e; git init -q --bare -b main /tmp/srv/repo.git; d=$(mktemp -d); git -C $d init -q -b main; \
@@ -46,24 +38,8 @@ async fn upstream(b: &DockerBackend, name: &str) -> (String, String) {
          git -C $d push -q /tmp/srv/repo.git main; \
          exec python3 /up/upstream.py --host 0.0.0.0 --port 80 --root /tmp/srv --credential {CREDENTIAL}"
     );
-    let container = format!("{network}-origin");
-    docker(&[
-        "run",
-        "-d",
-        "--label",
-        &label,
-        "--name",
-        &container,
-        "--network",
-        &network,
-        "-v",
-        &format!("{support}:/up:ro"),
-        &image,
-        "sh",
-        "-c",
-        &script,
-    ]);
-    let ip = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &container]);
+    let mount = format!("{support}:/up:ro");
+    let (network, _, ip) = support::canary_container(name, &label, &image, &["-v", &mount], &["sh", "-c", &script]);
     (network, ip)
 }
 
