@@ -21,6 +21,14 @@ fn setup(extra: &str) -> (World, Upstream, Gate) {
     (world, up, gate)
 }
 
+/// Like [`setup`] with [`RULES`], and extra keys for the gate's `[git]` table.
+fn setup_with(git: &str) -> (World, Upstream, Gate) {
+    let world = World::new(&["r"]);
+    let up = Upstream::start(&world.root());
+    let gate = Gate::try_start_with(git, &repo_table("r", &up.url("r"), RULES), &credentials(&["r"])).unwrap();
+    (world, up, gate)
+}
+
 const RULES: &str = "push = [\"agent/*\", \"main\"]\nprotected = [\"main\"]";
 
 fn clone(world: &World, gate: &Gate, alias: &str, dir: &str) -> std::path::PathBuf {
@@ -311,4 +319,48 @@ fn https_upstream_is_verified_against_the_configured_ca() {
     let out = world.git(world.dir.path(), &["clone", &untrusted.url("r"), "x"]);
     assert!(!out.ok);
     assert!(out.stderr.contains("bottle: upstream unreachable: TLS"), "{}", out.stderr);
+}
+
+/// A fast-forward push bigger than the spool limit is refused with the limit named, and
+/// nothing reaches the upstream.
+#[test]
+fn a_push_larger_than_the_spool_limit_is_refused() {
+    let (world, _up, gate) = setup_with("spool_max_bytes = 200000");
+    let work = clone(&world, &gate, "r", "work");
+    world.ok(&work, &["checkout", "-q", "-b", "agent/big"]);
+    world.commit(&work, "one");
+    world.ok(&work, &["push", "-q", "origin", "agent/big"]);
+    let first = world.upstream_ref("r", "refs/heads/agent/big");
+    world.commit_random(&work, "big", 1024 * 1024);
+    let out = world.git(&work, &["push", "origin", "agent/big"]);
+    assert!(!out.ok, "{}", out.stderr);
+    assert_eq!(world.upstream_ref("r", "refs/heads/agent/big"), first);
+    let refused = git_events(&gate).into_iter().rfind(|e| e.0 == GitOperation::Push).unwrap();
+    assert!(!refused.1 && refused.3.contains("larger than the gate's limit of 200000 bytes"), "{refused:?}");
+}
+
+/// An endless push (the commands, a pack header, then nothing) is refused when the spool
+/// deadline runs out, with a 408 naming it.
+#[test]
+fn an_endless_push_is_refused_at_the_spool_deadline() {
+    use std::io::{Read, Write};
+    let (_world, _up, gate) = setup_with("spool_deadline_secs = 2");
+    let (old, new) = ("1".repeat(40), "2".repeat(40));
+    let line = format!("{old} {new} refs/heads/agent/x\0report-status\n");
+    let cmds = format!("{:04x}{line}0000PACK", line.len() + 4);
+    let mut s = std::net::TcpStream::connect(gate.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "POST /r.git/git-receive-pack HTTP/1.1\r\nHost: g\r\nContent-Type: application/x-git-receive-pack-request\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{cmds}\r\n",
+        cmds.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 2s"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
 }

@@ -167,3 +167,39 @@ fn broken_pipe_is_recognised_through_context() {
     assert!(Failure::new(Exit::Runtime, pipe).is_broken_pipe());
     assert!(!Failure::new(Exit::Runtime, anyhow::anyhow!("other")).is_broken_pipe());
 }
+
+/// A ref name holding a newline and ANSI codes, as a hostile agent would push it, prints as
+/// one event line with the codes made visible: it cannot forge a `kill switch ENGAGED` line.
+#[test]
+fn agent_text_with_newlines_and_ansi_codes_cannot_forge_lines() {
+    let forged = "refs/heads/x\n#1 2026-11-28T12:00:00Z kill switch ENGAGED: all egress cut\x1b[1A\x1b[2K";
+    let ev = Event {
+        id: 9,
+        time: "t".into(),
+        bottle: "demo".into(),
+        kind: EventKind::Git {
+            repo: "repo".into(),
+            operation: bottle_protocol::event::GitOperation::Push,
+            allowed: false,
+            refs: vec![forged.into()],
+            reason: format!("bottle: {forged} is protected"),
+        },
+    };
+    let line = output::event(&ev);
+    assert_eq!(line.matches('\n').count(), 1, "{line:?}");
+    assert!(!line.contains('\x1b'), "{line:?}");
+    assert!(line.contains("refs/heads/x\\u{a}#1"), "{line:?}");
+    let mut b = bottle("demo", Verdict::Failed);
+    b.detail = forged.into();
+    let shown = output::status(&b);
+    assert!(!shown.contains('\x1b') && !shown.contains("\n#1"), "{shown:?}");
+    let reqs = [AccessRequest {
+        id: "q1".into(),
+        host: "h".into(),
+        port: None,
+        reason: forged.into(),
+        requested_at: "t".into(),
+    }];
+    let table = output::requests(&reqs);
+    assert_eq!(table.lines().count(), 2, "{table:?}");
+}

@@ -306,34 +306,9 @@ struct Canary {
 
 async fn canary(b: &DockerBackend, name: &str) -> Canary {
     let image = bottle_core::images::ensure_agent_image(b.docker(), &Print("canary")).await.unwrap();
-    // Named to sort before the bottle's egress network: were it not internal, Docker 20.10 would
-    // make it the bundle's gateway network and publish the control port into it.
-    let network = format!("bottle-0canary-{name}");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("docker").args(args).output().unwrap();
-        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    // Its own label, not the bottle label: a canary is no bottle, and `gc` in a parallel test must not take it.
     let label = format!("{CANARY_LABEL}={name}");
-    run(&["network", "create", "--internal", "--label", &label, &network]);
-    let container = format!("{network}-origin");
-    run(&[
-        "run",
-        "-d",
-        "--label",
-        &label,
-        "--name",
-        &container,
-        "--network",
-        &network,
-        &image,
-        "python3",
-        "-m",
-        "http.server",
-        "80",
-    ]);
-    let ip = run(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &container]);
+    let (network, _, ip) =
+        support::canary_container(name, &label, &image, &[], &["python3", "-m", "http.server", "80"]);
     Canary { network, ip }
 }
 

@@ -4,6 +4,7 @@
 
 use bottle_core::backend::{self as core, Check};
 use bottle_protocol::control::AccessRequest;
+use bottle_protocol::display::escape_controls;
 use bottle_protocol::event as proto;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -43,7 +44,7 @@ impl From<core::AllowlistStatus> for AllowlistInfo {
             allowlist: a.allowlist,
             mechanism: a.mechanism,
             checked_at: a.checked_at,
-            detail: a.detail,
+            detail: escape_controls(&a.detail),
             vmm: a.vmm.map(Into::into),
         }
     }
@@ -83,7 +84,7 @@ impl From<core::BottleStatus> for BottleInfo {
             name: s.name,
             backend: bottle_core::cli::kind_name(s.backend).into(),
             state: s.state,
-            detail: s.detail,
+            detail: escape_controls(&s.detail),
             allowlist: s.allowlist.into(),
         }
     }
@@ -101,7 +102,13 @@ pub struct PendingRequest {
 
 impl From<AccessRequest> for PendingRequest {
     fn from(r: AccessRequest) -> Self {
-        Self { id: r.id, host: r.host, port: r.port, reason: r.reason, requested_at: r.requested_at }
+        Self {
+            id: escape_controls(&r.id),
+            host: escape_controls(&r.host),
+            port: r.port,
+            reason: escape_controls(&r.reason),
+            requested_at: r.requested_at,
+        }
     }
 }
 
@@ -197,30 +204,53 @@ pub enum EventKind {
     },
 }
 
+/// Every string is escaped on the way to Swift: ref names, hosts and reasons are partly the
+/// agent's, and a control character must not reach the operator's menu or notification raw.
 impl From<proto::EventKind> for EventKind {
     fn from(k: proto::EventKind) -> Self {
         use proto::EventKind as P;
+        let e = |s: String| escape_controls(&s);
         match k {
-            P::EgressBlocked { client, method, target, rule, request_id } => {
-                Self::EgressBlocked { client, method, target, rule, request_id }
-            }
-            P::Git { repo, operation, allowed, refs, reason } => {
-                Self::Git { repo, operation: operation.into(), allowed, refs, reason }
-            }
+            P::EgressBlocked { client, method, target, rule, request_id } => Self::EgressBlocked {
+                client: e(client),
+                method: e(method),
+                target: e(target),
+                rule: e(rule),
+                request_id: e(request_id),
+            },
+            P::Git { repo, operation, allowed, refs, reason } => Self::Git {
+                repo: e(repo),
+                operation: operation.into(),
+                allowed,
+                refs: refs.into_iter().map(e).collect(),
+                reason: e(reason),
+            },
             P::ApiCall { api, method, path, status, allowed, bytes_up, bytes_down, duration_ms, reason } => {
-                Self::ApiCall { api, method, path, status, allowed, bytes_up, bytes_down, duration_ms, reason }
+                Self::ApiCall {
+                    api: e(api),
+                    method: e(method),
+                    path: e(path),
+                    status,
+                    allowed,
+                    bytes_up,
+                    bytes_down,
+                    duration_ms,
+                    reason: e(reason),
+                }
             }
-            P::AgentState { state, message } => Self::AgentState { state: state.into(), message },
+            P::AgentState { state, message } => Self::AgentState { state: state.into(), message: e(message) },
             P::AccessRequested { request_id, host, port, reason } => {
-                Self::AccessRequested { request_id, host, port, reason }
+                Self::AccessRequested { request_id: e(request_id), host: e(host), port, reason: e(reason) }
             }
             P::AccessDecided { request_id, host, port, approved, ttl_secs } => {
-                Self::AccessDecided { request_id, host, port, approved, ttl_secs }
+                Self::AccessDecided { request_id: e(request_id), host: e(host), port, approved, ttl_secs }
             }
-            P::AccessExpired { request_id, host, port } => Self::AccessExpired { request_id, host, port },
+            P::AccessExpired { request_id, host, port } => {
+                Self::AccessExpired { request_id: e(request_id), host: e(host), port }
+            }
             P::PolicyReloaded { allow, deny } => Self::PolicyReloaded { allow: allow as u64, deny: deny as u64 },
             P::KillSwitch { engaged } => Self::KillSwitch { engaged },
-            P::BottleState { state, detail } => Self::BottleState { state, detail },
+            P::BottleState { state, detail } => Self::BottleState { state: e(state), detail: e(detail) },
         }
     }
 }
@@ -281,5 +311,22 @@ mod tests {
             Some(VmmInfo { runtime: "smolvm".into(), version: "1.9.3".into(), net_backend: "virtio-net".into() })
         );
         assert_eq!(AllowlistInfo::from(core::AllowlistStatus { vmm: None, ..status }).vmm, None);
+    }
+
+    #[test]
+    fn a_forged_ref_name_reaches_swift_escaped() {
+        let forged = "refs/heads/x\n#1 kill switch ENGAGED\x1b[2K".to_string();
+        let kind = proto::EventKind::Git {
+            repo: "repo".into(),
+            operation: proto::GitOperation::Push,
+            allowed: false,
+            refs: vec![forged.clone()],
+            reason: forged,
+        };
+        let EventKind::Git { refs, reason, .. } = EventKind::from(kind) else { panic!("not a git event") };
+        for s in refs.iter().chain([&reason]) {
+            assert!(!s.contains('\n') && !s.contains('\x1b'), "{s:?}");
+            assert!(s.contains("\\u{a}#1"), "{s:?}");
+        }
     }
 }

@@ -165,6 +165,12 @@ pub struct GitConfig {
     /// Extra PEM CA bundle for HTTPS upstreams (tests use a local CA).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Largest pack git-gate spools to prove a fast-forward (default 256 MiB).
+    #[serde(default)]
+    pub spool_max_bytes: Option<u64>,
+    /// Longest a spooled push may take to arrive, in seconds (default 600).
+    #[serde(default)]
+    pub spool_deadline_secs: Option<u64>,
     #[serde(default, rename = "repo")]
     pub repos: Vec<GitRepo>,
 }

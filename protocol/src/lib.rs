@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod control;
+pub mod display;
 pub mod event;
 pub mod policy;
 

@@ -24,7 +24,20 @@ pub const TOKEN_ONLY_USER: &str = "x-access-token";
 pub struct Repos {
     repos: BTreeMap<String, Arc<Repo>>,
     pub tls: Arc<rustls::ClientConfig>,
+    pub spool: SpoolLimits,
 }
+
+/// What one spooled push may cost the bundle: disk (bytes) and time.
+#[derive(Debug, Clone, Copy)]
+pub struct SpoolLimits {
+    pub max_bytes: u64,
+    pub deadline: std::time::Duration,
+}
+
+/// Default largest spooled pack; a bigger push is refused, so one push cannot fill the bundle's disk.
+pub const MAX_SPOOL_BYTES: u64 = 256 << 20;
+/// Default longest a spooled push may take to arrive; an endless or trickling push is refused.
+pub const SPOOL_DEADLINE_SECS: u64 = 600;
 
 pub struct Repo {
     pub alias: String,
@@ -134,7 +147,11 @@ impl Repos {
         if let (Some(alias), Some(path)) = (creds.keys().next(), &cfg.credentials_file) {
             anyhow::bail!("git.credentials_file {}: key {alias:?} names no [[git.repo]] alias", path.display());
         }
-        Ok(Self { repos, tls: Arc::new(tls_config("git.ca_file", cfg.ca_file.as_deref())?) })
+        let spool = SpoolLimits {
+            max_bytes: cfg.spool_max_bytes.unwrap_or(MAX_SPOOL_BYTES),
+            deadline: std::time::Duration::from_secs(cfg.spool_deadline_secs.unwrap_or(SPOOL_DEADLINE_SECS)),
+        };
+        Ok(Self { repos, tls: Arc::new(tls_config("git.ca_file", cfg.ca_file.as_deref())?), spool })
     }
 
     pub fn get(&self, alias: &str) -> Option<Arc<Repo>> {

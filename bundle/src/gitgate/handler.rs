@@ -201,12 +201,25 @@ async fn push(bundle: Arc<Bundle>, repo: Arc<Repo>, req: Request<Incoming>) -> R
     }
     let mut head = Bytes::from(head);
     let body_feed = if decisions.contains(&Ok(Check::FastForward)) {
-        let spooled = match spool(&head[pack_at..], body).await {
-            Ok(f) => f,
-            Err(e) => {
+        // Past either limit the push is refused (413 / 408) and its unnamed spool file goes with it.
+        let limits = bundle.git.spool;
+        let spooled = match tokio::time::timeout(limits.deadline, spool(&head[pack_at..], body, limits.max_bytes)).await
+        {
+            Ok(Ok(f)) => f,
+            Ok(Err(SpoolError::TooLarge)) => {
+                let why = format!("the pushed pack is larger than the gate's limit of {} bytes", limits.max_bytes);
+                event(&bundle, &repo.alias, op, false, refs, &why);
+                return text(StatusCode::PAYLOAD_TOO_LARGE, &format!("bottle: {why}"));
+            }
+            Ok(Err(SpoolError::Io(e))) => {
                 event(&bundle, &repo.alias, op, false, refs, "could not spool the pushed pack");
                 tracing::warn!(repo = %repo.alias, "git-gate: spooling the pack: {e}");
                 return text(StatusCode::INTERNAL_SERVER_ERROR, "bottle: could not spool the pushed pack");
+            }
+            Err(_) => {
+                let why = format!("the pushed pack did not arrive within {}s", limits.deadline.as_secs());
+                event(&bundle, &repo.alias, op, false, refs, &why);
+                return text(StatusCode::REQUEST_TIMEOUT, &format!("bottle: {why}"));
             }
         };
         let (file, graph) = spooled;
@@ -372,18 +385,35 @@ impl Feed {
     }
 }
 
+enum SpoolError {
+    TooLarge,
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for SpoolError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
 /// Writes the pack (the bytes already read, then the rest of the body) to an unnamed temp
-/// file, reads its commit graph, and rewinds the file for replay.
+/// file, at most `max_bytes`, reads its commit graph, and rewinds the file for replay.
 async fn spool(
     already: &[u8],
     mut body: Incoming,
-) -> std::io::Result<(tokio::fs::File, Result<Graph, std::io::Error>)> {
+    max_bytes: u64,
+) -> Result<(tokio::fs::File, Result<Graph, std::io::Error>), SpoolError> {
     let std_file = tempfile::tempfile()?;
     let reader = std_file.try_clone()?;
     let mut file = tokio::fs::File::from_std(std_file);
     file.write_all(already).await?;
+    let mut written = already.len() as u64;
     while let Some(frame) = body.frame().await {
         if let Ok(d) = frame.map_err(std::io::Error::other)?.into_data() {
+            written += d.len() as u64;
+            if written > max_bytes {
+                return Err(SpoolError::TooLarge);
+            }
             file.write_all(&d).await?;
         }
     }

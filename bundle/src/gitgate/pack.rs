@@ -19,6 +19,11 @@ const OBJ_OFS_DELTA: u8 = 6;
 const OBJ_REF_DELTA: u8 = 7;
 /// Commits larger than this are not kept (none real comes close); a huge one only weakens the proof.
 pub const MAX_COMMIT_BYTES: usize = 1 << 20;
+/// Most bytes the gate inflates from one pushed pack, summed over its objects. Every object
+/// must inflate to exactly the size it declares, so a pack of a few KB cannot make the gate
+/// inflate gigabytes (a zip bomb); this bounds the work a pack whose declared sizes are
+/// themselves huge can cause. A push past it is refused.
+pub const MAX_PACK_INFLATED_BYTES: u64 = 256 << 20;
 
 type Oid = [u8; 20];
 
@@ -42,6 +47,7 @@ impl Graph {
             return Err(bad("not a version 2/3 pack"));
         }
         let count = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+        let mut inflated = 0u64;
         // Commits by pack offset (for OFS_DELTA bases) and by id (for REF_DELTA bases).
         let mut by_offset: HashMap<u64, Vec<u8>> = HashMap::new();
         let mut by_oid: HashMap<Oid, u64> = HashMap::new();
@@ -60,16 +66,24 @@ impl Graph {
                 }
                 _ => None,
             };
+            inflated = inflated.saturating_add(size);
+            if inflated > MAX_PACK_INFLATED_BYTES {
+                return Err(bad(&format!("objects declare more than {MAX_PACK_INFLATED_BYTES} bytes inflated")));
+            }
             let keep = (kind == OBJ_COMMIT || base.is_some()) && size <= MAX_COMMIT_BYTES as u64;
-            let mut z = ZlibDecoder::new(&mut r);
-            let body = if keep {
+            // One byte past the declared size is read to see the stream end there and no later.
+            let mut z = ZlibDecoder::new(&mut r).take(size + 1);
+            let (body, got) = if keep {
                 let mut v = Vec::with_capacity(size as usize);
                 z.read_to_end(&mut v)?;
-                Some(v)
+                let n = v.len() as u64;
+                (Some(v), n)
             } else {
-                io::copy(&mut z, &mut io::sink())?;
-                None
+                (None, io::copy(&mut z, &mut io::sink())?)
             };
+            if got != size {
+                return Err(bad(&format!("an object declares {size} bytes and inflates to more or fewer")));
+            }
             let commit = match (body, base) {
                 (Some(b), None) if kind == OBJ_COMMIT => b,
                 (Some(delta), Some(base)) => apply_delta(&base, &delta)?,
@@ -269,6 +283,38 @@ mod tests {
         let delta = [16, 9, 0x80 | 0x01 | 0x10, 0, 4, 5, b'a', b'b', b'c', b'd', b'e'];
         assert_eq!(apply_delta(base, &delta).unwrap(), b"treeabcde");
         assert!(apply_delta(base, &[15, 1, 1, b'x']).is_err());
+    }
+
+    /// A one-object pack: a blob declaring `declared` bytes whose zlib stream holds `data`.
+    fn blob_pack(declared: u64, data: &[u8]) -> Vec<u8> {
+        let mut p = b"PACK\0\0\0\x02\0\0\0\x01".to_vec();
+        let (mut c, mut rest) = ((3u8 << 4) | (declared & 15) as u8, declared >> 4);
+        while rest != 0 {
+            p.push(c | 0x80);
+            c = (rest & 0x7f) as u8;
+            rest >>= 7;
+        }
+        p.push(c);
+        let mut z = flate2::write::ZlibEncoder::new(p, flate2::Compression::fast());
+        std::io::Write::write_all(&mut z, data).unwrap();
+        z.finish().unwrap()
+    }
+
+    #[test]
+    fn an_object_inflating_past_its_declared_size_is_refused_early() {
+        // 8 MiB of zeros is an 8 KB stream; it declares 100 bytes, and the gate stops at byte 101.
+        let bomb = blob_pack(100, &vec![0u8; 8 << 20]);
+        assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+        let err = Graph::read(&bomb[..]).unwrap_err().to_string();
+        assert!(err.contains("declares 100 bytes"), "{err}");
+        assert!(Graph::read(&blob_pack(100, &[7u8; 99])[..]).is_err(), "fewer bytes than declared");
+        assert!(Graph::read(&blob_pack(100, &[7u8; 100])[..]).is_ok());
+    }
+
+    #[test]
+    fn a_pack_declaring_more_than_the_inflate_cap_is_refused_before_inflating() {
+        let err = Graph::read(&blob_pack(MAX_PACK_INFLATED_BYTES + 1, b"x")[..]).unwrap_err().to_string();
+        assert!(err.contains("more than"), "{err}");
     }
 
     #[test]

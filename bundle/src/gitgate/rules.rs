@@ -64,9 +64,12 @@ pub fn parse_commands(pkts: &[Pkt]) -> Result<Commands, String> {
         let (Some(old), Some(new), Some(refname)) = (parts.next(), parts.next(), parts.next()) else {
             return Err("malformed push command".into());
         };
-        if !is_oid(old) || !is_oid(new) || old.len() != new.len() || refname.is_empty() {
+        if !is_oid(old) || !is_oid(new) || old.len() != new.len() {
             return Err("malformed push command".into());
         }
+        // The name is refused without being echoed: it is the agent's, and would reach the
+        // operator's terminal through the event's reason.
+        check_ref_format(refname).map_err(|why| format!("invalid ref name in push command: {why}"))?;
         if let Some(caps) = caps {
             let caps = std::str::from_utf8(caps).map_err(|_| "push capabilities are not UTF-8")?;
             out.caps = caps.split_whitespace().map(str::to_string).collect();
@@ -77,6 +80,28 @@ pub fn parse_commands(pkts: &[Pkt]) -> Result<Commands, String> {
         return Err("signed pushes are not supported by the gate".into());
     }
     Ok(out)
+}
+
+/// git's own `check-ref-format` rules for a full ref name (`refs/...`), so the gate refuses
+/// exactly the names git would never create, among them every name holding a control
+/// character (a newline or an ANSI escape that would forge lines on the operator's terminal).
+pub fn check_ref_format(name: &str) -> Result<(), &'static str> {
+    if name.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err("it holds a control character");
+    }
+    if name.contains([' ', '~', '^', ':', '?', '*', '[', '\\']) {
+        return Err("it holds a space or one of ~ ^ : ? * [ \\");
+    }
+    if name.contains("..") || name.contains("@{") || name == "@" {
+        return Err("it holds .. or @{");
+    }
+    if !name.starts_with("refs/") || name.ends_with('/') || name.ends_with('.') || name.contains("//") {
+        return Err("it is not refs/<name> with non-empty components, or ends with .");
+    }
+    if name.split('/').any(|c| c.starts_with('.') || c.ends_with(".lock")) {
+        return Err("a component begins with . or ends with .lock");
+    }
+    Ok(())
 }
 
 fn is_oid(s: &str) -> bool {
@@ -157,6 +182,23 @@ mod tests {
         assert_eq!(c.list[1].refname, "refs/heads/b");
         assert!(parse_commands(&[Pkt::Data(b"garbage\n".to_vec())]).is_err());
         assert!(parse_commands(&[]).unwrap().list.is_empty());
+    }
+
+    #[test]
+    fn ref_names_follow_gits_check_ref_format() {
+        for ok in ["refs/heads/agent/x", "refs/tags/v1.2", "refs/heads/a-b_c"] {
+            assert_eq!(check_ref_format(ok), Ok(()), "{ok}");
+        }
+        let forged = "refs/heads/agent/x\n#1 kill switch ENGAGED\x1b[2K";
+        for bad in [forged, "refs/heads/a b", "refs/heads/a..b", "refs/heads/.x", "refs/heads/x.lock", "refs/heads/x/"]
+            .into_iter()
+            .chain(["refs/heads/x.", "refs//x", "refs/heads/a@{1}", "heads/x", "refs/heads/a\x7f", "refs/heads/a~1"])
+        {
+            assert!(check_ref_format(bad).is_err(), "{bad:?}");
+        }
+        let pkt = Pkt::Data(format!("{Z} {A} {forged}\0report-status\n").into_bytes());
+        let err = parse_commands(&[pkt]).unwrap_err();
+        assert!(err.contains("control character") && !err.contains('\n') && !err.contains('\x1b'), "{err:?}");
     }
 
     #[test]

@@ -5,7 +5,8 @@ Serves every bare repository under --root through `git http-backend` (as CGI),
 and only to a client presenting --credential as HTTP Basic auth, so a test can
 prove the credential came from the gate and not from the agent. Request bodies
 may be chunked (git streams large pushes that way); responses are streamed
-chunked. With --tls-cert/--tls-key it serves HTTPS. Prints "PORT <n>" once it listens (loopback only).
+chunked. With --tls-cert/--tls-key it serves HTTPS. Prints "PORT <n>" once it listens (loopback
+unless --host names a test container's own address).
 """
 
 import argparse
@@ -134,12 +135,13 @@ def main():
     ap.add_argument("--root", required=True)
     ap.add_argument("--credential", required=True, help="user:token the upstream accepts")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1", help="address to bind (a test's own container only)")
     ap.add_argument("--tls-cert", help="PEM certificate chain; serve HTTPS")
     ap.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = ap.parse_args()
     Handler.root = os.path.abspath(args.root)
     Handler.expected = "Basic " + base64.b64encode(args.credential.encode()).decode()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use bottle_protocol::control::AccessRequest;
+use bottle_protocol::display::escape_controls;
 use bottle_protocol::{Event, EventKind};
 use serde::Serialize;
 
@@ -35,7 +36,10 @@ fn verdict(v: Verdict) -> &'static str {
 }
 
 /// Left-aligned columns separated by two spaces; the last column is not padded.
+/// Cells hold agent-controlled text (reasons, details), so control characters are escaped.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| escape_controls(c)).collect()).collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -82,14 +86,15 @@ pub fn list(bottles: &[BottleStatus]) -> String {
     table(&["NAME", "BACKEND", "STATE", "BOUNDARY", "DETAIL"], &rows)
 }
 
+/// Details come from the engine and the bundle's checks, so they are escaped like events.
 pub fn status(b: &BottleStatus) -> String {
     let a = &b.allowlist;
     let mut out = String::new();
-    let _ = writeln!(out, "name:       {}", b.name);
+    let _ = writeln!(out, "name:       {}", escape_controls(&b.name));
     let _ = writeln!(out, "backend:    {}", kind_name(b.backend));
-    let _ = writeln!(out, "state:      {}", b.state);
+    let _ = writeln!(out, "state:      {}", escape_controls(&b.state));
     if !b.detail.is_empty() {
-        let _ = writeln!(out, "detail:     {}", b.detail);
+        let _ = writeln!(out, "detail:     {}", escape_controls(&b.detail));
     }
     let _ = writeln!(out, "boundary:   {}", verdict(a.verdict));
     let _ = writeln!(out, "mechanism:  {}", a.mechanism);
@@ -98,10 +103,10 @@ pub fn status(b: &BottleStatus) -> String {
     }
     let _ = writeln!(out, "checked at: {}", a.checked_at.as_deref().unwrap_or("never"));
     if !a.detail.is_empty() {
-        let _ = writeln!(out, "check:      {}", a.detail);
+        let _ = writeln!(out, "check:      {}", escape_controls(&a.detail));
     }
     let allow = if a.allowlist.is_empty() { "(nothing)".to_string() } else { a.allowlist.join(", ") };
-    let _ = writeln!(out, "allowlist:  {allow}");
+    let _ = writeln!(out, "allowlist:  {}", escape_controls(&allow));
     out
 }
 
@@ -112,7 +117,8 @@ fn port(host: &str, port: Option<u16>) -> String {
     }
 }
 
-/// `#id time kind: details`, one line per event.
+/// `#id time kind: details`, one line per event. Its fields are partly the agent's (ref
+/// names, hosts, reasons), so a control character never reaches the terminal raw.
 pub fn event(e: &Event) -> String {
     let what = match &e.kind {
         EventKind::EgressBlocked { client, method, target, rule, request_id } => {
@@ -167,7 +173,7 @@ pub fn event(e: &Event) -> String {
             }
         }
     };
-    format!("#{} {} {}\n", e.id, e.time, what)
+    format!("#{} {} {}\n", e.id, escape_controls(&e.time), escape_controls(&what))
 }
 
 pub fn requests(reqs: &[AccessRequest]) -> String {

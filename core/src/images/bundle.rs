@@ -18,7 +18,8 @@ pub async fn ensure_bundle_image(docker: &Docker, progress: &dyn Progress) -> an
     let files = vec![
         ImageFile::exec("bottle-bundle", binary),
         ImageFile::data("ca-certificates.crt", ca),
-        ImageFile::dir("tmp/", 0o1777),
+        ImageFile::dir("rootfs/", 0o755),
+        ImageFile::dir("rootfs/tmp/", 0o1777),
     ];
     ensure_scratch_image(docker, BUNDLE_REPO, DOCKERFILE, files, progress).await
 }

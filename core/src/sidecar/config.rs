@@ -205,7 +205,7 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
             allow_cidrs: spanned(&options.canary_cidrs),
         },
         limits: Default::default(),
-        git: GitConfig { credentials_file, ca_file: None, repos },
+        git: GitConfig { credentials_file, ca_file: None, spool_max_bytes: None, spool_deadline_secs: None, repos },
         supervise: Default::default(),
         api_gate: ApiGateConfig { ca_file, ..Default::default() },
         apis,

@@ -88,3 +88,34 @@ pub fn remove_labelled(filters: &[String]) {
         }
     }
 }
+
+/// Runs `docker ARGS`, panicking with its stderr on failure; returns its trimmed stdout.
+pub fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker").args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A test's canary: `image` running `cmd` (after `run_args`) on a new internal network of its
+/// own, labelled `label` (not the bottle label: a canary is no bottle, and `gc` in a parallel
+/// test must not take it). The network is named to sort before a bottle's egress network:
+/// were it not internal, Docker 20.10 would make it the bundle's gateway network and publish
+/// the control port into it. Returns (network, container, ip).
+pub fn canary_container(
+    name: &str,
+    label: &str,
+    image: &str,
+    run_args: &[&str],
+    cmd: &[&str],
+) -> (String, String, String) {
+    let network = format!("bottle-0canary-{name}");
+    docker(&["network", "create", "--internal", "--label", label, &network]);
+    let container = format!("{network}-origin");
+    let mut args = vec!["run", "-d", "--label", label, "--name", &container, "--network", &network];
+    args.extend_from_slice(run_args);
+    args.push(image);
+    args.extend_from_slice(cmd);
+    docker(&args);
+    let ip = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &container]);
+    (network, container, ip)
+}
