@@ -111,24 +111,27 @@ impl SmolAllowlistStatus {
     }
 }
 
-/// curl's options shared by every probe: bounded by its own timeouts, and deaf to the
-/// VM's `HTTP_PROXY`/`NO_PROXY` (smolvm merges the Smolfile's `env` into every exec), so a
-/// direct probe is direct.
+/// curl's options shared by every probe, bounded by its own timeouts.
 fn curl() -> Vec<String> {
-    let mut argv: Vec<String> = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--noproxy", "*"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut argv: Vec<String> =
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}"].iter().map(|s| s.to_string()).collect();
     argv.extend(["--connect-timeout".into(), PROBE_CONNECT_SECS.to_string()]);
     argv.extend(["--max-time".into(), (PROBE_CONNECT_SECS * 2).to_string()]);
     argv
 }
 
+/// A direct probe, deaf to the VM's `HTTP_PROXY` (smolvm merges the Smolfile's `env`
+/// into every exec, and a proxied request would never test the policy). `--noproxy`
+/// also overrides `-x`, so the proxy probe does without it.
+fn direct(url: String) -> Vec<String> {
+    let mut argv = curl();
+    argv.extend(["--noproxy".into(), "*".into(), url]);
+    argv
+}
+
 /// The argv of a probe: one TCP connect + HTTP request, ignoring the proxy.
 pub fn probe_command(target: SocketAddr) -> Vec<String> {
-    let mut argv = curl();
-    argv.push(format!("http://{target}/"));
-    argv
+    direct(format!("http://{target}/"))
 }
 
 /// The bundle probe: a request for a name no allowlist holds, through the bundle's proxy. Only
@@ -142,9 +145,7 @@ pub fn proxy_probe_command(proxy: SocketAddr) -> Vec<String> {
 
 /// The DNS probe: a lookup of `name` through the VM's own resolver (smolvm's gateway).
 pub fn dns_probe_command(name: &str) -> Vec<String> {
-    let mut argv = curl();
-    argv.push(format!("http://{name}/"));
-    argv
+    direct(format!("http://{name}/"))
 }
 
 /// What the bundle probe asks the proxy for (RFC 2606 `.invalid`: refused without dialing).
