@@ -84,6 +84,14 @@ impl Double {
     }
 }
 
+/// Ends every VMM, workload and guest namespace the double made for this test, even
+/// when the test failed half-way (a machine nobody stopped).
+impl Drop for Double {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.bin).arg("_cleanup").output();
+    }
+}
+
 /// Writes an executable script at `p` without ever holding it open for writing in
 /// this process: tests run on threads, and a child another thread forks meanwhile
 /// would inherit that descriptor until its exec, making an exec of `p` fail with
