@@ -18,6 +18,19 @@ pub struct Double {
     pub state: PathBuf,
 }
 
+/// The real python3 interpreter, not a version manager's shim (pyenv's adds ~150 ms to
+/// every call, and a bottle `up` makes a dozen).
+fn python3() -> &'static str {
+    static PY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        let out = std::process::Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output();
+        out.ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "python3".into())
+    })
+}
+
 pub fn double_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/doubles/smolvm")
 }
@@ -56,9 +69,10 @@ impl Double {
         let script = format!(
             "#!/bin/sh\nexport SMOLVM_DOUBLE_VERSION='{version}' SMOLVM_DOUBLE_STATE='{}' \
              SMOLVM_DOUBLE_LOG='{}' SMOLVM_DOUBLE_LEAK='{leak}' SMOLVM_DOUBLE_DNS_UPSTREAM='{dns_upstream}' \
-             SMOLVM_DOUBLE_ARGV0=\"$0\"\nexec python3 '{}' \"$@\"\n",
+             SMOLVM_DOUBLE_ARGV0=\"$0\"\nexec '{}' '{}' \"$@\"\n",
             state.display(),
             log.display(),
+            python3(),
             double_script().display()
         );
         write_executable(&bin, &script);
