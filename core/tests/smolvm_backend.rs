@@ -371,3 +371,27 @@ async fn the_agent_starts_after_the_check_and_its_secrets_stay_out_of_smolvm_rec
         let _ = b.down("agent", &Quiet).await;
     }
 }
+
+/// With labels (1.8.0+), a machine is bottle's by its label, not by its name: a hand-made
+/// `bottle-stray` is neither listed nor collected; before 1.8.0 the name prefix decides.
+#[tokio::test]
+async fn labels_decide_which_machines_are_bottles() {
+    if !root_or_skip() {
+        return;
+    }
+    for (version, listed) in [("1.9.3", false), ("1.1.3", true)] {
+        let d = Double::new(version);
+        let sf = d.dir.path().join("hand.Smolfile");
+        std::fs::write(&sf, "net = true\n").unwrap();
+        let made = std::process::Command::new(&d.bin)
+            .args(["machine", "create", "-n", "bottle-stray", "-s"])
+            .arg(&sf)
+            .output()
+            .unwrap();
+        assert!(made.status.success());
+        let b = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
+        let names: Vec<String> = b.list().await.unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names.contains(&"stray".to_owned()), listed, "{version}: {names:?}");
+        assert!(!b.gc(true).await.unwrap().contains(&"stray".to_owned()), "created, not stopped");
+    }
+}

@@ -109,6 +109,17 @@ impl SmolmachinesBackend {
         self.host.remove_bundle(bottle, progress).await
     }
 
+    /// The bottle a machine runs, if it is bottle's. With labels (smolvm 1.8.0+) only a
+    /// machine bottle labelled is, under the name that label gives (a hand-made
+    /// `bottle-x` is left alone); before, the name prefix is all there is.
+    fn bottle_of(&self, m: &MachineStatus) -> Option<String> {
+        if self.smolvm.version().has_labels() {
+            let bottle = m.labels.get(crate::sidecar::labels::NAME)?;
+            return (Self::machine(bottle).ok()?.as_str() == m.name).then(|| bottle.clone());
+        }
+        MachineName::new(&m.name).ok().and_then(|n| n.bottle_name().map(str::to_owned))
+    }
+
     fn machine(bottle: &str) -> anyhow::Result<MachineName> {
         MachineName::for_bottle(bottle).map_err(anyhow::Error::msg)
     }
@@ -173,6 +184,26 @@ impl BottleBackend for SmolmachinesBackend {
 
     async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus> {
         let name = Self::machine(&spec.name)?;
+        // Refused before anything is made: what this smolvm could not start as asked.
+        let secrets = split_env(&spec.env).1;
+        if spec.command.is_empty() && !secrets.is_empty() {
+            let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
+            bail!(
+                "smolmachines: bottle {}: env {} look like secrets, which reach the agent only through its \
+                 `command` (never smolvm's plain-text record); set `command` or rename them",
+                spec.name,
+                names.join(", ")
+            );
+        }
+        if !spec.command.is_empty() && !self.smolvm.version().has_exec_detach() {
+            bail!(
+                "smolmachines: bottle {}: smolvm {} cannot start `command` after the start check \
+                 (`machine exec -d` needs smolvm {}); upgrade smolvm or leave `command` empty",
+                spec.name,
+                self.smolvm.version(),
+                super::Version::EXEC_DETACH
+            );
+        }
         let _lock = Self::lock_name(&spec.name)?;
         if self.machine_exists(&name).await? {
             bail!("smolmachines: bottle {}: already exists; `down` it first or pick another name", spec.name);
@@ -195,16 +226,6 @@ impl BottleBackend for SmolmachinesBackend {
             image,
             labels: vm_labels(&spec.name),
         };
-        let secrets = split_env(&spec.env).1;
-        if spec.command.is_empty() && !secrets.is_empty() {
-            let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
-            bail!(
-                "smolmachines: bottle {}: env {} look like secrets, which reach the agent only through its \
-                 `command` (never smolvm's plain-text record); set `command` or rename them",
-                spec.name,
-                names.join(", ")
-            );
-        }
         progress.step("creating the VM");
         self.smolvm.create(&req).await?;
         progress.step("starting the VM");
@@ -262,11 +283,7 @@ impl BottleBackend for SmolmachinesBackend {
     async fn list(&self) -> anyhow::Result<Vec<BottleStatus>> {
         let mut out = Vec::new();
         for m in self.smolvm.list().await? {
-            // A label (smolvm 1.8.0+) says whose a machine is; older ones go by the name prefix.
-            let labelled = m.labels.get(crate::sidecar::labels::NAME).cloned();
-            let bottle =
-                labelled.or_else(|| MachineName::new(&m.name).ok().and_then(|n| n.bottle_name().map(str::to_owned)));
-            if let Some(bottle) = bottle {
+            if let Some(bottle) = self.bottle_of(&m) {
                 out.push(self.to_bottle_status(&bottle, &m).await?);
             }
         }
