@@ -1,15 +1,16 @@
 //! `SmolmachinesBackend` end to end against the smolvm test double, with a
 //! stand-in for the Docker-side bundle whose "bundle" and "canary" are real
-//! loopback listeners. What is real: the backend's ordering, the preflight's
-//! TCP connect, the Smolfile, every smolvm argv, the start check's verdict
-//! logic, and the connections the double relays from the host for allowed
-//! destinations. What is simulated: the VM, and so whether the policy really
-//! holds. `smolvm_host.rs` runs the same backend with the real Docker side.
+//! listeners on two host addresses of the test's own. What is real: the
+//! backend's ordering, the preflight's TCP connect, the Smolfile, every smolvm
+//! argv, the start check's verdict logic, and every packet: the probes are real
+//! curl in the double's guest network namespace, refused by its policy or
+//! relayed from the host. What is stood in for: the VMM. `smolvm_host.rs` runs
+//! the same backend with the real Docker side. Needs root (skips, saying so).
 
 mod smolvm_support;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +21,7 @@ use bottle_core::smolvm::{
 };
 use bottle_core::spec::Spec;
 use bottle_protocol::EventKind;
-use smolvm_support::Double;
+use smolvm_support::{Double, HostAddrs, root_or_skip};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -32,8 +33,9 @@ impl Progress for Quiet {
 /// Start-check records, shared by the hosts of "different processes".
 type Records = Arc<Mutex<HashMap<String, SmolAllowlistStatus>>>;
 
-/// Bundle on 127.0.0.1 (the VM's whole allowlist), canary on 127.0.0.2.
+/// Bundle on one host address (the VM's whole allowlist), canary on another.
 struct FakeHost {
+    _addrs: HostAddrs,
     bundle: BundleEndpoint,
     canary: SocketAddr,
     tar: PathBuf,
@@ -62,8 +64,9 @@ fn serve_http(l: TcpListener) {
 
 impl FakeHost {
     async fn new(dir: &std::path::Path, bundle_listening: bool, canary_listening: bool) -> Self {
-        let bundle_l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-        let canary_l = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).await.unwrap();
+        let addrs = HostAddrs::new();
+        let bundle_l = TcpListener::bind((addrs.bundle, 0)).await.unwrap();
+        let canary_l = TcpListener::bind((addrs.canary, 0)).await.unwrap();
         let bundle_port = bundle_l.local_addr().unwrap().port();
         let canary = canary_l.local_addr().unwrap();
         if bundle_listening {
@@ -76,7 +79,7 @@ impl FakeHost {
         std::fs::write(&tar, b"docker save output stand-in").unwrap();
         Self {
             bundle: BundleEndpoint {
-                addr: BundleAddr { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), proxy_port: bundle_port },
+                addr: BundleAddr { ip: IpAddr::V4(addrs.bundle), proxy_port: bundle_port },
                 control: ControlEndpoint { url: "http://127.0.0.1:1".into(), token: "t".into() },
             },
             canary,
@@ -84,6 +87,7 @@ impl FakeHost {
             placed: Mutex::new(Vec::new()),
             removed: Mutex::new(Vec::new()),
             records: Records::default(),
+            _addrs: addrs,
         }
     }
 }
@@ -140,17 +144,25 @@ async fn backend(d: &Double, host: FakeHost) -> SmolmachinesBackend {
 
 #[tokio::test]
 async fn up_verifies_the_allowlist_then_status_list_exec_down() {
+    if !root_or_skip() {
+        return;
+    }
     let d = Double::new("1.9.3");
     let host = FakeHost::new(d.dir.path(), true, true).await;
     let canary = host.canary;
     let proxy_port = host.bundle.addr.proxy_port;
+    let bundle_ip = host.bundle.addr.ip;
     let b = backend(&d, host).await;
     let st = b.up(&spec("demo", d.dir.path().into()), &Quiet).await.unwrap();
     assert_eq!(st.state, "running", "{st:?}");
     assert_eq!(st.allowlist.verdict, Verdict::Verified, "{:?}", st.allowlist);
-    assert_eq!(st.allowlist.allowlist, ["127.0.0.1/32"]);
+    assert_eq!(st.allowlist.allowlist, [format!("{bundle_ip}/32")]);
     assert!(st.allowlist.mechanism.contains("smolvm 1.9.3 virtio-net"), "{}", st.allowlist.mechanism);
-    assert!(st.allowlist.detail.contains("recorded by smolvm"), "{}", st.allowlist.detail);
+    assert!(
+        st.allowlist.detail.contains("refused") && st.allowlist.detail.contains("smolvm recorded both denials"),
+        "{}",
+        st.allowlist.detail
+    );
     assert!(st.allowlist.checked_at.is_some());
 
     let mut calls = d.machine_calls();
@@ -162,20 +174,28 @@ async fn up_verifies_the_allowlist_then_status_list_exec_down() {
     );
     assert_eq!(calls[1], "machine start -n bottle-demo");
     assert!(
-        calls[2].ends_with(&format!("-x http://127.0.0.1:{proxy_port} http://bottle-start-check.invalid/")),
+        calls[2].ends_with(&format!("-x http://{bundle_ip}:{proxy_port} http://bottle-start-check.invalid/")),
         "{calls:?}"
     );
     assert!(calls[3].ends_with(&format!("http://{canary}/")), "{calls:?}");
-    assert_eq!(calls[4], "machine egress-events -n bottle-demo --limit 200 --json");
+    assert!(calls[4].ends_with(".bottle-start-check.invalid/"), "the DNS probe: {calls:?}");
+    assert_eq!(calls[5], "machine egress-events -n bottle-demo --limit 200 --json");
+    assert_eq!(calls[6], "machine status -n bottle-demo --json", "no agent command, so nothing launched");
 
     let mut tracker = EgressTracker::default();
     let events = b.poll_denials("demo", &mut tracker).await.unwrap().unwrap();
     let kinds: Vec<_> = events.iter().map(|e| (e.id, e.bottle.as_str(), &e.kind)).collect();
     match kinds.as_slice() {
-        [(0, "demo", EventKind::EgressBlocked { rule, target, .. })] => {
+        [
+            (0, "demo", EventKind::EgressBlocked { rule, target, method, .. }),
+            (0, "demo", EventKind::EgressBlocked { target: name, method: resolve, .. }),
+        ] => {
             assert_eq!((rule.as_str(), target.as_str()), ("vmm:egress-policy", canary.to_string().as_str()));
+            assert_eq!(method, "connect");
+            assert_eq!(resolve, "resolve");
+            assert!(name.ends_with(".bottle-start-check.invalid"), "{name}");
         }
-        other => panic!("expected the canary's denial once: {other:?}"),
+        other => panic!("expected the canary's and the DNS probe's denials once each: {other:?}"),
     }
     assert_eq!(b.poll_denials("demo", &mut tracker).await.unwrap(), Some(vec![]), "not reported twice");
 
@@ -195,7 +215,10 @@ async fn up_verifies_the_allowlist_then_status_list_exec_down() {
 
 #[tokio::test]
 async fn an_unenforced_policy_fails_the_start_check_and_the_vm_is_stopped() {
-    let d = Double::with_policy("1.9.3", "ignore");
+    if !root_or_skip() {
+        return;
+    }
+    let d = Double::leaking("1.9.3", "0.0.0.0/0");
     let b = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
     let err = b.up(&spec("leaky", d.dir.path().into()), &Quiet).await.unwrap_err().to_string();
     assert!(err.contains("the allowlist was not seen to hold, VM stopped"), "{err}");
@@ -209,6 +232,9 @@ async fn an_unenforced_policy_fails_the_start_check_and_the_vm_is_stopped() {
 
 #[tokio::test]
 async fn an_unreachable_bundle_stops_up_before_any_vm_exists() {
+    if !root_or_skip() {
+        return;
+    }
     let d = Double::new("1.9.3");
     let b = backend(&d, FakeHost::new(d.dir.path(), false, true).await).await;
     let err = b.up(&spec("noroute", d.dir.path().into()), &Quiet).await.unwrap_err().to_string();
@@ -222,6 +248,9 @@ async fn an_unreachable_bundle_stops_up_before_any_vm_exists() {
 
 #[tokio::test]
 async fn a_silent_canary_proves_nothing_so_up_refuses() {
+    if !root_or_skip() {
+        return;
+    }
     let d = Double::new("1.9.3");
     let b = backend(&d, FakeHost::new(d.dir.path(), true, false).await).await;
     let err = b.up(&spec("nocanary", d.dir.path().into()), &Quiet).await.unwrap_err().to_string();
@@ -232,6 +261,9 @@ async fn a_silent_canary_proves_nothing_so_up_refuses() {
 
 #[tokio::test]
 async fn on_1_1_3_the_check_runs_without_a_denial_log() {
+    if !root_or_skip() {
+        return;
+    }
     let d = Double::new("1.1.3");
     let b = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
     let st = b.up(&spec("older", d.dir.path().into()), &Quiet).await.unwrap();
@@ -242,6 +274,9 @@ async fn on_1_1_3_the_check_runs_without_a_denial_log() {
 
 #[tokio::test]
 async fn the_start_check_record_outlives_the_process_that_made_it() {
+    if !root_or_skip() {
+        return;
+    }
     let d = Double::new("1.9.3");
     let first_host = FakeHost::new(d.dir.path(), true, true).await;
     let records = first_host.records.clone();
@@ -261,6 +296,9 @@ async fn the_start_check_record_outlives_the_process_that_made_it() {
 
 #[tokio::test]
 async fn up_refuses_a_name_whose_vm_exists_and_leaves_it_alone() {
+    if !root_or_skip() {
+        return;
+    }
     let d = Double::new("1.9.3");
     let b = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
     b.up(&spec("twice", d.dir.path().into()), &Quiet).await.unwrap();
@@ -271,15 +309,89 @@ async fn up_refuses_a_name_whose_vm_exists_and_leaves_it_alone() {
 
 #[tokio::test]
 async fn event_source_merges_vmm_denials_once_and_only_where_smolvm_logs_them() {
+    if !root_or_skip() {
+        return;
+    }
     let d = Double::new("1.9.3");
     let b = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
     b.up(&spec("ev", d.dir.path().into()), &Quiet).await.unwrap();
     let mut source = b.event_source("ev").await.unwrap().expect("1.9.3 logs denials");
     let first = source.poll().await.unwrap();
-    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first.len(), 2, "the canary's connect and the DNS probe's name: {first:?}");
     assert!(source.poll().await.unwrap().is_empty(), "de-duplicated across polls");
 
     let old = Double::new("1.1.3");
     let b = backend(&old, FakeHost::new(old.dir.path(), true, true).await).await;
     assert!(b.event_source("ev").await.unwrap().is_none());
+}
+
+/// The agent's command: started only after the check passed, with its secret-like env through
+/// `--secret-env` (in no argv, no Smolfile), and never started in a VM that failed the check.
+#[tokio::test]
+async fn the_agent_starts_after_the_check_and_its_secrets_stay_out_of_smolvm_records() {
+    if !root_or_skip() {
+        return;
+    }
+    let secret = "sk-ant-h17-never-in-a-record";
+    for (leak, should_run) in [("", true), ("0.0.0.0/0", false)] {
+        let d = Double::leaking("1.9.3", leak);
+        let b = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
+        let ws = tempfile::tempdir().unwrap();
+        let mut s = spec("agent", ws.path().into());
+        // Written into the workspace (its working directory) by the agent itself, in the guest.
+        s.command = vec!["/bin/sh".into(), "-c".into(), "echo \"$ANTHROPIC_API_KEY $LANG\" > started".into()];
+        s.env.insert("ANTHROPIC_API_KEY".into(), secret.into());
+        s.env.insert("LANG".into(), "C.UTF-8".into());
+        let up = b.up(&s, &Quiet).await;
+        let started = ws.path().join("started");
+        let calls = d.machine_calls();
+        let launched = calls.iter().position(|c| c.contains(" -d "));
+        if should_run {
+            up.unwrap();
+            let check = calls.iter().position(|c| c.contains("egress-events")).unwrap();
+            let launched = launched.expect("the agent was launched");
+            assert!(launched > check, "launched after the check: {calls:?}");
+            assert!(calls[launched].contains("--secret-env ANTHROPIC_API_KEY=BOTTLE_SMOLVM_SECRET_0"), "{calls:?}");
+            for _ in 0..50 {
+                if started.exists() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            assert_eq!(std::fs::read_to_string(&started).unwrap(), format!("{secret} C.UTF-8\n"));
+        } else {
+            assert!(up.is_err(), "a leaking VMM fails the check");
+            assert!(launched.is_none() && !started.exists(), "the agent never ran: {calls:?}");
+        }
+        let smolfile = std::fs::read_to_string(d.dir.path().join("smolfiles/bottle-agent.Smolfile")).unwrap();
+        let argv = std::fs::read_to_string(&d.log).unwrap();
+        assert!(!smolfile.contains(secret) && !argv.contains(secret), "the value is in no record smolvm keeps");
+        let state = std::fs::read_to_string(d.state.join("machines/bottle-agent.json")).unwrap();
+        assert!(!state.contains(secret), "nor in the machine record");
+        let _ = b.down("agent", &Quiet).await;
+    }
+}
+
+/// With labels (1.8.0+), a machine is bottle's by its label, not by its name: a hand-made
+/// `bottle-stray` is neither listed nor collected; before 1.8.0 the name prefix decides.
+#[tokio::test]
+async fn labels_decide_which_machines_are_bottles() {
+    if !root_or_skip() {
+        return;
+    }
+    for (version, listed) in [("1.9.3", false), ("1.1.3", true)] {
+        let d = Double::new(version);
+        let sf = d.dir.path().join("hand.Smolfile");
+        std::fs::write(&sf, "net = true\n").unwrap();
+        let made = std::process::Command::new(&d.bin)
+            .args(["machine", "create", "-n", "bottle-stray", "-s"])
+            .arg(&sf)
+            .output()
+            .unwrap();
+        assert!(made.status.success());
+        let b = backend(&d, FakeHost::new(d.dir.path(), true, true).await).await;
+        let names: Vec<String> = b.list().await.unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names.contains(&"stray".to_owned()), listed, "{version}: {names:?}");
+        assert!(!b.gc(true).await.unwrap().contains(&"stray".to_owned()), "created, not stopped");
+    }
 }

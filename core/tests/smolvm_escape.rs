@@ -9,10 +9,11 @@
 //! - a Docker engine for the bundle (if the host cannot route to it, `up`'s
 //!   preflight fails the test and says what to fix).
 //!
-//! The agent image is bottle's default, or `BOTTLE_ESCAPE_AGENT_IMAGE` (any
-//! local image with curl; bottle's default is built with debootstrap, which
-//! macOS lacks). Nothing outside this host is contacted: the start check's
-//! canary is the bundle's control plane on its egress network.
+//! The agent image is bottle's default (whatever `core/src/images` resolves,
+//! handed to smolvm as a `docker save` of it), or `BOTTLE_ESCAPE_AGENT_IMAGE`
+//! (any local image with curl and sh). Nothing outside this host is contacted
+//! by the test itself: the start check's canary is the bundle's control plane
+//! on its egress network, and its DNS probe a `.invalid` name.
 
 use bottle_core::backend::{BackendKind, BottleBackend, Progress, Verdict};
 use bottle_core::smolvm::{DockerHost, SmolmachinesBackend, Smolvm};
@@ -74,4 +75,7 @@ async fn real_smolvm_vm_reaches_only_its_bundle() {
     assert_eq!(st.allowlist.verdict, Verdict::Verified, "{:?}", st.allowlist);
     assert_eq!(status.expect("status").allowlist.verdict, Verdict::Verified, "the record is read back");
     down.expect("down on real smolvm");
+    // What this run confirms that the double could not: the refusal, the DNS filter's
+    // `resolve` record (1.8.1+) and the launch order (docs/smolmachines.md lists them).
+    eprintln!("escape: start check on a real VM: {}", st.allowlist.detail);
 }

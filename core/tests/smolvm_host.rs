@@ -9,9 +9,10 @@
 //! inside the VM's allowlist (smolvm's virtio-net stack opens them on the host,
 //! so the start check's "VM reaches the bundle proxy" is a real HTTP exchange
 //! with the real bundle); and the canary, the real control plane on the
-//! bundle's egress address. What is simulated: the VM and its policy (the
-//! double drops destinations outside `allow_cidrs` by address, and with
-//! `SMOLVM_DOUBLE_POLICY=ignore` relays them too, as a non-enforcing VMM would).
+//! bundle's egress address; and every packet of the probes, sent by real curl in
+//! the double's guest network namespace. What is stood in for: the VMM (the
+//! double resets destinations outside `allow_cidrs`, and with
+//! `SMOLVM_DOUBLE_LEAK=0.0.0.0/0` relays them too, as a non-enforcing VMM would).
 //!
 //! Each test creates uniquely named objects and removes them, also on panic.
 //! Without a Docker engine (after `scripts/install-docker.sh`) the tests skip
@@ -31,7 +32,7 @@ use bottle_core::smolvm::{DockerHost, HostSide, SmolmachinesBackend, Smolvm};
 use bottle_core::spec::{ImageSource, Resources, Spec};
 use bottle_protocol::EventKind;
 use bottle_protocol::config::DEFAULT_CONTROL_PORT;
-use smolvm_support::Double;
+use smolvm_support::{Double, root_or_skip};
 use support::Print;
 
 /// Label on the test's own agent image, so cleanup finds it.
@@ -103,6 +104,9 @@ fn unique(test: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_bundle_placed_reached_from_the_host_checked_persisted_and_removed() {
     let Some(docker) = engine().await else { return };
+    if !root_or_skip() {
+        return;
+    }
     let name = unique("a");
     let image = test_image(&name);
     let _cleanup = Cleanup { bottle: name.clone(), image: image.clone() };
@@ -142,7 +146,7 @@ async fn real_bundle_placed_reached_from_the_host_checked_persisted_and_removed(
 
     // The VM was given a real `docker save` archive, cached by image id.
     let create = d.machine_calls().into_iter().find(|c| c.starts_with("machine create")).unwrap();
-    let archive = PathBuf::from(create.rsplit(' ').next().unwrap());
+    let archive = PathBuf::from(create.split(" --image ").nth(1).unwrap().split(' ').next().unwrap());
     assert!(archive.starts_with(cache.path().join("smolvm-images")), "{create}");
     let entries: Vec<String> = tar::Archive::new(std::fs::File::open(&archive).unwrap())
         .entries()
@@ -158,18 +162,25 @@ async fn real_bundle_placed_reached_from_the_host_checked_persisted_and_removed(
     assert_eq!(again, archive);
     assert_eq!(std::fs::metadata(&again).unwrap().modified().unwrap(), saved_at);
 
-    // The start check's canary was the control plane on the egress network, dropped and logged by the VMM.
+    // The start check's canary was the control plane on the egress network, refused and logged by the
+    // VMM; its DNS probe was refused by smolvm's DNS filter and logged too.
     let mut source = b.event_source(&name).await.unwrap().expect("1.9.3 keeps a denial log");
     let events = source.poll().await.unwrap();
     let targets: Vec<String> = events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::EgressBlocked { target, rule, .. } if rule == "vmm:egress-policy" => Some(target.clone()),
+            EventKind::EgressBlocked { target, rule, method, .. } if rule == "vmm:egress-policy" => {
+                Some(format!("{method} {target}"))
+            }
             _ => None,
         })
         .collect();
-    assert_eq!(targets.len(), 1, "{events:?}");
-    assert!(targets[0].ends_with(&format!(":{DEFAULT_CONTROL_PORT}")), "{targets:?}");
+    assert_eq!(targets.len(), 2, "{events:?}");
+    assert!(
+        targets[0].starts_with("connect ") && targets[0].ends_with(&format!(":{DEFAULT_CONTROL_PORT}")),
+        "{targets:?}"
+    );
+    assert!(targets[1].starts_with("resolve ") && targets[1].ends_with(".bottle-start-check.invalid"), "{targets:?}");
 
     // The CLI, as a separate process on the same engine and smolvm: status with the VMM's facts,
     // and the VMM's denial merged into the bundle's event stream.
@@ -191,7 +202,7 @@ async fn real_bundle_placed_reached_from_the_host_checked_persisted_and_removed(
     let lines: Vec<serde_json::Value> =
         cli(&["events", &name]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let vmm: Vec<_> = lines.iter().filter(|e| e["rule"] == "vmm:egress-policy").collect();
-    assert_eq!(vmm.len(), 1, "{lines:?}");
+    assert_eq!(vmm.len(), 2, "the canary's connect and the DNS probe: {lines:?}");
     assert_eq!((vmm[0]["id"].as_u64(), vmm[0]["bottle"].as_str()), (Some(0), Some(name.as_str())));
 
     // A new process reads the verdict back from the bundle.
@@ -217,11 +228,14 @@ async fn real_bundle_placed_reached_from_the_host_checked_persisted_and_removed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vmm_that_lets_the_canary_through_fails_the_check_against_the_real_control_plane() {
     let Some(docker) = engine().await else { return };
+    if !root_or_skip() {
+        return;
+    }
     let name = unique("b");
     let image = test_image(&name);
     let _cleanup = Cleanup { bottle: name.clone(), image: image.clone() };
     // The double relays every destination from the host: a VMM that does not enforce.
-    let d = Double::with_policy("1.9.3", "ignore");
+    let d = Double::leaking("1.9.3", "0.0.0.0/0");
     let cache = tempfile::tempdir().unwrap();
     let b = backend(&docker, &d, cache.path()).await;
     let err = b.up(&spec(&name, &image, d.dir.path().into()), &Print(name.clone())).await.unwrap_err().to_string();

@@ -33,7 +33,6 @@ fn cases() -> Vec<Case> {
                 name: "demo".into(),
                 workdir: "/workspace".into(),
                 workspace: Some("/home/dev/project".into()),
-                command: vec![],
                 env: BTreeMap::new(),
                 cpus: 2.0,
                 memory_mib: 2048,
@@ -47,7 +46,6 @@ fn cases() -> Vec<Case> {
                 name: "full".into(),
                 workdir: "/src".into(),
                 workspace: Some("/Users/dev/My Project".into()),
-                command: vec!["claude".into(), "--print".into(), "fix the \"tests\"".into()],
                 env,
                 cpus: 4.0,
                 memory_mib: 8192,
@@ -61,7 +59,6 @@ fn cases() -> Vec<Case> {
                 name: "v6".into(),
                 workdir: "/workspace".into(),
                 workspace: None,
-                command: vec!["sleep".into(), "infinity".into()],
                 env: BTreeMap::new(),
                 cpus: 1.0,
                 memory_mib: 512,
@@ -106,11 +103,12 @@ fn smolfile_1_33_0_parser_reads_what_was_meant() {
         let net = sf.network.expect("a [network] table");
         let host_bits = if case.bundle.ip.is_ipv4() { 32 } else { 128 };
         assert_eq!(net.allow_cidrs, [format!("{}/{host_bits}", case.bundle.ip)], "{name}");
-        assert!(net.allow_hosts.is_empty(), "{name}");
+        assert_eq!(net.allow_hosts, ["bottle-dns-closed.invalid"], "{name}: DNS closed by smolvm's filter");
         assert_eq!(sf.net, Some(true), "{name}");
         assert_eq!(sf.cpus, Some(case.input.cpus as u8), "{name}");
         assert_eq!(sf.memory.map(u64::from), Some(case.input.memory_mib), "{name}");
-        assert_eq!(sf.cmd, case.input.command, "{name}");
+        assert_eq!(sf.entrypoint, ["/bin/sh", "-c"], "{name}: an idle workload, never the agent");
+        assert_eq!(sf.cmd, ["exec sleep 2147483647"], "{name}");
         assert_eq!(sf.workdir.as_deref(), Some(case.input.workdir.as_str()), "{name}");
         match &case.image {
             VmImage::Tarball(_) => assert_eq!(sf.image, None, "{name}: a tarball must not be in the Smolfile"),

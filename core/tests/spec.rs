@@ -84,7 +84,7 @@ upstream = "http://127.0.0.1:8080/docs.git"
 fetch = false
 
 [resources]
-cpus = 1.5
+cpus = 2.0
 memory = "4G"
 pids = 256
 "#;
@@ -132,7 +132,7 @@ pids = 256
             },
         ]
     );
-    assert_eq!(s.resources, Resources { cpus: 1.5, memory_mib: 4096, pids: 256 });
+    assert_eq!(s.resources, Resources { cpus: 2.0, memory_mib: 4096, pids: 256 });
 }
 
 #[test]
@@ -267,6 +267,30 @@ fn bad_memory_is_refused() {
     assert!(e.starts_with(&format!("{}resources.memory = \"8\": ", d.at(4, 10))), "{e}");
     let e = d.refuse(&format!("{HEAD}[resources]\ncpus = 0\n"));
     assert!(e.starts_with(&format!("{}resources.cpus = \"0\"", d.at(4, 8))), "{e}");
+}
+
+#[test]
+fn smolmachines_refuses_what_smolvm_would_cap_or_round() {
+    let d = Dir::new();
+    for (cpus, from_file) in [("17", true), ("1.5", true), ("17", false)] {
+        let text = if from_file {
+            format!("{HEAD}backend = \"smolmachines\"\n[resources]\ncpus = {cpus}\n")
+        } else {
+            format!("{HEAD}\n[resources]\ncpus = {cpus}\n")
+        };
+        let forced = (!from_file).then_some(BackendKind::Smolmachines);
+        let e = match Spec::parse_for(&d.file(), &text, forced) {
+            Err(SpecError::Invalid(e)) => e.to_string(),
+            other => panic!("cpus = {cpus} accepted on smolmachines: {other:?}"),
+        };
+        let want = format!("{}resources.cpus = \"{cpus}\": on smolmachines,", d.at(5, 8));
+        assert!(e.starts_with(&want) && e.contains("from 1 to 16"), "{e}");
+    }
+    let fine = format!("{HEAD}backend = \"smolmachines\"\n[resources]\ncpus = 16\nmemory = 64\n");
+    assert_eq!(d.parse(&fine).unwrap().resources.cpus, 16.0);
+    // The same values stay fine on Docker, which takes fractions and more than 16.
+    let docker = format!("{HEAD}\n[resources]\ncpus = 17.5\n");
+    assert_eq!(Spec::parse_for(&d.file(), &docker, Some(BackendKind::Docker)).unwrap().resources.cpus, 17.5);
 }
 
 #[test]

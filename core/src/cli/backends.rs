@@ -49,6 +49,13 @@ pub fn choose_from_env(flag: Option<BackendKind>, spec: Option<BackendKind>) -> 
     choose(flag, std::env::var(BACKEND_ENV).ok().as_deref(), spec)
 }
 
+/// The backend chosen outside any spec (flag or environment), if any: a spec is then
+/// checked against that backend's limits rather than its own `backend`'s.
+pub fn forced_from_env(flag: Option<BackendKind>) -> Result<Option<BackendKind>, Failure> {
+    let c = choose_from_env(flag, None)?;
+    Ok((c.source != ChoiceSource::Default).then_some(c.kind))
+}
+
 pub fn kind_name(kind: BackendKind) -> &'static str {
     match kind {
         BackendKind::Docker => "docker",

@@ -27,7 +27,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
     let json = cli.json;
     match cli.command {
         Command::Up { file } => {
-            let spec = Spec::load(&file).exit_with(Exit::Usage)?;
+            let spec = Spec::load_for(&file, backends::forced_from_env(cli.backend)?).exit_with(Exit::Usage)?;
             let backend = open(backends::choose_from_env(cli.backend, spec.backend)?).await?;
             let progress = StepPrinter::stderr();
             let res = backend.up(&spec, &progress).await;
@@ -223,7 +223,8 @@ async fn verify(
     json: bool,
 ) -> Result<u8, Failure> {
     use crate::verify::{Target, verify};
-    let spec = file.as_deref().map(Spec::load).transpose().exit_with(Exit::Usage)?;
+    let forced = backends::forced_from_env(flag)?;
+    let spec = file.as_deref().map(|f| Spec::load_for(f, forced)).transpose().exit_with(Exit::Usage)?;
     let choice = backends::choose_from_env(flag, spec.as_ref().and_then(|s| s.backend))?;
     if choice.kind != BackendKind::Docker {
         return Err(Failure::new(

@@ -27,14 +27,17 @@ pub const PROBE_CONNECT_SECS: u32 = 5;
 
 /// curl exit codes the verdict depends on.
 const CURL_OK: i64 = 0;
+const CURL_NO_RESOLVE: i64 = 6;
 const CURL_REFUSED: i64 = 7;
 const CURL_TIMEOUT: i64 = 28;
+/// Connected, then the peer closed (52) or reset (56) before answering: the SYN got through.
+const CURL_CONNECTED_THEN_CLOSED: [i64; 2] = [52, 56];
 
 /// The network backend smolvm runs the VM on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NetBackend {
-    /// Enforces `allow_cidrs` (blocked SYNs are dropped).
+    /// Enforces `allow_cidrs` (a blocked SYN is answered with a reset).
     VirtioNet,
     /// libkrun's socket interception; ignored `allow_cidrs` before smolvm 1.1.3.
     Tsi,
@@ -93,7 +96,7 @@ impl SmolAllowlistStatus {
             verdict,
             allowlist: self.allowlist.clone(),
             mechanism: format!(
-                "smolvm {} {} egress policy (allow_cidrs) + bundle proxy; DNS via the VM gateway is not gated",
+                "smolvm {} {} egress policy (allow_cidrs) + DNS filter (allow_hosts) + bundle proxy",
                 self.smolvm_version,
                 self.net_backend.as_str()
             ),
@@ -108,33 +111,59 @@ impl SmolAllowlistStatus {
     }
 }
 
-/// The argv of a probe: one TCP connect + HTTP request, bounded by curl's own timeouts.
-pub fn probe_command(target: SocketAddr) -> Vec<String> {
-    let mut argv: Vec<String> = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    argv.extend([PROBE_CONNECT_SECS.to_string(), "--max-time".into(), (PROBE_CONNECT_SECS * 2).to_string()]);
-    argv.push(format!("http://{target}/"));
+/// curl's options shared by every probe, bounded by its own timeouts.
+fn curl() -> Vec<String> {
+    let mut argv: Vec<String> =
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}"].iter().map(|s| s.to_string()).collect();
+    argv.extend(["--connect-timeout".into(), PROBE_CONNECT_SECS.to_string()]);
+    argv.extend(["--max-time".into(), (PROBE_CONNECT_SECS * 2).to_string()]);
     argv
+}
+
+/// A direct probe, deaf to the VM's `HTTP_PROXY` (smolvm merges the Smolfile's `env`
+/// into every exec, and a proxied request would never test the policy). `--noproxy`
+/// also overrides `-x`, so the proxy probe does without it.
+fn direct(url: String) -> Vec<String> {
+    let mut argv = curl();
+    argv.extend(["--noproxy".into(), "*".into(), url]);
+    argv
+}
+
+/// The argv of a probe: one TCP connect + HTTP request, ignoring the proxy.
+pub fn probe_command(target: SocketAddr) -> Vec<String> {
+    direct(format!("http://{target}/"))
 }
 
 /// The bundle probe: a request for a name no allowlist holds, through the bundle's proxy. Only
 /// the bottle's proxy answers it with its own 403, so a 403 shows the VM reached the bundle and
 /// not something else at that address.
 pub fn proxy_probe_command(proxy: SocketAddr) -> Vec<String> {
-    let mut argv = probe_command(proxy);
-    argv.pop();
+    let mut argv = curl();
     argv.extend(["-x".into(), format!("http://{proxy}"), PROXY_PROBE_URL.into()]);
     argv
+}
+
+/// The DNS probe: a lookup of `name` through the VM's own resolver (smolvm's gateway).
+pub fn dns_probe_command(name: &str) -> Vec<String> {
+    direct(format!("http://{name}/"))
 }
 
 /// What the bundle probe asks the proxy for (RFC 2606 `.invalid`: refused without dialing).
 pub const PROXY_PROBE_URL: &str = "http://bottle-start-check.invalid/";
 
-/// Runs the start check in a started VM: the bundle's proxy must answer, and
-/// `canary` (outside the allowlist, answering on the host) must time out. On a
-/// smolvm with `egress-events`, the canary's denial must also be on record.
+/// Runs the start check in a started VM (before the agent's command starts):
+/// - the host reaches `canary` (outside the allowlist), so only the policy can stop the VM;
+/// - the bundle's proxy answers the VM with its own 403;
+/// - the VM's connect to `canary` is refused or times out. smolvm's virtio-net stack answers
+///   a denied SYN itself: smoltcp replies RST to a SYN no socket takes
+///   (crates/smolvm-network/src/tcp_relay.rs `create_tcp_socket`, v1.1.3 to v1.9.3), so the
+///   guest sees "refused" at once; a timeout is a drop somewhere else. Either is blocked.
+///   Anything that connected, even if closed at once, means the SYN got through: failed;
+/// - a lookup of a fresh `.invalid` name fails in the VM;
+/// - on smolvm 1.8.1+, smolvm itself recorded both denials (`connect` to the canary and
+///   `resolve` of the name): the refusal came from its policy and its DNS filter is on.
+///
+/// Every other outcome, including a probe that did not run, is not-verified: fail closed.
 pub async fn run_start_check(
     smolvm: &Smolvm,
     name: &MachineName,
@@ -146,7 +175,7 @@ pub async fn run_start_check(
         checked_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         detail,
     };
-    // A canary nobody answers on would time out with or without a policy.
+    // A canary nobody answers on would be refused or time out with or without a policy.
     let host_probe = tokio::time::timeout(PREFLIGHT_CONNECT_TIMEOUT, TcpStream::connect(canary)).await;
     if !matches!(host_probe, Ok(Ok(_))) {
         return verdict(
@@ -188,53 +217,76 @@ pub async fn run_start_check(
             return verdict(Verdict::NotVerified, format!("probe of the canary did not run: {e}"));
         }
     };
-    match out.exit_code {
-        CURL_TIMEOUT => {}
+    let blocked = match out.exit_code {
+        CURL_REFUSED => "refused",
+        CURL_TIMEOUT => "timed out",
         CURL_OK => {
             return verdict(
                 Verdict::Failed,
                 format!("the VM reached {canary}, which is outside the allowlist: the egress policy is not enforced"),
             );
         }
-        CURL_REFUSED => {
+        code if CURL_CONNECTED_THEN_CLOSED.contains(&code) => {
             return verdict(
                 Verdict::Failed,
                 format!(
-                    "a connection to {canary} was refused rather than dropped: the SYN left the VM, so the egress policy is not enforced"
+                    "the VM connected to {canary}, which is outside the allowlist (then the connection closed, curl exit {code}): the egress policy is not enforced"
                 ),
             );
         }
         code => {
             return verdict(
                 Verdict::NotVerified,
-                format!("the canary probe ended with curl exit {code} (expected 28, a timeout): {}", out.stderr.trim()),
+                format!(
+                    "the canary probe ended with curl exit {code} (expected 7, refused, or 28, a timeout): {}",
+                    out.stderr.trim()
+                ),
             );
         }
+    };
+    let dns_name = format!("x{:08x}.{DNS_PROBE_DOMAIN}", rand::random::<u32>());
+    match smolvm.exec(name, &dns_probe_command(&dns_name), PROBE_TIMEOUT).await {
+        Ok(o) if o.exit_code == CURL_NO_RESOLVE => {}
+        Ok(o) => {
+            return verdict(
+                Verdict::NotVerified,
+                format!("a lookup of {dns_name} in the VM did not fail as a lookup (curl exit {})", o.exit_code),
+            );
+        }
+        Err(e) => return verdict(Verdict::NotVerified, format!("the DNS probe did not run: {e}")),
     }
+    let held = format!("bundle proxy {proxy} reached; {canary} {blocked}; {dns_name} did not resolve");
     match smolvm.egress_events(name).await {
         Ok(None) => verdict(
             Verdict::Verified,
-            format!(
-                "bundle proxy {proxy} reached; {canary} dropped (smolvm {} keeps no denial log to corroborate)",
-                smolvm.version()
-            ),
+            format!("{held} (smolvm {} keeps no denial log, so neither is corroborated by smolvm)", smolvm.version()),
         ),
-        Ok(Some(events)) if recorded(&events, canary) => {
-            verdict(Verdict::Verified, format!("bundle proxy {proxy} reached; {canary} dropped and recorded by smolvm"))
+        Ok(Some(events)) => {
+            match (recorded(&events, "connect", &canary.to_string()), recorded(&events, "resolve", &dns_name)) {
+                (true, true) => verdict(Verdict::Verified, format!("{held}; smolvm recorded both denials")),
+                (false, _) => verdict(
+                    Verdict::NotVerified,
+                    format!(
+                        "{canary} was {blocked} but smolvm recorded no denial for it: something other than its egress policy stopped it"
+                    ),
+                ),
+                (true, false) => verdict(
+                    Verdict::NotVerified,
+                    format!(
+                        "smolvm recorded no `resolve` denial for {dns_name}: its DNS filter is not on, so DNS is a way out"
+                    ),
+                ),
+            }
         }
-        Ok(Some(_)) => verdict(
-            Verdict::NotVerified,
-            format!(
-                "{canary} timed out but smolvm recorded no denial for it: something other than the egress policy dropped it"
-            ),
-        ),
         Err(e) => verdict(Verdict::NotVerified, format!("reading smolvm's denials failed: {e}")),
     }
 }
 
-fn recorded(events: &[EgressDenial], canary: SocketAddr) -> bool {
-    let dest = canary.to_string();
-    events.iter().any(|e| e.operation == "connect" && e.dest == dest)
+/// Parent of the start check's DNS probe names (RFC 2606: never resolves anywhere).
+pub const DNS_PROBE_DOMAIN: &str = "bottle-start-check.invalid";
+
+fn recorded(events: &[EgressDenial], operation: &str, dest: &str) -> bool {
+    events.iter().any(|e| e.operation == operation && e.dest.eq_ignore_ascii_case(dest))
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@
 //! Order in `up`, and why: the bundle first (the VM's allowlist is its IP);
 //! the host-route preflight before any VM exists (a VM that cannot reach the
 //! bundle is useless and the failure would look like a proxy fault); then
-//! create, start, and the start check, and a VM whose allowlist was not seen to
-//! hold is stopped again rather than handed to an agent.
+//! create, start (an idle workload: no agent code yet), the start check, and
+//! only then the agent's command (`Smolvm::launch`). A VM whose allowlist was
+//! not seen to hold is stopped again, and the agent never ran in it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,11 +21,11 @@ use async_trait::async_trait;
 use bottle_protocol::Event;
 
 use super::allowlist::{SmolAllowlistStatus, run_start_check};
-use super::driver::{CreateRequest, EXEC_TIMEOUT, Smolvm};
+use super::driver::{CreateRequest, EXEC_TIMEOUT, Launch, Smolvm};
 use super::egress::EgressTracker;
 use super::name::MachineName;
 use super::preflight::{PREFLIGHT_CONNECT_TIMEOUT, check_bundle_reachable};
-use super::smolfile::{AllowList, BundleAddr, Smolfile, SmolfileInput, VmImage};
+use super::smolfile::{AllowList, BundleAddr, Smolfile, SmolfileInput, VmImage, split_env};
 use super::status::{MachineState, MachineStatus};
 use crate::backend::{
     AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, EventSource, ExecOutput,
@@ -108,6 +109,17 @@ impl SmolmachinesBackend {
         self.host.remove_bundle(bottle, progress).await
     }
 
+    /// The bottle a machine runs, if it is bottle's. With labels (smolvm 1.8.0+) only a
+    /// machine bottle labelled is, under the name that label gives (a hand-made
+    /// `bottle-x` is left alone); before, the name prefix is all there is.
+    fn bottle_of(&self, m: &MachineStatus) -> Option<String> {
+        if self.smolvm.version().has_labels() {
+            let bottle = m.labels.get(crate::sidecar::labels::NAME)?;
+            return (Self::machine(bottle).ok()?.as_str() == m.name).then(|| bottle.clone());
+        }
+        MachineName::new(&m.name).ok().and_then(|n| n.bottle_name().map(str::to_owned))
+    }
+
     fn machine(bottle: &str) -> anyhow::Result<MachineName> {
         MachineName::for_bottle(bottle).map_err(anyhow::Error::msg)
     }
@@ -172,6 +184,26 @@ impl BottleBackend for SmolmachinesBackend {
 
     async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus> {
         let name = Self::machine(&spec.name)?;
+        // Refused before anything is made: what this smolvm could not start as asked.
+        let secrets = split_env(&spec.env).1;
+        if spec.command.is_empty() && !secrets.is_empty() {
+            let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
+            bail!(
+                "smolmachines: bottle {}: env {} look like secrets, which reach the agent only through its \
+                 `command` (never smolvm's plain-text record); set `command` or rename them",
+                spec.name,
+                names.join(", ")
+            );
+        }
+        if !spec.command.is_empty() && !self.smolvm.version().has_exec_detach() {
+            bail!(
+                "smolmachines: bottle {}: smolvm {} cannot start `command` after the start check \
+                 (`machine exec -d` needs smolvm {}); upgrade smolvm or leave `command` empty",
+                spec.name,
+                self.smolvm.version(),
+                super::Version::EXEC_DETACH
+            );
+        }
         let _lock = Self::lock_name(&spec.name)?;
         if self.machine_exists(&name).await? {
             bail!("smolmachines: bottle {}: already exists; `down` it first or pick another name", spec.name);
@@ -192,6 +224,7 @@ impl BottleBackend for SmolmachinesBackend {
             name: name.clone(),
             smolfile,
             image,
+            labels: vm_labels(&spec.name),
         };
         progress.step("creating the VM");
         self.smolvm.create(&req).await?;
@@ -210,6 +243,15 @@ impl BottleBackend for SmolmachinesBackend {
                 .await
                 .with_context(|| format!("smolmachines: stopping VM {name} after a failed start check"))?;
             bail!("smolmachines: bottle {}: the allowlist was not seen to hold, VM stopped: {detail}", spec.name);
+        }
+        if !spec.command.is_empty() {
+            progress.step("starting the agent");
+            let launch = Launch { cmd: spec.command.clone(), workdir: spec.workdir.clone(), secrets };
+            if let Err(e) = self.smolvm.launch(&name, &launch).await {
+                let _ = self.smolvm.stop(&name).await;
+                return Err(anyhow::Error::new(e)
+                    .context(format!("smolmachines: bottle {}: starting the agent; VM stopped", spec.name)));
+            }
         }
         let m = self.smolvm.status(&name).await?;
         self.to_bottle_status(&spec.name, &m).await
@@ -241,8 +283,7 @@ impl BottleBackend for SmolmachinesBackend {
     async fn list(&self) -> anyhow::Result<Vec<BottleStatus>> {
         let mut out = Vec::new();
         for m in self.smolvm.list().await? {
-            let bottle = MachineName::new(&m.name).ok().and_then(|n| n.bottle_name().map(str::to_owned));
-            if let Some(bottle) = bottle {
+            if let Some(bottle) = self.bottle_of(&m) {
                 out.push(self.to_bottle_status(&bottle, &m).await?);
             }
         }
@@ -303,6 +344,20 @@ impl BottleBackend for SmolmachinesBackend {
             None => bail!("smolmachines: bottle {bottle}: no bundle running"),
         }
     }
+}
+
+/// The labels a bottle's VM is created with (smolvm 1.8.0+): the same keys as its Docker
+/// objects, so `ls` and `gc` find bottle's machines by label rather than by name alone.
+fn vm_labels(bottle: &str) -> std::collections::BTreeMap<String, String> {
+    use crate::sidecar::labels;
+    [
+        (labels::NAME, bottle),
+        (labels::BACKEND, labels::backend_value(BackendKind::Smolmachines)),
+        (labels::ROLE, labels::ROLE_AGENT),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 /// The VMM's denials of one bottle, as `events` merges them into the bundle's stream.

@@ -5,6 +5,7 @@
 //! path and the version it reported, so tests run this exact code against a
 //! stand-in executable, and the only thing they cannot check is a real VM.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -34,6 +35,11 @@ pub const EGRESS_EVENTS_TIMEOUT: Duration = Duration::from_secs(15);
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(600);
 /// How many denials one `egress-events` poll asks for (smolvm's own default).
 pub const EGRESS_EVENTS_LIMIT: u32 = 200;
+/// `exec -d` only spawns the command and prints its PID.
+pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Prefix of the environment variables that carry a secret value from bottle to the
+/// smolvm child process it runs (`--secret-env GUEST=HOST_VAR` names them).
+const SECRET_VAR_PREFIX: &str = "BOTTLE_SMOLVM_SECRET_";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SmolvmError {
@@ -65,6 +71,18 @@ pub struct CreateRequest {
     /// Where the rendered Smolfile is written for smolvm to read.
     pub smolfile_path: PathBuf,
     pub image: VmImage,
+    /// `--label KEY=VALUE`s, passed only to a smolvm that has them (1.8.0+).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The agent's command, started in a running machine once the start check passed.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub cmd: Vec<String>,
+    pub workdir: String,
+    /// Guest variable -> value. Handed over with `--secret-env` from the smolvm child's
+    /// own environment, so the value is in no argv, no Smolfile and no smolvm record.
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// A `smolvm` binary whose version passed the gate.
@@ -106,7 +124,7 @@ impl Smolvm {
         if !is_executable(&bin) {
             return Err(SmolvmError::NotFound { searched: format!("{} is not an executable file", bin.display()) });
         }
-        let out = run(&bin, &["--version".into()], VERSION_TIMEOUT).await?;
+        let out = run(&bin, &["--version".into()], &[], VERSION_TIMEOUT).await?;
         let op = "smolvm --version".to_owned();
         let out = ok_or_failed(op.clone(), out)?;
         let version = Version::parse_version_output(&out.stdout)
@@ -132,8 +150,49 @@ impl Smolvm {
             op: format!("write smolfile {}", req.smolfile_path.display()),
             source,
         })?;
-        let args = create_args(self.version, &req.name, &req.smolfile_path, &req.image);
+        let mut args = create_args(self.version, &req.name, &req.smolfile_path, &req.image);
+        if self.version.has_labels() {
+            for (k, v) in &req.labels {
+                args.extend(["--label".into(), format!("{k}={v}").into()]);
+            }
+        }
         self.checked(&args, CREATE_TIMEOUT).await.map(drop)
+    }
+
+    /// Starts the agent's command in the background with `exec -d` and returns its guest PID.
+    ///
+    /// Why `exec -d` and not the Smolfile's `cmd`: smolvm starts `entrypoint` + `cmd` as the
+    /// machine's workload inside `machine start` itself (src/cli/vm_common.rs at v1.9.3), so
+    /// the agent would be running before bottle could look at the boundary, and smolvm has
+    /// no hook that holds the workload back until a condition holds (init commands run
+    /// before it, health checks after). `exec -d` (v1.3.0+, src/cli/machine.rs `ExecCmd`)
+    /// spawns a process that outlives the exec call and merges the Smolfile's `env` into
+    /// it, so the agent starts exactly when bottle says so, with the bottle's environment.
+    pub async fn launch(&self, name: &MachineName, launch: &Launch) -> Result<u32, SmolvmError> {
+        let mut args = machine(&["exec", "--name", name.as_str(), "-d", "-w", &launch.workdir]);
+        let op = describe(&args[..5]);
+        if !self.version.has_exec_detach() {
+            return Err(SmolvmError::TooOld(format!(
+                "{op}: smolvm {} cannot start the agent after the start check (`machine exec -d` needs {}); \
+                 upgrade smolvm or leave `command` empty",
+                self.version,
+                Version::EXEC_DETACH
+            )));
+        }
+        let mut envs = Vec::new();
+        for (i, (k, v)) in launch.secrets.iter().enumerate() {
+            let var = format!("{SECRET_VAR_PREFIX}{i}");
+            args.extend(["--secret-env".into(), format!("{k}={var}").into()]);
+            envs.push((var, v.clone()));
+        }
+        args.push("--".into());
+        args.extend(launch.cmd.iter().map(OsString::from));
+        let out = run(&self.bin, &args, &envs, LAUNCH_TIMEOUT).await.map_err(|e| rename(e, &op))?;
+        let out = ok_or_failed(op.clone(), out)?;
+        out.stdout.trim().parse().map_err(|_| SmolvmError::Output {
+            op,
+            detail: format!("expected the guest PID on stdout, got {:?}", out.stdout.trim()),
+        })
     }
 
     pub async fn start(&self, name: &MachineName) -> Result<(), SmolvmError> {
@@ -176,7 +235,7 @@ impl Smolvm {
             return Err(SmolvmError::Output { op, detail: "no command given".into() });
         }
         args.extend(cmd.iter().map(OsString::from));
-        let out = run(&self.bin, &args, timeout).await.map_err(|e| rename(e, &op))?;
+        let out = run(&self.bin, &args, &[], timeout).await.map_err(|e| rename(e, &op))?;
         if out.code == 1 && out.stdout.is_empty() && is_smolvm_refusal(&out.stderr) {
             return Err(SmolvmError::Failed { op, code: 1, message: error_text(&out.stderr) });
         }
@@ -197,7 +256,7 @@ impl Smolvm {
 
     async fn checked(&self, args: &[OsString], timeout: Duration) -> Result<(String, Captured), SmolvmError> {
         let op = describe(args);
-        let out = run(&self.bin, args, timeout).await.map_err(|e| rename(e, &op))?;
+        let out = run(&self.bin, args, &[], timeout).await.map_err(|e| rename(e, &op))?;
         Ok((op.clone(), ok_or_failed(op, out)?))
     }
 }
@@ -246,10 +305,17 @@ struct Captured {
     stderr: String,
 }
 
-async fn run(bin: &Path, args: &[OsString], timeout: Duration) -> Result<Captured, SmolvmError> {
+/// Runs smolvm with `envs` added to its own environment (and so in no argv).
+async fn run(
+    bin: &Path,
+    args: &[OsString],
+    envs: &[(String, String)],
+    timeout: Duration,
+) -> Result<Captured, SmolvmError> {
     let op = describe(args);
     let child = Command::new(bin)
         .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -287,17 +353,30 @@ fn ok_or_failed(op: String, out: Captured) -> Result<Captured, SmolvmError> {
     }
 }
 
+/// Where smolvm's `Error: ` line starts. It need not be the first line: from v1.7.0 a
+/// smolvm whose file is not named `smolvm` first prints a `note: no packed assets ...`
+/// line (src/main.rs), and warnings may come before it too.
+fn error_line(stderr: &str) -> Option<usize> {
+    if stderr.starts_with("Error: ") {
+        return Some(0);
+    }
+    stderr.find("\nError: ").map(|i| i + 1)
+}
+
 /// smolvm's message: from its `Error: ` line on (the reason may span lines),
 /// dropping notes printed before it; clap usage errors are passed whole.
 fn error_text(stderr: &str) -> String {
-    let from = stderr.find("Error: ").unwrap_or(0);
-    let text = stderr[from..].trim();
+    let text = stderr[error_line(stderr).unwrap_or(0)..].trim();
     if text.is_empty() { "(no message on stderr)".to_owned() } else { text.to_owned() }
 }
 
+/// Whether an exec's exit 1 is smolvm refusing (no such machine, not running) rather
+/// than the guest command's own exit status.
 fn is_smolvm_refusal(stderr: &str) -> bool {
-    let t = stderr.trim_start();
-    t.starts_with("Error: vm not found: ") || t.starts_with("Error: agent operation failed: ")
+    error_line(stderr).is_some_and(|i| {
+        let t = &stderr[i..];
+        t.starts_with("Error: vm not found: ") || t.starts_with("Error: agent operation failed: ")
+    })
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -350,5 +429,15 @@ mod tests {
         assert_eq!(error_text(stderr), "Error: vm not found: a");
         assert_eq!(error_text("error: unexpected argument '-n' found\n"), "error: unexpected argument '-n' found");
         assert_eq!(error_text(""), "(no message on stderr)");
+    }
+
+    #[test]
+    fn a_refusal_is_found_below_notes_and_warnings() {
+        let noted = "note: no packed assets found for 'smolvm-1.9.3'\nError: vm not found: bottle-a\n";
+        assert!(is_smolvm_refusal(noted));
+        let warned = "warning: x\nnote: y\nError: agent operation failed: connect: machine 'a' is not running.\n";
+        assert!(is_smolvm_refusal(warned));
+        assert!(!is_smolvm_refusal("curl: (7) Failed to connect\n"), "the guest's own stderr");
+        assert!(!is_smolvm_refusal("guest says: Error: vm not found: x\n"), "only at a line start");
     }
 }

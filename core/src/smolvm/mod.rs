@@ -23,7 +23,7 @@ pub mod version;
 
 pub use allowlist::{NetBackend, SmolAllowlistStatus, StartCheck};
 pub use backend::{BundleEndpoint, HostSide, SmolmachinesBackend};
-pub use driver::{CreateRequest, Smolvm, SmolvmError};
+pub use driver::{CreateRequest, Launch, Smolvm, SmolvmError};
 pub use egress::{EgressDenial, EgressTracker};
 pub use host::DockerHost;
 pub use name::MachineName;

@@ -7,7 +7,13 @@
 //!   be empty and there is no way to render a Smolfile without one;
 //! - a `docker save` tarball named in a Smolfile's `image` is pulled from a
 //!   registry, so a tarball is never written here: [`VmImage::Tarball`] goes to
-//!   the command line's `--image` instead.
+//!   the command line's `--image` instead;
+//! - smolvm starts `entrypoint` + `cmd` inside `machine start`, and an empty `cmd`
+//!   adopts the image's own, so the Smolfile never names the agent's command: its
+//!   workload is [`IDLE_WORKLOAD`], and the agent is started by `exec -d` once the
+//!   start check passed (see `Smolvm::launch`);
+//! - Smolfile `env` is stored in plain text in smolvm's state database, so values
+//!   under secret-like names never go there (see [`split_env`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,6 +27,40 @@ use crate::spec::Spec;
 /// Environment variables bottle sets itself; a spec may not override them.
 pub const PROXY_ENV_KEYS: [&str; 6] =
     ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"];
+
+/// The workload `machine start` runs: it holds the VM up and does nothing, so no agent
+/// code runs before the start check.
+pub const IDLE_WORKLOAD: [&str; 3] = ["/bin/sh", "-c", "exec sleep 2147483647"];
+
+/// The one name in `[network] allow_hosts`. Any `allow_hosts` turns smolvm's DNS filter on
+/// (crates/smolvm-network/src/stack.rs `classify_dns_query`, v1.1.3 to v1.9.3): names not
+/// listed get NXDOMAIN without leaving the host, and from 1.8.1 each is logged as a
+/// `resolve` denial. An RFC 2606 `.invalid` name never resolves, so it adds no address to
+/// the allowlist (smolvm adds the addresses a listed name resolves to) and lets no query out.
+pub const DNS_FILTER_HOST: &str = "bottle-dns-closed.invalid";
+
+/// Most vCPUs smolvm gives a VM: it caps more to 16 with only a warning
+/// (src/data/resources.rs `MAX_EFFECTIVE_CPUS`, v1.9.3), so bottle refuses more.
+pub const MAX_CPUS: u8 = 16;
+
+/// `_`-separated words of a variable name that mark its value as a secret.
+const SECRET_WORDS: [&str; 9] = ["KEY", "AUTH", "PASS", "PAT", "COOKIE", "CREDENTIAL", "CREDENTIALS", "PRIVATE", "DSN"];
+/// Word endings that do the same (`APIKEY`, `GITHUB_ACCESSTOKEN`, `DBPASSWORD`).
+const SECRET_ENDINGS: [&str; 5] = ["APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD"];
+
+/// Whether `name` looks like it holds a secret (`ANTHROPIC_API_KEY`, `GH_TOKEN`, ...), by
+/// whole words so that `GIT_AUTHOR_NAME` or `KEYBOARD_LAYOUT` stay plain.
+pub fn is_secret_like(name: &str) -> bool {
+    name.to_ascii_uppercase()
+        .split('_')
+        .any(|w| SECRET_WORDS.contains(&w) || SECRET_ENDINGS.iter().any(|e| w.ends_with(e)))
+}
+
+/// Splits the agent's environment into what may sit in the Smolfile (and so in smolvm's
+/// database) and the secret-like rest, which reaches the agent only through `--secret-env`.
+pub fn split_env(env: &BTreeMap<String, String>) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    env.iter().map(|(k, v)| (k.clone(), v.clone())).partition(|(k, _)| !is_secret_like(k))
+}
 
 /// The bundle as the VM reaches it: its pinned IP and the egress proxy's port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +95,8 @@ impl Serialize for AllowList {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkTable {
+    /// Always `[DNS_FILTER_HOST]`: closes the DNS channel (see [`DNS_FILTER_HOST`]).
+    pub allow_hosts: Vec<String>,
     pub allow_cidrs: AllowList,
 }
 
@@ -75,7 +117,8 @@ pub struct SmolfileInput {
     pub workdir: String,
     /// Host directory mounted read-write at `workdir`; `None` for no mount.
     pub workspace: Option<PathBuf>,
-    pub command: Vec<String>,
+    /// Only what may be stored in plain text: [`SmolfileInput::from_spec`] leaves the
+    /// secret-like variables out.
     pub env: BTreeMap<String, String>,
     pub cpus: f64,
     pub memory_mib: u64,
@@ -87,8 +130,7 @@ impl SmolfileInput {
             name: spec.name.clone(),
             workdir: spec.workdir.clone(),
             workspace: Some(spec.workspace.clone()),
-            command: spec.command.clone(),
-            env: spec.env.clone(),
+            env: split_env(&spec.env).0,
             cpus: spec.resources.cpus,
             memory_mib: spec.resources.memory_mib,
         }
@@ -116,8 +158,8 @@ pub struct Smolfile {
 }
 
 impl Smolfile {
-    /// The Smolfile for one bottle: the agent's command, its environment with
-    /// the proxy pointed at the bundle, and an allowlist of the bundle alone.
+    /// The Smolfile for one bottle: an idle workload, the agent's environment with
+    /// the proxy pointed at the bundle, an allowlist of the bundle alone and DNS closed.
     pub fn for_bottle(input: &SmolfileInput, bundle: BundleAddr, image: &VmImage) -> Result<Self, String> {
         let ctx = |msg: String| format!("smolfile for bottle {:?}: {msg}", input.name);
         let cpus = whole_cpus(input.cpus).map_err(ctx)?;
@@ -143,15 +185,18 @@ impl Smolfile {
                 VmImage::Registry(r) => Some(r.clone()),
                 VmImage::Tarball(_) => None,
             },
-            entrypoint: Vec::new(),
-            cmd: input.command.clone(),
+            entrypoint: IDLE_WORKLOAD[..2].iter().map(|s| s.to_string()).collect(),
+            cmd: vec![IDLE_WORKLOAD[2].to_owned()],
             env: render_env(&input.env, bundle).map_err(ctx)?,
             workdir: input.workdir.clone(),
             cpus,
             memory,
             net: true,
             volumes,
-            network: NetworkTable { allow_cidrs: AllowList::bundle_only(bundle.ip) },
+            network: NetworkTable {
+                allow_hosts: vec![DNS_FILTER_HOST.to_owned()],
+                allow_cidrs: AllowList::bundle_only(bundle.ip),
+            },
         })
     }
 
@@ -161,14 +206,14 @@ impl Smolfile {
     }
 }
 
-/// smolvm takes whole vCPUs (a `u8`); a fractional spec is refused rather than
-/// silently rounded, so the user sees what the VM actually gets.
-fn whole_cpus(cpus: f64) -> Result<u8, String> {
-    if cpus.fract() == 0.0 && (1.0..=f64::from(u8::MAX)).contains(&cpus) {
+/// smolvm takes whole vCPUs, at most [`MAX_CPUS`]; anything else is refused rather than
+/// rounded or capped, so the user sees what the VM actually gets.
+pub fn whole_cpus(cpus: f64) -> Result<u8, String> {
+    if cpus.fract() == 0.0 && (1.0..=f64::from(MAX_CPUS)).contains(&cpus) {
         // Checked whole and in range just above.
         Ok(cpus as u8)
     } else {
-        Err(format!("resources.cpus = {cpus}: smolvm gives whole vCPUs, use an integer from 1 to 255"))
+        Err(format!("resources.cpus = {cpus}: smolvm gives whole vCPUs, use an integer from 1 to {MAX_CPUS}"))
     }
 }
 
@@ -205,7 +250,6 @@ mod tests {
             name: "t".into(),
             workdir: "/workspace".into(),
             workspace: None,
-            command: vec![],
             env: BTreeMap::new(),
             cpus: 2.0,
             memory_mib: 2048,
@@ -233,7 +277,7 @@ mod tests {
 
     #[test]
     fn refuses_fractional_or_zero_cpus_and_bad_memory() {
-        for bad in [0.0, 1.5, 256.0, -1.0, f64::NAN] {
+        for bad in [0.0, 1.5, 17.0, 256.0, -1.0, f64::NAN] {
             let mut i = input();
             i.cpus = bad;
             let err = Smolfile::for_bottle(&i, BUNDLE, &VmImage::Registry("a".into())).unwrap_err();
@@ -245,6 +289,37 @@ mod tests {
             let err = Smolfile::for_bottle(&i, BUNDLE, &VmImage::Registry("a".into())).unwrap_err();
             assert!(err.contains("resources.memory_mib"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_workload_is_idle_and_dns_is_closed() {
+        let sf = Smolfile::for_bottle(&input(), BUNDLE, &VmImage::Registry("a".into())).unwrap();
+        let text = sf.render();
+        assert!(text.contains(r#"entrypoint = ["/bin/sh", "-c"]"#), "{text}");
+        assert!(text.contains(r#"cmd = ["exec sleep 2147483647"]"#), "{text}");
+        assert!(text.contains(r#"allow_hosts = ["bottle-dns-closed.invalid"]"#), "{text}");
+    }
+
+    #[test]
+    fn secret_like_values_stay_out_of_the_smolfile() {
+        let env: BTreeMap<String, String> = [
+            ("ANTHROPIC_API_KEY", "sk-1"),
+            ("gh_token", "t"),
+            ("LANG", "C"),
+            ("DB_PASSWORD", "p"),
+            ("GIT_AUTHOR_NAME", "a"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+        let (plain, secret) = split_env(&env);
+        assert_eq!(plain.keys().collect::<Vec<_>>(), ["GIT_AUTHOR_NAME", "LANG"]);
+        assert_eq!(secret.keys().collect::<Vec<_>>(), ["ANTHROPIC_API_KEY", "DB_PASSWORD", "gh_token"]);
+        let mut spec = Spec::new("s", "/w");
+        spec.env = env;
+        let text = Smolfile::for_bottle(&SmolfileInput::from_spec(&spec), BUNDLE, &VmImage::Registry("a".into()))
+            .unwrap()
+            .render();
+        assert!(!text.contains("sk-1") && !text.contains("API_KEY"), "{text}");
     }
 
     #[test]

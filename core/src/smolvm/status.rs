@@ -4,6 +4,8 @@
 //! so only the fields bottle relies on are read and the rest ignored; a state
 //! word bottle does not know is kept verbatim rather than guessed at.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 /// The lifecycle state smolvm reports for a machine.
@@ -57,6 +59,8 @@ pub struct MachineStatus {
     pub network: Option<bool>,
     pub cpus: Option<u32>,
     pub memory_mib: Option<u64>,
+    /// `--label` values given at create (smolvm 1.8.0+; empty before).
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +75,8 @@ struct Raw {
     cpus: Option<u32>,
     #[serde(default)]
     memory_mib: Option<u64>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
 }
 
 impl From<Raw> for MachineStatus {
@@ -82,6 +88,7 @@ impl From<Raw> for MachineStatus {
             network: r.network,
             cpus: r.cpus,
             memory_mib: r.memory_mib,
+            labels: r.labels.unwrap_or_default(),
         }
     }
 }
@@ -112,6 +119,9 @@ mod tests {
         assert_eq!(s.state, MachineState::Running);
         assert_eq!(s.pid, Some(48213));
         assert_eq!(s.network, Some(true));
+        assert!(s.labels.is_empty());
+        let labelled = parse_status(r#"{"name":"a","state":"running","labels":{"dev.bottle.name":"x"}}"#).unwrap();
+        assert_eq!(labelled.labels.get("dev.bottle.name").map(String::as_str), Some("x"));
     }
 
     #[test]

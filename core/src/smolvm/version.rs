@@ -3,7 +3,7 @@
 //! The allowlist is the whole point of this backend, and before 1.1.3 smolvm
 //! accepted `allow_cidrs` on its default TSI network backend without enforcing
 //! it: a non-allowed address stayed reachable. From 1.1.3 any egress policy
-//! forces the virtio-net backend, where a blocked connection is dropped. So the
+//! forces the virtio-net backend, where a blocked connection is refused. So the
 //! gate is not a nicety: below 1.1.3 the bottle would have no boundary at all.
 
 use std::fmt;
@@ -27,6 +27,10 @@ impl Version {
     pub const NAME_FLAG: Version = Version::new(1, 0, 2);
     /// First release with `machine egress-events`.
     pub const EGRESS_EVENTS: Version = Version::new(1, 8, 1);
+    /// First release whose `machine exec` has `-d` (spawn, print the guest PID, return).
+    pub const EXEC_DETACH: Version = Version::new(1, 3, 0);
+    /// First release whose `machine create` takes `--label KEY=VALUE` (read back in `ls --json`).
+    pub const LABELS: Version = Version::new(1, 8, 0);
 
     /// Parses the output of `smolvm --version`, e.g. `smolvm 1.9.3`.
     pub fn parse_version_output(output: &str) -> Result<Self, String> {
@@ -60,7 +64,7 @@ impl Version {
             "smolvm {self} is too old for bottle: before {min} its network allowlist \
              (allow_cidrs) was accepted but not enforced on the default TSI backend, so the \
              agent could reach any address. From {min} an egress policy forces the \
-             virtio-net backend, which drops every connection outside the allowlist. \
+             virtio-net backend, which refuses every connection outside the allowlist. \
              Install smolvm {min} or newer (https://github.com/smol-machines/smolvm/releases) \
              and point BOTTLE_SMOLVM at it if it is not first on PATH",
             min = Self::MIN_ENFORCING
@@ -73,6 +77,14 @@ impl Version {
 
     pub fn has_egress_events(self) -> bool {
         self >= Self::EGRESS_EVENTS
+    }
+
+    pub fn has_exec_detach(self) -> bool {
+        self >= Self::EXEC_DETACH
+    }
+
+    pub fn has_labels(self) -> bool {
+        self >= Self::LABELS
     }
 }
 
@@ -120,5 +132,9 @@ mod tests {
         assert!(Version::new(1, 0, 2).name_is_flag());
         assert!(!Version::new(1, 8, 0).has_egress_events());
         assert!(Version::new(1, 8, 1).has_egress_events());
+        assert!(!Version::new(1, 2, 9).has_exec_detach());
+        assert!(Version::new(1, 3, 0).has_exec_detach());
+        assert!(!Version::new(1, 7, 7).has_labels());
+        assert!(Version::new(1, 8, 0).has_labels());
     }
 }

@@ -233,17 +233,28 @@ impl Spec {
 
     /// Reads and validates a bottle.toml.
     pub fn load(path: &Path) -> Result<Spec, SpecError> {
+        Self::load_for(path, None)
+    }
+
+    /// [`Spec::load`] for a backend chosen outside the file (`--backend`,
+    /// `CLAUDE_BOTTLE_BACKEND`), whose limits then apply instead of the file's `backend`'s.
+    pub fn load_for(path: &Path, backend: Option<BackendKind>) -> Result<Spec, SpecError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
-        Self::parse(path, &text)
+        Self::parse_for(path, &text, backend)
     }
 
     /// Validates bottle.toml `text`. `path` names the file in messages, and its
     /// directory is the base for relative paths (`workspace`, `image.build`, secret files).
     pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+        Self::parse_for(path, text, None)
+    }
+
+    /// [`Spec::parse`] with a backend chosen outside the file (see [`Spec::load_for`]).
+    pub fn parse_for(path: &Path, text: &str, backend: Option<BackendKind>) -> Result<Spec, SpecError> {
         let raw: raw::RawSpec =
             toml::from_str(text).map_err(|e| name_the_key(ConfigError::from_toml(path, text, &e)))?;
-        Ok(validate::Checker::new(path, text).spec(raw)?)
+        Ok(validate::Checker::new(path, text, backend).spec(raw)?)
     }
 }
 

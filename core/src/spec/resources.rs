@@ -6,6 +6,7 @@
 use super::Resources;
 use super::raw::RawResources;
 use super::validate::{Checked, Checker};
+use crate::backend::BackendKind;
 
 /// Smallest and largest memory a bottle may ask for, in MiB.
 pub const MEMORY_MIN_MIB: u64 = 64;
@@ -16,7 +17,11 @@ const PIDS_MIN: i64 = 16;
 const PIDS_MAX: i64 = 4_194_304;
 
 impl Checker<'_> {
-    pub(super) fn resources(&self, raw: &RawResources) -> Checked<Resources> {
+    /// `backend` is the one the bottle will run on, when known: smolmachines takes only
+    /// whole vCPUs up to 16 (smolvm's src/data/resources.rs caps more with a warning).
+    /// Its other refusals are met by the limits every backend has: memory of at least
+    /// 64 MiB (smolvm's own minimum) and at most 1 TiB (below its `u32` MiB).
+    pub(super) fn resources(&self, raw: &RawResources, backend: Option<BackendKind>) -> Checked<Resources> {
         let mut r = Resources::default();
         if let Some(c) = &raw.cpus {
             let cpus = match c.get_ref() {
@@ -31,6 +36,12 @@ impl Checker<'_> {
                     &show(c.get_ref()),
                     format!("expected a number of CPUs above 0 and at most {CPUS_MAX}"),
                 ));
+            }
+            if backend == Some(BackendKind::Smolmachines) {
+                crate::smolvm::smolfile::whole_cpus(cpus).map_err(|m| {
+                    let m = m.split_once(": ").map_or(m.as_str(), |(_, why)| why).to_owned();
+                    self.err(c.span(), "resources.cpus", &show(c.get_ref()), format!("on smolmachines, {m}"))
+                })?;
             }
             r.cpus = cpus;
         }

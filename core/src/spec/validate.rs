@@ -49,17 +49,20 @@ pub(super) struct Checker<'a> {
     file: &'a Path,
     text: &'a str,
     base: PathBuf,
+    /// The backend chosen outside the file (`--backend`, `CLAUDE_BOTTLE_BACKEND`), which
+    /// wins over the file's own `backend` for backend-specific limits.
+    backend: Option<BackendKind>,
 }
 
 pub(super) type Checked<T> = Result<T, ConfigError>;
 
 impl<'a> Checker<'a> {
-    pub fn new(file: &'a Path, text: &'a str) -> Self {
+    pub fn new(file: &'a Path, text: &'a str, backend: Option<BackendKind>) -> Self {
         let base = match file.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Self { file, text, base }
+        Self { file, text, base, backend }
     }
 
     pub(super) fn err(&self, span: Range<usize>, key: &str, value: &str, message: impl Into<String>) -> ConfigError {
@@ -100,7 +103,6 @@ impl<'a> Checker<'a> {
             },
             repos: self.repos(&raw.git.repos)?,
         };
-        let resources = self.resources(&raw.resources)?;
         let backend = match &raw.backend {
             None => None,
             Some(b) => Some(
@@ -108,6 +110,7 @@ impl<'a> Checker<'a> {
                     .ok_or_else(|| self.bad("backend", b, "expected `docker` or `smolmachines`"))?,
             ),
         };
+        let resources = self.resources(&raw.resources, self.backend.or(backend))?;
         Ok(Spec {
             source: self.file.to_path_buf(),
             name,
