@@ -58,6 +58,7 @@ async fn the_agents_git_clones_pushes_fast_forwards_and_is_refused_where_the_rul
             canary_cidrs: vec![format!("{ip}/32")],
             canary_networks: vec![network],
             canary_url: None,
+            ..Default::default()
         },
         start_check: false,
     };

@@ -15,7 +15,7 @@ use base64::Engine;
 use bollard::Docker;
 use sha2::{Digest, Sha512};
 
-use super::{build_lock, cache_dir, content_hash, image_exists, run_build, scratch_context};
+use super::{build_lock, cache_dir, content_hash, image_exists, run_build, context_tar};
 use crate::backend::Progress;
 
 pub const CLAUDE_CODE_REPO: &str = "bottle-claude-code";
@@ -96,7 +96,7 @@ pub async fn ensure_claude_code_image(docker: &Docker, base: &str, progress: &dy
             ("home/claude.json", 0o644, HOME_CONFIG.as_bytes().to_vec()),
             ("home/settings.json", 0o644, HOME_SETTINGS.as_bytes().to_vec()),
         ];
-        scratch_context(&dockerfile, &files)
+        context_tar(&dockerfile, &files)
     })
     .await??;
     run_build(docker, &tag, "Dockerfile", context, progress).await?;
