@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
 
-ensure_packages curl git openssl ca-certificates python3 iproute2
+ensure_packages curl git openssl ca-certificates python3 iproute2 iptables
 scripts/install-docker.sh
+# The real Claude Code binary the agent tests run, fetched once per machine and checked against its pinned sha512.
+scripts/fetch-claude-code.sh
 
 echo "==> cargo test (workspace, Docker-backed tests included)" >&2
 cargo test --workspace --locked 2>&1
