@@ -14,6 +14,7 @@ pub mod events;
 pub mod exit;
 pub mod gitgate;
 pub mod http;
+pub mod httpserve;
 pub mod kill;
 pub mod logging;
 pub mod policy;

@@ -15,16 +15,10 @@ pub mod handler;
 pub mod metered;
 pub mod pool;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 pub use config::Apis;
 
@@ -48,28 +42,10 @@ impl Server {
     }
 
     pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let limits = &bundle.config.limits;
-        let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
-            .max_buf_size(limits.max_header_bytes.max(8192));
-        let http = Arc::new(http);
-        loop {
-            let permit = slots.clone().acquire_owned().await?;
-            let (stream, peer) = crate::accept::next(&self.listener, "api-gate").await;
-            let _ = stream.set_nodelay(true);
-            let (bundle, http) = (bundle.clone(), http.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let bundle = bundle.clone();
-                    async move { Ok::<_, Infallible>(handler::handle(bundle, req).await) }
-                });
-                if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
-                    tracing::debug!(%peer, "api-gate connection: {e}");
-                }
-                drop(permit);
-            });
-        }
+        let limits = bundle.config.limits.clone();
+        crate::httpserve::serve(&self.listener, "api-gate", MAX_CONNECTIONS, &limits, move |req| {
+            handler::handle(bundle.clone(), req)
+        })
+        .await
     }
 }

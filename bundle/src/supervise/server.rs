@@ -5,7 +5,6 @@
 //! (`supervise.max_body_bytes`), body read time, long-poll length and the
 //! number of open connections. Routes are only the ones in [`super::api`].
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +13,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use super::api::{self, AccessAsk, MAX_WAIT_SECS, StateReport};
 use super::error::{self, ApiError, Reply};
@@ -30,8 +25,6 @@ use crate::state::Bundle;
 pub const MAX_CONNECTIONS: usize = 64;
 /// Time allowed for a request body to arrive once its headers have.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// hyper's smallest allowed read buffer.
-const MIN_BUF_SIZE: usize = 8192;
 
 pub struct Server {
     listener: TcpListener,
@@ -48,29 +41,12 @@ impl Server {
     }
 
     pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let limits = &bundle.config.limits;
-        let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
-            .max_buf_size(limits.max_header_bytes.max(MIN_BUF_SIZE))
-            .max_header_size(limits.max_header_bytes);
-        let http = Arc::new(http);
-        loop {
-            let permit = slots.clone().acquire_owned().await?;
-            let (stream, _) = crate::accept::next(&self.listener, "supervise").await;
-            let (bundle, http) = (bundle.clone(), http.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let bundle = bundle.clone();
-                    async move { Ok::<_, Infallible>(respond(route(&bundle, req).await)) }
-                });
-                if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
-                    tracing::debug!("supervise connection: {e}");
-                }
-                drop(permit);
-            });
-        }
+        let limits = bundle.config.limits.clone();
+        crate::httpserve::serve(&self.listener, "supervise", MAX_CONNECTIONS, &limits, move |req| {
+            let bundle = bundle.clone();
+            async move { respond(route(&bundle, req).await) }
+        })
+        .await
     }
 }
 
