@@ -106,7 +106,7 @@ impl PoolLock {
     }
 }
 
-/// Opens (creating) `path` and takes an exclusive flock on it; `None` if `wait` is false and it is held.
+/// Opens (creating) `path` and takes an exclusive flock on it; `None` if `wait` is false and it stays held for [`BUSY_GRACE`].
 pub fn lock_file(path: &Path, wait: bool) -> anyhow::Result<Option<File>> {
     if let Some(dir) = path.parent() {
         crate::paths::ensure_private_dir(dir).context("lock")?;
@@ -121,12 +121,24 @@ pub fn lock_file(path: &Path, wait: bool) -> anyhow::Result<Option<File>> {
         file.lock().with_context(|| format!("lock: locking {}", path.display()))?;
         return Ok(Some(file));
     }
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("lock: locking {}", path.display())),
+    let deadline = std::time::Instant::now() + BUSY_GRACE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() >= deadline => return Ok(None),
+            Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("lock: locking {}", path.display()));
+            }
+        }
     }
 }
+
+/// How long a non-waiting lock still retries. A child that any thread of this
+/// process is spawning shares every open file, lock included, until it execs;
+/// under load that window outlasts the `up` that dropped the lock, and the next
+/// `down` would wrongly see "in progress".
+const BUSY_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
