@@ -129,6 +129,8 @@ async fn pump(
         }
     };
     tracing::debug!(bottle = %name, "subscription closed: {reason}");
+    // The error can quote what the bundle sent, which the agent may have shaped.
+    let reason = bottle_protocol::display::escape_controls(&reason);
     gate.deliver(|| listener.on_closed(reason));
     gate.close();
 }
