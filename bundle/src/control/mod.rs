@@ -14,13 +14,8 @@ mod routes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 pub use events::FOLLOW_BUFFER_LINES;
 pub use routes::MAX_BODY_BYTES;
@@ -29,9 +24,6 @@ use crate::state::Bundle;
 
 /// Concurrent control connections; the host needs a handful (an event follower, a CLI call).
 pub const MAX_CONNECTIONS: usize = 64;
-
-/// The smallest read buffer hyper accepts.
-const HYPER_MIN_BUF: usize = 8192;
 
 pub struct Server {
     listener: TcpListener,
@@ -52,30 +44,10 @@ impl Server {
     }
 
     pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
-        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let header_timeout = Duration::from_millis(bundle.config.limits.header_timeout_ms);
-        // hyper's read buffer bounds the request head; it refuses anything under 8 KiB.
-        let max_head = bundle.config.limits.max_header_bytes.max(HYPER_MIN_BUF);
-        loop {
-            let permit = permits.clone().acquire_owned().await?;
-            let (stream, peer) = crate::accept::next(&self.listener, "control").await;
-            let bundle = bundle.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let bundle = bundle.clone();
-                    async move { Ok::<_, std::convert::Infallible>(routes::handle(bundle, req).await) }
-                });
-                let served = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
-                    .max_buf_size(max_head)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-                if let Err(e) = served {
-                    tracing::debug!(%peer, "control: {e}");
-                }
-                drop(permit);
-            });
-        }
+        let limits = bundle.config.limits.clone();
+        crate::httpserve::serve(&self.listener, "control", MAX_CONNECTIONS, &limits, move |req| {
+            routes::handle(bundle.clone(), req)
+        })
+        .await
     }
 }

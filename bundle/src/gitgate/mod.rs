@@ -14,20 +14,18 @@ pub mod report;
 pub mod rules;
 pub mod upstream;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 pub use config::Repos;
 
 use crate::state::Bundle;
+
+/// Agent connections open at once: a git client uses one or two, and each costs at
+/// most the bundle's header size while its head is read (see [`crate::httpserve`]).
+pub const MAX_CONNECTIONS: usize = 256;
 
 pub struct Server {
     listener: TcpListener,
@@ -44,31 +42,10 @@ impl Server {
     }
 
     pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
-        let limits = &bundle.config.limits;
-        let slots = Arc::new(Semaphore::new(limits.max_connections));
-        let header_timeout = Duration::from_millis(limits.header_timeout_ms);
-        loop {
-            let (stream, peer) = crate::accept::next(&self.listener, "git-gate").await;
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "git-gate: connection limit reached, dropping");
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let bundle = bundle.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let bundle = bundle.clone();
-                    async move { Ok::<_, Infallible>(handler::handle(bundle, req).await) }
-                });
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, "git-gate connection: {e}");
-                }
-                drop(permit);
-            });
-        }
+        let limits = bundle.config.limits.clone();
+        crate::httpserve::serve(&self.listener, "git-gate", MAX_CONNECTIONS, &limits, move |req| {
+            handler::handle(bundle.clone(), req)
+        })
+        .await
     }
 }
