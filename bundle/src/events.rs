@@ -2,7 +2,11 @@
 //! recorded here once and fanned out to control-plane subscribers.
 //!
 //! A bounded ring keeps recent events so a host that reconnects (or a
-//! restarted `bottle-core`) can replay from the last id it saw.
+//! restarted `bottle-core`) can replay from the last id it saw. An id is the
+//! bundle's start epoch (see [`crate::persist`]) in its high 32 bits and a
+//! count in its low 32, so ids keep rising across a restart of the bundle and
+//! a host's `since` cursor stays valid: nothing a restarted bundle says can
+//! hide behind an id the host has already seen.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -19,15 +23,23 @@ pub const CHANNEL_CAPACITY: usize = 1024;
 
 pub struct EventBus {
     bottle: String,
+    epoch: u32,
     next_id: AtomicU64,
     ring: Mutex<VecDeque<Event>>,
     tx: broadcast::Sender<Event>,
 }
 
 impl EventBus {
-    pub fn new(bottle: &str) -> Self {
+    /// The bus of the start with `epoch`.
+    pub fn new(bottle: &str, epoch: u32) -> Self {
         let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
-        Self { bottle: bottle.to_string(), next_id: AtomicU64::new(1), ring: Mutex::new(VecDeque::new()), tx }
+        let first = (u64::from(epoch) << 32) + 1;
+        Self { bottle: bottle.to_string(), epoch, next_id: AtomicU64::new(first), ring: Mutex::new(VecDeque::new()), tx }
+    }
+
+    /// The epoch this bus's ids carry.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
     }
 
     /// Records an event and hands it to every live subscriber.
@@ -70,7 +82,7 @@ mod tests {
 
     #[tokio::test]
     async fn replay_then_live_in_order_without_gaps() {
-        let bus = EventBus::new("b");
+        let bus = EventBus::new("b", 0);
         bus.emit(EventKind::KillSwitch { engaged: true });
         let first = bus.emit(EventKind::KillSwitch { engaged: false });
         let (backlog, mut rx) = bus.subscribe_since(first.id - 1);
@@ -78,5 +90,18 @@ mod tests {
         let live = bus.emit(EventKind::PolicyReloaded { allow: 1, deny: 0 });
         assert_eq!(rx.recv().await.unwrap().id, live.id);
         assert_eq!(live.bottle, "b");
+    }
+
+    #[test]
+    fn a_later_epoch_s_ids_are_above_every_earlier_one() {
+        let before = EventBus::new("b", 0);
+        for _ in 0..10 {
+            before.emit(EventKind::KillSwitch { engaged: true });
+        }
+        let last = before.emit(EventKind::KillSwitch { engaged: true });
+        let after = EventBus::new("b", 1);
+        let first = after.emit(EventKind::KillSwitch { engaged: true });
+        assert!(first.id > last.id, "{} after {}", first.id, last.id);
+        assert_eq!(after.epoch(), 1);
     }
 }

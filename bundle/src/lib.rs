@@ -17,6 +17,7 @@ pub mod http;
 pub mod httpserve;
 pub mod kill;
 pub mod logging;
+pub mod persist;
 pub mod policy;
 pub mod proxy;
 pub mod state;

@@ -7,9 +7,12 @@
 //! the engine OOM-kills is a bundle that, for a moment, enforces nothing.
 #![cfg(target_os = "linux")]
 
+mod process_support;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use process_support::{BundleProcess, TOKEN};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -24,78 +27,6 @@ const SLOW_HEADS: usize = 500;
 const PEAK_RSS_LIMIT_KIB: u64 = 128 * 1024;
 /// Longest any one step of the flood (a connect, a write, the normal request) may take.
 const STEP: Duration = Duration::from_secs(10);
-
-struct BundleProcess {
-    child: Child,
-    _dir: tempfile::TempDir,
-    proxy: SocketAddr,
-    control: SocketAddr,
-    git_gate: SocketAddr,
-    supervise: SocketAddr,
-    api_gate: SocketAddr,
-}
-
-impl Drop for BundleProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-impl BundleProcess {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let p = |n: &str| dir.path().join(n);
-        std::fs::write(p("token"), "flood-token-0123456789abcdef").unwrap();
-        std::fs::write(p("creds.toml"), "r = \"user:token-0123456789\"\n").unwrap();
-        std::fs::write(p("secrets.toml"), "\"api.x\" = \"sk-real-0123456789abcdef\"\n").unwrap();
-        let (proxy, control, git_gate, supervise, api_gate) =
-            (free_port(), free_port(), free_port(), free_port(), free_port());
-        let text = format!(
-            "bottle = \"flood\"\n[listen]\nproxy = \"{proxy}\"\ncontrol = \"{control}\"\negress = \"127.0.0.1:0\"\n\
-             git_gate = \"{git_gate}\"\nsupervise = \"{supervise}\"\napi_gate = \"{api_gate}\"\n\
-             [control]\ntoken_file = {:?}\n[dlp]\nsecrets_file = {:?}\n[git]\ncredentials_file = {:?}\n\
-             [[git.repo]]\nalias = \"r\"\nupstream = \"http://127.0.0.1:9/r.git\"\n\
-             [[api]]\nname = \"x\"\nupstream = \"https://127.0.0.1:9\"\nheader = \"x-api-key\"\n\
-             credential = \"api.x\"\nplaceholder = \"placeholder-0123456789\"\n",
-            p("token"),
-            p("secrets.toml"),
-            p("creds.toml"),
-        );
-        std::fs::write(p("bundle.toml"), text).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_bottle-bundle"))
-            .arg("--config")
-            .arg(p("bundle.toml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let b = Self { child, _dir: dir, proxy, control, git_gate, supervise, api_gate };
-        for _ in 0..200 {
-            if [b.proxy, b.control, b.git_gate, b.supervise, b.api_gate]
-                .iter()
-                .all(|a| std::net::TcpStream::connect(a).is_ok())
-            {
-                return b;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("bottle-bundle did not listen on all its ports");
-    }
-
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/PID/status")
-    }
-}
 
 /// Opens the flood against `addr` and keeps it open until the returned connections are dropped.
 async fn flood(addr: SocketAddr) -> Vec<TcpStream> {
@@ -139,7 +70,7 @@ async fn normal_request(addr: SocketAddr, path: &str) -> String {
     let ask = async {
         let mut s = TcpStream::connect(addr).await?;
         let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer flood-token-0123456789abcdef\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
         );
         s.write_all(req.as_bytes()).await?;
         let mut head = vec![0; 64];
@@ -155,7 +86,7 @@ async fn normal_request(addr: SocketAddr, path: &str) -> String {
 
 #[test]
 fn every_service_survives_a_head_flood_and_still_serves() {
-    let b = BundleProcess::start();
+    let mut b = BundleProcess::start("");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let services = [
         ("git-gate", b.git_gate, "/r.git/info/refs?service=git-upload-pack"),
@@ -179,6 +110,5 @@ fn every_service_survives_a_head_flood_and_still_serves() {
         eprintln!("{name}: flood survived; bundle peak RSS so far {peak} KiB");
         assert!(peak < PEAK_RSS_LIMIT_KIB, "{name}: peak RSS {peak} KiB after its flood");
     }
-    let mut child = b;
-    assert!(child.child.try_wait().unwrap().is_none(), "the bundle process died in the flood");
+    assert!(b.alive(), "the bundle process died in the flood");
 }

@@ -47,6 +47,10 @@ pub struct BundleConfig {
     /// Model APIs served by the API gate; empty means no gate.
     #[serde(default, rename = "api")]
     pub apis: Vec<ApiEntry>,
+    /// Where the bundle keeps what must outlive its own process (kill switch, the host's
+    /// policy, live grants, the event epoch); absent means nothing does (in-process tests).
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

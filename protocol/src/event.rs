@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 /// One event, as sent on the control plane's event stream (one JSON object per line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    /// Monotonic per bundle process; clients resume a stream with `?since=<id>`.
+    /// Rises for the bottle's whole life, across restarts of its bundle (the start's epoch
+    /// in the high 32 bits, a count in the low 32); clients resume a stream with `?since=<id>`.
     pub id: u64,
     /// RFC 3339 UTC timestamp.
     pub time: String,

@@ -105,7 +105,7 @@ fn policy(bundle: &Bundle, body: &[u8]) -> Response<Body> {
     match bundle.policy.replace(&update) {
         Ok((allow, deny)) => {
             bundle.events.emit(EventKind::PolicyReloaded { allow, deny });
-            health(bundle)
+            saved_then_health(bundle, "policy replaced")
         }
         Err(message) => reply::error(StatusCode::BAD_REQUEST, format!("policy: {message}")),
     }
@@ -117,7 +117,19 @@ fn kill(bundle: &Bundle, engaged: bool) -> Response<Body> {
     if bundle.kill.set(engaged) {
         bundle.events.emit(EventKind::KillSwitch { engaged });
     }
-    health(bundle)
+    saved_then_health(bundle, if engaged { "kill switch engaged" } else { "kill switch released" })
+}
+
+/// The reply to a change, once it is saved; a change a restart would undo is reported as
+/// not done, so the host does not take it for lasting.
+fn saved_then_health(bundle: &Bundle, change: &str) -> Response<Body> {
+    match bundle.save_state() {
+        Ok(()) => health(bundle),
+        Err(e) => reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("control: {change} in this process but not saved, so a restart would undo it: {e:#}"),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ use std::time::Instant;
 use bottle_protocol::config::{ConfigError, PolicyConfig};
 use bottle_protocol::control::PolicyUpdate;
 
+use crate::persist::SavedGrant;
+
 pub use bottle_protocol::policy::{Entry, Host};
 
 /// Rule ids sent in `X-Bottle-Block`.
@@ -35,6 +37,8 @@ struct Lists {
     allow: Vec<Entry>,
     deny: Vec<Entry>,
     grants: Vec<Grant>,
+    /// The host's last replacement, kept to be saved (see [`crate::persist`]).
+    replaced: Option<PolicyUpdate>,
 }
 
 struct Grant {
@@ -74,6 +78,7 @@ impl PolicyStore {
             allow: parse("policy.allow", &cfg.allow)?,
             deny: parse("policy.deny", &cfg.deny)?,
             grants: Vec::new(),
+            replaced: None,
         };
         Ok(Self { lists: RwLock::new(lists) })
     }
@@ -118,6 +123,7 @@ impl PolicyStore {
         let mut lists = self.lists.write().expect("policy lock poisoned");
         lists.allow = allow;
         lists.deny = deny;
+        lists.replaced = Some(update.clone());
         Ok(counts)
     }
 
@@ -138,6 +144,27 @@ impl PolicyStore {
         let before = lists.grants.len();
         lists.grants.retain(|g| g.id != id);
         lists.grants.len() != before
+    }
+
+    /// What a restart must get back: the host's lists (if it replaced them) and the live grants.
+    pub fn saved(&self) -> (Option<PolicyUpdate>, Vec<SavedGrant>) {
+        let lists = self.lists.read().expect("policy lock poisoned");
+        let now = Instant::now();
+        let grants = lists
+            .grants
+            .iter()
+            .filter(|g| g.live(now))
+            .map(|g| SavedGrant::new(&g.id, &g.entry.text, g.expires))
+            .collect();
+        (lists.replaced.clone(), grants)
+    }
+
+    /// Puts back a grant a previous start saved; an expired one stays gone.
+    pub fn restore_grant(&self, g: &SavedGrant) -> Result<(), String> {
+        let Some(expires) = g.expires() else { return Ok(()) };
+        let entry = Entry::parse(&g.entry).map_err(|m| format!("grant {}: {:?}: {m}", g.id, g.entry))?;
+        self.lists.write().expect("policy lock poisoned").grants.push(Grant { id: g.id.clone(), entry, expires });
+        Ok(())
     }
 
     /// The current (allow, deny) entries as written, live grants included in allow.

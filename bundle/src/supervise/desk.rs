@@ -313,7 +313,7 @@ mod tests {
 
     fn desk(max_pending: usize) -> (Desk, EventBus) {
         let cfg = SuperviseConfig { max_pending, ..SuperviseConfig::default() };
-        (Desk::new(&cfg), EventBus::new("b"))
+        (Desk::new(&cfg), EventBus::new("b", 0))
     }
 
     fn ask(host: &str) -> AccessAsk {

@@ -56,6 +56,7 @@ fn route(bundle: &Arc<Bundle>, method: &Method, path: &str, body: &[u8]) -> Repl
     let approve: Approve =
         if body.iter().all(u8::is_ascii_whitespace) { Approve::default() } else { error::parse("approve", body)? };
     let (view, deadline) = desk.approve(&bundle.events, &bundle.policy, id, approve.ttl_secs)?;
+    bundle.save_state().map_err(|e| ApiError::internal(format!("approve {id}: granted but not saved: {e:#}")))?;
     if let Some(deadline) = deadline {
         expire_at(bundle, id.to_string(), deadline);
     }
@@ -68,5 +69,9 @@ fn expire_at(bundle: &Arc<Bundle>, id: String, deadline: Instant) {
     tokio::spawn(async move {
         tokio::time::sleep_until(deadline.into()).await;
         bundle.desk.expire(&bundle.events, &bundle.policy, &id);
+        // Not saving only leaves an expired grant on file, which a restart drops by its deadline.
+        if let Err(e) = bundle.save_state() {
+            tracing::warn!(request_id = %id, "supervise: expiry not saved: {e:#}");
+        }
     });
 }

@@ -26,6 +26,10 @@ pub const TOKEN_PATH: &str = "/etc/bottle/control.token";
 pub const SECRETS_PATH: &str = "/etc/bottle/secrets.toml";
 pub const GIT_CREDENTIALS_PATH: &str = "/etc/bottle/git-credentials.toml";
 pub const API_CA_PATH: &str = "/etc/bottle/api-ca.pem";
+/// The bundle's own state (kill switch, the host's policy, grants, event epoch). It lives in
+/// the container's writable layer, which an engine restart keeps and `down` removes, in the
+/// one folder the bundle's user may write.
+pub const STATE_PATH: &str = "/tmp/bottle-bundle-state.json";
 
 /// Knobs that exist for canaries and tests, never set from a bottle.toml.
 ///
@@ -209,6 +213,7 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
         supervise: Default::default(),
         api_gate: ApiGateConfig { ca_file, ..Default::default() },
         apis,
+        state_file: Some(STATE_PATH.into()),
     };
     files.insert(0, BundleFile { path: CONFIG_PATH, contents: config.to_toml().into_bytes() });
     Ok(Rendered { config, files })
