@@ -517,3 +517,68 @@ async fn secrets_and_the_token_live_only_in_the_bundle() {
     b.down(&name, &Print(name.clone())).await.unwrap();
     std::fs::remove_file(secret_file).unwrap();
 }
+
+/// The bundle's process, SIGKILLed from the host as the engine's OOM killer would, while the
+/// kill switch is engaged: the engine restarts it, egress stays refused, `status` says the
+/// bottle is degraded and why, and only `up` of the name (which runs the start check again)
+/// makes it verified once more.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bundle_killed_with_the_kill_switch_on_comes_back_refusing_and_unverified() {
+    if bundle_is_stub() {
+        eprintln!("SKIPPED: this tree's bundle proxy/control plane is still the STUB; nothing answers to check");
+        return;
+    }
+    let Some(probe) = backend(plumbing()).await else { return };
+    let name = unique("restart");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let c = canary(&probe, &name).await;
+    let options = DockerOptions {
+        sidecar: SidecarOptions {
+            canary_hosts: BTreeMap::from([("allowed.test".into(), vec![c.ip.clone()])]),
+            canary_cidrs: vec![format!("{}/32", c.ip)],
+            canary_networks: vec![c.network.clone()],
+            canary_url: Some("http://allowed.test/".into()),
+            ..Default::default()
+        },
+        start_check: true,
+    };
+    let b = DockerBackend::connect(options).await.unwrap();
+    let (spec, _ws) = spec(&name);
+    assert_eq!(b.up(&spec, &Print(name.clone())).await.unwrap().allowlist.verdict, Verdict::Verified);
+    let fetch = "curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://allowed.test/";
+    assert_eq!(sh(&b, &name, fetch).await.stdout, "200", "the allowed canary before the kill switch");
+    let control = || async {
+        bottle_core::control_client::ControlClient::new(&b.control_endpoint(&name).await.unwrap()).unwrap()
+    };
+    control().await.kill(true).await.unwrap();
+    assert_eq!(sh(&b, &name, fetch).await.stdout, "403", "the kill switch refuses");
+
+    let bundle = labels::object_name(&name, labels::ROLE_BUNDLE);
+    let pid = support::docker(&["inspect", "-f", "{{.State.Pid}}", &bundle]);
+    let image = bottle_core::images::ensure_agent_image(b.docker(), &Print("killer")).await.unwrap();
+    support::docker(&["run", "--rm", "--pid=host", "--network", "none", &image, "sh", "-c", &format!("kill -9 {pid}")]);
+    let mut restarted = false;
+    for _ in 0..100 {
+        let state = support::docker(&["inspect", "-f", "{{.RestartCount}} {{.State.Running}}", &bundle]);
+        if state != "0 true" && state.ends_with(" true") && b.control_endpoint(&name).await.is_ok() {
+            restarted = control().await.health().await.is_ok();
+            if restarted {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(restarted, "the engine did not restart the killed bundle within 20 s");
+
+    assert!(control().await.health().await.unwrap().kill_switch, "the kill switch survived the restart");
+    assert_eq!(sh(&b, &name, fetch).await.stdout, "403", "egress after the restart");
+    let st = b.status(&name).await.unwrap();
+    assert_eq!(st.state, "degraded", "{st:?}");
+    assert!(st.detail.contains("restarted 1 time") && st.detail.contains("SIGKILL"), "{st:?}");
+    assert_eq!(st.allowlist.verdict, Verdict::NotVerified, "{:?}", st.allowlist);
+
+    let st = b.up(&spec, &Print(name.clone())).await.unwrap();
+    assert_eq!((st.state.as_str(), st.allowlist.verdict), ("running", Verdict::Verified), "{st:?}");
+    assert!(control().await.health().await.unwrap().kill_switch, "a re-check releases nothing");
+    b.down(&name, &Print(name.clone())).await.unwrap();
+}

@@ -98,6 +98,18 @@ pub async fn start_check(
     }
 }
 
-pub fn record(status: &AllowlistStatus) -> anyhow::Result<BundleFile> {
-    Ok(BundleFile { path: RECORD_PATH, contents: serde_json::to_vec(status)? })
+/// What `up` leaves in the bundle once its start check has run.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    #[serde(flatten)]
+    pub status: AllowlistStatus,
+    /// The engine's restart count of the bundle when the check ran: a restart after it
+    /// means the boundary has not been seen to hold since (see `sidecar::restarts`).
+    #[serde(default)]
+    pub bundle_restarts: u64,
+}
+
+pub fn record(status: &AllowlistStatus, bundle_restarts: u64) -> anyhow::Result<BundleFile> {
+    let record = Record { status: status.clone(), bundle_restarts };
+    Ok(BundleFile { path: RECORD_PATH, contents: serde_json::to_vec(&record)? })
 }

@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 use bollard::Docker;
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
 
-use super::check::{MECHANISM, RECORD_PATH};
+use super::check::{MECHANISM, RECORD_PATH, Record};
 use crate::backend::{AllowlistStatus, BackendKind, BottleStatus, Verdict};
 use crate::netpool;
 use crate::sidecar::objects::{self, role};
-use crate::sidecar::{bundle::read_file, labels, network};
+use crate::sidecar::{bundle::read_file, labels, network, restarts};
 
 /// Every container of one bottle (or of all bottles), stopped ones included.
 pub async fn containers(docker: &Docker, name: Option<&str>) -> anyhow::Result<Vec<ContainerSummary>> {
@@ -38,10 +38,24 @@ fn running(c: &ContainerSummary) -> bool {
 }
 
 /// The start-check record kept in the bundle, if `up` got that far.
-pub async fn record(docker: &Docker, name: &str) -> Option<AllowlistStatus> {
+pub async fn record(docker: &Docker, name: &str) -> Option<Record> {
     let bundle = labels::object_name(name, labels::ROLE_BUNDLE);
     let text = read_file(docker, &bundle, RECORD_PATH).await.ok()?;
     serde_json::from_str(&text).ok()
+}
+
+/// Why a running bottle's start check no longer speaks for it: its bundle restarted after.
+pub async fn restarted_since_check(docker: &Docker, name: &str, record: &Record) -> anyhow::Result<Option<String>> {
+    let r = restarts::bundle_restarts(docker, name).await?;
+    if r.count <= record.bundle_restarts {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "the bundle restarted {} time(s) since the start check (last: {}); it put back its kill switch, \
+         policy and grants, but the boundary has not been seen to hold since: `up` this bottle again to re-run the check",
+        r.count - record.bundle_restarts,
+        r.last_cause.unwrap_or_default()
+    )))
 }
 
 /// The lock that serialises `up`/`down`/`gc` of one name across processes.
@@ -63,10 +77,17 @@ pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus>
         .and_then(|a| a.labels.as_ref()?.get(labels::ALLOW).cloned())
         .and_then(|j| serde_json::from_str(&j).ok())
         .unwrap_or_default();
-    let record = record(docker, name).await;
-    let (state, detail) = match (agent, bundle, &record) {
-        (Some(a), Some(b), Some(_)) => match (running(a), running(b)) {
-            (true, true) => ("running", String::new()),
+    let mut record = record(docker, name).await;
+    let (state, detail) = match (agent, bundle, &mut record) {
+        (Some(a), Some(b), Some(r)) => match (running(a), running(b)) {
+            (true, true) => match restarted_since_check(docker, name, r).await? {
+                Some(why) => {
+                    r.status.verdict = Verdict::NotVerified;
+                    r.status.detail = format!("not seen to hold since the bundle restarted; before: {}", r.status.detail);
+                    ("degraded", why)
+                }
+                None => ("running", String::new()),
+            },
             (true, false) => (
                 "degraded",
                 format!(
@@ -85,7 +106,7 @@ pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus>
             "left half-made by an interrupted `up` (or one still in progress); `gc` or the next `up` removes it".into(),
         ),
     };
-    let allowlist = record.unwrap_or(AllowlistStatus {
+    let allowlist = record.map(|r| r.status).unwrap_or(AllowlistStatus {
         verdict: Verdict::NotVerified,
         allowlist: allow,
         mechanism: MECHANISM.into(),

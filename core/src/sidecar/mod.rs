@@ -13,6 +13,7 @@ pub mod config;
 pub mod labels;
 pub mod network;
 pub mod objects;
+pub mod restarts;
 
 pub use bundle::{BundleRequest, control_endpoint, create_bundle, restart_unless_stopped, run_bundle};
 pub use config::{Rendered, SidecarOptions, api_env, new_token, render};
