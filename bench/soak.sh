@@ -14,7 +14,7 @@
 # flood and the slow-loris connections. Goal: the normal client's p99 under 10 ms under
 # load, and the bundle never restarts.
 #
-#   bench/soak.sh                                  # DURATION=60 QUIET=15 AFTER=10
+#   bench/soak.sh                                  # DURATION=60 QUIET=30 AFTER=10
 #   DURATION=30 TUNNELS=200 LORIS=100 FLOOD=50 bench/soak.sh
 #   BOTTLE_CORE_BIN=target/bundle-static/x86_64-unknown-linux-gnu/release/bottle-core bench/soak.sh
 #
@@ -27,7 +27,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 DURATION=${DURATION:-60}
-QUIET=${QUIET:-15}
+QUIET=${QUIET:-30}
 AFTER=${AFTER:-10}
 TUNNELS=${TUNNELS:-1000}
 LORIS=${LORIS:-500}
@@ -72,9 +72,11 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 chmod 644 "$T/canary/"*
 cp bench/soak_load.py "$T/canary/"
 cp bench/soak_load.py "$T/canary/cert.pem" "$WS/"
+# The agent runs as its workspace's owner: a plain user, who writes the results there.
+chown -R 1000:1000 "$WS"
 # Internal: the canary needs no way out, and the bundle's egress network must stay its gateway.
 docker network create --internal "$NET" >/dev/null || exit 1
-docker run -d --name "$CANARY" --network "$NET" --ulimit nofile=65536:65536 -v "$T/canary:/canary:ro" \
+docker run -d --name "$CANARY" --network "$NET" -v "$T/canary:/canary:ro" \
   "$AGENT_IMAGE" python3 /canary/soak_load.py canary --cert /canary/cert.pem --key /canary/key.pem >/dev/null || exit 1
 canary_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$CANARY")
 export BOTTLE_CANARY_HOSTS="allowed.test=$canary_ip" BOTTLE_CANARY_CIDRS="$canary_ip/32" \
@@ -154,7 +156,7 @@ sample
 # ---------------------------------------------------------------- summary
 logs=$(docker logs "$BUNDLE" 2>&1)
 log_counts=$(printf '%s\n' "$logs" | awk '{n++} /limit reached/{l++} /accept:/{a++} /WARN/{w++} /ERROR/{e++}
-  END{printf "%d lines, %d WARN, %d ERROR, %d \"limit reached\", %d failed accepts", n, w, e, l, a}')
+  END{printf "%d lines, %d WARN, %d ERROR, %d limit-reached, %d failed accepts", n, w, e, l, a}')
 cat > "$T/info.json" <<EOF
 {"cgroup_peak": $(cat "$CG/$PEAK_FILE" 2>/dev/null || echo 0), "cgroup_file": "$PEAK_FILE", "limit": $LIMIT,
  "sampled_peak": $SAMPLED_PEAK, "fds_peak": $FDS_PEAK,

@@ -249,7 +249,7 @@ async def loris(addr, svc, every, st, deadline):
         try:
             writer.write(request_line(svc))
             i = 0
-            while left(deadline) > 0:
+            while True:
                 try:
                     await asyncio.wait_for(reader.read(4096), min(every, max(0.01, left(deadline))))
                     st["cut"] += 1  # the server answered or closed
@@ -257,12 +257,11 @@ async def loris(addr, svc, every, st, deadline):
                 except asyncio.TimeoutError:
                     pass
                 if left(deadline) <= 0:
+                    st["held_to_end"] += 1
                     break
                 writer.write(drip[i % len(drip) : i % len(drip) + 1])
                 i += 1
                 await writer.drain()
-            else:
-                st["held_to_end"] += 1
         except OSError:
             st["cut"] += 1
         finally:
