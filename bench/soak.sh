@@ -164,6 +164,6 @@ cat > "$T/info.json" <<EOF
  "restarts_before": $RESTARTS_BEFORE, "restarts_after": $(inspect '{{.RestartCount}}'),
  "oom_killed": "$(inspect '{{.State.OOMKilled}}')", "same_pid": "$SAME_PID", "log_counts": "$log_counts"}
 EOF
-python3 bench/soak_load.py summary "${LOAD_ARGS[@]/\/workspace/$WS}" --client "$WS/client.jsonl" --info "$T/info.json" | tee -a "$RES"
+python3 bench/soak_load.py summary "${LOAD_ARGS[@]/\/workspace/$WS}" --client "$WS/client.jsonl" --rate "$RATE" --info "$T/info.json" | tee -a "$RES"
 log "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 log "results: $RES"

@@ -4,9 +4,9 @@
   canary    the allowed origin, in a container of its own: HTTPS on 443 for the tunnels,
             HTTP on 80 for the normal client; asyncio, so a thousand idle keep-alive
             connections cost it no thread each.
-  client    the normal agent, in the agent container: one request at a time at a fixed
-            pace, each on a new connection, round robin over the proxy (a GET to the
-            canary), supervise and git-gate; one JSON line per request.
+  client    the normal agent, in the agent container: requests at a fixed pace, each on a
+            new connection, one at a time per service: the proxy (a GET to the canary),
+            supervise and git-gate; one JSON line per request.
   load      the hostile agent, in the agent container: CONNECT tunnels to the canary held
             open with TLS, a slow-loris and a header flood on the three agent-facing
             services, all at once, for a bounded time; its counters go to a status file.
@@ -24,6 +24,7 @@ import resource
 import socket
 import ssl
 import sys
+import threading
 import time
 import urllib.parse
 from collections import Counter, defaultdict
@@ -133,22 +134,30 @@ def one_request(addr, svc, timeout):
 
 
 def client(a):
+    """One paced thread per service, so a service that stalls does not hide the others' latency."""
     addrs = endpoints()
     end = time.time() + a.seconds
-    pace = 1.0 / a.rate
-    due = time.monotonic()
-    i = 0
-    with open(a.out, "w") as out:
+    lock = threading.Lock()
+
+    def run(svc, out):
+        pace = len(SERVICES) / a.rate
+        due = time.monotonic()
         while time.time() < end:
-            svc = SERVICES[i % len(SERVICES)]
-            i += 1
             wall, t0 = time.time(), time.perf_counter()
             status, err = one_request(addrs[svc], svc, a.timeout)
             ms = (time.perf_counter() - t0) * 1000
-            out.write(json.dumps({"t": wall, "svc": svc, "ms": round(ms, 3), "status": status, "err": err}) + "\n")
-            out.flush()
+            with lock:
+                out.write(json.dumps({"t": wall, "svc": svc, "ms": round(ms, 3), "status": status, "err": err}) + "\n")
+                out.flush()
             due = max(due + pace, time.monotonic())
             time.sleep(max(0.0, due - time.monotonic()))
+
+    with open(a.out, "w") as out:
+        threads = [threading.Thread(target=run, args=(svc, out)) for svc in SERVICES]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
 
 # ------------------------------------------------------------------ load
@@ -406,7 +415,7 @@ def summary(a):
     p = print
     p("\nSoak: %d tunnels, %d slow-loris (a byte every %gs), header flood %d x %d KB per service, %d s of load" % (
         a.tunnels, a.loris, a.loris_every, a.flood, a.flood_kb, round(end - start)))
-    p("\nnormal client (a new connection per request, one at a time; quiet = before the load, same run):\n")
+    p("\nnormal client (a new connection per request, one at a time per service, %g requests/s in all; quiet = before the load, same run):\n" % a.rate)
     p("| service | phase | requests | p50 ms | p99 ms | max ms | p99 / quiet p99 | replies |")
     p("|---|---|---:|---:|---:|---:|---:|---|")
     for key in SERVICES + ("all",):
@@ -477,6 +486,7 @@ def main():
     c.add_argument("--open-at-once", type=int, default=50, help="tunnels being opened at the same time")
     c = sub.choices["summary"]
     c.add_argument("--client", required=True)
+    c.add_argument("--rate", type=float, required=True)
     c.add_argument("--info", required=True, help="JSON the driver wrote about the bundle container")
     c = sub.add_parser("progress")
     c.add_argument("--status", required=True)
