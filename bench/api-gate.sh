@@ -9,21 +9,17 @@
 # the key would; gate: plain HTTP to the gate, which keeps its own TLS upstream).
 #
 #   bench/api-gate.sh                 # REPS=20 CALLS=1000
+#   BOTTLE_BIN=/path/to/bottle-bundle bench/api-gate.sh   # a prebuilt bundle, no build
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 REPS=${REPS:-20}
 CALLS=${CALLS:-1000}
 KEY=bench-real-key-0123456789abcdef
 PLACEHOLDER=bottle-placeholder-bench-00112233445566778899
 
-cargo build --release -q -p bottle-bundle
-BIN=${CARGO_TARGET_DIR:-target}/release/bottle-bundle
-
-T=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$T"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bundle_bin
+bench_tmp bottle-apigate
 
 (
   cd "$T"
@@ -34,8 +30,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 )
 python3 core/tests/doubles/fake_anthropic.py --key "$KEY" --cert "$T/cert.pem" --key-file "$T/key.pem" > "$T/api.port" &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q PORT "$T/api.port" 2>/dev/null && break; sleep 0.1; done
-API=$(awk '{print $2}' "$T/api.port")
+API=$(announced_port "$T/api.port")
 GATE=$(free_port)
 EGRESS=$(free_port)
 
@@ -65,7 +60,7 @@ placeholder = "$PLACEHOLDER"
 TOML
 RUST_LOG=warn "$BIN" --config "$T/bundle.toml" 2>"$T/bundle.log" &
 PIDS+=($!)
-for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$GATE") 2>/dev/null && break; sleep 0.1; done
+wait_port "$GATE"
 
 echo "==> $(nproc) cores, $(uname -sr); fake API on :$API, gate on :$GATE; REPS=$REPS CALLS=$CALLS" >&2
 python3 - "$API" "$GATE" "$T/ca.pem" "$KEY" "$PLACEHOLDER" "$REPS" "$CALLS" <<'PY'

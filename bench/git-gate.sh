@@ -7,8 +7,10 @@
 #
 #   bench/git-gate.sh            # REPS=5 SIZE_MIB=50
 #   REPS=7 SIZE_MIB=50 bench/git-gate.sh
+#   BOTTLE_BIN=/path/to/bottle-bundle bench/git-gate.sh   # a prebuilt bundle, no build
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 REPS=${REPS:-5}
 SIZE_MIB=${SIZE_MIB:-50}
 UPDATE_MIB=${UPDATE_MIB:-10}
@@ -17,13 +19,8 @@ COMMITS=20
 CRED_USER=bench
 CRED_TOKEN=bench-token-5d1f0c9a
 
-cargo build --release -q -p bottle-bundle
-BIN=${CARGO_TARGET_DIR:-target}/release/bottle-bundle
-
-T=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$T"; }
-trap cleanup EXIT
+bundle_bin
+bench_tmp bottle-gitgate
 
 export HOME=$T/home GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0 NO_PROXY='*'
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.test GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.test
@@ -47,9 +44,8 @@ git -C "$T/work" push -q "$T/root/clone.git" base
 python3 bundle/tests/gitgate_support/upstream.py --root "$T/root" --credential "$CRED_USER:$CRED_TOKEN" \
   > "$T/upstream.port" 2>/dev/null &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q PORT "$T/upstream.port" 2>/dev/null && break; sleep 0.1; done
-UP=$(awk '{print $2}' "$T/upstream.port")
-GATE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+UP=$(announced_port "$T/upstream.port")
+GATE_PORT=$(free_port)
 
 echo "control-token-0123456789" > "$T/token"
 {
@@ -82,11 +78,10 @@ TOML
 } > "$T/bundle.toml"
 RUST_LOG=warn "$BIN" --config "$T/bundle.toml" 2> "$T/bundle.log" &
 PIDS+=($!)
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$GATE_PORT/" && break; sleep 0.1; done
+wait_port "$GATE_PORT"
 
 AUTH="Authorization: Basic $(printf '%s' "$CRED_USER:$CRED_TOKEN" | base64)"
 DIRECT=(git -c "http.extraHeader=$AUTH")
-now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 declare -A R
 record() { R[$1]+="$2 "; }

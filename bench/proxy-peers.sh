@@ -16,7 +16,7 @@
 # /etc/hosts for the run (tagged line, file restored byte-for-byte on exit).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
+. bench/lib.sh
 . scripts/lib/deps.sh
 ensure_packages squid tinyproxy nginx-light apache2-utils curl python3 openssl
 
@@ -37,26 +37,12 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 mkdir -p $W/origin/www $W/squid $W/tinyproxy $W/bottle $W/tmp
 : > "$RES"
-log() { echo "$*" | tee -a "$RES"; }
 
-# ---------------------------------------------------------------- build bottle
-# BOTTLE_BIN=path measures a prebuilt bundle binary (e.g. another revision) instead.
-if [ -z "${BOTTLE_BIN:-}" ]; then
-  echo "==> cargo build --release -p bottle-bundle" >&2
-  cargo build --release -p bottle-bundle >&2 || exit 1
-  BOTTLE_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bottle-bundle
-fi
+bundle_bin
 
-# ---------------------------------------------------------------- cleanup
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; done
-  for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null; done
-  # restore /etc/hosts byte-for-byte (written in place: /etc/hosts may be a bind mount)
-  if [ -s $W/tmp/hosts.orig ] && grep -q "$HOSTS_TAG" /etc/hosts; then cat $W/tmp/hosts.orig > /etc/hosts; fi
-}
-trap cleanup EXIT INT TERM
+# restore /etc/hosts byte-for-byte (written in place: /etc/hosts may be a bind mount)
+restore_hosts() { if [ -s $W/tmp/hosts.orig ] && grep -q "$HOSTS_TAG" /etc/hosts; then cat $W/tmp/hosts.orig > /etc/hosts; fi; }
+on_exit restore_hosts
 
 # ---------------------------------------------------------------- content + cert
 [ -s $W/origin/www/small.bin ] || head -c 1024 /dev/urandom > $W/origin/www/small.bin
@@ -266,7 +252,6 @@ for (test, k), per in rows.items():
         print(f"  {test} {k}: " + ", ".join(f"{a} +{statistics.median(per[a]) - d:.3f} ms" for a in arms[1:] if a in per))
 EOF
 
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 not up"; exit 1; }
 rss() { awk '/^VmRSS|^VmHWM/{printf "%s=%s kB ", $1, $2}' /proc/$1/status | tr -d ':'; }
 bounded() { timeout "$STEP_TIMEOUT" "$@"; }
 
@@ -281,8 +266,7 @@ RUST_LOG=warn "$BOTTLE_BIN" --config $W/bottle/bundle.toml 2> $W/bottle/bundle.l
 wait_port $HTTP_PORT; wait_port $HTTPS_PORT; wait_port $SQUID_PORT; wait_port $TINY_PORT; wait_port $BOTTLE_PORT
 sleep 2
 
-log "=== run $(date -Is)  host: $(nproc) cores, $(awk '/MemTotal/{print $2" kB"}' /proc/meminfo), kernel $(uname -r)"
-log "cpu: $(awk -F: '/model name/{print $2; exit}' /proc/cpuinfo | sed 's/^ *//')"
+host_lines
 log "versions: $(squid -v | head -1) | $(tinyproxy -v) | $(nginx -v 2>&1) | $("$BOTTLE_BIN" --version) | $(curl --version | head -1 | cut -d' ' -f1-2,5) | $(ab -V | head -1) | $(python3 --version)"
 log "params: REPS=$REPS N=$N TLS_CONNS=$TLS_CONNS TUNNELS=$TUNNELS"
 log "RSS idle:  squid: $(rss $SQUID_PID) | tinyproxy: $(rss $TINY_PID) | bottle: $(rss $BOTTLE_PID)"

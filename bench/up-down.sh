@@ -10,27 +10,21 @@
 # Images must be cached for the figures to mean anything: one warm-up `up` (not
 # recorded) builds whatever is missing. Every bottle is named perf-<pid>-* and
 # removed on exit (down, then gc); workspaces live in a temp dir.
-# BOTTLE_CORE_BIN / BOTTLE_BUNDLE_BIN reuse prebuilt binaries instead of building (without
-# BOTTLE_BUNDLE_BIN, the timed runs use the static build the warm-up made).
+# BOTTLE_CORE_BIN / BOTTLE_BUNDLE_BIN reuse prebuilt binaries instead of building (with
+# BOTTLE_CORE_BIN but without BOTTLE_BUNDLE_BIN, the timed runs use the static build the
+# warm-up made).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
+. bench/lib.sh
 RUNS=${RUNS:-10}
 MANY=${MANY:-20}
 STEP_TIMEOUT=${STEP_TIMEOUT:-300}
 TAG=perf-$$
-T=$(mktemp -d /tmp/bottle-updown.XXXXXX)
+bench_tmp bottle-updown
 RES=${RES:-/tmp/bottle-updown-results.txt}; : > "$RES"
 
-if [ -z "${BOTTLE_CORE_BIN:-}" ]; then
-  echo "==> cargo build --release -p bottle-core" >&2
-  cargo build --release -p bottle-core --bin bottle-core >&2 || exit 1
-  BOTTLE_CORE_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bottle-core
-fi
+core_bin
 BC=$BOTTLE_CORE_BIN
-log() { echo "$*" | tee -a "$RES"; }
-now() { date +%s.%N; }
-ms() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.0f", (b-a)*1000}'; }
 median() { sort -n | awk '{a[NR]=$1} END{if(NR%2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 CREATED=()
@@ -41,9 +35,8 @@ cleanup() {
   for n in $(docker ps -a --format '{{.Label "dev.bottle.name"}}' | grep "^$TAG-" | sort -u); do
     timeout 60 "$BC" down "$n" >/dev/null 2>&1
   done
-  rm -rf "$T"
 }
-trap cleanup EXIT INT TERM
+on_exit cleanup
 
 spec() { # name -> path of its bottle.toml
   local d=$T/$1; mkdir -p "$d/workspace"
@@ -62,8 +55,7 @@ EOF
 up() { CREATED+=("$1"); timeout "$STEP_TIMEOUT" "$BC" up -f "$(spec "$1")" > "$T/$1.out" 2> "$T/$1.err"; }
 down() { timeout "$STEP_TIMEOUT" "$BC" down "$1" >/dev/null 2>> "$T/$1.err"; }
 
-log "=== run $(date -Is)  host: $(nproc) cores, $(awk '/MemTotal/{print $2" kB"}' /proc/meminfo), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
-log "cpu: $(awk -F: '/model name/{print $2; exit}' /proc/cpuinfo | sed 's/^ *//')"
+host_lines
 log "docker: $(docker version --format '{{.Server.Version}}') | $("$BC" --version)"
 
 # ---------------------------------------------------------------- warm-up (builds/caches images)
