@@ -155,7 +155,8 @@ pub async fn create_agent(
 
 /// `status`'s detail, noting an agent that runs as its image's user (possibly root).
 pub fn user_note(agent: Option<&bollard::models::ContainerSummary>, detail: String) -> String {
-    if !agent.and_then(|a| a.labels.as_ref()?.get(labels::IMAGE_USER)).is_some_and(|v| v == "true") {
+    let opted_out = agent.and_then(|a| a.labels.as_ref()?.get(labels::IMAGE_USER)).is_some_and(|v| v == "true");
+    if !opted_out {
         return detail;
     }
     let note = "the agent runs as its image's own user, possibly root ([agent] run_as_image_user)";
