@@ -112,6 +112,7 @@ impl Services {
         set.spawn(self.egress.run(bundle.clone()));
         set.spawn(self.proxy.run(bundle.clone()));
         set.spawn(self.control.run(bundle.clone()));
+        set.spawn(events::sweep(bundle.clone()));
         if let Some(g) = self.git_gate {
             set.spawn(g.run(bundle.clone()));
         }

@@ -104,12 +104,23 @@ fn events_print_one_line_each_human_or_json() {
             target: "blocked.test:443".into(),
             rule: "not-allowed".into(),
             request_id: "r1".into(),
+            count: 1,
         },
     };
     assert_eq!(
         output::event(&ev),
         "#7 2026-11-28T12:00:01Z egress blocked: CONNECT blocked.test:443 from 172.30.0.2:40000 (rule not-allowed, request r1)\n"
     );
+    let mut repeats = ev.clone();
+    if let EventKind::EgressBlocked { count, .. } = &mut repeats.kind {
+        *count = 41;
+    }
+    assert!(
+        output::event(&repeats).ends_with("(rule not-allowed, request r1, 41 times)\n"),
+        "{}",
+        output::event(&repeats)
+    );
+    assert!(output::json_line(&repeats).contains("\"count\":41"));
     let line = output::json_line(&ev);
     assert_eq!(line.matches('\n').count(), 1);
     let back: Event = serde_json::from_str(&line).unwrap();

@@ -148,6 +148,15 @@ fn minimal_spec_takes_the_documented_defaults() {
 }
 
 #[test]
+fn the_agent_runs_as_the_image_user_only_when_the_spec_says_so() {
+    let d = Dir::new();
+    assert!(!d.parse(HEAD).unwrap().run_as_image_user, "non-root is the default");
+    assert!(d.parse(&format!("{HEAD}[agent]\nrun_as_image_user = true\n")).unwrap().run_as_image_user);
+    let e = d.refuse(&format!("{HEAD}[agent]\nrun_as_image_user = \"yes\"\n"));
+    assert!(e.starts_with(&d.at(4, 21)) && e.contains("run_as_image_user"), "{e}");
+}
+
+#[test]
 fn spec_new_is_the_minimal_file() {
     let d = Dir::new();
     let parsed = d.parse(HEAD).unwrap();

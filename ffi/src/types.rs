@@ -150,6 +150,7 @@ pub enum EventKind {
         target: String,
         rule: String,
         request_id: String,
+        count: u64,
     },
     Git {
         repo: String,
@@ -211,12 +212,13 @@ impl From<proto::EventKind> for EventKind {
         use proto::EventKind as P;
         let e = |s: String| escape_controls(&s);
         match k {
-            P::EgressBlocked { client, method, target, rule, request_id } => Self::EgressBlocked {
+            P::EgressBlocked { client, method, target, rule, request_id, count } => Self::EgressBlocked {
                 client: e(client),
                 method: e(method),
                 target: e(target),
                 rule: e(rule),
                 request_id: e(request_id),
+                count,
             },
             P::Git { repo, operation, allowed, refs, reason } => Self::Git {
                 repo: e(repo),

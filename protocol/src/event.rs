@@ -34,8 +34,16 @@ pub enum EventKind {
         target: String,
         /// Machine-readable rule id, also sent in the 403's `X-Bottle-Block` header.
         rule: String,
-        /// Request id, also sent in the 403's `X-Bottle-Request-Id` header.
+        /// Request id, also sent in the 403's `X-Bottle-Request-Id` header; a
+        /// follow-up names the last refusal it counts.
         request_id: String,
+        /// How many refusals this event stands for, so the counts of a stream add up to its
+        /// refusals. The bundle coalesces repeats of one source, rule and destination: the
+        /// first is an event of its own (count 1) and the repeats within its window become one
+        /// follow-up carrying their number, so a flood cannot push other events out of the
+        /// ring. Absent (an older sender) means 1.
+        #[serde(default = "one")]
+        count: u64,
     },
     /// A git fetch or push passed through git-gate (allowed or refused).
     Git {
@@ -88,6 +96,10 @@ pub enum EventKind {
     KillSwitch { engaged: bool },
     /// The bottle itself changed state (emitted by the core, not the bundle).
     BottleState { state: String, detail: String },
+}
+
+fn one() -> u64 {
+    1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
-//! Refusals, in one place: every block is counted, recorded as one
-//! `EgressBlocked` event, and (when the client can still read a reply)
+//! Refusals, in one place: every block is counted, recorded as an
+//! `EgressBlocked` event (repeats coalesced, see `events::coalesce`), and (when the client can still read a reply)
 //! answered with the same 403-style response carrying the rule and request id.
 //!
 //! Nothing here echoes the URL, headers or body; a target that itself trips
@@ -44,20 +44,26 @@ pub(super) struct Blocked<'a> {
     pub rule: &'a str,
 }
 
-/// Counts and records a block; returns its request id.
+/// Counts and records a block; returns its request id (named by an event, or by the
+/// follow-up of its window when it was the last repeat).
 pub(super) fn record(bundle: &Bundle, client: SocketAddr, b: &Blocked<'_>) -> String {
     let request_id = format!("{:016x}", rand::random::<u64>());
     let method =
         KNOWN_METHODS.iter().find(|m| **m == b.method).copied().unwrap_or(if b.method == "-" { "-" } else { "OTHER" });
     let target = if bundle.dlp.scan(b.target.as_bytes()).is_some() { REDACTED } else { b.target };
     bundle.stats.blocked_total.fetch_add(1, Ordering::Relaxed);
-    bundle.events.emit(EventKind::EgressBlocked {
-        client: client.to_string(),
-        method: method.to_string(),
-        target: target.to_string(),
-        rule: b.rule.to_string(),
-        request_id: request_id.clone(),
-    });
+    let key = (client.ip(), b.rule.to_string(), target.to_string());
+    bundle.events.block(
+        key,
+        EventKind::EgressBlocked {
+            client: client.to_string(),
+            method: method.to_string(),
+            target: target.to_string(),
+            rule: b.rule.to_string(),
+            request_id: request_id.clone(),
+            count: 1,
+        },
+    );
     request_id
 }
 

@@ -95,7 +95,7 @@ impl Harness {
             .recent()
             .into_iter()
             .filter_map(|e| match e.kind {
-                EventKind::EgressBlocked { client, method, target, rule, request_id } => {
+                EventKind::EgressBlocked { client, method, target, rule, request_id, .. } => {
                     Some(Block { client, method, target, rule, request_id })
                 }
                 _ => None,

@@ -121,8 +121,9 @@ fn port(host: &str, port: Option<u16>) -> String {
 /// names, hosts, reasons), so a control character never reaches the terminal raw.
 pub fn event(e: &Event) -> String {
     let what = match &e.kind {
-        EventKind::EgressBlocked { client, method, target, rule, request_id } => {
-            format!("egress blocked: {method} {target} from {client} (rule {rule}, request {request_id})")
+        EventKind::EgressBlocked { client, method, target, rule, request_id, count } => {
+            let times = if *count == 1 { String::new() } else { format!(", {count} times") };
+            format!("egress blocked: {method} {target} from {client} (rule {rule}, request {request_id}{times})")
         }
         EventKind::Git { repo, operation, allowed, refs, reason } => {
             let verb = if *allowed { "allowed" } else { "refused" };

@@ -4,8 +4,9 @@
 //! `NO_PROXY`, so git gate and supervise are reached directly), and git is
 //! pointed at the gate through `GIT_CONFIG_*` variables: those need no file in
 //! the image and so work for any agent image. It gets no Docker socket, no
-//! capabilities, no privilege gain, hard limits, and, for bottle's own image,
-//! a read-only root with tmpfs for `/tmp` and the home directory. The static
+//! capabilities, no privilege gain, hard limits, a non-root user whatever the
+//! image's `USER` says (unless `[agent] run_as_image_user` opts out), and, for
+//! bottle's own image, a read-only root with tmpfs for `/tmp` and the home directory. The static
 //! `bottle-probe` is bind-mounted read-only at `PROBE_IN_AGENT` so the start
 //! check and the escape suite need nothing from the agent's image.
 
@@ -50,9 +51,10 @@ pub fn network_env(spec: &Spec, p: &Placement) -> Vec<(String, String)> {
     env
 }
 
-/// Who the agent runs as in bottle's own image: the workspace's owner, so files the agent
-/// writes belong to the person who owns the workspace; the image's `agent` user when the
-/// workspace belongs to root (never uid 0 in the agent).
+/// Who the agent runs as, in any image: the workspace's owner, so files the agent writes
+/// belong to the person who owns the workspace; bottle's `agent` uid when the workspace
+/// belongs to root (never uid 0 in the agent). A custom image's own `USER` is often root,
+/// and root in a container with a writable root is one kernel bug from the host.
 pub fn agent_ids(spec: &Spec) -> (u32, u32) {
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata(&spec.workspace) {
@@ -82,6 +84,9 @@ pub async fn create_agent(
     l.insert(labels::ALLOW.into(), serde_json::to_string(&spec.allow)?);
     l.insert(labels::WORKSPACE.into(), spec.workspace.display().to_string());
     l.insert(labels::BUNDLE_IP.into(), p.bundle_ip.to_string());
+    if spec.run_as_image_user {
+        l.insert(labels::IMAGE_USER.into(), "true".into());
+    }
     let tmpfs = |extra: &str| format!("rw,nosuid,nodev,size={TMPFS_SIZE}{extra}");
     let mut mounts =
         HashMap::from([("/tmp".to_string(), tmpfs(",mode=1777")), ("/var/tmp".into(), tmpfs(",mode=1777"))]);
@@ -98,7 +103,7 @@ pub async fn create_agent(
     let body = ContainerCreateBody {
         image: Some(image.into()),
         hostname: Some(spec.name.clone()),
-        user: own_image.then(|| format!("{uid}:{gid}")),
+        user: (!spec.run_as_image_user).then(|| format!("{uid}:{gid}")),
         // An agent's own program (`claude`) is interactive: given a terminal it waits for its user
         // (`docker attach`), where without one it would exit at once and restart forever.
         tty: Some(agent_image),
@@ -122,6 +127,7 @@ pub async fn create_agent(
             tmpfs: Some(mounts),
             init: Some(true),
             restart_policy: Some(crate::sidecar::restart_unless_stopped()),
+            log_config: Some(crate::sidecar::bounded_logs()),
             ..Default::default()
         }),
         networking_config: Some(NetworkingConfig {
@@ -145,6 +151,16 @@ pub async fn create_agent(
         .await
         .with_context(|| format!("agent: starting {container}"))?;
     Ok(container)
+}
+
+/// `status`'s detail, noting an agent that runs as its image's user (possibly root).
+pub fn user_note(agent: Option<&bollard::models::ContainerSummary>, detail: String) -> String {
+    let opted_out = agent.and_then(|a| a.labels.as_ref()?.get(labels::IMAGE_USER)).is_some_and(|v| v == "true");
+    if !opted_out {
+        return detail;
+    }
+    let note = "the agent runs as its image's own user, possibly root ([agent] run_as_image_user)";
+    if detail.is_empty() { note.into() } else { format!("{detail}; {note}") }
 }
 
 /// Whether the image says what to run (an imported rootfs, or a build from one, says nothing).

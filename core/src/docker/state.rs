@@ -106,6 +106,7 @@ pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus>
             "left half-made by an interrupted `up` (or one still in progress); `gc` or the next `up` removes it".into(),
         ),
     };
+    let detail = super::agent::user_note(agent, detail);
     let allowlist = record.map(|r| r.status).unwrap_or(AllowlistStatus {
         verdict: Verdict::NotVerified,
         allowlist: allow,

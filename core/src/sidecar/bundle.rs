@@ -68,6 +68,7 @@ pub async fn create_bundle(docker: &Docker, req: BundleRequest<'_>) -> anyhow::R
             memory: Some(BUNDLE_MEMORY_BYTES),
             pids_limit: Some(BUNDLE_PIDS),
             restart_policy: Some(crate::sidecar::restart_unless_stopped()),
+            log_config: Some(bounded_logs()),
             ..Default::default()
         }),
         networking_config: Some(NetworkingConfig {
@@ -220,6 +221,24 @@ pub async fn read_file(docker: &Docker, container: &str, path: &str) -> anyhow::
     let mut out = String::new();
     std::io::Read::read_to_string(&mut entry, &mut out)?;
     Ok(out)
+}
+
+/// The engine's log driver for every container bottle makes: the bundle logs each refusal,
+/// the agent writes whatever it likes to its output, and both are the agent's to provoke,
+/// so neither may fill the host's disk. Rotated files of [`LOG_MAX_SIZE`], [`LOG_MAX_FILES`]
+/// kept: the bundle's own rate limit keeps a flood from rotating real lines away in seconds.
+pub const LOG_DRIVER: &str = "json-file";
+pub const LOG_MAX_SIZE: &str = "10m";
+pub const LOG_MAX_FILES: &str = "3";
+
+pub fn bounded_logs() -> bollard::models::HostConfigLogConfig {
+    bollard::models::HostConfigLogConfig {
+        typ: Some(LOG_DRIVER.into()),
+        config: Some(HashMap::from([
+            ("max-size".into(), LOG_MAX_SIZE.into()),
+            ("max-file".into(), LOG_MAX_FILES.into()),
+        ])),
+    }
 }
 
 /// Both of a bottle's containers come back after a daemon or host restart, unless `down` stopped them.

@@ -27,6 +27,8 @@ pub const BACKEND: &str = "dev.bottle.backend";
 /// their own, so an `up` of another user's name that is still being made is told apart
 /// by this label (see `docker::state::made_by_another_user`), not by a lock.
 pub const MAKER: &str = "dev.bottle.maker-uid";
+/// On an agent that runs as its image's own user (`[agent] run_as_image_user`), for `status`.
+pub const IMAGE_USER: &str = "dev.bottle.image-user";
 
 pub const ROLE_AGENT_NET: &str = "agent-net";
 pub const ROLE_EGRESS_NET: &str = "egress-net";

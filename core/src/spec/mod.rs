@@ -40,6 +40,9 @@ pub struct Spec {
     pub workdir: String,
     /// Agent command; empty means the image's default (a long-lived shell).
     pub command: Vec<String>,
+    /// `[agent] run_as_image_user`: run as the image's own `USER` (which may be root) instead
+    /// of bottle's non-root user. An explicit opt-out, labelled on the agent and shown by `status`.
+    pub run_as_image_user: bool,
     pub env: BTreeMap<String, String>,
     /// Egress allowlist entries (`host`, `*.suffix`, with optional `:port`, or CIDRs), lowercased.
     pub allow: Vec<String>,
@@ -220,6 +223,7 @@ impl Spec {
             workspace: workspace.into(),
             workdir: DEFAULT_WORKDIR.into(),
             command: Vec::new(),
+            run_as_image_user: false,
             env: BTreeMap::new(),
             allow: Vec::new(),
             deny: Vec::new(),

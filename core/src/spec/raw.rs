@@ -94,6 +94,8 @@ pub(super) struct RawAgent {
     pub command: Vec<Spanned<String>>,
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    pub run_as_image_user: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -118,6 +118,7 @@ impl<'a> Checker<'a> {
             workspace,
             workdir,
             command,
+            run_as_image_user: raw.agent.run_as_image_user,
             env,
             allow,
             deny,

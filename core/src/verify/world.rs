@@ -226,7 +226,11 @@ async fn start_outside(docker: &Docker, id: &str, image: &str) -> anyhow::Result
         image: Some(image.into()),
         cmd: Some(cmd),
         labels: Some(labels),
-        host_config: Some(HostConfig { network_mode: Some(network.clone()), ..Default::default() }),
+        host_config: Some(HostConfig {
+            network_mode: Some(network.clone()),
+            log_config: Some(crate::sidecar::bounded_logs()),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let options = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(&container).build();

@@ -2058,7 +2058,7 @@ public func FfiConverterTypeBottleError_lower(_ value: BottleError) -> RustBuffe
 
 public enum EventKind: Equatable, Hashable {
     
-    case egressBlocked(client: String, method: String, target: String, rule: String, requestId: String
+    case egressBlocked(client: String, method: String, target: String, rule: String, requestId: String, count: UInt64
     )
     case git(repo: String, operation: GitOperation, allowed: Bool, refs: [String], reason: String
     )
@@ -2099,7 +2099,7 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
         let variant: Int32 = try readInt(&buf)
         switch variant {
         
-        case 1: return .egressBlocked(client: try FfiConverterString.read(from: &buf), method: try FfiConverterString.read(from: &buf), target: try FfiConverterString.read(from: &buf), rule: try FfiConverterString.read(from: &buf), requestId: try FfiConverterString.read(from: &buf)
+        case 1: return .egressBlocked(client: try FfiConverterString.read(from: &buf), method: try FfiConverterString.read(from: &buf), target: try FfiConverterString.read(from: &buf), rule: try FfiConverterString.read(from: &buf), requestId: try FfiConverterString.read(from: &buf), count: try FfiConverterUInt64.read(from: &buf)
         )
         
         case 2: return .git(repo: try FfiConverterString.read(from: &buf), operation: try FfiConverterTypeGitOperation.read(from: &buf), allowed: try FfiConverterBool.read(from: &buf), refs: try FfiConverterSequenceString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
@@ -2137,13 +2137,14 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
         switch value {
         
         
-        case let .egressBlocked(client,method,target,rule,requestId):
+        case let .egressBlocked(client,method,target,rule,requestId,count):
             writeInt(&buf, Int32(1))
             FfiConverterString.write(client, into: &buf)
             FfiConverterString.write(method, into: &buf)
             FfiConverterString.write(target, into: &buf)
             FfiConverterString.write(rule, into: &buf)
             FfiConverterString.write(requestId, into: &buf)
+            FfiConverterUInt64.write(count, into: &buf)
             
         
         case let .git(repo,operation,allowed,refs,reason):

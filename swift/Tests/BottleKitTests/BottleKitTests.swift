@@ -132,7 +132,7 @@ final class BottleKitTests: XCTestCase {
             if case .event(let ev, _) = $0, case .egressBlocked = ev.kind { return true }
             return false
         }
-        guard case .event(let ev, let offMain)? = blocked, case .egressBlocked(_, _, let target, let rule, _) = ev.kind else {
+        guard case .event(let ev, let offMain)? = blocked, case .egressBlocked(_, _, let target, let rule, _, _) = ev.kind else {
             return XCTFail("no egress_blocked event within \(eventTimeout)s")
         }
         XCTAssertTrue(offMain, "callbacks come from a Rust thread")

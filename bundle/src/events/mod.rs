@@ -6,12 +6,16 @@
 //! bundle's start epoch (see [`crate::persist`]) in its high 32 bits and a
 //! count in its low 32, so ids keep rising across a restart of the bundle and
 //! a host's `since` cursor stays valid: nothing a restarted bundle says can
-//! hide behind an id the host has already seen.
+//! hide behind an id the host has already seen. Refusals go
+//! through [`coalesce`] first, so repeating one blocked request cannot flood it.
+
+pub mod coalesce;
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use bottle_protocol::{Event, EventKind};
 use tokio::sync::broadcast;
@@ -20,6 +24,13 @@ use tokio::sync::broadcast;
 pub const RING_CAPACITY: usize = 4096;
 /// Per-subscriber backlog before a slow subscriber starts missing events.
 pub const CHANNEL_CAPACITY: usize = 1024;
+/// How often ended coalescing windows are closed (and suppressed log lines reported).
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Destination and rule of an overflow follow-up, which counts refusals of many.
+pub const OVERFLOW: &str = "*";
+
+/// What makes two refusals repeats of each other: source address, rule, destination.
+pub type BlockKey = (IpAddr, String, String);
 
 pub struct EventBus {
     bottle: String,
@@ -27,19 +38,59 @@ pub struct EventBus {
     next_id: AtomicU64,
     ring: Mutex<VecDeque<Event>>,
     tx: broadcast::Sender<Event>,
+    blocks: Mutex<coalesce::Coalescer<BlockKey, EventKind>>,
 }
 
 impl EventBus {
     /// The bus of the start with `epoch`.
     pub fn new(bottle: &str, epoch: u32) -> Self {
         let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
-        let first = (u64::from(epoch) << 32) + 1;
-        Self { bottle: bottle.to_string(), epoch, next_id: AtomicU64::new(first), ring: Mutex::new(VecDeque::new()), tx }
+        Self {
+            bottle: bottle.to_string(),
+            epoch,
+            next_id: AtomicU64::new((u64::from(epoch) << 32) + 1),
+            ring: Mutex::new(VecDeque::new()),
+            tx,
+            blocks: Mutex::new(coalesce::Coalescer::new(coalesce::WINDOW, coalesce::MAX_KEYS)),
+        }
     }
 
     /// The epoch this bus's ids carry.
     pub fn epoch(&self) -> u32 {
         self.epoch
+    }
+
+    /// Records a refusal (an `EgressBlocked` kind), coalesced with its repeats.
+    pub fn block(&self, key: BlockKey, kind: EventKind) {
+        let now = Instant::now();
+        let (closed, fresh) = {
+            let mut blocks = self.blocks.lock().expect("block windows poisoned");
+            let closed = blocks.close_due(now);
+            (closed, blocks.admit(key, kind.clone(), now))
+        };
+        self.follow_ups(closed);
+        if fresh {
+            self.emit(kind);
+        }
+    }
+
+    /// Emits the follow-ups of every coalescing window that has ended.
+    pub fn close_windows(&self) {
+        let closed = self.blocks.lock().expect("block windows poisoned").close_due(Instant::now());
+        self.follow_ups(closed);
+    }
+
+    fn follow_ups(&self, closed: Vec<coalesce::Closed<EventKind>>) {
+        for c in closed {
+            let mut kind = c.last;
+            if let EventKind::EgressBlocked { count, target, rule, method, .. } = &mut kind {
+                *count = c.count;
+                if c.overflow {
+                    (*target, *rule, *method) = (OVERFLOW.into(), OVERFLOW.into(), "-".into());
+                }
+            }
+            self.emit(kind);
+        }
     }
 
     /// Records an event and hands it to every live subscriber.
@@ -76,6 +127,16 @@ impl EventBus {
     }
 }
 
+/// Closes ended windows and reports suppressed log lines, forever (a bundle service).
+pub async fn sweep(bundle: std::sync::Arc<crate::state::Bundle>) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        bundle.events.close_windows();
+        crate::logging::report_suppressed();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +164,24 @@ mod tests {
         let first = after.emit(EventKind::KillSwitch { engaged: true });
         assert!(first.id > last.id, "{} after {}", first.id, last.id);
         assert_eq!(after.epoch(), 1);
+    }
+
+    #[test]
+    fn a_flood_of_one_refusal_is_one_event_until_its_window_ends() {
+        let bus = EventBus::new("b", 0);
+        let block = |i: u64| EventKind::EgressBlocked {
+            client: format!("10.0.0.2:{i}"),
+            method: "GET".into(),
+            target: "blocked.test:80".into(),
+            rule: "not-allowed".into(),
+            request_id: i.to_string(),
+            count: 1,
+        };
+        let key = || ("10.0.0.2".parse().unwrap(), "not-allowed".to_string(), "blocked.test:80".to_string());
+        for i in 0..1000 {
+            bus.block(key(), block(i));
+        }
+        bus.close_windows();
+        assert_eq!(bus.recent().iter().map(|e| e.kind.clone()).collect::<Vec<_>>(), vec![block(0)]);
     }
 }
