@@ -56,6 +56,7 @@ if rustup toolchain list | grep -q '^nightly'; then
 else
   fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz)
 fi
+mkdir -p "$state"
 flags=(--sanitizer none --debug-assertions --target-dir "$state/target")
 
 targets=("$@")
