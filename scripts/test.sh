@@ -14,5 +14,8 @@ scripts/fetch-claude-code.sh
 echo "==> cargo test (workspace, Docker-backed tests included)" >&2
 cargo test --workspace --locked 2>&1
 
+echo "==> fuzzing (every fuzz target, about 5 minutes in all: scripts/fuzz.sh)" >&2
+scripts/fuzz.sh
+
 echo "==> Swift checks (BottleKit in a trixie chroot, against the real cdylib and Docker)" >&2
 scripts/swift-check.sh

@@ -1,7 +1,9 @@
 //! The DLP stream scanner against a reference matcher written the slow, plain
 //! way: decode the whole input byte by byte into the normalised view (see
 //! `bundle/src/dlp/normal.rs` for the rules), then look for every form of
-//! every named secret with `windows()`. The scanner, fed in chunks whose size
+//! every named secret with `windows()`, in the view and in the bytes as sent
+//! (an escape character put just before a form, `%cC...`, changes the view
+//! but must not hide it). The scanner, fed in chunks whose size
 //! the input picks, must find a named secret exactly when the reference does.
 //! Built-in rules are checked for agreement between the stream and one
 //! whole-buffer scan.
@@ -134,7 +136,9 @@ fn reference(data: &[u8]) -> bool {
     let view = normalise(data);
     let has = |form: &[u8], fold: bool| {
         form.len() >= 4
-            && view.windows(form.len()).any(|w| if fold { w.eq_ignore_ascii_case(form) } else { w == form })
+            && [data, &view].iter().any(|text| {
+                text.windows(form.len()).any(|w| if fold { w.eq_ignore_ascii_case(form) } else { w == form })
+            })
     };
     SECRETS.iter().any(|(_, s)| {
         let raw = s.as_bytes();
