@@ -75,6 +75,7 @@ async fn the_agents_git_clones_pushes_fast_forwards_and_is_refused_where_the_rul
             push: vec!["agent/*".into(), "main".into()],
             protected: vec!["main".into()],
             tags: true,
+            push_options: vec![],
         }],
     };
     b.up(&spec, &Print(name.clone())).await.unwrap();

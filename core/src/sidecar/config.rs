@@ -183,6 +183,7 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
             push: spanned(&r.push),
             protected: spanned(&r.protected),
             tags: r.tags,
+            push_options: spanned(&r.push_options),
         })
         .collect();
 
@@ -279,6 +280,7 @@ pub(crate) mod tests {
                 push: vec!["agent/*".into()],
                 protected: vec!["main".into()],
                 tags: false,
+                push_options: vec![],
             }],
         };
         let r = render(&s, &placement(), &SidecarOptions::default(), "tok").unwrap();
