@@ -100,9 +100,8 @@ pub async fn handle(bundle: Arc<Bundle>, req: Request<Incoming>) -> Response<Gat
             let result = upstream::send(&bundle, tls, &repo, parts.method, &path, &parts.headers, body).await;
             // Only receive-pack's advertisement reaches here: its RPC is `push`.
             let unadvertise = service == Service::ReceivePack && repo.push_options.is_empty();
-            let result = result.map(|resp| {
-                resp.map(|b| if unadvertise { options::Unadvertised::new(b).boxed() } else { b.boxed() })
-            });
+            let result = result
+                .map(|resp| resp.map(|b| if unadvertise { options::Unadvertised::new(b).boxed() } else { b.boxed() }));
             // A fetch is recorded once, at its advertisement; pushes are recorded at their update.
             let record = service == Service::UploadPack && step == Step::Advertise;
             relay(&bundle, &repo, op, record, vec![], "", result)
@@ -216,10 +215,11 @@ async fn push(bundle: Arc<Bundle>, repo: Arc<Repo>, req: Request<Incoming>) -> R
     let spooled = tokio::time::timeout(limits.deadline, spool(&head.rest, body, limits.max_bytes, fast_forward));
     let (file, graph) = match spooled.await {
         Ok(Ok(f)) => f,
-        Ok(Err(SpoolError::TooLarge)) => {
-            let why = format!("the pushed pack is larger than the gate's limit of {} bytes", limits.max_bytes);
-            event(&bundle, &repo.alias, op, false, refs, &why);
-            return text(StatusCode::PAYLOAD_TOO_LARGE, &format!("bottle: {why}"));
+        Ok(Err(SpoolError::TooLarge(rest))) => {
+            // A report, not a bare 413: git prints only the status of a failed RPC, but it prints
+            // every ref's reason from a report.
+            let why = format!("bottle: the pushed pack is larger than the gate's limit of {} bytes", limits.max_bytes);
+            return refuse(&bundle, &repo, cmds, vec![Some(why); cmds.list.len()], rest).await;
         }
         Ok(Err(SpoolError::Io(e))) => {
             event(&bundle, &repo.alias, op, false, refs, "could not spool the pushed pack");
@@ -372,12 +372,12 @@ async fn refuse<B>(
 where
     B: hyper::body::Body + Unpin,
 {
-    let why: Vec<String> = reasons.iter().flatten().cloned().collect();
+    let mut why: Vec<String> = reasons.iter().flatten().cloned().collect();
+    why.dedup();
     let all: Vec<String> = reasons.into_iter().map(|r| r.unwrap_or_else(|| rules::NOT_APPLIED.into())).collect();
     let refs = cmds.list.iter().map(|c| c.refname.clone()).collect();
     event(bundle, &repo.alias, GitOperation::Push, false, refs, &why.join("; "));
-    let drain = Duration::from_millis(bundle.config.limits.idle_timeout_ms);
-    let _ = tokio::time::timeout(drain, discard(body)).await;
+    drain(bundle, body).await;
     let summary = format!("bottle: push refused by the git gate: {}", why.join("; "));
     let mut resp = Response::new(full(report::refusal(cmds, &all, &summary)));
     let h = resp.headers_mut();
@@ -386,8 +386,10 @@ where
     resp
 }
 
-async fn discard<B: hyper::body::Body + Unpin>(mut body: B) {
-    while let Some(Ok(_)) = body.frame().await {}
+/// Reads and discards the rest of a refused request, for at most the idle timeout.
+async fn drain<B: hyper::body::Body + Unpin>(bundle: &Bundle, mut body: B) {
+    let limit = Duration::from_millis(bundle.config.limits.idle_timeout_ms);
+    let _ = tokio::time::timeout(limit, async { while let Some(Ok(_)) = body.frame().await {} }).await;
 }
 
 /// Sends the spooled pack upstream in [`FORWARD_CHUNK`]s.
@@ -411,7 +413,8 @@ async fn replay(mut file: tokio::fs::File, tx: tokio::sync::mpsc::Sender<Result<
 }
 
 enum SpoolError {
-    TooLarge,
+    /// Past the byte limit; carries the unread rest of the request.
+    TooLarge(Incoming),
     Io(std::io::Error),
 }
 
@@ -435,14 +438,14 @@ async fn spool(
     let mut file = tokio::fs::File::from_std(std_file);
     let mut written = already.len() as u64;
     if written > max_bytes {
-        return Err(SpoolError::TooLarge);
+        return Err(SpoolError::TooLarge(body));
     }
     file.write_all(already).await?;
     while let Some(frame) = body.frame().await {
         if let Ok(d) = frame.map_err(std::io::Error::other)?.into_data() {
             written += d.len() as u64;
             if written > max_bytes {
-                return Err(SpoolError::TooLarge);
+                return Err(SpoolError::TooLarge(body));
             }
             file.write_all(&d).await?;
         }
