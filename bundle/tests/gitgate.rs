@@ -340,27 +340,110 @@ fn a_push_larger_than_the_spool_limit_is_refused() {
 }
 
 /// An endless push (the commands, a pack header, then nothing) is refused when the spool
-/// deadline runs out, with a 408 naming it.
+/// deadline runs out, with a 408 naming it: a branch update and a branch creation alike.
 #[test]
 fn an_endless_push_is_refused_at_the_spool_deadline() {
     use std::io::{Read, Write};
     let (_world, _up, gate) = setup_with("spool_deadline_secs = 2");
-    let (old, new) = ("1".repeat(40), "2".repeat(40));
-    let line = format!("{old} {new} refs/heads/agent/x\0report-status\n");
-    let cmds = format!("{:04x}{line}0000PACK", line.len() + 4);
+    for old in ["1".repeat(40), "0".repeat(40)] {
+        let new = "2".repeat(40);
+        let line = format!("{old} {new} refs/heads/agent/x\0report-status\n");
+        let cmds = format!("{:04x}{line}0000PACK", line.len() + 4);
+        let mut s = std::net::TcpStream::connect(gate.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let head = format!(
+            "POST /r.git/git-receive-pack HTTP/1.1\r\nHost: g\r\nContent-Type: application/x-git-receive-pack-request\r\n\
+             Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{cmds}\r\n",
+            cmds.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(answer.starts_with("HTTP/1.1 408"), "old {old}: {answer}");
+        assert!(answer.contains("did not arrive within 2s"), "{answer}");
+        assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    }
+}
+
+/// Makes bare repo `repo` log, for every push it receives, the push options it was given:
+/// a `count=` line (`none` when git leaves the count unset), then each option.
+fn log_push_options(world: &World, repo: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bare = world.root().join(format!("{repo}.git"));
+    let hook = bare.join("hooks/pre-receive");
+    let script = "#!/bin/sh\ncat >/dev/null\n{ echo \"count=${GIT_PUSH_OPTION_COUNT:-none}\"; i=0\n\
+                  while [ \"$i\" -lt \"${GIT_PUSH_OPTION_COUNT:-0}\" ]; do eval \"printf '%s\\n' \\\"\\$GIT_PUSH_OPTION_$i\\\"\"; \
+                  i=$((i + 1)); done; } >>push-options.log\n";
+    std::fs::write(&hook, script).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bare.join("push-options.log")
+}
+
+/// Admitted push options reach the upstream as sent; the others never do, and the push's
+/// event names them.
+#[test]
+fn only_admitted_push_options_reach_the_upstream() {
+    let (world, _up, gate) = setup(&format!("{RULES}\npush_options = [\"ci.skip\", \"merge_request.*\"]"));
+    let log = log_push_options(&world, "r");
+    let work = clone(&world, &gate, "r", "work");
+    world.ok(&work, &["checkout", "-q", "-b", "agent/opts"]);
+    let head = world.commit(&work, "opts");
+    let push = ["push", "-o", "ci.skip", "-o", "merge_request.target=main", "-o", "ci.variable=X=1"];
+    world.ok(&work, &[&push[..], &["-o", "integrations.skip_ci", "origin", "agent/opts"]].concat());
+    assert_eq!(world.upstream_ref("r", "refs/heads/agent/opts"), Some(head));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "count=2\nci.skip\nmerge_request.target=main\n");
+    let pushed = git_events(&gate).into_iter().rfind(|e| e.0 == GitOperation::Push).unwrap();
+    assert!(pushed.1, "{pushed:?}");
+    assert!(pushed.3.contains("dropped: \"ci.variable=X=1\", \"integrations.skip_ci\""), "{pushed:?}");
+    assert!(gitgate_support::logs().contains("integrations.skip_ci"), "the bundle's log names them too");
+}
+
+/// Where a repo admits no push option, the gate does not advertise the capability (git
+/// itself then refuses `push -o`), and a client that sends options anyway has them dropped.
+#[test]
+fn push_options_are_dropped_where_none_are_admitted() {
+    use std::io::{Read, Write};
+    let (world, _up, gate) = setup(RULES);
+    let log = log_push_options(&world, "r");
+    let work = clone(&world, &gate, "r", "work");
+    world.ok(&work, &["checkout", "-q", "-b", "agent/honest"]);
+    world.commit(&work, "honest");
+    let out = world.git(&work, &["push", "-o", "merge_request.create", "origin", "agent/honest"]);
+    assert!(!out.ok && out.stderr.contains("does not support push options"), "{}", out.stderr);
+    assert_eq!(world.upstream_ref("r", "refs/heads/agent/honest"), None);
+    assert!(!log.exists(), "nothing reached the upstream");
+
+    // A hand-made push announcing options the gate never advertised: a branch at main's
+    // commit (which the upstream has, so an empty pack does), with two options.
+    let main = world.upstream_ref("r", "main").unwrap();
+    let empty_pack = std::process::Command::new("git").args(["pack-objects", "-q", "--stdout"]).output().unwrap();
+    assert!(empty_pack.status.success());
+    let zero = "0".repeat(40);
+    let line = format!("{zero} {main} refs/heads/agent/raw\0report-status push-options\n");
+    let mut body = format!("{:04x}{line}0000", line.len() + 4).into_bytes();
+    for option in ["ci.skip", "merge_request.merge_when_pipeline_succeeds"] {
+        body.extend(format!("{:04x}{option}", option.len() + 4).into_bytes());
+    }
+    body.extend(b"0000");
+    body.extend(empty_pack.stdout);
     let mut s = std::net::TcpStream::connect(gate.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let head = format!(
         "POST /r.git/git-receive-pack HTTP/1.1\r\nHost: g\r\nContent-Type: application/x-git-receive-pack-request\r\n\
-         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{cmds}\r\n",
-        cmds.len()
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
     );
     s.write_all(head.as_bytes()).unwrap();
-    let started = Instant::now();
-    let mut buf = [0u8; 4096];
-    let n = s.read(&mut buf).unwrap();
-    let answer = String::from_utf8_lossy(&buf[..n]);
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("did not arrive within 2s"), "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    s.write_all(&body).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("ok refs/heads/agent/raw"), "{answer}");
+    assert_eq!(world.upstream_ref("r", "refs/heads/agent/raw"), Some(main));
+    let got = std::fs::read_to_string(&log).unwrap();
+    assert!(got == "count=0\n" || got == "count=none\n", "the upstream got no option: {got:?}");
+    let pushed = git_events(&gate).into_iter().rfind(|e| e.0 == GitOperation::Push).unwrap();
+    assert!(pushed.1 && pushed.3.contains("\"ci.skip\", \"merge_request.merge_when_pipeline_succeeds\""), "{pushed:?}");
 }

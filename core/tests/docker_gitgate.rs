@@ -2,9 +2,12 @@
 //! through the bundle image's git-gate, to a real `git http-backend` upstream in a
 //! container of the test's own. Clone, commit, push a new branch, push a fast-forward
 //! (which needs the gate to spool the pack in the bundle's `/tmp`), then the refusals:
-//! a force push, a push to a protected branch and a tag overwrite.
+//! a force push, a push to a protected branch and a tag overwrite. The same flow runs with
+//! the gate's upstream over plain HTTP and over HTTPS, verified against a test CA.
 
 mod support;
+#[path = "../../bundle/tests/tls_support/mod.rs"]
+mod tls_support;
 
 use std::collections::BTreeMap;
 
@@ -27,42 +30,67 @@ impl Drop for Cleanup {
 }
 
 /// A git smart-HTTP upstream (`upstream.py` over `git http-backend`) on an internal network
-/// of its own, holding `repo.git` with one commit on `main`. Returns (network, ip).
-async fn upstream(b: &DockerBackend, name: &str) -> (String, String) {
+/// of its own, holding `repo.git` with one commit on `main`; over HTTPS on 443 when `tls`
+/// holds the certificate and key for `allowed.test` (`cert.pem`, `key.pem`). Returns (network, ip).
+async fn upstream(b: &DockerBackend, name: &str, tls: Option<&std::path::Path>) -> (String, String) {
     let image = bottle_core::images::ensure_agent_image(b.docker(), &Print("upstream")).await.unwrap();
     let label = format!("{CANARY_LABEL}={name}");
     let support = concat!(env!("CARGO_MANIFEST_DIR"), "/../bundle/tests/gitgate_support");
+    let serve = match tls {
+        Some(_) => "--port 443 --tls-cert /certs/cert.pem --tls-key /certs/key.pem",
+        None => "--port 80",
+    };
     let script = format!(
         "set -e; git init -q --bare -b main /tmp/srv/repo.git; d=$(mktemp -d); git -C $d init -q -b main; \
          git -C $d -c user.name=t -c user.email=t@t.invalid commit -q --allow-empty -m seed; \
          git -C $d push -q /tmp/srv/repo.git main; \
-         exec python3 /up/upstream.py --host 0.0.0.0 --port 80 --root /tmp/srv --credential {CREDENTIAL}"
+         exec python3 /up/upstream.py --host 0.0.0.0 {serve} --root /tmp/srv --credential {CREDENTIAL}"
     );
-    let mount = format!("{support}:/up:ro");
-    let (network, _, ip) = support::canary_container(name, &label, &image, &["-v", &mount], &["sh", "-c", &script]);
+    let mut mounts = vec!["-v".to_string(), format!("{support}:/up:ro")];
+    if let Some(dir) = tls {
+        mounts.extend(["-v".to_string(), format!("{}:/certs:ro", dir.display())]);
+    }
+    let mounts: Vec<&str> = mounts.iter().map(String::as_str).collect();
+    let (network, _, ip) = support::canary_container(name, &label, &image, &mounts, &["sh", "-c", &script]);
     (network, ip)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_agents_git_clones_pushes_fast_forwards_and_is_refused_where_the_rules_say() {
+    workflow("gitflow", false).await;
+}
+
+/// The gate dials the upstream over real TLS, trusting only the public roots and the test's
+/// CA (handed to the bundle as `canary_ca`): nothing else changes for the agent.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_workflow_holds_with_an_https_upstream() {
+    workflow("gitflow-tls", true).await;
+}
+
+async fn workflow(test: &str, tls: bool) {
     if !support::engine().await {
         return;
     }
-    let name = unique("gitflow");
+    let name = unique(test);
     let _cleanup = Cleanup(name.clone());
+    let certs = tempfile::tempdir().unwrap();
+    // The upstream container reads the key as whichever user its image runs as.
+    std::fs::set_permissions(certs.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let ca = tls.then(|| tls_support::local_ca(certs.path(), &["allowed.test"]).0);
     let probe = DockerBackend::connect(DockerOptions { start_check: false, ..Default::default() }).await.unwrap();
-    let (network, ip) = upstream(&probe, &name).await;
+    let (network, ip) = upstream(&probe, &name, tls.then_some(certs.path())).await;
     let options = DockerOptions {
         sidecar: SidecarOptions {
             canary_hosts: BTreeMap::from([("allowed.test".into(), vec![ip.clone()])]),
             canary_cidrs: vec![format!("{ip}/32")],
             canary_networks: vec![network],
             canary_url: None,
-            ..Default::default()
+            canary_ca: ca,
         },
         start_check: false,
     };
     let b = DockerBackend::connect(options).await.unwrap();
+    let url = format!("{}://allowed.test/repo.git", if tls { "https" } else { "http" });
     let (mut spec, _ws) = support::spec(&name);
     let creds = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(creds.path(), format!("repo = \"{CREDENTIAL}\"\n")).unwrap();
@@ -70,21 +98,22 @@ async fn the_agents_git_clones_pushes_fast_forwards_and_is_refused_where_the_rul
         credentials: Some(SecretSource::File(creds.path().into())),
         repos: vec![RepoSpec {
             alias: "repo".into(),
-            upstream: "http://allowed.test/repo.git".into(),
+            upstream: url.clone(),
             fetch: true,
             push: vec!["agent/*".into(), "main".into()],
             protected: vec!["main".into()],
             tags: true,
+            push_options: vec![],
         }],
     };
     b.up(&spec, &Print(name.clone())).await.unwrap();
 
     // Each step prints a marker and git's output, and stops at the first unexpected result.
     let script = r#"
-        set -u; cd "$(mktemp -d)"
+        set -u; url="$1"; cd "$(mktemp -d)"
         g() { git -c user.name=a -c user.email=a@a.invalid "$@"; }
         step() { echo "== $1"; shift; "$@" 2>&1; echo "rc=$?"; }
-        step clone git clone -q http://allowed.test/repo.git r; cd r || exit 1
+        step clone git clone -q "$url" r; cd r || exit 1
         g commit -q --allow-empty -m one
         step new-branch git push origin HEAD:refs/heads/agent/work
         g commit -q --allow-empty -m two
@@ -95,7 +124,7 @@ async fn the_agents_git_clones_pushes_fast_forwards_and_is_refused_where_the_rul
         step protected git push origin HEAD:refs/heads/main
         step tag-overwrite git push --force origin HEAD:refs/tags/v1
     "#;
-    let out = b.exec(&name, &["sh".into(), "-c".into(), script.into()]).await.unwrap();
+    let out = b.exec(&name, &["sh".into(), "-c".into(), script.into(), "flow".into(), url.clone()]).await.unwrap();
     let text = format!("{}{}", out.stdout, out.stderr);
     let step = |s: &str| -> String {
         let from = text.find(&format!("== {s}\n")).unwrap_or_else(|| panic!("no step {s} in:\n{text}"));

@@ -77,6 +77,7 @@ upstream = "https://git.example.test/acme/app.git"
 push = ["agent/*"]
 protected = ["main"]
 tags = true
+push_options = ["ci.skip", "merge_request.*"]
 
 [[git.repo]]
 alias = "docs"
@@ -121,6 +122,7 @@ pids = 256
                 push: vec!["agent/*".into()],
                 protected: vec!["main".into()],
                 tags: true,
+                push_options: vec!["ci.skip".into(), "merge_request.*".into()],
             },
             RepoSpec {
                 alias: "docs".into(),
@@ -129,6 +131,7 @@ pids = 256
                 push: vec![],
                 protected: vec![],
                 tags: false,
+                push_options: vec![],
             },
         ]
     );
@@ -318,6 +321,9 @@ fn git_repo_rules_are_checked() {
     assert!(d.parse(&repo("a", "http://[::1]:8080/a.git")).is_ok());
     let e = d.refuse(&format!("{}push = [\"agent/*\", \"bad branch\"]\n", repo("a", "https://h.test/a")));
     assert!(e.starts_with(&format!("{}git.repo[0].push[1] = \"bad branch\"", d.at(6, 20))), "{e}");
+    let e = d.refuse(&format!("{}push_options = [\"ci.skip\", \"ci.*.x\"]\n", repo("a", "https://h.test/a")));
+    assert!(e.starts_with(&format!("{}git.repo[0].push_options[1] = \"ci.*.x\"", d.at(6, 28))), "{e}");
+    assert!(e.contains("merge_request.*"), "the message shows the accepted forms: {e}");
 }
 
 #[test]

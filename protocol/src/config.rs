@@ -196,6 +196,11 @@ pub struct GitRepo {
     pub protected: Vec<Spanned<String>>,
     #[serde(default)]
     pub tags: bool,
+    /// Push options (`git push -o`) the gate forwards, by name: exact (`ci.skip`) or a
+    /// `prefix.*` family (`merge_request.*`); grammar in [`crate::push_option`]. Every other
+    /// option is dropped, since a host may act on one (open a merge request, skip CI).
+    #[serde(default)]
+    pub push_options: Vec<Spanned<String>>,
 }
 
 fn yes() -> bool {

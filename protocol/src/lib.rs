@@ -10,6 +10,7 @@ pub mod control;
 pub mod display;
 pub mod event;
 pub mod policy;
+pub mod push_option;
 
 pub use config::{BundleConfig, ConfigError};
 pub use event::{Event, EventKind};

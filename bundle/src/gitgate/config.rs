@@ -46,6 +46,8 @@ pub struct Repo {
     pub push: Vec<Pattern>,
     pub protected: Vec<Pattern>,
     pub tags: bool,
+    /// `push_options` entries, checked by [`bottle_protocol::push_option::check`].
+    pub push_options: Vec<String>,
     /// Ready-made `Authorization` header value; `None` for an anonymous upstream.
     pub auth: Option<Secret>,
 }
@@ -186,6 +188,14 @@ fn parse_repo(file: &Path, text: &str, r: &GitRepo) -> Result<Repo, ConfigError>
         push: patterns("git.repo.push", &r.push)?,
         protected: patterns("git.repo.protected", &r.protected)?,
         tags: r.tags,
+        push_options: r
+            .push_options
+            .iter()
+            .map(|o| match bottle_protocol::push_option::check(o.get_ref()) {
+                Ok(()) => Ok(o.get_ref().clone()),
+                Err(why) => Err(err("git.repo.push_options", o, &why)),
+            })
+            .collect::<Result<_, _>>()?,
         auth: None,
     })
 }
@@ -338,6 +348,7 @@ pub(crate) mod tests_support {
             push: pats(push),
             protected: pats(protected),
             tags,
+            push_options: Vec::new(),
             auth: None,
         }
     }

@@ -1,10 +1,10 @@
 //! One agent request: route it, apply the repository's rules, and either
 //! answer for the upstream (refusals, errors) or relay to it.
 //!
-//! Fetches are relayed as streams. Pushes are held only for their command
-//! section (plus, when a branch update must be proven a fast-forward, a
-//! spooled copy of the pack on disk) so that a refused push sends nothing at
-//! all upstream and an allowed one is never buffered in memory.
+//! Fetches are relayed as streams. A push is held for its command and
+//! push-options sections in memory and its pack in a spool file on disk, capped
+//! in bytes and time, so that a refused push sends nothing at all upstream, a
+//! fast-forward is proven from the pack, and no pack is buffered in memory.
 
 use std::convert::Infallible;
 use std::io::{Seek, SeekFrom};
@@ -26,7 +26,7 @@ use super::config::Repo;
 use super::pack::Graph;
 use super::pktline::{self, Pkt};
 use super::report;
-use super::rules::{self, Check, Commands};
+use super::rules::{self, Check, Commands, options};
 use super::upstream::{self, FORWARD_RESPONSE, UpstreamError};
 use crate::state::Bundle;
 
@@ -98,9 +98,13 @@ pub async fn handle(bundle: Arc<Bundle>, req: Request<Incoming>) -> Response<Gat
             };
             let tls = bundle.git.tls.clone();
             let result = upstream::send(&bundle, tls, &repo, parts.method, &path, &parts.headers, body).await;
+            // Only receive-pack's advertisement reaches here: its RPC is `push`.
+            let unadvertise = service == Service::ReceivePack && repo.push_options.is_empty();
+            let result = result
+                .map(|resp| resp.map(|b| if unadvertise { options::Unadvertised::new(b).boxed() } else { b.boxed() }));
             // A fetch is recorded once, at its advertisement; pushes are recorded at their update.
             let record = service == Service::UploadPack && step == Step::Advertise;
-            relay(&bundle, &repo, op, record, vec![], result)
+            relay(&bundle, &repo, op, record, vec![], "", result)
         }
     }
 }
@@ -129,22 +133,24 @@ fn route(req: &Request<Incoming>) -> Result<Route, (StatusCode, &'static str)> {
 
 /// Turns an upstream answer into the agent's response. Only 2xx bodies pass; every other
 /// upstream body (which could echo anything) is replaced by the gate's own message.
+/// `note` (what the gate changed on the way, e.g. dropped push options) joins the event.
 fn relay(
     bundle: &Bundle,
     repo: &Repo,
     op: GitOperation,
     record: bool,
     refs: Vec<String>,
-    result: Result<Response<Incoming>, UpstreamError>,
+    note: &str,
+    result: Result<Response<GateBody>, UpstreamError>,
 ) -> Response<GateBody> {
     let alias = &repo.alias;
     let (status, msg) = match result {
         Ok(resp) if resp.status().is_success() => {
             if record {
-                event(bundle, alias, op, true, refs, "");
+                event(bundle, alias, op, true, refs, note);
             }
             let (parts, body) = resp.into_parts();
-            let mut out = Response::new(body.boxed());
+            let mut out = Response::new(body);
             for name in FORWARD_RESPONSE {
                 for v in parts.headers.get_all(*name) {
                     out.headers_mut().append(*name, v.clone());
@@ -164,7 +170,8 @@ fn relay(
         Err(e) => (StatusCode::BAD_GATEWAY, format!("{e} ({alias})")),
     };
     tracing::warn!(repo = %alias, "git-gate: {msg}");
-    event(bundle, alias, op, false, refs, &msg);
+    let reason = if note.is_empty() { msg.clone() } else { format!("{msg}; {note}") };
+    event(bundle, alias, op, false, refs, &reason);
     text(status, &format!("bottle: {msg}"))
 }
 
@@ -177,7 +184,7 @@ async fn push(bundle: Arc<Bundle>, repo: Arc<Repo>, req: Request<Incoming>) -> R
     }
     let (parts, mut body) = req.into_parts();
     let timeout = Duration::from_millis(bundle.config.limits.header_timeout_ms);
-    let (head, pack_at, cmds) = match tokio::time::timeout(timeout, read_commands(&mut body)).await {
+    let head = match tokio::time::timeout(timeout, read_commands(&mut body)).await {
         Ok(Ok(v)) => v,
         Ok(Err(msg)) => {
             event(&bundle, &repo.alias, op, false, vec![], &msg);
@@ -188,89 +195,124 @@ async fn push(bundle: Arc<Bundle>, repo: Arc<Repo>, req: Request<Incoming>) -> R
             return text(StatusCode::REQUEST_TIMEOUT, "bottle: push commands did not arrive in time");
         }
     };
+    let cmds = &head.cmds;
     if cmds.list.is_empty() {
-        // git's probe before a large push: it updates nothing, so it goes upstream as sent, unrecorded.
-        let result = forward_push(&bundle, &repo, &parts.headers, Bytes::from(head), Feed::Live(body)).await;
-        return relay(&bundle, &repo, op, false, vec![], result);
+        // git's probe before a large push, a lone flush: it updates nothing, so it goes upstream
+        // unrecorded, and only the flush goes (whatever the agent sent after it stays here).
+        let result = forward_push(&bundle, &repo, &parts.headers, rules::encode_commands(&[]), None).await;
+        return relay(&bundle, &repo, op, false, vec![], "", result);
     }
     let refs: Vec<String> = cmds.list.iter().map(|c| c.refname.clone()).collect();
     let decisions: Vec<_> = cmds.list.iter().map(|c| rules::decide(&repo, c)).collect();
     if decisions.iter().any(Result::is_err) {
         let reasons = decisions.into_iter().map(|d| d.err()).collect();
-        return refuse(&bundle, &repo, &cmds, reasons, body).await;
+        return refuse(&bundle, &repo, cmds, reasons, body).await;
     }
-    let mut head = Bytes::from(head);
-    let body_feed = if decisions.contains(&Ok(Check::FastForward)) {
-        // Past either limit the push is refused (413 / 408) and its unnamed spool file goes with it.
-        let limits = bundle.git.spool;
-        let spooled = match tokio::time::timeout(limits.deadline, spool(&head[pack_at..], body, limits.max_bytes)).await
-        {
-            Ok(Ok(f)) => f,
-            Ok(Err(SpoolError::TooLarge)) => {
-                let why = format!("the pushed pack is larger than the gate's limit of {} bytes", limits.max_bytes);
-                event(&bundle, &repo.alias, op, false, refs, &why);
-                return text(StatusCode::PAYLOAD_TOO_LARGE, &format!("bottle: {why}"));
-            }
-            Ok(Err(SpoolError::Io(e))) => {
-                event(&bundle, &repo.alias, op, false, refs, "could not spool the pushed pack");
-                tracing::warn!(repo = %repo.alias, "git-gate: spooling the pack: {e}");
-                return text(StatusCode::INTERNAL_SERVER_ERROR, "bottle: could not spool the pushed pack");
-            }
-            Err(_) => {
-                let why = format!("the pushed pack did not arrive within {}s", limits.deadline.as_secs());
-                event(&bundle, &repo.alias, op, false, refs, &why);
-                return text(StatusCode::REQUEST_TIMEOUT, &format!("bottle: {why}"));
-            }
-        };
-        let (file, graph) = spooled;
+    // Every pack is spooled, a create-only push's too, so each push is bounded in disk and time
+    // by the same limits; past either it is refused (413 / 408) and the unnamed file goes with it.
+    let fast_forward = decisions.contains(&Ok(Check::FastForward));
+    let limits = bundle.git.spool;
+    let spooled = tokio::time::timeout(limits.deadline, spool(&head.rest, body, limits.max_bytes, fast_forward));
+    let (file, graph) = match spooled.await {
+        Ok(Ok(f)) => f,
+        Ok(Err(SpoolError::TooLarge(rest))) => {
+            // A report, not a bare 413: git prints only the status of a failed RPC, but it prints
+            // every ref's reason from a report.
+            let why = format!("bottle: the pushed pack is larger than the gate's limit of {} bytes", limits.max_bytes);
+            return refuse(&bundle, &repo, cmds, vec![Some(why); cmds.list.len()], rest).await;
+        }
+        Ok(Err(SpoolError::Io(e))) => {
+            event(&bundle, &repo.alias, op, false, refs, "could not spool the pushed pack");
+            tracing::warn!(repo = %repo.alias, "git-gate: spooling the pack: {e}");
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "bottle: could not spool the pushed pack");
+        }
+        Err(_) => {
+            let why = format!("the pushed pack did not arrive within {}s", limits.deadline.as_secs());
+            event(&bundle, &repo.alias, op, false, refs, &why);
+            return text(StatusCode::REQUEST_TIMEOUT, &format!("bottle: {why}"));
+        }
+    };
+    if let Some(graph) = &graph {
         let reasons: Vec<Option<String>> = cmds
             .list
             .iter()
             .zip(&decisions)
-            .map(|(c, d)| match (d, &graph) {
+            .map(|(c, d)| match (d, graph) {
                 (Ok(Check::FastForward), Ok(g)) if !g.reaches(&c.new, &c.old) => Some(rules::non_fast_forward(c)),
                 (Ok(Check::FastForward), Err(e)) => Some(format!("bottle: the pushed pack is unreadable ({e})")),
                 _ => None,
             })
             .collect();
         if reasons.iter().any(Option::is_some) {
-            return refuse(&bundle, &repo, &cmds, reasons, http_body_util::Empty::<Bytes>::new()).await;
+            return refuse(&bundle, &repo, cmds, reasons, http_body_util::Empty::<Bytes>::new()).await;
         }
-        // The spool holds the pack from its first byte; only the command section goes ahead of it.
-        head.truncate(pack_at);
-        Feed::Spooled(file)
-    } else {
-        Feed::Live(body)
-    };
-    let result = forward_push(&bundle, &repo, &parts.headers, head, body_feed).await;
-    relay(&bundle, &repo, op, true, refs, result)
+    }
+    let (sections, dropped) = upstream_sections(&repo, &head);
+    let note = if dropped.is_empty() { String::new() } else { options::describe(&dropped) };
+    if !note.is_empty() {
+        tracing::warn!(repo = %repo.alias, "git-gate: {note}");
+    }
+    let result = forward_push(&bundle, &repo, &parts.headers, sections, Some(file)).await;
+    relay(&bundle, &repo, op, true, refs, &note, result)
 }
 
-/// Sends a push upstream: `head` (bytes already read), then the rest from `feed`.
+/// The command section, and the push-options section when any option is admitted, as the
+/// upstream gets them; with the options the repository does not admit, which it never sees.
+/// With none admitted the capability goes too, so the upstream expects no options section.
+fn upstream_sections(repo: &Repo, head: &PushHead) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let Some(sent) = &head.options else { return (rules::encode_commands(&head.commands), Vec::new()) };
+    let (kept, dropped) = options::filter(&repo.push_options, sent);
+    if kept.is_empty() {
+        let mut commands = head.commands.clone();
+        if let Some(Pkt::Data(first)) = commands.iter_mut().find(|p| matches!(p, Pkt::Data(d) if d.contains(&0))) {
+            *first = options::without_capability(first);
+        }
+        return (rules::encode_commands(&commands), dropped);
+    }
+    let mut out = rules::encode_commands(&head.commands);
+    out.extend(rules::encode_commands(&kept.into_iter().map(Pkt::Data).collect::<Vec<_>>()));
+    (out, dropped)
+}
+
+/// Sends a push upstream: its `sections` (commands, options), then the spooled pack, if any.
 async fn forward_push(
     bundle: &Bundle,
     repo: &Repo,
     headers: &hyper::HeaderMap,
-    head: Bytes,
-    feed: Feed,
-) -> Result<Response<Incoming>, UpstreamError> {
+    sections: Vec<u8>,
+    pack: Option<tokio::fs::File>,
+) -> Result<Response<GateBody>, UpstreamError> {
     let (tx, upstream_body) = ChannelBody::new();
     tokio::spawn(async move {
-        if tx.send(Ok(head)).await.is_ok() {
-            feed.pump(tx).await;
+        if tx.send(Ok(Bytes::from(sections))).await.is_ok()
+            && let Some(file) = pack
+        {
+            replay(file, tx).await;
         }
     });
     let tls = bundle.git.tls.clone();
-    upstream::send(bundle, tls, repo, Method::POST, "/git-receive-pack", headers, upstream_body).await
+    let result = upstream::send(bundle, tls, repo, Method::POST, "/git-receive-pack", headers, upstream_body).await;
+    result.map(|resp| resp.map(BodyExt::boxed))
+}
+
+/// A push's sections as the agent sent them, and the pack bytes read past them.
+struct PushHead {
+    /// Packets of the command section (before its flush).
+    commands: Vec<Pkt>,
+    cmds: Commands,
+    /// Payloads of the push-options section, when the commands announced one.
+    options: Option<Vec<Vec<u8>>>,
+    /// Bytes read after the last section: the pack's start.
+    rest: Vec<u8>,
 }
 
 /// Reads pkt-lines up to the end of the command section (and the push-options section when
-/// announced). Returns every byte read, where the pack starts in it, and the parsed commands.
-async fn read_commands(body: &mut Incoming) -> Result<(Vec<u8>, usize, Commands), String> {
+/// announced), at most [`MAX_COMMAND_BYTES`].
+async fn read_commands(body: &mut Incoming) -> Result<PushHead, String> {
     let mut buf = Vec::new();
     let mut pos = 0;
     let mut section = Vec::new();
-    let mut cmds: Option<Commands> = None;
+    let mut announced: Option<(Vec<Pkt>, Commands)> = None;
     loop {
         match pktline::decode(&buf[pos..]).map_err(|e| format!("bad push request: {e}"))? {
             Some((pkt, used)) => {
@@ -279,15 +321,26 @@ async fn read_commands(body: &mut Incoming) -> Result<(Vec<u8>, usize, Commands)
                     section.push(pkt);
                     continue;
                 }
-                let Some(c) = cmds.take() else {
-                    let c = rules::parse_commands(&std::mem::take(&mut section))?;
-                    if c.has_cap("push-options") {
-                        cmds = Some(c);
-                        continue;
+                let pkts = std::mem::take(&mut section);
+                let (commands, cmds, options) = match announced.take() {
+                    None => {
+                        let cmds = rules::parse_commands(&pkts)?;
+                        if cmds.has_cap(options::CAPABILITY) {
+                            announced = Some((pkts, cmds));
+                            continue;
+                        }
+                        (pkts, cmds, None)
                     }
-                    return Ok((buf, pos, c));
+                    Some((commands, cmds)) => {
+                        let options = pkts.into_iter().map(|p| match p {
+                            Pkt::Data(d) => Ok(d),
+                            _ => Err("unexpected special packet in push options".to_string()),
+                        });
+                        (commands, cmds, Some(options.collect::<Result<_, _>>()?))
+                    }
                 };
-                return Ok((buf, pos, c));
+                buf.drain(..pos);
+                return Ok(PushHead { commands, cmds, options, rest: buf });
             }
             None => {
                 if buf.len() > MAX_COMMAND_BYTES {
@@ -319,12 +372,12 @@ async fn refuse<B>(
 where
     B: hyper::body::Body + Unpin,
 {
-    let why: Vec<String> = reasons.iter().flatten().cloned().collect();
+    let mut why: Vec<String> = reasons.iter().flatten().cloned().collect();
+    why.dedup();
     let all: Vec<String> = reasons.into_iter().map(|r| r.unwrap_or_else(|| rules::NOT_APPLIED.into())).collect();
     let refs = cmds.list.iter().map(|c| c.refname.clone()).collect();
     event(bundle, &repo.alias, GitOperation::Push, false, refs, &why.join("; "));
-    let drain = Duration::from_millis(bundle.config.limits.idle_timeout_ms);
-    let _ = tokio::time::timeout(drain, discard(body)).await;
+    drain(bundle, body).await;
     let summary = format!("bottle: push refused by the git gate: {}", why.join("; "));
     let mut resp = Response::new(full(report::refusal(cmds, &all, &summary)));
     let h = resp.headers_mut();
@@ -333,60 +386,35 @@ where
     resp
 }
 
-async fn discard<B: hyper::body::Body + Unpin>(mut body: B) {
-    while let Some(Ok(_)) = body.frame().await {}
+/// Reads and discards the rest of a refused request, for at most the idle timeout.
+async fn drain<B: hyper::body::Body + Unpin>(bundle: &Bundle, mut body: B) {
+    let limit = Duration::from_millis(bundle.config.limits.idle_timeout_ms);
+    let _ = tokio::time::timeout(limit, async { while let Some(Ok(_)) = body.frame().await {} }).await;
 }
 
-/// Where an allowed push's bytes after the command section come from.
-enum Feed {
-    Live(Incoming),
-    Spooled(tokio::fs::File),
-}
-
-impl Feed {
-    async fn pump(self, tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) {
-        match self {
-            Self::Live(mut body) => {
-                let mut pending = bytes::BytesMut::new();
-                while let Some(frame) = body.frame().await {
-                    match frame.map(|f| f.into_data()) {
-                        Ok(Ok(d)) => pending.extend_from_slice(&d),
-                        Ok(Err(_)) => continue,
-                        Err(e) => {
-                            let _ = tx.send(Err(std::io::Error::other(e))).await;
-                            return;
-                        }
-                    }
-                    if pending.len() >= FORWARD_CHUNK && tx.send(Ok(pending.split().freeze())).await.is_err() {
-                        return;
-                    }
-                }
-                if !pending.is_empty() {
-                    let _ = tx.send(Ok(pending.freeze())).await;
+/// Sends the spooled pack upstream in [`FORWARD_CHUNK`]s.
+async fn replay(mut file: tokio::fs::File, tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) {
+    loop {
+        let mut buf = vec![0u8; FORWARD_CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                    return;
                 }
             }
-            Self::Spooled(mut file) => loop {
-                let mut buf = vec![0u8; FORWARD_CHUNK];
-                match file.read(&mut buf).await {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                }
-            },
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
         }
     }
 }
 
 enum SpoolError {
-    TooLarge,
+    /// Past the byte limit; carries the unread rest of the request.
+    TooLarge(Incoming),
     Io(std::io::Error),
 }
 
@@ -397,34 +425,42 @@ impl From<std::io::Error> for SpoolError {
 }
 
 /// Writes the pack (the bytes already read, then the rest of the body) to an unnamed temp
-/// file, at most `max_bytes`, reads its commit graph, and rewinds the file for replay.
+/// file, at most `max_bytes`, reads its commit graph when `graph` asks, and rewinds the file
+/// for replay.
 async fn spool(
     already: &[u8],
     mut body: Incoming,
     max_bytes: u64,
-) -> Result<(tokio::fs::File, Result<Graph, std::io::Error>), SpoolError> {
+    graph: bool,
+) -> Result<(tokio::fs::File, Option<Result<Graph, std::io::Error>>), SpoolError> {
     let std_file = tempfile::tempfile()?;
     let reader = std_file.try_clone()?;
     let mut file = tokio::fs::File::from_std(std_file);
-    file.write_all(already).await?;
     let mut written = already.len() as u64;
+    if written > max_bytes {
+        return Err(SpoolError::TooLarge(body));
+    }
+    file.write_all(already).await?;
     while let Some(frame) = body.frame().await {
         if let Ok(d) = frame.map_err(std::io::Error::other)?.into_data() {
             written += d.len() as u64;
             if written > max_bytes {
-                return Err(SpoolError::TooLarge);
+                return Err(SpoolError::TooLarge(body));
             }
             file.write_all(&d).await?;
         }
     }
     file.flush().await?;
-    let graph = tokio::task::spawn_blocking(move || {
-        let mut r = reader;
-        r.seek(SeekFrom::Start(0))?;
-        Graph::read(std::io::BufReader::with_capacity(FORWARD_CHUNK, r))
-    })
-    .await
-    .map_err(std::io::Error::other)?;
+    let graph = if graph {
+        let read = tokio::task::spawn_blocking(move || {
+            let mut r = reader;
+            r.seek(SeekFrom::Start(0))?;
+            Graph::read(std::io::BufReader::with_capacity(FORWARD_CHUNK, r))
+        });
+        Some(read.await.map_err(std::io::Error::other)?)
+    } else {
+        None
+    };
     file.seek(SeekFrom::Start(0)).await?;
     Ok((file, graph))
 }

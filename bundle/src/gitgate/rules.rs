@@ -8,10 +8,13 @@
 //!   gate proves from the pushed pack ([`super::pack`]) and the upstream's own
 //!   old-value check makes atomic (`git push --force` of rewritten history is refused);
 //! - tags need `tags = true`, may only be created, never moved;
-//! - if any command is refused, none is forwarded: the agent gets `ng` for every ref.
+//! - if any command is refused, none is forwarded: the agent gets `ng` for every ref;
+//! - push options go upstream only where the repository's `push_options` admit them ([`options`]).
 //!
 //! A fast-forward the pack cannot show (e.g. resetting a branch to a commit the
 //! upstream already has) is refused too: the gate fails closed.
+
+pub mod options;
 
 use super::config::Repo;
 use super::pktline::{self, Pkt};

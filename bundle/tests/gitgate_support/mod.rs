@@ -178,12 +178,21 @@ pub struct Out {
     pub stderr: String,
 }
 
-/// Runs git with an isolated home, no prompts, no proxies, bounded by [`GIT_TIMEOUT`].
+/// Runs git with an isolated home, no prompts, no proxies, bounded by [`GIT_TIMEOUT`],
+/// tracing its HTTP traffic (so a test can show what the agent's side saw).
 pub fn git(dir: &Path, home: &Path, args: &[&str]) -> Out {
-    let child = Command::new("git")
+    run_git(dir, home, args, true)
+}
+
+fn run_git(dir: &Path, home: &Path, args: &[&str], trace: bool) -> Out {
+    let mut cmd = Command::new("git");
+    cmd.env_clear();
+    if trace {
+        cmd.env("GIT_TRACE_CURL", "1");
+    }
+    let child = cmd
         .args(args)
         .current_dir(dir)
-        .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home)
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -192,7 +201,6 @@ pub fn git(dir: &Path, home: &Path, args: &[&str]) -> Out {
         .env("GIT_AUTHOR_EMAIL", "agent@example.test")
         .env("GIT_COMMITTER_NAME", "agent")
         .env("GIT_COMMITTER_EMAIL", "agent@example.test")
-        .env("GIT_TRACE_CURL", "1")
         .env("NO_PROXY", "*")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -256,6 +264,12 @@ impl World {
 
     pub fn git(&self, dir: &Path, args: &[&str]) -> Out {
         git(dir, &self.home(), args)
+    }
+
+    /// Runs git without the HTTP trace, whose copy of every byte sent would otherwise sit in
+    /// this process's memory.
+    pub fn git_untraced(&self, dir: &Path, args: &[&str]) -> Out {
+        run_git(dir, &self.home(), args, false)
     }
 
     /// Runs git and requires success.

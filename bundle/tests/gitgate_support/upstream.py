@@ -52,9 +52,12 @@ class Handler(BaseHTTPRequestHandler):
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "GIT_PROJECT_ROOT": self.root,
             "GIT_HTTP_EXPORT_ALL": "1",
-            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_COUNT": "2",
             "GIT_CONFIG_KEY_0": "http.receivepack",
             "GIT_CONFIG_VALUE_0": "true",
+            # As GitHub and GitLab do, so the tests see what the gate makes of push options.
+            "GIT_CONFIG_KEY_1": "receive.advertisePushOptions",
+            "GIT_CONFIG_VALUE_1": "true",
             "REQUEST_METHOD": self.command,
             "PATH_INFO": path,
             "QUERY_STRING": query,

@@ -185,6 +185,7 @@ mod tests {
             push: vec![],
             protected: vec![],
             tags: false,
+            push_options: vec![],
         });
         let env: HashMap<_, _> = network_env(&spec, &crate::sidecar::network::tests::placement()).into_iter().collect();
         assert_eq!(env["https_proxy"], "http://10.213.0.2:3128");

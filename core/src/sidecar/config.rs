@@ -25,7 +25,7 @@ pub const CONFIG_PATH: &str = "/etc/bottle/bundle.toml";
 pub const TOKEN_PATH: &str = "/etc/bottle/control.token";
 pub const SECRETS_PATH: &str = "/etc/bottle/secrets.toml";
 pub const GIT_CREDENTIALS_PATH: &str = "/etc/bottle/git-credentials.toml";
-pub const API_CA_PATH: &str = "/etc/bottle/api-ca.pem";
+pub const CANARY_CA_PATH: &str = "/etc/bottle/canary-ca.pem";
 /// The bundle's own state (kill switch, the host's policy, grants, event epoch). It lives in
 /// the container's writable layer, which an engine restart keeps and `down` removes, in the
 /// one folder the bundle's user may write.
@@ -46,7 +46,8 @@ pub struct SidecarOptions {
     /// An allowed URL the start check also fetches from inside the agent (the escape
     /// suite's canary), so allowed traffic is seen to pass end to end.
     pub canary_url: Option<String>,
-    /// A PEM CA the bundle's API gate trusts besides the public roots (the canary model API's).
+    /// A PEM CA the bundle's API gate and git gate trust besides the public roots (that of a
+    /// canary model API or git upstream), so their real TLS can be tested against a local CA.
     pub canary_ca: Option<std::path::PathBuf>,
 }
 
@@ -155,8 +156,8 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
         None => None,
         Some(path) => {
             let pem = std::fs::read(path).with_context(|| format!("{CANARY_CA_ENV} {}", path.display()))?;
-            files.push(BundleFile { path: API_CA_PATH, contents: pem });
-            Some(API_CA_PATH.into())
+            files.push(BundleFile { path: CANARY_CA_PATH, contents: pem });
+            Some(std::path::PathBuf::from(CANARY_CA_PATH))
         }
     };
 
@@ -187,6 +188,7 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
             push: spanned(&r.push),
             protected: spanned(&r.protected),
             tags: r.tags,
+            push_options: spanned(&r.push_options),
         })
         .collect();
 
@@ -209,7 +211,13 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
             allow_cidrs: spanned(&options.canary_cidrs),
         },
         limits: Default::default(),
-        git: GitConfig { credentials_file, ca_file: None, spool_max_bytes: None, spool_deadline_secs: None, repos },
+        git: GitConfig {
+            credentials_file,
+            ca_file: ca_file.clone(),
+            spool_max_bytes: None,
+            spool_deadline_secs: None,
+            repos,
+        },
         supervise: Default::default(),
         api_gate: ApiGateConfig { ca_file, ..Default::default() },
         apis,
@@ -284,6 +292,7 @@ pub(crate) mod tests {
                 push: vec!["agent/*".into()],
                 protected: vec!["main".into()],
                 tags: false,
+                push_options: vec![],
             }],
         };
         let r = render(&s, &placement(), &SidecarOptions::default(), "tok").unwrap();

@@ -1,4 +1,4 @@
-//! `[git]` checks: repo aliases, upstream URLs and branch patterns.
+//! `[git]` checks: repo aliases, upstream URLs, branch patterns and push options.
 //!
 //! An alias becomes a URL path segment on the git gate and an upstream is
 //! dialled by the bundle, so both are held to a narrow grammar here; an
@@ -61,6 +61,15 @@ impl Checker<'_> {
                 push: patterns("push", &r.push)?,
                 protected: patterns("protected", &r.protected)?,
                 tags: r.tags,
+                push_options: r
+                    .push_options
+                    .iter()
+                    .enumerate()
+                    .map(|(j, o)| match bottle_protocol::push_option::check(o.get_ref()) {
+                        Ok(()) => Ok(o.get_ref().clone()),
+                        Err(why) => Err(self.bad(&format!("{key}.push_options[{j}]"), o, why)),
+                    })
+                    .collect::<Checked<_>>()?,
             });
         }
         Ok(out)

@@ -178,6 +178,8 @@ pub struct RepoSpec {
     pub push: Vec<String>,
     pub protected: Vec<String>,
     pub tags: bool,
+    /// `git push -o` options forwarded upstream ([`bottle_protocol::push_option`]); others are dropped.
+    pub push_options: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

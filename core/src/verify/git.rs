@@ -39,6 +39,7 @@ pub fn verify_git(credentials: std::path::PathBuf) -> GitSpec {
             push: vec!["agent/*".into()],
             protected: vec![PROTECTED_BRANCH.into()],
             tags: false,
+            push_options: vec![],
         }],
     }
 }
