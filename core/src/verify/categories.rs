@@ -296,7 +296,9 @@ async fn hosts(s: &Suite) -> Vec<Finding> {
     let mut unavailable = Vec::new();
     let link_local = bridge_link_local(s).await;
     let ula = s.world.outside.ula.clone();
-    let v6: [(&str, Result<(String, SocketAddr), String>); 2] = [
+    // Each: what, and (the probe's target, the canary's address from the host) or why not.
+    type Target = Result<(String, SocketAddr), String>;
+    let v6: [(&str, Target); 2] = [
         (
             "ipv6 link-local host on the agent bridge",
             link_local.map(|ll| (format!("[{ll}%eth0]:{all}"), SocketAddr::from((ll, all)))),

@@ -55,6 +55,7 @@ pub(crate) struct Planted {
 /// What `prepare` made before it became a [`Suite`].
 struct Made {
     backend: Box<dyn BottleBackend>,
+    sidecar: SidecarOptions,
     bottle: String,
     peer: (String, Placement),
     placement: Placement,
@@ -68,6 +69,8 @@ pub struct Suite {
     /// The engine the canaries and every bundle run on (both backends).
     docker: Docker,
     kind: BackendKind,
+    /// How the bundle under test is wired to the canaries (default in NAME mode).
+    sidecar: SidecarOptions,
     world: World,
     bottle: String,
     placement: Placement,
@@ -146,6 +149,7 @@ impl Suite {
         match Self::up_bottles(kind, &docker, plain, &world, spec, progress).await {
             Ok(m) => Ok(Self {
                 backend: m.backend,
+                sidecar: m.sidecar,
                 docker,
                 kind,
                 world,
@@ -181,7 +185,7 @@ impl Suite {
             canary_url: Some(format!("http://{ALLOWED_HOST}/")),
             ..Default::default()
         };
-        let backend = open_backend(kind, sidecar, true).await?;
+        let backend = open_backend(kind, sidecar.clone(), true).await?;
         let mut under_test = spec.clone();
         under_test.name = run_id_name(&spec.name, &world.id, "");
         if !under_test.allow.iter().any(|a| a == ALLOWED_HOST) {
@@ -190,6 +194,8 @@ impl Suite {
         let planted = plant(&mut under_test)?;
         let mut peer = spec.clone();
         peer.name = run_id_name(&spec.name, &world.id, "-peer");
+        // With a git gate of its own listening, so the probe of it has something to miss.
+        peer.git = under_test.git.clone();
         progress.step(&format!("starting {} (under test) and {} (its neighbour)", under_test.name, peer.name));
         let (a, b) = tokio::join!(backend.up(&under_test, progress), plain.up(&peer, progress));
         let cleanup = |names: Vec<String>| async {
@@ -219,7 +225,7 @@ impl Suite {
         };
         match found.await {
             Ok((placement, peer, control)) => {
-                Ok(Made { backend, bottle: under_test.name, peer, placement, planted, control })
+                Ok(Made { backend, sidecar, bottle: under_test.name, peer, placement, planted, control })
             }
             Err(e) => {
                 cleanup(vec![under_test.name.clone(), peer.name.clone()]).await;
@@ -250,6 +256,7 @@ impl Suite {
             backend,
             docker,
             kind,
+            sidecar: SidecarOptions::default(),
             world,
             bottle: name.into(),
             placement,
@@ -287,6 +294,16 @@ impl Suite {
 
     pub fn backend(&self) -> &dyn BottleBackend {
         &*self.backend
+    }
+
+    /// The engine the canaries and the bundles run on.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The canary wiring of the bundle under test.
+    pub fn sidecar(&self) -> &SidecarOptions {
+        &self.sidecar
     }
 
     /// Runs `only` (all categories when empty), in order, fail-closed last.
