@@ -103,7 +103,8 @@ async fn the_suite_passes_on_the_double_through_the_backend() {
     let categories: Vec<&str> = json["categories"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     assert_eq!(categories.join(","), ONLY);
     let passed: Vec<&str> = with_verdict(&json, "pass").iter().map(|f| f["probe"].as_str().unwrap()).collect();
-    for probe in ["host loopback via the agent's gateway", "egress-port bypass", "metadata", "smolvm gateway resolver"] {
+    for probe in ["host loopback via the agent's gateway", "egress-port bypass", "metadata", "smolvm gateway resolver"]
+    {
         assert!(passed.iter().any(|p| p.starts_with(probe)), "{probe} did not pass: {passed:#?}\n{json:#}");
     }
     // The VM's blocked connects were refusals (smolvm's reset), judged with the host's witness.
@@ -126,7 +127,9 @@ async fn a_vmm_that_lets_the_metadata_address_through_fails_the_suite_and_is_nam
         with_verdict(&json, "fail").iter().map(|f| format!("{}: {}", f["probe"], f["observation"])).collect();
     assert!(failed.iter().any(|f| f.starts_with("\"metadata 169.254.169.254:80\"")), "{failed:#?}");
     assert!(
-        failed.iter().any(|f| f.starts_with("\"host, outside and metadata canary logs\"") && f.contains("metadata tcp/80")),
+        failed
+            .iter()
+            .any(|f| f.starts_with("\"host, outside and metadata canary logs\"") && f.contains("metadata tcp/80")),
         "the metadata canary logged the contact too: {failed:#?}"
     );
 }

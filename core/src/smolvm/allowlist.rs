@@ -353,7 +353,9 @@ mod tests {
                 assert!(matches!(judge(host, &seen, c), Blocked::Reached(_)), "{seen:?}, host reached: {host}");
             }
         }
-        assert!(matches!(judge(true, &Connect::from_curl(35, "tls"), c), Blocked::Unproven(w) if w.contains("curl exit 35")));
+        assert!(
+            matches!(judge(true, &Connect::from_curl(35, "tls"), c), Blocked::Unproven(w) if w.contains("curl exit 35"))
+        );
     }
 
     #[test]

@@ -125,7 +125,8 @@ async fn witnesses(s: &Suite, t: &[Reach]) -> Vec<bool> {
 
 /// Whether `at` is one of the suite's own canaries (which log every contact).
 fn is_canary(s: &Suite, at: SocketAddr) -> bool {
-    let outside = at.ip() == IpAddr::V4(s.world.outside.ip) || s.world.outside.ula.as_ref().is_ok_and(|u| at.ip() == *u);
+    let outside =
+        at.ip() == IpAddr::V4(s.world.outside.ip) || s.world.outside.ula.as_ref().is_ok_and(|u| at.ip() == *u);
     let metadata = at.ip() == IpAddr::V4(METADATA_IP) && s.world.metadata.is_ok();
     outside || metadata || at.port() == s.world.host_lo.port || at.port() == s.world.host_all.port
 }
@@ -176,8 +177,7 @@ async fn direct(s: &Suite) -> Vec<Finding> {
     let udp_args = ["udp", udp.as_str(), REACH_MS];
     let witnessed = witnesses(s, &tcp).await;
     let before = s.world.outside_contacts().await.len();
-    let (mut out, r) =
-        tokio::join!(reach_findings(s, Category::Direct, expect, &tcp, &witnessed), probe(s, &udp_args));
+    let (mut out, r) = tokio::join!(reach_findings(s, Category::Direct, expect, &tcp, &witnessed), probe(s, &udp_args));
     let ok = unreached(&r, false) && r.as_ref().is_ok_and(|r| r.outcome != "reply");
     out.push(Finding::new(Category::Direct, format!("udp {udp}"), expect, seen(&r), ok));
     let new: Vec<Contact> = s.world.outside_contacts().await.into_iter().skip(before).collect();
@@ -255,7 +255,12 @@ async fn hosts(s: &Suite) -> Vec<Finding> {
     let mut t: Vec<Reach> = vec![
         reach(format!("host loopback as 127.0.0.1:{lo}"), &host_lo.to_string(), host_lo, true),
         reach(format!("host loopback as 127.0.0.1:{all}"), &host_all.to_string(), host_all, true),
-        reach(format!("host loopback via the agent's gateway {own_gateway}:{lo}"), &format!("{own_gateway}:{lo}"), host_lo, false),
+        reach(
+            format!("host loopback via the agent's gateway {own_gateway}:{lo}"),
+            &format!("{own_gateway}:{lo}"),
+            host_lo,
+            false,
+        ),
         reach(
             format!("agent-network gateway {gateway}:{all}"),
             &format!("{gateway}:{all}"),
@@ -303,10 +308,7 @@ async fn hosts(s: &Suite) -> Vec<Finding> {
             "ipv6 link-local host on the agent bridge",
             link_local.map(|ll| (format!("[{ll}%eth0]:{all}"), SocketAddr::from((ll, all)))),
         ),
-        (
-            "ipv6 ULA canary",
-            ula.map(|ula| (format!("[{ula}]:{OUTSIDE_HTTP}"), SocketAddr::from((ula, OUTSIDE_HTTP)))),
-        ),
+        ("ipv6 ULA canary", ula.map(|ula| (format!("[{ula}]:{OUTSIDE_HTTP}"), SocketAddr::from((ula, OUTSIDE_HTTP))))),
     ];
     for (what, target) in v6 {
         match target {
@@ -809,7 +811,8 @@ async fn fail_closed(s: &Suite) -> Vec<Finding> {
     let (witnessed, host_proxy) =
         tokio::join!(witnesses(s, &t), async { vm(s) && host_reaches(px.parse().expect("an ip:port")).await });
     let before = s.world.outside_contacts().await.len();
-    let (r, mut out) = tokio::join!(probe(s, &through), reach_findings(s, Category::FailClosed, expect, &t, &witnessed));
+    let (r, mut out) =
+        tokio::join!(probe(s, &through), reach_findings(s, Category::FailClosed, expect, &t, &witnessed));
     let ok = r.as_ref().is_ok_and(|r| r.http_status().is_none());
     out.insert(0, Finding::new(Category::FailClosed, "allowed host through the proxy", expect, seen(&r), ok));
     if vm(s) {

@@ -243,9 +243,8 @@ impl Suite {
     ) -> anyhow::Result<Self> {
         let docker = crate::docker::engine().await?;
         let backend = open_backend(kind, SidecarOptions::default(), false).await?;
-        let placement = Placement::find(&docker, kind, name)
-            .await?
-            .with_context(|| format!("bottle {name}: no such bottle"))?;
+        let placement =
+            Placement::find(&docker, kind, name).await?.with_context(|| format!("bottle {name}: no such bottle"))?;
         let control = ControlClient::new(&backend.control_endpoint(name).await?)?;
         let workdir = match kind {
             BackendKind::Docker => docker_workdir(&docker, name).await?,
