@@ -13,7 +13,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use bottle_core::backend::{BottleBackend, Progress};
+use bottle_core::backend::Progress;
 use bottle_core::sidecar::{Placement, SidecarOptions, labels};
 use bottle_core::spec::Resources;
 use bottle_core::verify::Suite;
@@ -42,20 +42,20 @@ async fn main() -> anyhow::Result<()> {
     spec.resources = Resources { cpus: 1.0, memory_mib: 256, pids: 256 };
 
     // Start check and baseline, on a prepared suite's bottle (its bundle reaches the canary).
-    let suite = Suite::prepare(&spec, &[], &Quiet).await?;
+    let suite = Suite::prepare(bottle_core::backend::BackendKind::Docker, &spec, &[], &Quiet).await?;
     let b = suite.backend();
     let agent = labels::object_name(suite.bottle(), labels::ROLE_AGENT);
-    let p = Placement::find(b.docker(), bottle_core::backend::BackendKind::Docker, suite.bottle())
+    let p = Placement::find(suite.docker(), bottle_core::backend::BackendKind::Docker, suite.bottle())
         .await?
         .expect("placement");
-    let options: SidecarOptions = b.options().sidecar.clone();
+    let options: SidecarOptions = suite.sidecar().clone();
     let (mut check, mut base) = (Vec::new(), Vec::new());
     for _ in 0..checks {
         let t = Instant::now();
         b.exec(suite.bottle(), &["true".into()]).await?;
         base.push(t.elapsed());
         let t = Instant::now();
-        let v = bottle_core::docker::start_check(b.docker(), &agent, &p, &spec.allow, &options).await;
+        let v = bottle_core::docker::start_check(suite.docker(), &agent, &p, &spec.allow, &options).await;
         check.push(t.elapsed());
         anyhow::ensure!(v.verdict == bottle_core::backend::Verdict::Verified, "start check: {}", v.detail);
     }
@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
     let (mut prep, mut full, mut down) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let t = Instant::now();
-        let suite = Suite::prepare(&spec, &[], &Quiet).await?;
+        let suite = Suite::prepare(bottle_core::backend::BackendKind::Docker, &spec, &[], &Quiet).await?;
         prep.push(t.elapsed());
         let t = Instant::now();
         let report = suite.run(&[], &Quiet).await;

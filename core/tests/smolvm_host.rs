@@ -59,25 +59,10 @@ impl Drop for Cleanup {
     }
 }
 
-/// A tiny agent image of this test's own (`docker import` of one file), labelled for cleanup.
+/// A tiny agent image of this test's own, labelled for cleanup.
 fn test_image(bottle: &str) -> String {
     let tag = format!("bottle-smolhost-test:{bottle}");
-    let dir = tempfile::tempdir().unwrap();
-    let tar_path = dir.path().join("rootfs.tar");
-    let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
-    let data = b"an agent image stand-in\n";
-    let mut h = tar::Header::new_gnu();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    b.append_data(&mut h, "etc/agent-image", &data[..]).unwrap();
-    b.finish().unwrap();
-    let out = std::process::Command::new("docker")
-        .args(["import", "--change", &format!("LABEL {TEST_LABEL}={bottle}")])
-        .arg(&tar_path)
-        .arg(&tag)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "docker import: {}", String::from_utf8_lossy(&out.stderr));
+    smolvm_support::import_image(&tag, Some(&format!("{TEST_LABEL}={bottle}")));
     tag
 }
 

@@ -7,6 +7,7 @@
 
 mod support;
 
+use bottle_core::backend::BackendKind;
 use bottle_core::sidecar::labels;
 use bottle_core::spec::Spec;
 use bottle_core::verify::{Category, Outcome, Suite, VERIFY_LABEL};
@@ -41,7 +42,7 @@ async fn the_full_suite_passes_on_a_normal_bottle_and_only_picks_categories() {
         return;
     }
     let (spec, _ws) = spec("vfull");
-    let suite = Suite::prepare(&spec, &[], &Print("full")).await.unwrap();
+    let suite = Suite::prepare(BackendKind::Docker, &spec, &[], &Print("full")).await.unwrap();
     let _cleanup = cleanup(&suite);
 
     // --only: exactly the chosen categories, in suite order.
@@ -86,7 +87,7 @@ async fn a_bottle_joined_to_the_outside_network_is_caught_and_named() {
     }
     let (spec, _ws) = spec("vbroken");
     let only = [Category::Direct, Category::Hosts];
-    let suite = Suite::prepare(&spec, &only, &Print("broken")).await.unwrap();
+    let suite = Suite::prepare(BackendKind::Docker, &spec, &only, &Print("broken")).await.unwrap();
     let _cleanup = cleanup(&suite);
     let intact = suite.run(&only, &Print("broken")).await;
     assert!(intact.ok(), "{}", intact.table());

@@ -76,9 +76,6 @@ async fn docker() -> anyhow::Result<Box<dyn BottleBackend>> {
     Ok(Box::new(crate::docker::connect().await?))
 }
 
-/// Subdirectory of the run dir where the smolmachines backend writes its Smolfiles.
-pub const SMOLFILE_DIR: &str = "smolvm";
-
 async fn smolmachines() -> Result<Box<dyn BottleBackend>, Failure> {
     use crate::smolvm::{DockerHost, SmolmachinesBackend, Smolvm};
     let smolvm = Smolvm::discover(None)
@@ -89,6 +86,5 @@ async fn smolmachines() -> Result<Box<dyn BottleBackend>, Failure> {
         .await
         .map_err(|e| e.context("the smolmachines backend runs its bundle on Docker"))
         .exit_with(Exit::EngineUnavailable)?;
-    let state_dir = crate::netpool::run_dir().join(SMOLFILE_DIR);
-    Ok(Box::new(SmolmachinesBackend::new(smolvm, Box::new(host), state_dir)))
+    Ok(Box::new(SmolmachinesBackend::new(smolvm, Box::new(host), SmolmachinesBackend::state_dir()).with_probe()))
 }

@@ -226,15 +226,6 @@ async fn verify(
     let forced = backends::forced_from_env(flag)?;
     let spec = file.as_deref().map(|f| Spec::load_for(f, forced)).transpose().exit_with(Exit::Usage)?;
     let choice = backends::choose_from_env(flag, spec.as_ref().and_then(|s| s.backend))?;
-    if choice.kind != BackendKind::Docker {
-        return Err(Failure::new(
-            Exit::BackendUnavailable,
-            anyhow::anyhow!(
-                "verify: the suite stands up its canaries with Docker; the {} backend is checked by its own start check",
-                backends::kind_name(choice.kind)
-            ),
-        ));
-    }
     let target = match (&spec, &name) {
         (Some(spec), _) => Target::Spec(spec),
         (None, Some(name)) => Target::Bottle(name),
@@ -243,7 +234,7 @@ async fn verify(
         }
     };
     let progress = StepPrinter::stderr();
-    let res = verify(target, only, &progress).await;
+    let res = verify(choice.kind, target, only, &progress).await;
     progress.finish();
     let report = res.context("verify")?;
     out(&if json { render::json(&report) } else { report.table() })?;

@@ -30,7 +30,6 @@ const IDLE_COMMAND: [&str; 2] = ["sleep", "infinity"];
 /// The environment that routes the agent through its bundle.
 pub fn network_env(spec: &Spec, p: &Placement) -> Vec<(String, String)> {
     let proxy = format!("http://{}:{DEFAULT_PROXY_PORT}", p.bundle_ip);
-    let gate = format!("http://{}:{DEFAULT_GIT_GATE_PORT}/", p.bundle_ip);
     let mut env: Vec<(String, String)> = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
         .iter()
         .map(|k| (k.to_string(), proxy.clone()))
@@ -38,8 +37,23 @@ pub fn network_env(spec: &Spec, p: &Placement) -> Vec<(String, String)> {
     for k in ["NO_PROXY", "no_proxy"] {
         env.push((k.into(), p.bundle_ip.to_string()));
     }
-    env.push(("BOTTLE_SUPERVISE_URL".into(), format!("http://{}:{DEFAULT_SUPERVISE_PORT}", p.bundle_ip)));
-    env.push(("BOTTLE_GIT_GATE_URL".into(), gate.clone()));
+    env.extend(gate_env(spec, p.bundle_ip.into()));
+    env
+}
+
+/// Where the agent finds supervise and git-gate, and git's rewrite of every upstream to its
+/// gate alias, so a push never leaves through the proxy past git-gate's rules. Both backends
+/// (a smolmachines VM gets these in its Smolfile `env`: none of them is a secret).
+pub fn gate_env(spec: &Spec, bundle_ip: std::net::IpAddr) -> Vec<(String, String)> {
+    let host = match bundle_ip {
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    let gate = format!("http://{host}:{DEFAULT_GIT_GATE_PORT}/");
+    let mut env = vec![
+        ("BOTTLE_SUPERVISE_URL".to_string(), format!("http://{host}:{DEFAULT_SUPERVISE_PORT}")),
+        ("BOTTLE_GIT_GATE_URL".into(), gate.clone()),
+    ];
     // `bottle:<alias>.git` for any repo, and each repo's real upstream rewritten to its gate alias.
     let mut rewrites = vec![(gate.clone(), "bottle:".to_string())];
     rewrites.extend(spec.git.repos.iter().map(|r| (format!("{gate}{}.git", r.alias), r.upstream.clone())));

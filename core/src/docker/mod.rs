@@ -7,6 +7,7 @@
 //! so a restarted bottle-core sees every bottle with nothing to reload.
 
 mod agent;
+pub use agent::gate_env;
 mod check;
 mod doctor;
 pub mod endpoint;

@@ -151,14 +151,83 @@ pub fn dns_probe_command(name: &str) -> Vec<String> {
 /// What the bundle probe asks the proxy for (RFC 2606 `.invalid`: refused without dialing).
 pub const PROXY_PROBE_URL: &str = "http://bottle-start-check.invalid/";
 
+/// What a VM's connect to a canary outside the allowlist came to, as the verdict sees it;
+/// read from curl's exit code (start check) or from `bottle-probe`'s outcome (`verify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connect {
+    /// The handshake completed.
+    Connected,
+    /// The handshake completed, then the peer closed or reset before answering.
+    ConnectedThenClosed,
+    /// No connection: refused or no route (curl exit 7 covers both).
+    NotConnected,
+    /// No answer before the connect timeout.
+    TimedOut,
+    /// Anything else, as the prober described it.
+    Other(String),
+}
+
+impl Connect {
+    pub fn from_curl(code: i64, stderr: &str) -> Self {
+        match code {
+            CURL_OK => Self::Connected,
+            CURL_REFUSED => Self::NotConnected,
+            CURL_TIMEOUT => Self::TimedOut,
+            c if CURL_CONNECTED_THEN_CLOSED.contains(&c) => Self::ConnectedThenClosed,
+            c => Self::Other(format!("curl exit {c} (expected 7, refused, or 28, a timeout): {stderr}")),
+        }
+    }
+}
+
+/// The verdict on one connect the policy must have stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    /// Stopped, and how (`refused`, `timed out`).
+    Yes(&'static str),
+    /// The SYN got through: the policy is not enforced.
+    Reached(String),
+    /// The canary does not answer the host either, so a failed connect proves nothing.
+    NoWitness(String),
+    /// An outcome that proves neither: fail closed.
+    Unproven(String),
+}
+
+/// The one rule for a VM's blocked connect, shared by the start check and `verify`:
+/// smolvm's virtio-net stack answers a denied SYN itself (smoltcp replies RST to a SYN no
+/// socket takes: crates/smolvm-network/src/tcp_relay.rs `create_tcp_socket`, v1.1.3 to
+/// v1.9.3), so the guest sees "refused" at once, and a timeout is a drop somewhere else.
+/// Either is blocked, but only when the host reached the same canary (`host_reached`): a
+/// canary nobody answers on is refused or times out with or without a policy. Anything that
+/// connected, even if closed at once, means the SYN got through.
+pub fn judge(host_reached: bool, seen: &Connect, canary: impl std::fmt::Display) -> Blocked {
+    match seen {
+        Connect::Connected => Blocked::Reached(format!(
+            "the VM reached {canary}, which is outside the allowlist: the egress policy is not enforced"
+        )),
+        Connect::ConnectedThenClosed => Blocked::Reached(format!(
+            "the VM connected to {canary}, which is outside the allowlist (then the connection closed): the egress policy is not enforced"
+        )),
+        _ if !host_reached => Blocked::NoWitness(unproven_detail(canary)),
+        Connect::NotConnected => Blocked::Yes("refused"),
+        Connect::TimedOut => Blocked::Yes("timed out"),
+        Connect::Other(what) => Blocked::Unproven(format!("the probe of {canary} ended with {what}")),
+    }
+}
+
+fn unproven_detail(canary: impl std::fmt::Display) -> String {
+    format!("the canary {canary} does not accept connections from the host, so a blocked probe would prove nothing")
+}
+
+/// Whether the host itself connects to `canary` (the witness [`judge`] wants).
+pub async fn host_reaches(canary: SocketAddr) -> bool {
+    matches!(tokio::time::timeout(PREFLIGHT_CONNECT_TIMEOUT, TcpStream::connect(canary)).await, Ok(Ok(_)))
+}
+
 /// Runs the start check in a started VM (before the agent's command starts):
 /// - the host reaches `canary` (outside the allowlist), so only the policy can stop the VM;
 /// - the bundle's proxy answers the VM with its own 403;
-/// - the VM's connect to `canary` is refused or times out. smolvm's virtio-net stack answers
-///   a denied SYN itself: smoltcp replies RST to a SYN no socket takes
-///   (crates/smolvm-network/src/tcp_relay.rs `create_tcp_socket`, v1.1.3 to v1.9.3), so the
-///   guest sees "refused" at once; a timeout is a drop somewhere else. Either is blocked.
-///   Anything that connected, even if closed at once, means the SYN got through: failed;
+/// - the VM's connect to `canary` is blocked as [`judge`] decides (refused or timed out;
+///   anything that connected is failed);
 /// - a lookup of a fresh `.invalid` name fails in the VM;
 /// - on smolvm 1.8.1+, smolvm itself recorded both denials (`connect` to the canary and
 ///   `resolve` of the name): the refusal came from its policy and its DNS filter is on.
@@ -175,15 +244,9 @@ pub async fn run_start_check(
         checked_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         detail,
     };
-    // A canary nobody answers on would be refused or time out with or without a policy.
-    let host_probe = tokio::time::timeout(PREFLIGHT_CONNECT_TIMEOUT, TcpStream::connect(canary)).await;
-    if !matches!(host_probe, Ok(Ok(_))) {
-        return verdict(
-            Verdict::NotVerified,
-            format!(
-                "the canary {canary} does not accept connections from the host, so a blocked probe would prove nothing"
-            ),
-        );
+    let host_reached = host_reaches(canary).await;
+    if !host_reached {
+        return verdict(Verdict::NotVerified, unproven_detail(canary));
     }
     let proxy = SocketAddr::new(bundle.ip, bundle.proxy_port);
     match smolvm.exec(name, &proxy_probe_command(proxy), PROBE_TIMEOUT).await {
@@ -217,32 +280,11 @@ pub async fn run_start_check(
             return verdict(Verdict::NotVerified, format!("probe of the canary did not run: {e}"));
         }
     };
-    let blocked = match out.exit_code {
-        CURL_REFUSED => "refused",
-        CURL_TIMEOUT => "timed out",
-        CURL_OK => {
-            return verdict(
-                Verdict::Failed,
-                format!("the VM reached {canary}, which is outside the allowlist: the egress policy is not enforced"),
-            );
-        }
-        code if CURL_CONNECTED_THEN_CLOSED.contains(&code) => {
-            return verdict(
-                Verdict::Failed,
-                format!(
-                    "the VM connected to {canary}, which is outside the allowlist (then the connection closed, curl exit {code}): the egress policy is not enforced"
-                ),
-            );
-        }
-        code => {
-            return verdict(
-                Verdict::NotVerified,
-                format!(
-                    "the canary probe ended with curl exit {code} (expected 7, refused, or 28, a timeout): {}",
-                    out.stderr.trim()
-                ),
-            );
-        }
+    let seen = Connect::from_curl(out.exit_code, out.stderr.trim());
+    let blocked = match judge(host_reached, &seen, canary) {
+        Blocked::Yes(how) => how,
+        Blocked::Reached(why) => return verdict(Verdict::Failed, why),
+        Blocked::Unproven(why) | Blocked::NoWitness(why) => return verdict(Verdict::NotVerified, why),
     };
     let dns_name = format!("x{:08x}.{DNS_PROBE_DOMAIN}", rand::random::<u32>());
     match smolvm.exec(name, &dns_probe_command(&dns_name), PROBE_TIMEOUT).await {
@@ -298,6 +340,22 @@ mod tests {
         assert_eq!(NetBackend::for_version(Version::new(1, 1, 3), true), NetBackend::VirtioNet);
         assert_eq!(NetBackend::for_version(Version::new(1, 1, 2), true), NetBackend::Tsi);
         assert_eq!(NetBackend::for_version(Version::new(1, 9, 3), false), NetBackend::Tsi);
+    }
+
+    #[test]
+    fn a_refusal_is_blocked_only_with_the_host_as_witness_and_a_connect_never_is() {
+        let c = "10.0.0.9:9090";
+        assert_eq!(judge(true, &Connect::from_curl(7, ""), c), Blocked::Yes("refused"));
+        assert_eq!(judge(true, &Connect::from_curl(28, ""), c), Blocked::Yes("timed out"));
+        assert!(matches!(judge(false, &Connect::NotConnected, c), Blocked::NoWitness(w) if w.contains(c)));
+        for seen in [Connect::from_curl(0, ""), Connect::from_curl(52, ""), Connect::from_curl(56, "")] {
+            for host in [true, false] {
+                assert!(matches!(judge(host, &seen, c), Blocked::Reached(_)), "{seen:?}, host reached: {host}");
+            }
+        }
+        assert!(
+            matches!(judge(true, &Connect::from_curl(35, "tls"), c), Blocked::Unproven(w) if w.contains("curl exit 35"))
+        );
     }
 
     #[test]

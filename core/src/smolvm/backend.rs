@@ -31,6 +31,7 @@ use crate::backend::{
     AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, EventSource, ExecOutput,
     Progress, Verdict,
 };
+use crate::images::PROBE_IN_AGENT;
 use crate::spec::Spec;
 
 /// Where the VM and the host reach one bottle's bundle.
@@ -72,11 +73,46 @@ pub struct SmolmachinesBackend {
     host: Box<dyn HostSide>,
     /// Where rendered Smolfiles are written (one per bottle).
     state_dir: PathBuf,
+    /// Whether each VM gets `bottle-probe` at [`PROBE_IN_AGENT`], as every Docker agent
+    /// does, for `verify`. Off only for tests of the VM side alone, which have no probe build.
+    mount_probe: bool,
 }
 
 impl SmolmachinesBackend {
     pub fn new(smolvm: Smolvm, host: Box<dyn HostSide>, state_dir: PathBuf) -> Self {
-        Self { smolvm, host, state_dir }
+        Self { smolvm, host, state_dir, mount_probe: false }
+    }
+
+    /// This backend as bottle-core runs it: every VM gets the probe, so `verify` can run in it.
+    pub fn with_probe(self) -> Self {
+        Self { mount_probe: true, ..self }
+    }
+
+    /// The directory mounted read-only at the parent of [`PROBE_IN_AGENT`]: a per-VM copy of
+    /// the probe (a volume is a directory, and the shared cache holds every probe build).
+    async fn probe_volume(&self, name: &MachineName, progress: &dyn Progress) -> anyhow::Result<String> {
+        let probe = crate::images::ensure_probe_file(progress).await?;
+        let in_agent = std::path::Path::new(PROBE_IN_AGENT);
+        let (Some(guest), Some(file)) = (in_agent.parent(), in_agent.file_name()) else {
+            bail!("smolmachines: {PROBE_IN_AGENT} has no parent directory");
+        };
+        let dir = self.probe_dir(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("smolmachines: creating {}", dir.display()))?;
+        std::fs::copy(&probe, dir.join(file))
+            .with_context(|| format!("smolmachines: copying {} into {}", probe.display(), dir.display()))?;
+        let host = dir.to_str().filter(|s| !s.contains(':')).with_context(|| {
+            format!("smolmachines: the state dir {} is not a UTF-8 path without ':'", dir.display())
+        })?;
+        Ok(format!("{host}:{}:ro", guest.display()))
+    }
+
+    fn probe_dir(&self, name: &MachineName) -> PathBuf {
+        self.state_dir.join(format!("{name}.probe"))
+    }
+
+    /// Where bottle-core keeps this backend's Smolfiles and probe copies: under the run dir.
+    pub fn state_dir() -> PathBuf {
+        crate::netpool::run_dir().join("smolvm")
     }
 
     pub fn smolvm(&self) -> &Smolvm {
@@ -105,6 +141,7 @@ impl SmolmachinesBackend {
             self.smolvm.stop(&name).await?;
             self.smolvm.delete(&name).await?;
         }
+        let _ = std::fs::remove_dir_all(self.probe_dir(&name));
         progress.step("removing the bundle");
         self.host.remove_bundle(bottle, progress).await
     }
@@ -215,10 +252,14 @@ impl BottleBackend for SmolmachinesBackend {
         progress.step("exporting the agent image");
         let tarball = self.host.export_agent_image(spec, progress).await?;
         let image = VmImage::Tarball(tarball);
-        let smolfile =
+        let mut smolfile =
             Smolfile::for_bottle(&SmolfileInput::from_spec(spec), bundle.addr, &image).map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(&self.state_dir)
             .with_context(|| format!("smolmachines: create state dir {}", self.state_dir.display()))?;
+        smolfile.env.extend(crate::docker::gate_env(spec, bundle.addr.ip).into_iter().map(|(k, v)| format!("{k}={v}")));
+        if self.mount_probe {
+            smolfile.volumes.push(self.probe_volume(&name, progress).await?);
+        }
         let req = CreateRequest {
             smolfile_path: self.state_dir.join(format!("{name}.Smolfile")),
             name: name.clone(),

@@ -56,7 +56,12 @@ impl DockerHost {
 
     /// The local engine, the subnet pool and canary knobs from the environment.
     pub async fn connect() -> anyhow::Result<Self> {
-        Ok(Self::new(docker::engine().await?, NetPool::from_env()?, SidecarOptions::from_env()?, images::cache_dir()))
+        Self::connect_with(SidecarOptions::from_env()?).await
+    }
+
+    /// The local engine and subnet pool, with bundles placed as `sidecar` says.
+    pub async fn connect_with(sidecar: SidecarOptions) -> anyhow::Result<Self> {
+        Ok(Self::new(docker::engine().await?, NetPool::from_env()?, sidecar, images::cache_dir()))
     }
 
     async fn place(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<Placement> {

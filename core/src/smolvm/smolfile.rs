@@ -100,6 +100,10 @@ pub struct NetworkTable {
     pub allow_cidrs: AllowList,
 }
 
+/// The guest's gateway under virtio-net, where smolvm's own stack answers DNS
+/// (crates/smolvm-network, `classify_dns_query`, v1.1.3 to v1.9.3).
+pub const GUEST_GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(100, 96, 0, 1);
+
 /// Where the VM's root filesystem comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VmImage {

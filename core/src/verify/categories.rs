@@ -4,6 +4,14 @@
 //! canary it aimed at logged no contact; a probe that could not run fails
 //! (it proved nothing). Proxy and DLP probes pass only when the request was
 //! refused AND the bundle raised an event for it.
+//!
+//! On smolmachines a blocked connect is answered by smolvm's own stack with a
+//! reset, so "refused" is blocked there, but only as the start check judges it
+//! ([`crate::smolvm::allowlist::judge`]): when the host reached the same
+//! canary. And smolvm completes the handshake of every connect to an allowed
+//! address before it dials from the host, so what the agent reaches on the
+//! bundle's address is what the host reaches there: those checks are made
+//! from the host.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -18,8 +26,10 @@ use futures_util::future::join_all;
 use super::probe::{self, ProbeReport};
 use super::world::{Contact, METADATA_IP, OUTSIDE_DNS, OUTSIDE_HTTP, OUTSIDE_TCP};
 use super::{ALLOWED_HOST, Category, Finding, Suite};
-use crate::backend::BottleBackend;
+use crate::backend::BackendKind;
 use crate::sidecar::labels;
+use crate::smolvm::allowlist::{Blocked, host_reaches, judge};
+use crate::smolvm::smolfile::GUEST_GATEWAY;
 
 /// Connect timeout of reachability probes: an isolated network answers at once (no route) or never.
 const REACH_MS: &str = "1000";
@@ -29,6 +39,8 @@ const SCAN_MS: &str = "300";
 const EVENT_WAIT: Duration = Duration::from_secs(3);
 /// Host addresses probed at most (a busy engine has many bridges).
 const MAX_HOST_IPS: usize = 16;
+/// Host-side connects in flight at once in the bundle port scan.
+const HOST_SCAN_PARALLEL: usize = 512;
 
 pub async fn run(s: &Suite, c: Category) -> Vec<Finding> {
     match c {
@@ -45,7 +57,7 @@ pub async fn run(s: &Suite, c: Category) -> Vec<Finding> {
 }
 
 pub(super) async fn probe(s: &Suite, args: &[&str]) -> anyhow::Result<ProbeReport> {
-    probe::run(&s.backend, &s.bottle, args).await
+    probe::run(&*s.backend, &s.bottle, args).await
 }
 
 /// Runs many probes at once (each bounded by its own timeout).
@@ -78,26 +90,97 @@ fn contact_text(c: &[Contact]) -> String {
     c.iter().map(|c| format!("{} {}/{} from {}", c.canary, c.proto, c.port, c.peer)).collect::<Vec<_>>().join("; ")
 }
 
+/// One connect the boundary must stop, and where the host itself reaches the canary it aims at.
+struct Reach {
+    name: String,
+    args: Vec<String>,
+    /// The canary's address from the host: the witness a VM's refusal needs.
+    witness: SocketAddr,
+    /// Docker: whether a refusal counts as blocked (only from the agent's own loopback).
+    refused_ok: bool,
+}
+
+fn reach(name: String, target: &str, witness: SocketAddr, refused_ok: bool) -> Reach {
+    Reach { name, args: args(&["tcp", target, REACH_MS]), witness, refused_ok }
+}
+
+fn vm(s: &Suite) -> bool {
+    s.kind == BackendKind::Smolmachines
+}
+
+/// Whether the host reaches each [`Reach`]'s witness (only asked for in a VM). Called before a
+/// category reads its canary logs: the host's own connects are logged too.
+async fn witnesses(s: &Suite, t: &[Reach]) -> Vec<bool> {
+    let before = all_contacts(s).await;
+    let reached: Vec<bool> = join_all(t.iter().map(|x| async move { vm(s) && host_reaches(x.witness).await })).await;
+    // Each reached canary logs the host's connect, a little later (the outside one through
+    // Docker's log): wait for those lines, so the caller's "before" counts them out.
+    let logged = t.iter().zip(&reached).filter(|(x, r)| **r && is_canary(s, x.witness)).count();
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while all_contacts(s).await < before + logged && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    reached
+}
+
+/// Whether `at` is one of the suite's own canaries (which log every contact).
+fn is_canary(s: &Suite, at: SocketAddr) -> bool {
+    let outside =
+        at.ip() == IpAddr::V4(s.world.outside.ip) || s.world.outside.ula.as_ref().is_ok_and(|u| at.ip() == *u);
+    let metadata = at.ip() == IpAddr::V4(METADATA_IP) && s.world.metadata.is_ok();
+    outside || metadata || at.port() == s.world.host_lo.port || at.port() == s.world.host_all.port
+}
+
+/// How many contacts every canary has logged so far.
+async fn all_contacts(s: &Suite) -> usize {
+    let meta = s.world.metadata.as_ref().map(|m| m.canary.contacts().len()).unwrap_or(0);
+    s.world.outside_contacts().await.len() + s.world.host_lo.contacts().len() + s.world.host_all.contacts().len() + meta
+}
+
+/// The verdict on each [`Reach`]: on Docker the probe saw no connection; on smolmachines
+/// [`judge`] decides, with the host's connect to the witness (`witnessed`, from [`witnesses`]).
+async fn reach_findings(s: &Suite, c: Category, expect: &str, t: &[Reach], witnessed: &[bool]) -> Vec<Finding> {
+    let all: Vec<Vec<String>> = t.iter().map(|x| x.args.clone()).collect();
+    let results = probes(s, &all).await;
+    t.iter()
+        .zip(results.iter().zip(witnessed))
+        .map(|(x, (r, host_reached))| {
+            let (true, Ok(report)) = (vm(s), r.as_ref()) else {
+                return Finding::new(c, &x.name, expect, seen(r), unreached(r, x.refused_ok));
+            };
+            match judge(*host_reached, &report.connect(), &x.args[1]) {
+                Blocked::Yes(how) => {
+                    Finding::new(c, &x.name, expect, format!("{how}; the host reaches {}", x.witness), true)
+                }
+                Blocked::NoWitness(why) => Finding::not_run(c, &x.name, expect, format!("{}: {why}", seen(r))),
+                Blocked::Reached(why) | Blocked::Unproven(why) => {
+                    Finding::new(c, &x.name, expect, format!("{}: {why}", seen(r)), false)
+                }
+            }
+        })
+        .collect()
+}
+
 /// Reachability probes against the outside canary: none connects, and the canary logs nothing.
 async fn direct(s: &Suite) -> Vec<Finding> {
     let ip = s.world.outside.ip;
-    let before = s.world.outside_contacts().await.len();
-    let mut targets: Vec<(String, Vec<String>)> = OUTSIDE_TCP
+    let expect = "no connection (the proxy env ignored)";
+    let tcp: Vec<Reach> = OUTSIDE_TCP
         .iter()
         .chain([&OUTSIDE_HTTP])
-        .map(|p| (format!("tcp {ip}:{p}"), args(&["tcp", &format!("{ip}:{p}"), REACH_MS])))
-        .collect();
-    targets.push((format!("udp {ip}:{OUTSIDE_DNS}"), args(&["udp", &format!("{ip}:{OUTSIDE_DNS}"), REACH_MS])));
-    let results = probes(s, &targets.iter().map(|t| t.1.clone()).collect::<Vec<_>>()).await;
-    let new: Vec<Contact> = s.world.outside_contacts().await.into_iter().skip(before).collect();
-    let mut out: Vec<Finding> = targets
-        .iter()
-        .zip(&results)
-        .map(|((name, a), r)| {
-            let ok = unreached(r, false) && (a[0] != "udp" || r.as_ref().is_ok_and(|r| r.outcome != "reply"));
-            Finding::new(Category::Direct, name, "no connection (the proxy env ignored)", seen(r), ok)
+        .map(|p| {
+            let at = SocketAddr::from((ip, *p));
+            reach(format!("tcp {at}"), &at.to_string(), at, false)
         })
         .collect();
+    let udp = format!("{ip}:{OUTSIDE_DNS}");
+    let udp_args = ["udp", udp.as_str(), REACH_MS];
+    let witnessed = witnesses(s, &tcp).await;
+    let before = s.world.outside_contacts().await.len();
+    let (mut out, r) = tokio::join!(reach_findings(s, Category::Direct, expect, &tcp, &witnessed), probe(s, &udp_args));
+    let ok = unreached(&r, false) && r.as_ref().is_ok_and(|r| r.outcome != "reply");
+    out.push(Finding::new(Category::Direct, format!("udp {udp}"), expect, seen(&r), ok));
+    let new: Vec<Contact> = s.world.outside_contacts().await.into_iter().skip(before).collect();
     out.push(Finding::new(
         Category::Direct,
         "outside canary log",
@@ -137,7 +220,10 @@ async fn host_ips() -> Vec<IpAddr> {
 /// the agent to the host that needs no route, open as soon as the agent has IPv6.
 async fn bridge_link_local(s: &Suite) -> Result<Ipv6Addr, String> {
     let none = None::<bollard::query_parameters::InspectNetworkOptions>;
-    let net = s.backend.docker().inspect_network(&s.placement.agent_net, none).await.map_err(|e| e.to_string())?;
+    if vm(s) {
+        return Err("the VM is on no Docker bridge (its one link is smolvm's virtio-net), so no host link-local address is beside it".into());
+    }
+    let net = s.docker.inspect_network(&s.placement.agent_net, none).await.map_err(|e| e.to_string())?;
     let named = net.options.and_then(|mut o| o.remove("com.docker.network.bridge.name"));
     let bridge = named
         .or_else(|| net.id.map(|id| format!("br-{}", &id[..id.len().min(12)])))
@@ -152,78 +238,113 @@ async fn bridge_link_local(s: &Suite) -> Result<Ipv6Addr, String> {
         .ok_or(format!("the host has no IPv6 link-local address on {bridge}"))
 }
 
+/// The agent's own gateway: the agent network's on Docker, smolvm's virtio-net one in a VM.
+fn agent_gateway(s: &Suite) -> Ipv4Addr {
+    if vm(s) { GUEST_GATEWAY } else { crate::netpool::host(&s.placement.agent_subnet, 1) }
+}
+
 async fn hosts(s: &Suite) -> Vec<Finding> {
     let (lo, all) = (s.world.host_lo.port, s.world.host_all.port);
     let gateway = crate::netpool::host(&s.placement.agent_subnet, 1);
     let outside = s.world.outside.ip;
-    // (name, args, refused counts as blocked: only for the agent's own loopback)
-    let mut t: Vec<(String, Vec<String>, bool)> = vec![
-        (format!("agent loopback 127.0.0.1:{lo}"), args(&["tcp", &format!("127.0.0.1:{lo}"), REACH_MS]), true),
-        (format!("agent loopback 127.0.0.1:{all}"), args(&["tcp", &format!("127.0.0.1:{all}"), REACH_MS]), true),
-        (
-            format!("agent-network gateway {gateway}:{all}"),
-            args(&["tcp", &format!("{gateway}:{all}"), REACH_MS]),
+    let host_lo = SocketAddr::from((Ipv4Addr::LOCALHOST, lo));
+    let host_all = SocketAddr::from((Ipv4Addr::LOCALHOST, all));
+    let own_gateway = agent_gateway(s);
+    // The host-loopback probe: a service bound to the host's 127.0.0.1 (the TSI hole that
+    // made PRD 0023 drop it), asked for as the agent's loopback and through its gateway.
+    let mut t: Vec<Reach> = vec![
+        reach(format!("host loopback as 127.0.0.1:{lo}"), &host_lo.to_string(), host_lo, true),
+        reach(format!("host loopback as 127.0.0.1:{all}"), &host_all.to_string(), host_all, true),
+        reach(
+            format!("host loopback via the agent's gateway {own_gateway}:{lo}"),
+            &format!("{own_gateway}:{lo}"),
+            host_lo,
             false,
         ),
-        (format!("rfc1918 canary {outside}:8080"), args(&["tcp", &format!("{outside}:8080"), REACH_MS]), false),
-        (format!("metadata {METADATA_IP}:80"), args(&["tcp", &format!("{METADATA_IP}:80"), REACH_MS]), false),
-        (
+        reach(
+            format!("agent-network gateway {gateway}:{all}"),
+            &format!("{gateway}:{all}"),
+            SocketAddr::from((gateway, all)),
+            false,
+        ),
+        reach(
+            format!("rfc1918 canary {outside}:8080"),
+            &format!("{outside}:8080"),
+            SocketAddr::from((outside, 8080)),
+            false,
+        ),
+        reach(
+            format!("metadata {METADATA_IP}:80"),
+            &format!("{METADATA_IP}:80"),
+            SocketAddr::from((METADATA_IP, 80)),
+            false,
+        ),
+        reach(
             format!("ipv6 v4-mapped [::ffff:{outside}]:80"),
-            args(&["tcp", &format!("[::ffff:{outside}]:80"), REACH_MS]),
+            &format!("[::ffff:{outside}]:80"),
+            SocketAddr::from((outside, 80)),
             false,
         ),
     ];
+    if vm(s) && own_gateway != gateway {
+        let at = SocketAddr::from((own_gateway, all));
+        t.push(reach(format!("smolvm gateway {at}"), &at.to_string(), host_all, false));
+    }
     for ip in host_ips().await {
-        for port in [lo, all] {
-            let at = SocketAddr::new(ip, port).to_string();
-            t.push((format!("host address {at}"), args(&["tcp", &at, REACH_MS]), false));
+        // A port bound to loopback only is the host-loopback canary's: reached from the host there.
+        for (port, witness) in [(lo, host_lo), (all, SocketAddr::new(ip, all))] {
+            let at = SocketAddr::new(ip, port);
+            t.push(reach(format!("host address {at}"), &at.to_string(), witness, false));
         }
     }
     // IPv6 paths that exist only when a canary is there to prove them; otherwise not-run, with why.
     let mut unavailable = Vec::new();
-    let link_local = bridge_link_local(s).await.map(|ll| format!("[{ll}%eth0]:{all}"));
-    let ula = s.world.outside.ula.clone().map(|ula| format!("[{ula}]:{OUTSIDE_HTTP}"));
-    for (what, target) in [("ipv6 link-local host on the agent bridge", link_local), ("ipv6 ULA canary", ula)] {
+    let link_local = bridge_link_local(s).await;
+    let ula = s.world.outside.ula.clone();
+    // Each: what, and (the probe's target, the canary's address from the host) or why not.
+    type Target = Result<(String, SocketAddr), String>;
+    let v6: [(&str, Target); 2] = [
+        (
+            "ipv6 link-local host on the agent bridge",
+            link_local.map(|ll| (format!("[{ll}%eth0]:{all}"), SocketAddr::from((ll, all)))),
+        ),
+        ("ipv6 ULA canary", ula.map(|ula| (format!("[{ula}]:{OUTSIDE_HTTP}"), SocketAddr::from((ula, OUTSIDE_HTTP))))),
+    ];
+    for (what, target) in v6 {
         match target {
-            Ok(at) => t.push((format!("{what} {at}"), args(&["tcp", &at, REACH_MS]), false)),
+            Ok((at, witness)) => t.push(reach(format!("{what} {at}"), &at, witness, false)),
             Err(why) => unavailable.push(Finding::not_run(Category::Hosts, what, "no connection", why)),
         }
     }
     if let Some((peer, p)) = &s.peer {
-        for (what, ip, port) in [
+        let mut theirs = vec![
             ("proxy", p.bundle_ip, DEFAULT_PROXY_PORT),
             ("git gate", p.bundle_ip, DEFAULT_GIT_GATE_PORT),
             ("control", p.bundle_egress_ip, DEFAULT_CONTROL_PORT),
-            ("agent", p.agent_ip, 22),
-        ] {
-            t.push((
-                format!("other bottle {peer} {what} {ip}:{port}"),
-                args(&["tcp", &format!("{ip}:{port}"), REACH_MS]),
-                false,
-            ));
+        ];
+        // A VM has no address on its bundle's network: its agent is reached through smolvm only.
+        if !vm(s) {
+            theirs.push(("agent", p.agent_ip, 22));
+        }
+        for (what, ip, port) in theirs {
+            let at = SocketAddr::from((ip, port));
+            t.push(reach(format!("other bottle {peer} {what} {at}"), &at.to_string(), at, false));
         }
     }
+    let witnessed = witnesses(s, &t).await;
     let before_out = s.world.outside_contacts().await.len();
     let (before_lo, before_all) = (s.world.host_lo.contacts().len(), s.world.host_all.contacts().len());
     let before_meta = s.world.metadata.as_ref().map(|m| m.canary.contacts().len()).unwrap_or(0);
-    let results = probes(s, &t.iter().map(|x| x.1.clone()).collect::<Vec<_>>()).await;
-    let mut out: Vec<Finding> = t
-        .iter()
-        .zip(&results)
-        .map(|((name, _, refused_ok), r)| {
-            let mut f = Finding::new(Category::Hosts, name, "no connection", seen(r), unreached(r, *refused_ok));
+    let mut out: Vec<Finding> = reach_findings(s, Category::Hosts, "no connection", &t, &witnessed)
+        .await
+        .into_iter()
+        .map(|f| {
             // Without the canary a silent probe proves nothing: not-run, but a connection still fails.
-            if let (true, Err(why), super::Outcome::Pass) = (name.starts_with("metadata"), &s.world.metadata, f.verdict)
+            if let (true, Err(why), super::Outcome::Pass | super::Outcome::NotRun) =
+                (f.probe.starts_with("metadata"), &s.world.metadata, f.verdict)
             {
-                f = Finding::not_run(
-                    Category::Hosts,
-                    name,
-                    "no connection",
-                    format!("{} (no metadata canary here: {why})", f.observation),
-                );
-            }
-            if s.peer.is_none() && name.starts_with("other bottle") {
-                f = Finding::not_run(Category::Hosts, name, "no connection", "no neighbour bottle (run with -f)");
+                let obs = format!("{} (no metadata canary here: {why})", f.observation);
+                return Finding::not_run(Category::Hosts, f.probe, "no connection", obs);
             }
             f
         })
@@ -253,10 +374,14 @@ async fn hosts(s: &Suite) -> Vec<Finding> {
     out
 }
 
-/// Nameservers in the agent's resolv.conf, read on the host from Docker's copy.
+/// Nameservers in the agent's resolv.conf, read on the host from Docker's copy. A VM's is
+/// smolvm's gateway, which [`dns`] probes by name.
 async fn agent_nameservers(s: &Suite) -> Vec<String> {
+    if vm(s) {
+        return vec![];
+    }
     let agent = labels::object_name(&s.bottle, labels::ROLE_AGENT);
-    let Ok(info) = s.backend.docker().inspect_container(&agent, None).await else { return vec![] };
+    let Ok(info) = s.docker.inspect_container(&agent, None).await else { return vec![] };
     let text = match info.resolv_conf_path {
         Some(p) => tokio::fs::read_to_string(p).await.unwrap_or_default(),
         None => String::new(),
@@ -277,7 +402,7 @@ async fn dns(s: &Suite) -> Vec<Finding> {
         // Never aim a probe at the machine's own resolver: it is the workplace's, not a canary.
         resolvers.push((format!("resolv.conf {ns}"), local.then_some(ns)));
     }
-    let names: Vec<String> = (0..resolvers.len()).map(|i| format!("x{i}-{}.exfil.invalid", s.world.id)).collect();
+    let names: Vec<String> = (0..=resolvers.len()).map(|i| format!("x{i}-{}.exfil.invalid", s.world.id)).collect();
     let before = s.world.outside_contacts().await.len();
     let mut runs = Vec::new();
     for ((_, server), name) in resolvers.iter().zip(&names) {
@@ -285,7 +410,9 @@ async fn dns(s: &Suite) -> Vec<Finding> {
             runs.push(args(&["dns", name, &format!("{server}:53"), REACH_MS]));
         }
     }
-    let mut results = probes(s, &runs).await.into_iter();
+    let smolvm_name = &names[resolvers.len()];
+    let (results, smolvm_dns) = tokio::join!(probes(s, &runs), smolvm_resolver(s, smolvm_name));
+    let mut results = results.into_iter();
     let asked: Vec<String> = s
         .world
         .outside_contacts()
@@ -295,7 +422,7 @@ async fn dns(s: &Suite) -> Vec<Finding> {
         .filter(|c| c.proto == "dns")
         .map(|c| c.detail)
         .collect();
-    resolvers
+    let mut out: Vec<Finding> = resolvers
         .iter()
         .zip(&names)
         .map(|((what, server), name)| {
@@ -314,50 +441,120 @@ async fn dns(s: &Suite) -> Vec<Finding> {
             let obs = format!("{}{}", seen(&r), if leaked { "; the canary DNS saw the name" } else { "" });
             Finding::new(Category::Dns, what, expect, obs, r.is_ok() && !leaked && !answered)
         })
-        .collect()
+        .collect();
+    out.extend(smolvm_dns);
+    out
 }
 
+/// smolvm's gateway resolver, which forwards to 1.1.1.1 unless its DNS filter (the Smolfile's
+/// `allow_hosts`) answers NXDOMAIN first. The two NXDOMAINs look alike from the guest, so the
+/// pass needs smolvm's own `resolve` denial for the name (1.8.1+), read through the backend.
+async fn smolvm_resolver(s: &Suite, name: &str) -> Option<Finding> {
+    if !vm(s) {
+        return None;
+    }
+    let what = format!("smolvm gateway resolver {GUEST_GATEWAY}:53");
+    let expect = "NXDOMAIN from smolvm's DNS filter (its resolve denial recorded), or no answer";
+    let source = match s.backend.event_source(&s.bottle).await {
+        Ok(Some(src)) => src,
+        Ok(None) => {
+            let why = "this smolvm keeps no denial log, so its filter's NXDOMAIN cannot be told from \
+                       1.1.1.1's (the start check's DNS probe is what there is)";
+            return Some(Finding::not_run(Category::Dns, what, expect, why));
+        }
+        Err(e) => return Some(Finding::new(Category::Dns, what, expect, format!("{e:#}"), false)),
+    };
+    let mut source = source;
+    let r = probe(s, &["dns", name, &format!("{GUEST_GATEWAY}:53"), REACH_MS]).await;
+    let mut denied = false;
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    while !denied && tokio::time::Instant::now() < deadline {
+        let events = source.poll().await.unwrap_or_default();
+        denied = events.iter().any(|e| {
+            matches!(&e.kind, EventKind::EgressBlocked { method, target, .. }
+                if method == "resolve" && target.eq_ignore_ascii_case(name))
+        });
+        if !denied {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let outcome = r.as_ref().map(|r| r.outcome.clone()).unwrap_or_default();
+    let ok = r.is_ok() && (outcome == "answered:rcode=3" && denied || outcome == "no-reply");
+    let obs = format!("{}; smolvm recorded a resolve denial: {denied}", seen(&r));
+    Some(Finding::new(Category::Dns, what, expect, obs, ok))
+}
+
+/// The egress-port-bypass probe: of every port on the bundle's address (the agent's whole
+/// allowlist), only the agent-facing ones answer. In a VM the scan runs from the host, because
+/// smolvm accepts the guest's connect to any port of an allowed address and only then dials it
+/// from the host: what the host reaches there is exactly what the agent reaches.
 async fn egress_port(s: &Suite) -> Vec<Finding> {
     let (b, e) = (s.placement.bundle_ip, s.placement.bundle_egress_ip);
-    let scan = args(&["scan", &b.to_string(), "1-65535", SCAN_MS]);
-    let t = [
-        (format!("egress dialer {b}:{EGRESS_PORT}"), args(&["tcp", &format!("{b}:{EGRESS_PORT}"), REACH_MS])),
-        (
-            format!("control plane {b}:{DEFAULT_CONTROL_PORT}"),
-            args(&["tcp", &format!("{b}:{DEFAULT_CONTROL_PORT}"), REACH_MS]),
-        ),
-        (
-            format!("control plane {e}:{DEFAULT_CONTROL_PORT}"),
-            args(&["tcp", &format!("{e}:{DEFAULT_CONTROL_PORT}"), REACH_MS]),
-        ),
-    ];
-    let mut all: Vec<Vec<String>> = t.iter().map(|x| x.1.clone()).collect();
-    all.push(scan);
-    let results = probes(s, &all).await;
-    let mut out: Vec<Finding> = t
-        .iter()
-        .zip(&results)
-        .map(|((name, _), r)| Finding::new(Category::EgressPort, name, "no connection", seen(r), unreached(r, true)))
-        .collect();
-    let r = &results[t.len()];
+    let egress_control = SocketAddr::from((e, DEFAULT_CONTROL_PORT));
+    let on_bundle = [("egress dialer", EGRESS_PORT), ("control plane", DEFAULT_CONTROL_PORT)];
+    let mut t: Vec<Reach> = Vec::new();
+    if !vm(s) {
+        for (what, port) in on_bundle {
+            let at = SocketAddr::from((b, port));
+            t.push(reach(format!("{what} {at}"), &at.to_string(), at, true));
+        }
+    }
+    t.push(reach(format!("control plane {egress_control}"), &egress_control.to_string(), egress_control, true));
+    let scan = async {
+        if vm(s) {
+            Ok(host_scan(IpAddr::V4(b)).await)
+        } else {
+            let r = probe(s, &["scan", &b.to_string(), "1-65535", SCAN_MS]).await;
+            r.and_then(|r| match r.outcome.strip_prefix("open:") {
+                Some(l) => Ok(l.split(',').filter_map(|p| p.parse().ok()).collect()),
+                None if r.outcome == "none" => Ok(vec![]),
+                None => anyhow::bail!("scan: {}", r.outcome),
+            })
+        }
+    };
+    let witnessed = witnesses(s, &t).await;
+    let (mut out, scanned) =
+        tokio::join!(reach_findings(s, Category::EgressPort, "no connection", &t, &witnessed), scan);
+    let open: Vec<u16> = scanned.as_ref().cloned().unwrap_or_default();
+    let shown = match &scanned {
+        Ok(o) if o.is_empty() => "none".to_string(),
+        Ok(o) => format!("open:{}", o.iter().map(u16::to_string).collect::<Vec<_>>().join(",")),
+        Err(e) => format!("scan did not run: {e:#}"),
+    };
+    if vm(s) {
+        for (what, port) in on_bundle {
+            let name = format!("{what} {b}:{port} (from the host, as smolvm dials it)");
+            out.push(Finding::new(Category::EgressPort, name, "no connection", shown.clone(), !open.contains(&port)));
+        }
+    }
     let agent_ports = [DEFAULT_PROXY_PORT, DEFAULT_GIT_GATE_PORT, DEFAULT_SUPERVISE_PORT];
-    let open: Vec<u16> = r
-        .as_ref()
-        .ok()
-        .and_then(|r| r.outcome.strip_prefix("open:"))
-        .map(|l| l.split(',').filter_map(|p| p.parse().ok()).collect())
-        .unwrap_or_default();
-    let ok = r.as_ref().is_ok_and(|r| r.outcome == "none" || r.outcome.starts_with("open:"))
-        && open.iter().all(|p| agent_ports.contains(p))
-        && open.contains(&DEFAULT_PROXY_PORT);
+    let ok = scanned.is_ok() && open.iter().all(|p| agent_ports.contains(p)) && open.contains(&DEFAULT_PROXY_PORT);
+    let from = if vm(s) { "from the host" } else { "from the agent" };
     out.push(Finding::new(
         Category::EgressPort,
-        format!("port scan {b}:1-65535"),
+        format!("egress-port bypass: port scan {b}:1-65535 {from}"),
         "open: only 3128 (proxy), 9418 (git gate), 9419 (supervise)",
-        seen(r),
+        shown,
         ok,
     ));
     out
+}
+
+/// The ports of `ip` that accept a connect from the host.
+async fn host_scan(ip: IpAddr) -> Vec<u16> {
+    use futures_util::stream::StreamExt;
+    let timeout = Duration::from_millis(SCAN_MS.parse().expect("SCAN_MS is a number"));
+    let mut open: Vec<u16> = futures_util::stream::iter(1..=u16::MAX)
+        .map(|port| async move {
+            let c = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((ip, port))).await;
+            matches!(c, Ok(Ok(_))).then_some(port)
+        })
+        .buffer_unordered(HOST_SCAN_PARALLEL)
+        .filter_map(|p| async move { p })
+        .collect()
+        .await;
+    open.sort_unstable();
+    open
 }
 
 /// Every event after `since`.
@@ -516,7 +713,7 @@ async fn dlp(s: &Suite) -> Vec<Finding> {
     }
     if let Some(sec) = secret {
         let bundle = labels::object_name(&s.bottle, labels::ROLE_BUNDLE);
-        let logs = crate::docker::logs_tail(s.backend.docker(), &bundle, crate::docker::LOG_TAIL_LINES).await;
+        let logs = crate::docker::logs_tail(&s.docker, &bundle, crate::docker::LOG_TAIL_LINES).await;
         let events = events_since(s, None).await.map(|e| serde_json::to_string(&e).unwrap_or_default());
         let outside = s.world.outside_contacts().await;
         let in_logs = logs.map(|l| l.contains(sec));
@@ -555,13 +752,24 @@ async fn privileges(s: &Suite) -> Vec<Finding> {
             seen(&r[0]),
             r[0].as_ref().is_ok_and(|x| x.outcome == "absent"),
         ),
-        Finding::new(
-            Category::Privileges,
-            "capabilities",
-            "none of NET_ADMIN, NET_RAW, SYS_ADMIN, ...",
-            seen(&r[1]),
-            r[1].as_ref().is_ok_and(|x| x.outcome == "none"),
-        ),
+        if vm(s) {
+            // What bounds a VM is the VMM: root in the guest can rewrite the guest's routes, never
+            // smolvm's policy, which runs in the host process outside the guest kernel.
+            Finding::not_run(
+                Category::Privileges,
+                "capabilities",
+                "none of NET_ADMIN, NET_RAW, SYS_ADMIN, ...",
+                format!("{} (a VM's own kernel: its capabilities reach no host resource)", seen(&r[1])),
+            )
+        } else {
+            Finding::new(
+                Category::Privileges,
+                "capabilities",
+                "none of NET_ADMIN, NET_RAW, SYS_ADMIN, ...",
+                seen(&r[1]),
+                r[1].as_ref().is_ok_and(|x| x.outcome == "none"),
+            )
+        },
         Finding::new(Category::Privileges, "writable host mounts", &format!("only {}", s.workdir), seen(&r[2]), rw_ok),
     ]
 }
@@ -580,30 +788,39 @@ async fn fail_closed(s: &Suite) -> Vec<Finding> {
     // Stopped with no grace period: SIGKILL at once (no chance to tidy up), and marked stopped
     // so its restart policy does not bring it back in the middle of the probes.
     let stop = bollard::query_parameters::StopContainerOptionsBuilder::default().t(0).build();
-    if let Err(e) = s.backend.docker().stop_container(&bundle, Some(stop)).await {
+    if let Err(e) = s.docker.stop_container(&bundle, Some(stop)).await {
         return vec![Finding::new(Category::FailClosed, "stop the bundle", "stopped", format!("{e:#}"), false)];
     }
-    let before = s.world.outside_contacts().await.len();
     let px = proxy_addr(s);
     let ip = s.world.outside.ip;
-    let mut t = vec![
-        ("allowed host through the proxy".to_string(), args(&["http", &px, "GET", &format!("http://{ALLOWED_HOST}/")])),
-        (format!("proxy {px}"), args(&["tcp", &px, REACH_MS])),
-    ];
-    for p in OUTSIDE_TCP.iter().chain([&OUTSIDE_HTTP]) {
-        t.push((format!("tcp {ip}:{p}"), args(&["tcp", &format!("{ip}:{p}"), REACH_MS])));
-    }
-    let results = probes(s, &t.iter().map(|x| x.1.clone()).collect::<Vec<_>>()).await;
-    let new: Vec<Contact> = s.world.outside_contacts().await.into_iter().skip(before).collect();
-    let mut out: Vec<Finding> = t
+    let through = ["http", px.as_str(), "GET", &format!("http://{ALLOWED_HOST}/")];
+    let mut t: Vec<Reach> = OUTSIDE_TCP
         .iter()
-        .zip(&results)
-        .map(|((name, a), r)| {
-            let ok =
-                if a[0] == "http" { r.as_ref().is_ok_and(|r| r.http_status().is_none()) } else { unreached(r, false) };
-            Finding::new(Category::FailClosed, name, "nothing answers", seen(r), ok)
+        .chain([&OUTSIDE_HTTP])
+        .map(|p| {
+            let at = SocketAddr::from((ip, *p));
+            reach(format!("tcp {at}"), &at.to_string(), at, false)
         })
         .collect();
+    // smolvm completes the guest's handshake with an allowed address before it dials: whether
+    // the proxy still answers is the host's connect to it (see `egress_port`).
+    if !vm(s) {
+        t.push(reach(format!("proxy {px}"), &px, px.parse().expect("an ip:port"), false));
+    }
+    let expect = "nothing answers";
+    let (witnessed, host_proxy) =
+        tokio::join!(witnesses(s, &t), async { vm(s) && host_reaches(px.parse().expect("an ip:port")).await });
+    let before = s.world.outside_contacts().await.len();
+    let (r, mut out) =
+        tokio::join!(probe(s, &through), reach_findings(s, Category::FailClosed, expect, &t, &witnessed));
+    let ok = r.as_ref().is_ok_and(|r| r.http_status().is_none());
+    out.insert(0, Finding::new(Category::FailClosed, "allowed host through the proxy", expect, seen(&r), ok));
+    if vm(s) {
+        let obs = if host_proxy { "the host still connects" } else { "the host cannot connect" };
+        let name = format!("proxy {px} (from the host, as smolvm dials it)");
+        out.insert(1, Finding::new(Category::FailClosed, name, expect, obs.into(), !host_proxy));
+    }
+    let new: Vec<Contact> = s.world.outside_contacts().await.into_iter().skip(before).collect();
     out.push(Finding::new(
         Category::FailClosed,
         "outside canary log",

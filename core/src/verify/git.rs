@@ -16,7 +16,6 @@ use sha2::{Digest, Sha256};
 use super::categories::{event_after, last_event_id, probe, seen};
 use super::world::Contact;
 use super::{ALLOWED_HOST, Category, Finding, Suite};
-use crate::backend::BottleBackend;
 use crate::spec::{GitSpec, RepoSpec, SecretSource};
 
 /// The git-gate alias of the suite's repository.

@@ -8,8 +8,10 @@
 //! full suite on a throwaway bottle made from the spec (with the "outside"
 //! canary reachable as `allowed.test`, a planted never-leave secret and a
 //! second bottle beside it); `NAME` runs what can be proved on an existing
-//! bottle without touching it. Docker only: the canaries are Docker networks
-//! and host processes.
+//! bottle without touching it. Both backends: the canaries are Docker networks
+//! and host processes either way (the smolmachines bundle is a Docker container
+//! too), and every probe runs in the agent through `BottleBackend::exec`, so on
+//! smolmachines it runs inside the VM and meets smolvm's policy.
 
 mod categories;
 mod finding;
@@ -22,6 +24,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use bollard::Docker;
 
 pub use finding::{Category, Finding, Outcome, Report};
 pub use world::VERIFY_LABEL;
@@ -31,6 +34,7 @@ use crate::control_client::ControlClient;
 use crate::docker::{DockerBackend, DockerOptions};
 use crate::images;
 use crate::sidecar::{Placement, SidecarOptions};
+use crate::smolvm::{DockerHost, SmolmachinesBackend, Smolvm};
 use crate::spec::{Secret, SecretSource, Spec};
 use world::World;
 
@@ -50,7 +54,8 @@ pub(crate) struct Planted {
 
 /// What `prepare` made before it became a [`Suite`].
 struct Made {
-    backend: DockerBackend,
+    backend: Box<dyn BottleBackend>,
+    sidecar: SidecarOptions,
     bottle: String,
     peer: (String, Placement),
     placement: Placement,
@@ -60,7 +65,12 @@ struct Made {
 
 /// A prepared run: the canaries, the bottle under test and (for `-f`) its neighbour.
 pub struct Suite {
-    backend: DockerBackend,
+    backend: Box<dyn BottleBackend>,
+    /// The engine the canaries and every bundle run on (both backends).
+    docker: Docker,
+    kind: BackendKind,
+    /// How the bundle under test is wired to the canaries (default in NAME mode).
+    sidecar: SidecarOptions,
     world: World,
     bottle: String,
     placement: Placement,
@@ -79,8 +89,22 @@ fn run_id_name(base: &str, id: &str, suffix: &str) -> String {
     format!("{}-v{id}{suffix}", &base[..base.len().min(keep)])
 }
 
-async fn plain_backend() -> anyhow::Result<DockerBackend> {
-    DockerBackend::connect(DockerOptions { start_check: false, ..Default::default() }).await
+/// A backend of `kind`; `sidecar` wires its bundles to the canaries. Docker's start check runs
+/// only for the bottle under test (`checked`); smolmachines runs its own on every `up`.
+async fn open_backend(
+    kind: BackendKind,
+    sidecar: SidecarOptions,
+    checked: bool,
+) -> anyhow::Result<Box<dyn BottleBackend>> {
+    Ok(match kind {
+        BackendKind::Docker => Box::new(DockerBackend::connect(DockerOptions { sidecar, start_check: checked }).await?),
+        BackendKind::Smolmachines => {
+            let smolvm = Smolvm::discover(None).await.context("verify: the smolmachines backend needs smolvm")?;
+            let host = DockerHost::connect_with(sidecar).await?;
+            let state = SmolmachinesBackend::state_dir();
+            Box::new(SmolmachinesBackend::new(smolvm, Box::new(host), state).with_probe())
+        }
+    })
 }
 
 /// The metadata namespace is host-wide (one at a time), so it is made only when `hosts` runs.
@@ -88,8 +112,7 @@ fn needs_metadata(only: &[Category]) -> bool {
     only.is_empty() || only.contains(&Category::Hosts)
 }
 
-async fn start_world(backend: &DockerBackend, only: &[Category], progress: &dyn Progress) -> anyhow::Result<World> {
-    let d = backend.docker();
+async fn start_world(d: &Docker, only: &[Category], progress: &dyn Progress) -> anyhow::Result<World> {
     let (image, probe) =
         tokio::try_join!(images::ensure_probe_image(d, progress), images::ensure_probe_file(progress))?;
     progress.step("standing up the canaries (outside host, host listeners, metadata namespace)");
@@ -114,12 +137,21 @@ fn plant(spec: &mut Spec) -> anyhow::Result<Planted> {
 
 impl Suite {
     /// `-f`: a throwaway copy of `spec` (plus a neighbour bottle), wired to the canaries.
-    pub async fn prepare(spec: &Spec, only: &[Category], progress: &dyn Progress) -> anyhow::Result<Self> {
-        let plain = plain_backend().await?;
-        let world = start_world(&plain, only, progress).await?;
-        match Self::up_bottles(plain, &world, spec, progress).await {
+    pub async fn prepare(
+        kind: BackendKind,
+        spec: &Spec,
+        only: &[Category],
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Self> {
+        let docker = crate::docker::engine().await?;
+        let plain = open_backend(kind, SidecarOptions::default(), false).await?;
+        let world = start_world(&docker, only, progress).await?;
+        match Self::up_bottles(kind, &docker, plain, &world, spec, progress).await {
             Ok(m) => Ok(Self {
                 backend: m.backend,
+                sidecar: m.sidecar,
+                docker,
+                kind,
                 world,
                 bottle: m.bottle,
                 placement: m.placement,
@@ -138,23 +170,22 @@ impl Suite {
     }
 
     async fn up_bottles(
-        plain: DockerBackend,
+        kind: BackendKind,
+        docker: &Docker,
+        plain: Box<dyn BottleBackend>,
         world: &World,
         spec: &Spec,
         progress: &dyn Progress,
     ) -> anyhow::Result<Made> {
         let ip = world.outside.ip.to_string();
-        let options = DockerOptions {
-            sidecar: SidecarOptions {
-                canary_hosts: BTreeMap::from([(ALLOWED_HOST.into(), vec![ip.clone()])]),
-                canary_cidrs: vec![format!("{ip}/32")],
-                canary_networks: vec![world.outside.network.clone()],
-                canary_url: Some(format!("http://{ALLOWED_HOST}/")),
-                ..Default::default()
-            },
-            start_check: true,
+        let sidecar = SidecarOptions {
+            canary_hosts: BTreeMap::from([(ALLOWED_HOST.into(), vec![ip.clone()])]),
+            canary_cidrs: vec![format!("{ip}/32")],
+            canary_networks: vec![world.outside.network.clone()],
+            canary_url: Some(format!("http://{ALLOWED_HOST}/")),
+            ..Default::default()
         };
-        let backend = DockerBackend::connect(options).await?;
+        let backend = open_backend(kind, sidecar.clone(), true).await?;
         let mut under_test = spec.clone();
         under_test.name = run_id_name(&spec.name, &world.id, "");
         if !under_test.allow.iter().any(|a| a == ALLOWED_HOST) {
@@ -163,6 +194,8 @@ impl Suite {
         let planted = plant(&mut under_test)?;
         let mut peer = spec.clone();
         peer.name = run_id_name(&spec.name, &world.id, "-peer");
+        // With a git gate of its own listening, so the probe of it has something to miss.
+        peer.git = under_test.git.clone();
         progress.step(&format!("starting {} (under test) and {} (its neighbour)", under_test.name, peer.name));
         let (a, b) = tokio::join!(backend.up(&under_test, progress), plain.up(&peer, progress));
         let cleanup = |names: Vec<String>| async {
@@ -181,7 +214,7 @@ impl Suite {
             anyhow::bail!("verify: the start check of {} did not verify: {}", st.name, st.allowlist.detail);
         }
         let find = |n: String| async {
-            let p = Placement::find(plain.docker(), BackendKind::Docker, &n).await?.context("verify: no placement")?;
+            let p = Placement::find(docker, kind, &n).await?.context("verify: no placement")?;
             anyhow::Ok((n, p))
         };
         let found = async {
@@ -192,7 +225,7 @@ impl Suite {
         };
         match found.await {
             Ok((placement, peer, control)) => {
-                Ok(Made { backend, bottle: under_test.name, peer, placement, planted, control })
+                Ok(Made { backend, sidecar, bottle: under_test.name, peer, placement, planted, control })
             }
             Err(e) => {
                 cleanup(vec![under_test.name.clone(), peer.name.clone()]).await;
@@ -202,26 +235,27 @@ impl Suite {
     }
 
     /// `NAME`: an existing bottle, left as it is (no fail-closed, no planted secret, no neighbour).
-    pub async fn attach(name: &str, only: &[Category], progress: &dyn Progress) -> anyhow::Result<Self> {
-        let backend = plain_backend().await?;
-        let placement = Placement::find(backend.docker(), BackendKind::Docker, name)
-            .await?
-            .with_context(|| format!("bottle {name}: no such bottle"))?;
+    pub async fn attach(
+        kind: BackendKind,
+        name: &str,
+        only: &[Category],
+        progress: &dyn Progress,
+    ) -> anyhow::Result<Self> {
+        let docker = crate::docker::engine().await?;
+        let backend = open_backend(kind, SidecarOptions::default(), false).await?;
+        let placement =
+            Placement::find(&docker, kind, name).await?.with_context(|| format!("bottle {name}: no such bottle"))?;
         let control = ControlClient::new(&backend.control_endpoint(name).await?)?;
-        let agent = crate::sidecar::labels::object_name(name, crate::sidecar::labels::ROLE_AGENT);
-        let mounts = backend.docker().inspect_container(&agent, None).await?.mounts.unwrap_or_default();
-        let workdir = mounts
-            .iter()
-            .find(|m| {
-                m.rw == Some(true)
-                    && m.typ.as_deref() == Some("bind")
-                    && m.destination.as_deref() != Some(crate::images::PROBE_IN_AGENT)
-            })
-            .and_then(|m| m.destination.clone())
-            .unwrap_or_else(|| "/workspace".into());
-        let world = start_world(&backend, only, progress).await?;
+        let workdir = match kind {
+            BackendKind::Docker => docker_workdir(&docker, name).await?,
+            BackendKind::Smolmachines => vm_workdir(name)?,
+        };
+        let world = start_world(&docker, only, progress).await?;
         Ok(Self {
             backend,
+            docker,
+            kind,
+            sidecar: SidecarOptions::default(),
             world,
             bottle: name.into(),
             placement,
@@ -257,8 +291,18 @@ impl Suite {
         &self.world.outside.network
     }
 
-    pub fn backend(&self) -> &DockerBackend {
-        &self.backend
+    pub fn backend(&self) -> &dyn BottleBackend {
+        &*self.backend
+    }
+
+    /// The engine the canaries and the bundles run on.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The canary wiring of the bundle under test.
+    pub fn sidecar(&self) -> &SidecarOptions {
+        &self.sidecar
     }
 
     /// Runs `only` (all categories when empty), in order, fail-closed last.
@@ -272,7 +316,8 @@ impl Suite {
             progress.step(&format!("verify: {}", c.name()));
             findings.extend(categories::run(self, *c).await);
         }
-        Report::new(&self.bottle, "docker", chosen, findings, started.elapsed().as_millis())
+        let backend = serde_json::to_value(self.kind).ok().and_then(|v| v.as_str().map(String::from));
+        Report::new(&self.bottle, &backend.unwrap_or_default(), chosen, findings, started.elapsed().as_millis())
     }
 
     /// Removes every canary, and the bottles the suite made.
@@ -288,14 +333,46 @@ impl Suite {
 }
 
 /// The whole `verify` command: prepare, run, always tear down.
-pub async fn verify(target: Target<'_>, only: &[Category], progress: &dyn Progress) -> anyhow::Result<Report> {
+pub async fn verify(
+    kind: BackendKind,
+    target: Target<'_>,
+    only: &[Category],
+    progress: &dyn Progress,
+) -> anyhow::Result<Report> {
     let suite = match target {
-        Target::Spec(spec) => Suite::prepare(spec, only, progress).await?,
-        Target::Bottle(name) => Suite::attach(name, only, progress).await?,
+        Target::Spec(spec) => Suite::prepare(kind, spec, only, progress).await?,
+        Target::Bottle(name) => Suite::attach(kind, name, only, progress).await?,
     };
     let report = suite.run(only, progress).await;
     suite.finish(progress).await;
     Ok(report)
+}
+
+/// The agent's writable mount other than the probe: where its workspace is.
+async fn docker_workdir(docker: &Docker, name: &str) -> anyhow::Result<String> {
+    let agent = crate::sidecar::labels::object_name(name, crate::sidecar::labels::ROLE_AGENT);
+    let mounts = docker.inspect_container(&agent, None).await?.mounts.unwrap_or_default();
+    Ok(mounts
+        .iter()
+        .find(|m| {
+            m.rw == Some(true)
+                && m.typ.as_deref() == Some("bind")
+                && m.destination.as_deref() != Some(crate::images::PROBE_IN_AGENT)
+        })
+        .and_then(|m| m.destination.clone())
+        .unwrap_or_else(|| "/workspace".into()))
+}
+
+/// The VM's working directory, where bottle mounts the workspace: its rendered Smolfile's `workdir`.
+fn vm_workdir(name: &str) -> anyhow::Result<String> {
+    let machine = crate::smolvm::MachineName::for_bottle(name).map_err(anyhow::Error::msg)?;
+    let path = SmolmachinesBackend::state_dir().join(format!("{machine}.Smolfile"));
+    let text = std::fs::read_to_string(&path).with_context(|| format!("verify: reading {}", path.display()))?;
+    let doc: toml::Table = toml::from_str(&text).with_context(|| format!("verify: parsing {}", path.display()))?;
+    doc.get("workdir")
+        .and_then(|w| w.as_str())
+        .map(String::from)
+        .with_context(|| format!("verify: {} has no workdir", path.display()))
 }
 
 pub enum Target<'a> {

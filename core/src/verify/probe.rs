@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::backend::{BottleBackend, ExecOutput};
 use crate::images::PROBE_IN_AGENT;
+use crate::smolvm::allowlist::Connect;
 
 /// Outcomes of a connect probe that mean something answered at the far end.
 pub const ANSWERED: &[&str] = &["connected", "refused", "reset"];
@@ -34,6 +35,18 @@ impl ProbeReport {
                 out.stderr.trim()
             )
         })
+    }
+
+    /// A `tcp` probe's outcome in the start check's terms, so both judge a VM's connect alike.
+    pub fn connect(&self) -> Connect {
+        match self.outcome.as_str() {
+            "connected" => Connect::Connected,
+            "reset" => Connect::ConnectedThenClosed,
+            // No source address for the family (a guest without IPv6): curl's exit 7 as well.
+            "refused" | "unreachable" | "error:AddrNotAvailable" => Connect::NotConnected,
+            "timeout" => Connect::TimedOut,
+            other => Connect::Other(format!("outcome {other}")),
+        }
     }
 
     /// The HTTP status of an `http` or `connect` probe, if one came back.
