@@ -200,6 +200,23 @@ async fn real_bundle_placed_reached_from_the_host_checked_persisted_and_removed(
     let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names[..2], ["smolvm", "engine"], "{checks:?}");
 
+    // The bundle's process SIGKILLed from the host (the test runs as root): the engine restarts
+    // it, and the bottle is degraded until it is checked again.
+    let container = labels::object_name(&name, labels::ROLE_BUNDLE);
+    let pid = support::docker(&["inspect", "-f", "{{.State.Pid}}", &container]);
+    assert!(std::process::Command::new("kill").args(["-9", &pid]).status().unwrap().success());
+    let mut after = None;
+    for _ in 0..100 {
+        if support::docker(&["inspect", "-f", "{{.RestartCount}} {{.State.Running}}", &container]) == "1 true" {
+            after = Some(fresh.status(&name).await.unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let after = after.expect("the engine restarted the killed bundle within 20 s");
+    assert_eq!((after.state.as_str(), after.allowlist.verdict), ("degraded", Verdict::NotVerified), "{after:?}");
+    assert!(after.detail.contains("restarted 1 time") && after.detail.contains("SIGKILL"), "{after:?}");
+
     fresh.down(&name, &progress).await.unwrap();
     assert!(fresh.list().await.unwrap().iter().all(|s| s.name != name));
     let left =

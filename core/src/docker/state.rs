@@ -46,16 +46,7 @@ pub async fn record(docker: &Docker, name: &str) -> Option<Record> {
 
 /// Why a running bottle's start check no longer speaks for it: its bundle restarted after.
 pub async fn restarted_since_check(docker: &Docker, name: &str, record: &Record) -> anyhow::Result<Option<String>> {
-    let r = restarts::bundle_restarts(docker, name).await?;
-    if r.count <= record.bundle_restarts {
-        return Ok(None);
-    }
-    Ok(Some(format!(
-        "the bundle restarted {} time(s) since the start check (last: {}); it put back its kill switch, \
-         policy and grants, but the boundary has not been seen to hold since: `up` this bottle again to re-run the check",
-        r.count - record.bundle_restarts,
-        r.last_cause.unwrap_or_default()
-    )))
+    restarts::since_check(docker, name, record.bundle_restarts, "`up` this bottle again to re-run the check").await
 }
 
 /// The lock that serialises `up`/`down`/`gc` of one name across processes.

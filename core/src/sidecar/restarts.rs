@@ -39,6 +39,21 @@ pub async fn bundle_restarts(docker: &Docker, name: &str) -> anyhow::Result<Rest
     Ok(Restarts { count, last_cause })
 }
 
+/// Why a bundle's start check no longer speaks for it: the engine restarted the bundle more
+/// often than the `at_check` times it had when the check ran. `remedy` says what re-runs it.
+pub async fn since_check(docker: &Docker, name: &str, at_check: u64, remedy: &str) -> anyhow::Result<Option<String>> {
+    let r = bundle_restarts(docker, name).await?;
+    if r.count <= at_check {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "the bundle restarted {} time(s) since the start check (last: {}); it put back its kill switch, \
+         policy and grants, but the boundary has not been seen to hold since: {remedy}",
+        r.count - at_check,
+        r.last_cause.unwrap_or_default()
+    )))
+}
+
 /// The cause of the container's last death, from the engine's events since it was created.
 async fn last_death(docker: &Docker, container: &str, created: Option<&str>) -> String {
     let unix = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs().to_string();
@@ -46,7 +61,9 @@ async fn last_death(docker: &Docker, container: &str, created: Option<&str>) -> 
     let filters = HashMap::from([("container", vec![container]), ("event", vec!["die", "oom"])]);
     let options = bollard::query_parameters::EventsOptionsBuilder::default()
         .since(&since)
-        .until(&unix(SystemTime::now()))
+        // The engine's `until` is whole seconds and leaves out the current one, where a death
+        // just before this call sits; one second ahead makes the read wait at most that long.
+        .until(&unix(SystemTime::now() + Duration::from_secs(1)))
         .filters(&filters)
         .build();
     let read = docker.events(Some(options)).collect::<Vec<_>>();

@@ -29,10 +29,10 @@ use super::allowlist::SmolAllowlistStatus;
 use super::backend::{BundleEndpoint, HostSide};
 use super::image;
 use super::smolfile::BundleAddr;
-use crate::backend::{BackendKind, Check, Progress};
+use crate::backend::{BackendKind, Check, Progress, Verdict};
 use crate::netpool::NetPool;
 use crate::sidecar::config::BundleFile;
-use crate::sidecar::{self, BundleRequest, Placement, SidecarOptions, labels, objects};
+use crate::sidecar::{self, BundleRequest, Placement, SidecarOptions, labels, objects, restarts};
 use crate::spec::Spec;
 use crate::{docker, images};
 
@@ -47,6 +47,16 @@ pub struct DockerHost {
     sidecar: SidecarOptions,
     /// Where `docker save` archives are cached (`images::cache_dir()` outside tests).
     cache_dir: PathBuf,
+}
+
+/// What `up` leaves in the bundle once the VM's start check has run.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Record {
+    #[serde(flatten)]
+    status: SmolAllowlistStatus,
+    /// The engine's restart count of the bundle when the check ran (see `sidecar::restarts`).
+    #[serde(default)]
+    bundle_restarts: u64,
 }
 
 impl DockerHost {
@@ -161,15 +171,27 @@ impl HostSide for DockerHost {
     }
 
     async fn record_check(&self, bottle: &str, status: &SmolAllowlistStatus) -> anyhow::Result<()> {
-        let file = BundleFile { path: RECORD_PATH, contents: serde_json::to_vec(status)? };
+        let bundle_restarts = restarts::bundle_restarts(&self.docker, bottle).await?.count;
+        let record = Record { status: status.clone(), bundle_restarts };
+        let file = BundleFile { path: RECORD_PATH, contents: serde_json::to_vec(&record)? };
         sidecar::bundle::write_files(&self.docker, bottle, vec![file]).await
     }
 
+    /// The recorded check, which no longer counts as verified once the engine has restarted
+    /// the bundle since (the VM's status then shows the bottle degraded, saying why).
     async fn recorded_check(&self, bottle: &str) -> anyhow::Result<Option<SmolAllowlistStatus>> {
-        match sidecar::bundle::read_file(&self.docker, &Self::container(bottle), RECORD_PATH).await {
-            Ok(text) => Ok(serde_json::from_str(&text).ok()),
-            Err(_) => Ok(None),
+        let Ok(text) = sidecar::bundle::read_file(&self.docker, &Self::container(bottle), RECORD_PATH).await else {
+            return Ok(None);
+        };
+        let Ok(Record { mut status, bundle_restarts }) = serde_json::from_str(&text) else { return Ok(None) };
+        let remedy = "`down` and `up` the bottle to check it again";
+        if let Some(check) = &mut status.check
+            && let Some(why) = restarts::since_check(&self.docker, bottle, bundle_restarts, remedy).await?
+        {
+            check.verdict = Verdict::NotVerified;
+            check.detail = why;
         }
+        Ok(Some(status))
     }
 
     async fn doctor(&self) -> Vec<Check> {
