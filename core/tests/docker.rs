@@ -313,16 +313,9 @@ async fn canary(b: &DockerBackend, name: &str) -> Canary {
     Canary { network, ip }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_start_check_verifies_and_blocked_requests_reach_the_event_stream() {
-    if bundle_is_stub() {
-        eprintln!("SKIPPED: this tree's bundle proxy/control plane is still the STUB; nothing answers to check");
-        return;
-    }
-    let Some(probe) = backend(plumbing()).await else { return };
-    let name = unique("events");
-    let _cleanup = Cleanup(vec![name.clone()]);
-    let c = canary(&probe, &name).await;
+/// A backend whose bottles allow `allowed.test`, a canary of `name`'s, and whose start check fetches it.
+async fn with_canary(probe: &DockerBackend, name: &str) -> DockerBackend {
+    let c = canary(probe, name).await;
     let options = DockerOptions {
         sidecar: SidecarOptions {
             canary_hosts: BTreeMap::from([("allowed.test".into(), vec![c.ip.clone()])]),
@@ -333,7 +326,19 @@ async fn the_start_check_verifies_and_blocked_requests_reach_the_event_stream() 
         },
         start_check: true,
     };
-    let b = DockerBackend::connect(options).await.unwrap();
+    DockerBackend::connect(options).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_start_check_verifies_and_blocked_requests_reach_the_event_stream() {
+    if bundle_is_stub() {
+        eprintln!("SKIPPED: this tree's bundle proxy/control plane is still the STUB; nothing answers to check");
+        return;
+    }
+    let Some(probe) = backend(plumbing()).await else { return };
+    let name = unique("events");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let b = with_canary(&probe, &name).await;
     let (spec, _ws) = spec(&name);
     let st = b.up(&spec, &Print(name.clone())).await.unwrap();
     assert_eq!(st.allowlist.verdict, Verdict::Verified, "{:?}", st.allowlist);
@@ -670,18 +675,7 @@ async fn a_bundle_killed_with_the_kill_switch_on_comes_back_refusing_and_unverif
     let Some(probe) = backend(plumbing()).await else { return };
     let name = unique("restart");
     let _cleanup = Cleanup(vec![name.clone()]);
-    let c = canary(&probe, &name).await;
-    let options = DockerOptions {
-        sidecar: SidecarOptions {
-            canary_hosts: BTreeMap::from([("allowed.test".into(), vec![c.ip.clone()])]),
-            canary_cidrs: vec![format!("{}/32", c.ip)],
-            canary_networks: vec![c.network.clone()],
-            canary_url: Some("http://allowed.test/".into()),
-            ..Default::default()
-        },
-        start_check: true,
-    };
-    let b = DockerBackend::connect(options).await.unwrap();
+    let b = with_canary(&probe, &name).await;
     let (spec, _ws) = spec(&name);
     assert_eq!(b.up(&spec, &Print(name.clone())).await.unwrap().allowlist.verdict, Verdict::Verified);
     let fetch = "curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://allowed.test/";
