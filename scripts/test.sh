@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs and starts what the tests need on a fresh Debian
-# machine (a Docker engine included), then runs every test in the workspace
-# and the Linux checks of the Swift layer.
+# machine (a Docker engine included), then runs every test in the workspace,
+# every fuzz target for a bounded time, and the Linux checks of the Swift layer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
