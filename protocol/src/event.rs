@@ -6,6 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How long the bundle folds repeats of one refusal (same source, rule and destination)
+/// into a single follow-up `EgressBlocked` with their `count`; a repeat inside it is
+/// reported only when the window closes, which a reader waiting for its event must allow.
+pub const BLOCK_COALESCE_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One event, as sent on the control plane's event stream (one JSON object per line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {

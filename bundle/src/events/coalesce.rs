@@ -20,7 +20,7 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 /// How long repeats of one refusal are folded into a single follow-up.
-pub const WINDOW: Duration = Duration::from_secs(5);
+pub const WINDOW: Duration = bottle_protocol::event::BLOCK_COALESCE_WINDOW;
 /// How many distinct refusals are tracked at once.
 pub const MAX_KEYS: usize = 256;
 

@@ -35,8 +35,10 @@ use crate::smolvm::smolfile::GUEST_GATEWAY;
 const REACH_MS: &str = "1000";
 /// Per-port timeout of the bundle port scan.
 const SCAN_MS: &str = "300";
-/// How long the suite waits for the bundle's event after a refused request.
-const EVENT_WAIT: Duration = Duration::from_secs(3);
+/// How long the suite waits for the bundle's event after a refused request: a refusal that
+/// repeats an earlier probe's (same rule and destination) is reported when the bundle's
+/// coalescing window closes, at its once-a-second sweep, so the wait outlasts both.
+const EVENT_WAIT: Duration = Duration::from_secs(bottle_protocol::event::BLOCK_COALESCE_WINDOW.as_secs() + 3);
 /// Host addresses probed at most (a busy engine has many bridges).
 const MAX_HOST_IPS: usize = 16;
 /// Host-side connects in flight at once in the bundle port scan.
