@@ -25,6 +25,7 @@ use super::exec::exec;
 use crate::backend::{AllowlistStatus, Verdict};
 use crate::sidecar::Placement;
 use crate::sidecar::config::{BundleFile, SidecarOptions};
+use crate::sidecar::restarts::Checked;
 use crate::verify::probe::{ANSWERED, each_command, parse_each};
 
 /// A destination no allowlist can contain (RFC 2606 `.invalid`); the proxy must refuse it.
@@ -99,17 +100,9 @@ pub async fn start_check(
 }
 
 /// What `up` leaves in the bundle once its start check has run.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Record {
-    #[serde(flatten)]
-    pub status: AllowlistStatus,
-    /// The engine's restart count of the bundle when the check ran: a restart after it
-    /// means the boundary has not been seen to hold since (see `sidecar::restarts`).
-    #[serde(default)]
-    pub bundle_restarts: u64,
-}
+pub type Record = Checked<AllowlistStatus>;
 
 pub fn record(status: &AllowlistStatus, bundle_restarts: u64) -> anyhow::Result<BundleFile> {
-    let record = Record { status: status.clone(), bundle_restarts };
+    let record = Checked { status: status.clone(), bundle_restarts };
     Ok(BundleFile { path: RECORD_PATH, contents: serde_json::to_vec(&record)? })
 }

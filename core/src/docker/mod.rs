@@ -186,7 +186,7 @@ impl DockerBackend {
         let agent = agent::create_agent(d, spec, &placement, &agent_image, &probe, api_env);
         let (agent, ()) = tokio::try_join!(agent, bundle)?;
         // Counted before the check: a restart while it runs must not pass for one it saw.
-        let restarts = sidecar::restarts::bundle_restarts(d, &spec.name).await?.count;
+        let restarts = sidecar::restarts::restart_count(d, &spec.name).await?;
         let verdict = if self.options.start_check {
             progress.step("start check: from inside the agent, one canary unreachable and one reachable");
             check::start_check(d, &agent, &placement, &spec.allow, &self.options.sidecar).await
@@ -207,13 +207,17 @@ impl DockerBackend {
     /// `up` of a bottle whose bundle the engine restarted since its start check: the check
     /// runs again on the running bottle, and nothing counts as verified until it passes. A
     /// check that fails engages the kill switch and leaves the bottle for the user to see.
-    async fn recheck(&self, name: &str, progress: &dyn Progress) -> anyhow::Result<BottleStatus> {
+    async fn recheck(
+        &self,
+        name: &str,
+        allow: &[String],
+        restarts: u64,
+        progress: &dyn Progress,
+    ) -> anyhow::Result<BottleStatus> {
         let d = &self.docker;
         let placement = sidecar::Placement::find(d, BackendKind::Docker, name)
             .await?
             .with_context(|| format!("bottle {name}: its networks are gone"))?;
-        let allow = state::record(d, name).await.map(|r| r.status.allowlist).unwrap_or_default();
-        let restarts = sidecar::restarts::bundle_restarts(d, name).await?.count;
         let control = crate::control_client::ControlClient::new(&sidecar::control_endpoint(d, name).await?)?;
         // With the switch engaged nothing may pass, an allowed canary included: only the
         // refusals are checked then.
@@ -223,7 +227,7 @@ impl DockerBackend {
         }
         progress.step("the bundle restarted since the start check: running the start check again");
         let agent = labels::object_name(name, labels::ROLE_AGENT);
-        let verdict = check::start_check(d, &agent, &placement, &allow, &options).await;
+        let verdict = check::start_check(d, &agent, &placement, allow, &options).await;
         sidecar::bundle::write_files(d, name, vec![check::record(&verdict, restarts)?]).await?;
         if verdict.verdict != Verdict::Verified {
             control.kill(true).await.context("engaging the kill switch after a failed re-check")?;
@@ -248,10 +252,12 @@ impl BottleBackend for DockerBackend {
         images::check_static_binaries(&self.docker, progress).await?;
         let _lock = self.lock_name(&spec.name).await?;
         if state::complete(&self.docker, &spec.name).await? {
+            // Counted before the check, as at a first `up`.
+            let restarts = sidecar::restarts::restart_count(&self.docker, &spec.name).await?;
             if let Some(record) = state::record(&self.docker, &spec.name).await
-                && state::restarted_since_check(&self.docker, &spec.name, &record).await?.is_some()
+                && restarts > record.bundle_restarts
             {
-                return self.recheck(&spec.name, progress).await;
+                return self.recheck(&spec.name, &record.status.allowlist, restarts, progress).await;
             }
             anyhow::bail!("bottle {}: already exists; `down` it first or pick another name", spec.name);
         }

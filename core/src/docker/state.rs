@@ -74,7 +74,8 @@ pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus>
             (true, true) => match restarted_since_check(docker, name, r).await? {
                 Some(why) => {
                     r.status.verdict = Verdict::NotVerified;
-                    r.status.detail = format!("not seen to hold since the bundle restarted; before: {}", r.status.detail);
+                    r.status.detail =
+                        format!("not seen to hold since the bundle restarted; before: {}", r.status.detail);
                     ("degraded", why)
                 }
                 None => ("running", String::new()),

@@ -14,43 +14,49 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use bollard::Docker;
 use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
 
 use super::labels;
 
 /// Longest the engine's event log is read for a cause; past it the cause is unknown.
 const EVENTS_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Restarts {
-    pub count: u64,
-    /// Why the bundle last died, as the engine tells; `None` when it never restarted.
-    pub last_cause: Option<String>,
+/// A start check's result as kept in the bundle, with the restart count it saw.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checked<T> {
+    #[serde(flatten)]
+    pub status: T,
+    /// The engine's restart count of the bundle when the check ran: a restart after it
+    /// means the boundary has not been seen to hold since.
+    #[serde(default)]
+    pub bundle_restarts: u64,
 }
 
-/// The restarts of `name`'s bundle container.
-pub async fn bundle_restarts(docker: &Docker, name: &str) -> anyhow::Result<Restarts> {
+/// How often the engine has restarted `name`'s bundle container.
+pub async fn restart_count(docker: &Docker, name: &str) -> anyhow::Result<u64> {
+    Ok(inspect_bundle(docker, name).await?.1)
+}
+
+/// The bundle's container name, its restart count, and when it was created.
+async fn inspect_bundle(docker: &Docker, name: &str) -> anyhow::Result<(String, u64, Option<String>)> {
     let container = labels::object_name(name, labels::ROLE_BUNDLE);
     let info = docker.inspect_container(&container, None).await.with_context(|| format!("bottle {name}: no bundle"))?;
-    let count = info.restart_count.unwrap_or(0).max(0) as u64;
-    let last_cause = match count {
-        0 => None,
-        _ => Some(last_death(docker, &container, info.created.as_deref()).await),
-    };
-    Ok(Restarts { count, last_cause })
+    Ok((container, info.restart_count.unwrap_or(0).max(0) as u64, info.created))
 }
 
 /// Why a bundle's start check no longer speaks for it: the engine restarted the bundle more
 /// often than the `at_check` times it had when the check ran. `remedy` says what re-runs it.
+/// Only then is the engine's event log read for the cause.
 pub async fn since_check(docker: &Docker, name: &str, at_check: u64, remedy: &str) -> anyhow::Result<Option<String>> {
-    let r = bundle_restarts(docker, name).await?;
-    if r.count <= at_check {
+    let (container, count, created) = inspect_bundle(docker, name).await?;
+    if count <= at_check {
         return Ok(None);
     }
+    let cause = last_death(docker, &container, created.as_deref()).await;
     Ok(Some(format!(
-        "the bundle restarted {} time(s) since the start check (last: {}); it put back its kill switch, \
+        "the bundle restarted {} time(s) since the start check (last: {cause}); it put back its kill switch, \
          policy and grants, but the boundary has not been seen to hold since: {remedy}",
-        r.count - at_check,
-        r.last_cause.unwrap_or_default()
+        count - at_check,
     )))
 }
 

@@ -49,16 +49,6 @@ pub struct DockerHost {
     cache_dir: PathBuf,
 }
 
-/// What `up` leaves in the bundle once the VM's start check has run.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Record {
-    #[serde(flatten)]
-    status: SmolAllowlistStatus,
-    /// The engine's restart count of the bundle when the check ran (see `sidecar::restarts`).
-    #[serde(default)]
-    bundle_restarts: u64,
-}
-
 impl DockerHost {
     pub fn new(docker: Docker, pool: NetPool, sidecar: SidecarOptions, cache_dir: PathBuf) -> Self {
         Self { docker, pool, sidecar, cache_dir }
@@ -171,8 +161,8 @@ impl HostSide for DockerHost {
     }
 
     async fn record_check(&self, bottle: &str, status: &SmolAllowlistStatus) -> anyhow::Result<()> {
-        let bundle_restarts = restarts::bundle_restarts(&self.docker, bottle).await?.count;
-        let record = Record { status: status.clone(), bundle_restarts };
+        let bundle_restarts = restarts::restart_count(&self.docker, bottle).await?;
+        let record = restarts::Checked { status: status.clone(), bundle_restarts };
         let file = BundleFile { path: RECORD_PATH, contents: serde_json::to_vec(&record)? };
         sidecar::bundle::write_files(&self.docker, bottle, vec![file]).await
     }
@@ -183,7 +173,10 @@ impl HostSide for DockerHost {
         let Ok(text) = sidecar::bundle::read_file(&self.docker, &Self::container(bottle), RECORD_PATH).await else {
             return Ok(None);
         };
-        let Ok(Record { mut status, bundle_restarts }) = serde_json::from_str(&text) else { return Ok(None) };
+        let Ok(restarts::Checked::<SmolAllowlistStatus> { mut status, bundle_restarts }) = serde_json::from_str(&text)
+        else {
+            return Ok(None);
+        };
         let remedy = "`down` and `up` the bottle to check it again";
         if let Some(check) = &mut status.check
             && let Some(why) = restarts::since_check(&self.docker, bottle, bundle_restarts, remedy).await?
