@@ -7,9 +7,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
-use bottle_protocol::BundleConfig;
-
-use bottle_protocol::EventKind;
+use bottle_protocol::{BundleConfig, EventKind};
 
 use crate::persist::{self, Found, Saved};
 use crate::{apigate, dlp, egress, events::EventBus, gitgate, kill::KillSwitch, policy::PolicyStore, supervise::Desk};

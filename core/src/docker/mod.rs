@@ -7,7 +7,6 @@
 //! so a restarted bottle-core sees every bottle with nothing to reload.
 
 mod agent;
-pub use agent::gate_env;
 mod check;
 mod doctor;
 pub mod endpoint;
@@ -19,6 +18,7 @@ use async_trait::async_trait;
 use bollard::Docker;
 use futures_util::StreamExt;
 
+pub use agent::gate_env;
 pub use check::{BLOCKED_PROBE_URL, MECHANISM, start_check};
 pub use doctor::doctor;
 pub use state::name_lock_path;
