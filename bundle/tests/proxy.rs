@@ -86,6 +86,24 @@ fn keep_alive_reuses_both_connections() {
     assert_eq!(o.connections.load(Ordering::SeqCst), 1);
 }
 
+/// Large bodies of known size are spliced socket to socket: every byte arrives
+/// in order, and the kept connections carry the next request.
+#[test]
+fn large_responses_arrive_intact_and_both_connections_stay_usable() {
+    let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");
+    let o = h.http_origin();
+    h.allow_port(o.addr.port());
+    let (first, second) = (h.dir.path().join("first.bin"), h.dir.path().join("second.bin"));
+    let (first_arg, second_arg) = (first.display().to_string(), second.display().to_string());
+    let big = o.url("/big");
+    let out = h.curl(&["-w", "[%{num_connects}]", "-o", &first_arg, &big, "-o", &second_arg, &big, &o.url("/conn")]);
+    assert_eq!(text(&out), "[1][0]conn=1[0]", "{}", String::from_utf8_lossy(&out.stderr));
+    let want = support::big_body();
+    assert!(std::fs::read(&first).unwrap() == want, "first body differs");
+    assert!(std::fs::read(&second).unwrap() == want, "second body differs");
+    assert_eq!(o.connections.load(Ordering::SeqCst), 1);
+}
+
 #[test]
 fn request_bodies_stream_with_both_framings() {
     let h = Harness::start("[policy]\nallow = [\"localhost\"]\n");

@@ -1,8 +1,10 @@
 //! CONNECT tunnels: a real TLS origin through curl, the SNI check (python's
 //! ssl as an independent client), non-TLS tunnels (a raw-socket attacker
 //! against a plaintext canary origin), the web-ports rule for bare names, and
-//! the kill switch cutting a tunnel that is already open.
+//! the kill switch cutting a tunnel that is already open, and the in-process
+//! dial (egress's dialer without its loopback hop) against a canary DNS.
 
+mod egress_support;
 mod support;
 
 use std::net::SocketAddr;
@@ -295,4 +297,106 @@ fn idle_tunnels_are_closed() {
         let mut tls = open_tunnel(h.proxy, o.addr.port(), &ca_pem).await;
         assert!(ends_within(&mut tls, Duration::from_secs(5)).await, "idle tunnel left open");
     });
+}
+
+/// Sends `CONNECT target` to the proxy and reads the reply head.
+async fn connect_through(proxy: SocketAddr, target: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        match tokio::time::timeout(egress_support::WAIT, s.read(&mut b)).await.expect("no reply head") {
+            Ok(1) => head.push(b[0]),
+            _ => break,
+        }
+    }
+    (s, String::from_utf8_lossy(&head).into_owned())
+}
+
+/// The proxy dials with egress's dialer in its own process; the floor still
+/// holds. A name on the allowlist that the test's canary DNS resolves inside
+/// is refused with the dialer's rule before any 200, and nothing is dialled.
+#[tokio::test]
+async fn in_process_dials_refuse_allowed_names_that_resolve_inside() {
+    let echo = egress_support::Echo::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let port = echo.addr.port();
+    let canary = egress_support::Canary::start(&[
+        ("meta.test", &[&["169.254.169.254"]]),
+        ("mixed.test", &[&["127.0.0.1", "10.0.0.1"]]),
+        ("six.test", &[&["127.0.0.1", "fd00:ec2::254"]]),
+    ])
+    .await;
+    let policy = format!("[policy]\nallow = [\"meta.test:{port}\", \"mixed.test:{port}\", \"six.test:{port}\"]\n");
+    let b =
+        egress_support::start(&format!("{}\n{policy}", canary.egress_toml("allow_cidrs = [\"127.0.0.1/32\"]"))).await;
+    for (name, rule) in
+        [("meta.test", "egress:metadata"), ("mixed.test", "egress:private"), ("six.test", "egress:metadata")]
+    {
+        let (_, head) = connect_through(b.proxy, &format!("{name}:{port}")).await;
+        assert!(head.starts_with("HTTP/1.1 403 "), "{name}: {head}");
+        assert_eq!(support::raw_header(&head, "x-bottle-block"), Some(rule), "{name}: {head}");
+        assert!(canary.asked(name, egress_support::A) >= 1, "{name} was not resolved by the test's DNS");
+    }
+    assert_eq!(echo.accepted(), 0, "an address that was refused got dialled");
+}
+
+/// One pump, agent ↔ origin: several MiB each way at once, byte for byte, and
+/// a half-close from the agent reaches the origin while the origin is still
+/// sending. egress's loopback listener is pointed at a closed port, so
+/// this can only pass on the in-process path.
+#[tokio::test]
+async fn in_process_tunnels_relay_exact_bytes_both_ways_through_a_half_close() {
+    const SERVER_HELLO: &[u8] = &[0x16, 3, 3, 0, 4, 2, 0, 0, 0];
+    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = origin.local_addr().unwrap().port();
+    let canary = egress_support::Canary::start(&[("relay.test", &[&["127.0.0.1"]])]).await;
+    let policy = format!("[policy]\nallow = [\"relay.test:{port}\"]\n");
+    let b =
+        egress_support::start(&format!("{}\n{policy}", canary.egress_toml("allow_cidrs = [\"127.0.0.1/32\"]"))).await;
+    b.bundle.set_egress_addr(SocketAddr::from(([127, 0, 0, 1], 1)));
+
+    let hello = client_hello(Some("relay.test"), None);
+    let upload: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8 ^ (i >> 12) as u8).collect();
+    let download: Vec<u8> = (0..5 << 20).map(|i: u32| (i % 241) as u8 ^ (i >> 14) as u8).collect();
+    let (hello_len, sent_down) = (hello.len(), download.clone());
+    let origin = tokio::spawn(async move {
+        let (mut s, _) = origin.accept().await.unwrap();
+        let mut got_hello = vec![0u8; hello_len];
+        s.read_exact(&mut got_hello).await.unwrap();
+        s.write_all(SERVER_HELLO).await.unwrap();
+        let (mut r, mut w) = s.split();
+        // Send while the agent is still uploading; read until its half-close arrives.
+        let send = async {
+            w.write_all(&sent_down[..1 << 20]).await.unwrap();
+            (w, &sent_down[1 << 20..])
+        };
+        let mut got = Vec::new();
+        let ((mut w, rest), read) = tokio::join!(send, r.read_to_end(&mut got));
+        read.unwrap();
+        // The agent has stopped sending; this direction must still carry everything.
+        w.write_all(rest).await.unwrap();
+        w.shutdown().await.unwrap();
+        (got_hello, got)
+    });
+
+    let (s, head) = connect_through(b.proxy, &format!("relay.test:{port}")).await;
+    assert_eq!(head, "HTTP/1.1 200 Connection established\r\n\r\n");
+    let (mut r, mut w) = s.into_split();
+    w.write_all(&hello).await.unwrap();
+    let mut first = vec![0u8; SERVER_HELLO.len()];
+    r.read_exact(&mut first).await.unwrap();
+    assert_eq!(first, SERVER_HELLO);
+    let upload_then_close = async {
+        w.write_all(&upload).await.unwrap();
+        w.shutdown().await.unwrap();
+    };
+    let mut back = Vec::new();
+    let all = async { tokio::join!(upload_then_close, r.read_to_end(&mut back)) };
+    let ((), read) = tokio::time::timeout(Duration::from_secs(30), all).await.expect("tunnel stalled");
+    read.unwrap();
+    let (got_hello, got_up) = tokio::time::timeout(Duration::from_secs(5), origin).await.unwrap().unwrap();
+    assert_eq!(got_hello, hello, "the origin got another ClientHello");
+    assert!(got_up == upload, "agent → origin differs ({} of {} bytes)", got_up.len(), upload.len());
+    assert!(back == download, "origin → agent differs ({} of {} bytes)", back.len(), download.len());
 }

@@ -8,10 +8,12 @@
 //! bundle's memory. Once a direction fills its largest buffer it is carrying
 //! bulk data, and it switches to splice(2) through a pipe of its own: the
 //! kernel moves the pages from one socket to the other without copying them
-//! into user space and back. Every tunnel crosses two such relays (proxy, then
-//! egress), so those copies were most of a tunnel's cost against a direct
-//! connection. The pipe (two descriptors) is only made for bulk directions.
+//! into user space and back. The pipe (two descriptors) is only made for bulk
+//! directions. The proxy's plain-HTTP response bodies of known size use the
+//! same splice ([`splice_len`]): they are not scanned, so they need not pass
+//! through user space at all.
 
+use std::future::Future;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,8 +93,8 @@ async fn one_way(mut r: ReadHalf<'_>, mut w: WriteHalf<'_>, max: usize, activity
     }
     drop(buf);
     let (from, to) = (r.as_ref(), w.as_ref());
-    match splice_pipe() {
-        Ok((pr, pw)) => splice_until_eof(from, to, &pr, &pw, max, activity).await,
+    match Pipe::new() {
+        Ok(pipe) => splice_up_to(from, to, &pipe, max, u64::MAX, activity).await.map(drop),
         // Out of descriptors or no splice: keep copying, slower but correct.
         Err(_) => copy_until_eof(&mut r, &mut w, max, activity).await,
     }?;
@@ -116,43 +118,88 @@ async fn copy_until_eof(
     }
 }
 
-fn splice_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let (pr, pw) = rustix::pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
-    // A bigger pipe moves more per splice; keeping the default is fine too.
-    let _ = rustix::pipe::fcntl_setpipe_size(&pw, PIPE_BYTES);
-    Ok((pr, pw))
+/// Runs `work` until it ends, or until `idle` passes with no byte moved (`None`).
+pub(crate) async fn until_idle<F: Future>(work: F, activity: &Activity, idle: Duration) -> Option<F::Output> {
+    tokio::pin!(work);
+    loop {
+        let wait = activity.remaining(idle);
+        if wait.is_zero() {
+            return None;
+        }
+        tokio::select! {
+            r = &mut work => return Some(r),
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
 }
 
-/// socket → pipe → socket until `from` ends. The pipe is drained before each
-/// refill, so `EAGAIN` on the way in means `from` has nothing to read and on
-/// the way out that `to` has no room: each is a plain readiness wait.
-async fn splice_until_eof(
+/// A pipe for splice(2): the kernel's buffer between two sockets.
+pub(crate) struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl Pipe {
+    /// `Err` when no pipe can be made (out of descriptors); the caller copies instead.
+    pub(crate) fn new() -> io::Result<Self> {
+        let (read, write) = rustix::pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
+        // A bigger pipe moves more per splice; keeping the default is fine too.
+        let _ = rustix::pipe::fcntl_setpipe_size(&write, PIPE_BYTES);
+        Ok(Self { read, write })
+    }
+}
+
+/// Moves `len` bytes from `from` to `to` through `pipe`; returns how many
+/// moved, fewer only if `from` ended first.
+pub(crate) async fn splice_len(
     from: &TcpStream,
     to: &TcpStream,
-    pr: &OwnedFd,
-    pw: &OwnedFd,
-    max: usize,
+    pipe: &Pipe,
+    len: u64,
     activity: &Activity,
-) -> io::Result<()> {
+) -> io::Result<u64> {
+    splice_up_to(from, to, pipe, ORIGIN_TO_CLIENT_BUF, len, activity).await
+}
+
+/// socket → pipe → socket until `limit` bytes moved or `from` ends, at most
+/// `max` per splice. The pipe is drained before each refill, so `EAGAIN` on
+/// the way in means `from` has nothing to read and on the way out that `to`
+/// has no room: each is a plain readiness wait.
+async fn splice_up_to(
+    from: &TcpStream,
+    to: &TcpStream,
+    pipe: &Pipe,
+    max: usize,
+    limit: u64,
+    activity: &Activity,
+) -> io::Result<u64> {
     let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
-    loop {
+    let mut moved = 0u64;
+    while moved < limit {
+        let ask = usize::try_from(limit - moved).unwrap_or(usize::MAX).min(max);
         let mut pending = loop {
-            match from.try_io(Interest::READABLE, || Ok(rustix::pipe::splice(from, None, pw, None, max, flags)?)) {
+            match from
+                .try_io(Interest::READABLE, || Ok(rustix::pipe::splice(from, None, &pipe.write, None, ask, flags)?))
+            {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => from.readable().await?,
                 r => break r?,
             }
         };
         if pending == 0 {
-            return Ok(());
+            break;
         }
         activity.touch();
+        moved += pending as u64;
         while pending > 0 {
-            match to.try_io(Interest::WRITABLE, || Ok(rustix::pipe::splice(pr, None, to, None, pending, flags)?)) {
+            match to
+                .try_io(Interest::WRITABLE, || Ok(rustix::pipe::splice(&pipe.read, None, to, None, pending, flags)?))
+            {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => to.writable().await?,
                 r => pending -= r?,
             }
         }
     }
+    Ok(moved)
 }
 
 #[cfg(test)]

@@ -19,8 +19,6 @@ use super::dialer::DialError;
 use super::pump::{self, Activity, CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF};
 use crate::state::Bundle;
 
-/// The rule sent while the kill switch is engaged.
-pub const KILL_SWITCH: &str = "kill-switch";
 const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection Established\r\n\r\n";
 
 pub struct Server {
@@ -82,14 +80,7 @@ async fn serve(mut stream: TcpStream, bundle: &Bundle) -> anyhow::Result<()> {
         Ok(t) => t,
         Err(status) => return reply(&mut stream, status).await,
     };
-    if bundle.kill.engaged() {
-        return refuse(&mut stream, &target, KILL_SWITCH).await;
-    }
-    let dialled = tokio::select! {
-        r = bundle.dialer.dial(&target.host, target.port) => r,
-        () = bundle.kill.cut() => Err(DialError::Refused(KILL_SWITCH)),
-    };
-    let mut upstream = match dialled {
+    let mut upstream = match super::open(bundle, &target.host, target.port).await {
         Ok(s) => s,
         Err(DialError::Refused(rule)) => return refuse(&mut stream, &target, rule).await,
         Err(DialError::Unreachable(e)) => {
@@ -98,7 +89,6 @@ async fn serve(mut stream: TcpStream, bundle: &Bundle) -> anyhow::Result<()> {
         }
         Err(DialError::Timeout) => return reply(&mut stream, "504 Gateway Timeout").await,
     };
-    upstream.set_nodelay(true)?;
     stream.write_all(ESTABLISHED).await?;
     // Bytes the client sent right behind its request head belong to the tunnel.
     upstream.write_all(&early).await?;

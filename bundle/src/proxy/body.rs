@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::readbuf::ReadBuf;
+use super::session::BODY_PIECE;
 use crate::dlp::{Scanner, StreamScanner};
 use crate::http::{BodyFraming, Chunked};
 
@@ -86,6 +87,8 @@ impl Relay<'_, '_> {
             BodyFraming::Length(n) => n,
             BodyFraming::Chunked | BodyFraming::UntilClose => 0,
         };
+        let size_hint = if remaining > 0 { usize::try_from(remaining).unwrap_or(usize::MAX) } else { BODY_PIECE };
+        pre.widen(size_hint.min(BODY_PIECE));
         let mut chunked = Chunked::default();
         let mut decoded = Vec::new();
         let mut meta = Vec::new();

@@ -37,6 +37,15 @@ impl ReadBuf {
         }
     }
 
+    /// Lets later reads take up to `n` bytes at once (never past the limit), so
+    /// a body streams in large pieces however small the buffer started.
+    pub(super) fn widen(&mut self, n: usize) {
+        let want = n.min(self.limit);
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+    }
+
     /// Reads once from `r`; `Ok(0)` is end of stream.
     pub(super) async fn fill<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> io::Result<usize> {
         if self.end == self.buf.len() && self.start > 0 {

@@ -19,7 +19,8 @@ use super::block::{self, Blocked, rules};
 use super::body::{BodyError, Relay, Scan};
 use super::readbuf::ReadBuf;
 use super::tunnel;
-use crate::egress::{self, EgressError};
+use crate::egress::pump::{self, Activity, Pipe};
+use crate::egress::{self, DialError};
 use crate::http::{
     BodyFraming, HeadError, Header, RequestHead, Target, Version, is_hop_by_hop, listed_in_connection, parse_request,
     parse_response,
@@ -31,6 +32,8 @@ use crate::state::Bundle;
 const INITIAL_READ_BUF: usize = 4096;
 /// Largest piece of a body moved at once.
 pub(super) const BODY_PIECE: usize = 64 * 1024;
+/// Response bodies from this size on are spliced; below it a pipe costs more than it saves.
+const SPLICE_BODY_MIN: u64 = BODY_PIECE as u64;
 
 const BAD_GATEWAY: &[u8] = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -173,27 +176,22 @@ impl Session {
         }
     }
 
-    /// Opens a connection to the request's destination through egress; on failure
-    /// the client has already been answered.
+    /// Opens a connection to the request's destination with egress's dialer (in
+    /// this process, no loopback hop); on failure the client has already been answered.
     pub(super) async fn dial(&mut self, req: &Request) -> io::Result<Option<TcpStream>> {
         let host = req.host.to_string();
-        match timeout(self.connect_timeout, egress::connect(self.bundle.egress_addr(), &host, req.port)).await {
-            Ok(Ok(s)) => Ok(Some(s)),
-            Ok(Err(EgressError::Refused { rule })) => {
-                self.refuse(block::FORBIDDEN, &req.method, &req.target(), &rule).await?;
-                Ok(None)
+        let failed = match timeout(self.connect_timeout, egress::open(&self.bundle, &host, req.port)).await {
+            Ok(Ok(s)) => return Ok(Some(s)),
+            Ok(Err(DialError::Refused(rule))) => {
+                self.refuse(block::FORBIDDEN, &req.method, &req.target(), rule).await?;
+                return Ok(None);
             }
-            Ok(Err(e)) => {
-                tracing::debug!(target = %req.target(), "proxy: {e}");
-                self.client.write_all(BAD_GATEWAY).await?;
-                Ok(None)
-            }
-            Err(_) => {
-                tracing::debug!(target = %req.target(), "proxy: egress connect timed out");
-                self.client.write_all(BAD_GATEWAY).await?;
-                Ok(None)
-            }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "connect timed out".to_string(),
+        };
+        tracing::debug!(target = %req.target(), "proxy: {failed}");
+        self.client.write_all(BAD_GATEWAY).await?;
+        Ok(None)
     }
 
     async fn upstream_for(&mut self, req: &Request) -> io::Result<Option<(Upstream, bool)>> {
@@ -315,8 +313,7 @@ impl Session {
             framing = if take as u64 == n { BodyFraming::None } else { BodyFraming::Length(n - take as u64) };
         }
         self.client.write_all(&self.out).await?;
-        let relay = Relay { framing, idle: self.idle_timeout, dechunk, scan: None };
-        if let Err(e) = relay.run(&mut up.buf, &mut up.stream, &mut self.client).await {
+        if let Err(e) = self.response_body(&mut up, framing, dechunk).await {
             tracing::debug!(target = %req.target(), "proxy: response {e}");
             return Ok(false);
         }
@@ -324,6 +321,28 @@ impl Session {
             self.upstream = Some(up);
         }
         Ok(keep && !self.bundle.kill.engaged())
+    }
+
+    /// Moves the rest of a response body to the agent. A large body of known
+    /// size is spliced socket to socket (responses are not scanned); anything
+    /// else is relayed through `up`'s buffer.
+    async fn response_body(&mut self, up: &mut Upstream, framing: BodyFraming, dechunk: bool) -> Result<(), BodyError> {
+        if let BodyFraming::Length(len) = framing
+            && len >= SPLICE_BODY_MIN
+            && up.buf.is_empty()
+            && let Ok(pipe) = Pipe::new()
+        {
+            let activity = Activity::new();
+            let moved = pump::splice_len(&up.stream, &self.client, &pipe, len, &activity);
+            return match pump::until_idle(moved, &activity, self.idle_timeout).await {
+                None => Err(BodyError::Timeout),
+                Some(Ok(n)) if n == len => Ok(()),
+                Some(Ok(_)) => Err(BodyError::Eof),
+                Some(Err(e)) => Err(BodyError::Io(e)),
+            };
+        }
+        let relay = Relay { framing, idle: self.idle_timeout, dechunk, scan: None };
+        relay.run(&mut up.buf, &mut up.stream, &mut self.client).await
     }
 }
 

@@ -70,18 +70,10 @@ pub(super) async fn run(mut s: Session, req: Request) -> io::Result<()> {
     s.inbuf = ReadBuf::new(0, 0);
     let activity = Activity::new();
     let copy = pump::both_ways(&mut s.client, &mut up, (CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF), &activity);
-    tokio::pin!(copy);
-    loop {
-        let wait = activity.remaining(s.idle_timeout);
-        if wait.is_zero() {
-            tracing::debug!(target = %req.target(), "proxy: tunnel idle timeout");
-            return Ok(());
-        }
-        tokio::select! {
-            r = &mut copy => return r,
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
+    pump::until_idle(copy, &activity, s.idle_timeout).await.unwrap_or_else(|| {
+        tracing::debug!(target = %req.target(), "proxy: tunnel idle timeout");
+        Ok(())
+    })
 }
 
 /// Records the refusal; dropping the sockets then cuts the tunnel.

@@ -21,6 +21,7 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 pub struct Running {
     pub bundle: Arc<Bundle>,
+    pub proxy: SocketAddr,
     pub egress: SocketAddr,
     pub control: SocketAddr,
     _dir: tempfile::TempDir,
@@ -41,9 +42,10 @@ pub async fn start(extra: &str) -> Running {
     let config = BundleConfig::parse(&file, &text).unwrap();
     let bundle = Arc::new(Bundle::from_config(&file, &text, config).unwrap());
     let services = Services::bind(&bundle).await.unwrap();
-    let (egress, control) = (services.egress.local_addr(), services.control.local_addr());
+    let (proxy, egress, control) =
+        (services.proxy.local_addr(), services.egress.local_addr(), services.control.local_addr());
     tokio::spawn(services.run(bundle.clone()));
-    Running { bundle, egress, control, _dir: dir }
+    Running { bundle, proxy, egress, control, _dir: dir }
 }
 
 /// A DNS server answering A/AAAA queries from a script, recording what it was asked.

@@ -157,7 +157,7 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
 ///
 /// Routes: `/conn` answers which connection served it; `/echo` answers with the
 /// request's method, body length and framing; `/chunked` streams a chunked body;
-/// anything else answers `hello from origin`.
+/// `/big` is [`big_body`] with a Content-Length; anything else answers `hello from origin`.
 pub struct HttpOrigin {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
@@ -204,9 +204,16 @@ async fn route(req: Request<Incoming>, conn: usize) -> Result<Response<BoxBody>,
             full(format!("method={method} len={} sum={sum} chunked={chunked} host={host}", body.len()))
         }
         "/chunked" => Pieces(vec![Bytes::from_static(b"first-"), Bytes::from_static(b"second")]).boxed(),
+        "/big" => Full::new(Bytes::from(big_body())).boxed(),
         _ => full("hello from origin".into()),
     };
     Ok(Response::new(resp))
+}
+
+/// What `/big` answers: 5 MiB in a pattern that does not repeat at any power-of-two
+/// offset, so a lost, doubled or reordered piece shows.
+pub fn big_body() -> Vec<u8> {
+    (0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8 ^ (i >> 16) as u8).collect()
 }
 
 /// A body of several frames with no known length, so hyper sends it chunked.
