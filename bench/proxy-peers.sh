@@ -11,6 +11,7 @@
 #   REPS=1 N=5000 bench/proxy-peers.sh
 #   BOTTLE_BIN=/path/to/bottle-bundle bench/proxy-peers.sh   # a prebuilt bundle, no build
 #   SECTIONS=bulk REPS=5 bench/proxy-peers.sh                 # only some of: ab tls bulk tunnels
+#   BOTTLE_BASE_BIN=/path/to/older/bottle-bundle bench/proxy-peers.sh  # adds arm "base": before/after in one run
 #
 # Until egress honours `[egress.hosts]` everywhere, origin.test is also added to
 # /etc/hosts for the run (tagged line, file restored byte-for-byte on exit).
@@ -28,7 +29,7 @@ TUNNELS=${TUNNELS:-1000}
 STEP_TIMEOUT=${STEP_TIMEOUT:-300}   # seconds any one measurement may take
 SECTIONS=${SECTIONS:-"ab tls bulk tunnels"}   # which measurements to run
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
-HTTP_PORT=18080; HTTPS_PORT=18443; SQUID_PORT=13128; TINY_PORT=18888; BOTTLE_PORT=13129
+HTTP_PORT=18080; HTTPS_PORT=18443; SQUID_PORT=13128; TINY_PORT=18888; BOTTLE_PORT=13129; BASE_PORT=13130
 ORIGIN=origin.test
 HOSTS_TAG="# bottle-bench"
 RES=$W/results.txt
@@ -231,7 +232,9 @@ for line in open(sys.argv[1]):
         try: v = float(v)
         except ValueError: continue
         rows.setdefault((test, k), collections.OrderedDict()).setdefault(arm, []).append(v)
-arms = ["direct", "squid", "tinyproxy", "bottle"]
+arms = ["direct", "squid", "tinyproxy", "bottle", "base"]
+arms = [a for a in arms if any(a in per for per in rows.values())]
+peers = [a for a in arms if a != "bottle"]
 f = lambda x: f"{x:.0f}" if abs(x) >= 1000 else f"{x:.4g}"
 print(f"{'test':<12}{'metric':<14}" + "".join(f"{a + ' min/med/max':>32}" for a in arms))
 for (test, k), per in rows.items():
@@ -244,12 +247,13 @@ print("\nratios of medians (bottle / peer); higher is better for rps and MBps, l
 for (test, k), per in rows.items():
     if k not in ("rps", "MBps", "mean_ms", "p50_ms", "p99_ms") or "bottle" not in per: continue
     b = statistics.median(per["bottle"])
-    print(f"  {test} {k}: " + ", ".join(f"vs {a} {b / statistics.median(per[a]):.2f}" for a in arms[:3] if a in per and statistics.median(per[a])))
+    print(f"  {test} {k}: " + ", ".join(f"vs {a} {b / statistics.median(per[a]):.2f}" for a in peers if a in per and statistics.median(per[a])))
 print("\nadded latency per new TLS connection via CONNECT = median(proxy) - median(direct)")
 for (test, k), per in rows.items():
     if test.startswith("tls") and k in ("mean_ms", "p50_ms", "p99_ms") and "direct" in per:
         d = statistics.median(per["direct"])
         print(f"  {test} {k}: " + ", ".join(f"{a} +{statistics.median(per[a]) - d:.3f} ms" for a in arms[1:] if a in per))
+print(f"\nload average at the end: {open('/proc/loadavg').read().split()[:3]}")
 EOF
 
 rss() { awk '/^VmRSS|^VmHWM/{printf "%s=%s kB ", $1, $2}' /proc/$1/status | tr -d ':'; }
@@ -263,6 +267,11 @@ nginx -c $W/origin/nginx.conf & NGINX_PID=$!; PIDS+=($NGINX_PID)
 squid -N -f $W/squid/squid.conf & SQUID_PID=$!; PIDS+=($SQUID_PID)
 tinyproxy -d -c $W/tinyproxy/tinyproxy.conf & TINY_PID=$!; PIDS+=($TINY_PID)
 RUST_LOG=warn "$BOTTLE_BIN" --config $W/bottle/bundle.toml 2> $W/bottle/bundle.log & BOTTLE_PID=$!; PIDS+=($BOTTLE_PID)
+if [ -n "${BOTTLE_BASE_BIN:-}" ]; then
+  sed "s/:$BOTTLE_PORT\"/:$BASE_PORT\"/" $W/bottle/bundle.toml > $W/bottle/base.toml
+  RUST_LOG=warn "$BOTTLE_BASE_BIN" --config $W/bottle/base.toml 2> $W/bottle/base.log & BASE_PID=$!; PIDS+=($BASE_PID)
+  wait_port $BASE_PORT
+fi
 wait_port $HTTP_PORT; wait_port $HTTPS_PORT; wait_port $SQUID_PORT; wait_port $TINY_PORT; wait_port $BOTTLE_PORT
 sleep 2
 
@@ -273,6 +282,7 @@ log "RSS idle:  squid: $(rss $SQUID_PID) | tinyproxy: $(rss $TINY_PID) | bottle:
 
 PX_direct=""; PX_squid=127.0.0.1:$SQUID_PORT; PX_tinyproxy=127.0.0.1:$TINY_PORT; PX_bottle=127.0.0.1:$BOTTLE_PORT
 ARMS="direct squid tinyproxy bottle"
+PX_base=127.0.0.1:$BASE_PORT; [ -n "${BOTTLE_BASE_BIN:-}" ] && ARMS+=" base"
 CA=$W/origin/cert.pem
 
 # ---------------------------------------------------------------- sanity
@@ -342,7 +352,7 @@ bulk() { # test arm rep url
 }
 # user+system CPU of a process and its threads, in ms
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / hz}' /proc/$1/stat; }
-declare -A PID_of=([squid]=$SQUID_PID [tinyproxy]=$TINY_PID [bottle]=$BOTTLE_PID)
+declare -A PID_of=([squid]=$SQUID_PID [tinyproxy]=$TINY_PID [bottle]=$BOTTLE_PID [base]=${BASE_PID:-})
 for rep in $(seq $REPS); do for a in $ARMS; do bulk bulk_https $a $rep https://$ORIGIN:$HTTPS_PORT/large.bin; done; done
 for rep in $(seq $REPS); do for a in $ARMS; do bulk bulk_http $a $rep http://$ORIGIN:$HTTP_PORT/large.bin; done; done
 fi
