@@ -36,7 +36,8 @@ pub struct Bundle {
 pub struct Stats {
     pub open_connections: AtomicU64,
     pub blocked_total: AtomicU64,
-    /// Tunnels egress holds open right now; counted apart so proxy connections are not counted twice.
+    /// Tunnels open through egress's loopback listener (git-gate, the API gate); the
+    /// proxy's in-process tunnels are among its `open_connections`.
     pub egress_tunnels: AtomicU64,
 }
 

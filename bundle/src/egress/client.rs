@@ -1,5 +1,6 @@
-//! The client side of egress: how the proxy and git-gate open a connection to
-//! the outside. There is no other way out of the bundle.
+//! The client side of egress's listener: how git-gate and the API gate open a
+//! connection to the outside (the proxy calls the same dialer in-process,
+//! [`super::open`]). There is no other way out of the bundle.
 
 use std::net::SocketAddr;
 
