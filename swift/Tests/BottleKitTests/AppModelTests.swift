@@ -93,26 +93,19 @@ final class AppModelTests: XCTestCase {
     @MainActor
     func testAccessRequestsKillSwitchAndStopThroughTheModel() async throws {
         let name = "swift\(getpid())-model"
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(name)
-        let workspace = dir.appendingPathComponent("workspace")
-        try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: workspace.path)
-        let spec = dir.appendingPathComponent("bottle.toml")
         // The agent's own calls to supervise, retried until the bundle answers (bounded).
-        try #"""
-        name = "\#(name)"
-        workspace = "\#(workspace.path)"
-        [egress]
-        allow = ["allowed.test"]
-        [agent]
-        command = ["sh", "-c", '''
-        post() { for i in $(seq 60); do curl -sf --noproxy '*' -X POST -H 'content-type: application/json' -d "$2" "$BOTTLE_SUPERVISE_URL$1" && return; sleep 1; done; }
-        post /v1/requests '{"host":"approve-me.test","port":443,"reason":"swift model test"}'
-        post /v1/requests '{"host":"deny-me.test","port":443,"reason":"swift model test"}'
-        post /v1/state '{"state":"needs-input","message":"which branch?"}'
-        exec sleep 3600
-        ''']
-        """#.write(to: spec, atomically: true, encoding: .utf8)
+        let (dir, spec) = try writeBottle(
+            name,
+            extra: #"""
+                [agent]
+                command = ["sh", "-c", '''
+                post() { for i in $(seq 60); do curl -sf --noproxy '*' -X POST -H 'content-type: application/json' -d "$2" "$BOTTLE_SUPERVISE_URL$1" && return; sleep 1; done; }
+                post /v1/requests '{"host":"approve-me.test","port":443,"reason":"swift model test"}'
+                post /v1/requests '{"host":"deny-me.test","port":443,"reason":"swift model test"}'
+                post /v1/state '{"state":"needs-input","message":"which branch?"}'
+                exec sleep 3600
+                ''']
+                """#)
         let (prefs, defaults, suite) = scratchPreferences(name)
         defer {
             defaults.removePersistentDomain(forName: suite)
@@ -122,7 +115,7 @@ final class AppModelTests: XCTestCase {
         let model = AppModel(poster: center, preferences: prefs)
         model.setApproveTTL(secs: 1234)
         do {
-            try await drive(model, center, name: name, spec: spec.path)
+            try await drive(model, center, name: name, spec: spec)
         } catch {
             _ = try? await BottleManager().down(name: name)
             throw error

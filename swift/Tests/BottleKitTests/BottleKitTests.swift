@@ -65,6 +65,24 @@ final class StepLog: @unchecked Sendable {
     var all: [String] { lock.withLock { steps } }
 }
 
+/// A temporary folder holding a world-writable workspace and a bottle.toml for it that
+/// allows `allowed.test`, followed by `extra` (more TOML); the folder and the spec's path.
+func writeBottle(_ name: String, extra: String = "") throws -> (dir: URL, spec: String) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(name)
+    let workspace = dir.appendingPathComponent("workspace")
+    try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
+    try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: workspace.path)
+    let spec = dir.appendingPathComponent("bottle.toml")
+    try """
+    name = "\(name)"
+    workspace = "\(workspace.path)"
+    [egress]
+    allow = ["allowed.test"]
+    \(extra)
+    """.write(to: spec, atomically: true, encoding: .utf8)
+    return (dir, spec.path)
+}
+
 /// Bounds for the Docker round trip: `up` may build images on a cold cache.
 let upTimeout: Double = 600
 let eventTimeout: Double = 60
@@ -100,20 +118,10 @@ final class BottleKitTests: XCTestCase {
     /// up → status → an event on a Rust thread → cancel one subscription → down.
     func testRoundTripOnDocker() async throws {
         let name = "swift\(getpid())-rt"
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(name)
-        let workspace = dir.appendingPathComponent("workspace")
-        try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: workspace.path)
-        let spec = dir.appendingPathComponent("bottle.toml")
-        try """
-        name = "\(name)"
-        workspace = "\(workspace.path)"
-        [egress]
-        allow = ["allowed.test"]
-        """.write(to: spec, atomically: true, encoding: .utf8)
+        let (dir, spec) = try writeBottle(name)
         defer { try? FileManager.default.removeItem(at: dir) }
         do {
-            try await roundTrip(name: name, spec: spec.path)
+            try await roundTrip(name: name, spec: spec)
         } catch {
             _ = try? await manager.down(name: name)
             throw error
