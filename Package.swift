@@ -6,12 +6,12 @@
 // scripts/build-xcframework.sh (cargo-swift). On Linux, where only the checks
 // run (scripts/swift-check.sh), the same manifest links the cdylib from the
 // cargo target directory instead, and leaves out what Debian's Swift cannot
-// link (Observation) or compile at all (SwiftUI, AppKit, UserNotifications);
-// those files are type-checked or parsed on their own by swift-check.sh.
+// compile at all (SwiftUI, AppKit, UserNotifications: the app target), which
+// swift-check.sh parses on its own. AppModel builds there without Observation,
+// which Debian's Swift cannot link (see AppModel.swift).
 import Foundation
 import PackageDescription
 
-let kitExcluded: [String]
 let ffiTarget: Target
 let ffiName: String
 let kitLinker: [LinkerSetting]
@@ -24,14 +24,12 @@ let rustLibDir = ProcessInfo.processInfo.environment["BOTTLE_FFI_LIB_DIR"] ?? "\
 ffiName = "bottle_ffiFFI"
 ffiTarget = .systemLibrary(name: ffiName, path: "swift/BottleFFI")
 kitLinker = [.unsafeFlags(["-L", rustLibDir, "-Xlinker", "-rpath", "-Xlinker", rustLibDir])]
-kitExcluded = ["Model/AppModel.swift"]
 appTargets = []
 appProducts = []
 #else
 ffiName = "BottleFFIRust"
 ffiTarget = .binaryTarget(name: ffiName, path: "swift/BottleFFIRust.xcframework")
 kitLinker = []
-kitExcluded = []
 appTargets = [
     .executableTarget(
         name: "BottleApp",
@@ -52,7 +50,6 @@ let package = Package(
             name: "BottleKit",
             dependencies: [.target(name: ffiName)],
             path: "swift/BottleKit",
-            exclude: kitExcluded,
             linkerSettings: kitLinker
         ),
         .testTarget(

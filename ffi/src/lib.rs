@@ -12,14 +12,18 @@ mod events;
 mod logging;
 mod manager;
 mod notify;
+mod progress;
 mod types;
 
 pub use error::BottleError;
 pub use events::{EventListener, Subscription};
 pub use logging::init_logging;
 pub use manager::BottleManager;
-pub use notify::{BottleNotification, COALESCE_WINDOW, NotificationPolicy};
+pub use notify::{
+    ACCESS_REQUEST_CATEGORY, BottleNotification, COALESCE_WINDOW, NotificationPolicy, access_request_category,
+};
+pub use progress::ProgressListener;
 pub use types::{
-    AgentState, AllowlistInfo, AllowlistVerdict, BottleEvent, BottleInfo, DoctorCheck, EventKind, GitOperation,
-    PendingRequest, VmmInfo,
+    AgentState, AllowlistInfo, AllowlistVerdict, BottleEvent, BottleInfo, ControlState, DoctorCheck, EventKind,
+    GitOperation, PendingRequest, VmmInfo,
 };

@@ -21,7 +21,8 @@ use tokio::sync::broadcast;
 use crate::error::BottleError;
 use crate::events::{self, EventListener, Subscription};
 use crate::notify::NotificationPolicy;
-use crate::types::{BottleInfo, DoctorCheck, PendingRequest};
+use crate::progress::{Forward, ProgressListener};
+use crate::types::{BottleInfo, ControlState, DoctorCheck, PendingRequest};
 
 /// Local state changes buffered per slow subscriber before it skips ahead.
 pub const CHANGES_CAPACITY: usize = 64;
@@ -33,7 +34,7 @@ pub struct BottleManager {
     next_id: AtomicU64,
 }
 
-/// Long steps of `up`/`down` go to the log (the app shows the outcome, not each step).
+/// Long steps of `down` go to the log (the app shows the outcome, not each step).
 struct LogProgress;
 
 impl Progress for LogProgress {
@@ -58,13 +59,14 @@ impl BottleManager {
         Ok(all.into_iter().map(Into::into).collect())
     }
 
-    /// Starts the bottle described by the bottle.toml at `spec_path`. A bottle whose
-    /// start check failed is returned, not thrown: its allowlist verdict says so.
-    pub async fn up(&self, spec_path: String) -> Result<BottleInfo, BottleError> {
+    /// Starts the bottle described by the bottle.toml at `spec_path`, telling `progress`
+    /// each step as the CLI prints it. A bottle whose start check failed is returned,
+    /// not thrown: its allowlist verdict says so.
+    pub async fn up(&self, spec_path: String, progress: Arc<dyn ProgressListener>) -> Result<BottleInfo, BottleError> {
         let spec = Spec::load(&PathBuf::from(&spec_path)).map_err(|e| Failure::new(Exit::Usage, e))?;
         let backend = open(spec.backend).await?;
         self.changed(&spec.name, "starting", "");
-        let st = backend.up(&spec, &LogProgress).await.with_context(|| format!("starting bottle {}", spec.name));
+        let st = backend.up(&spec, &Forward(progress)).await.with_context(|| format!("starting bottle {}", spec.name));
         let st = st.inspect_err(|e| self.changed(&spec.name, "failed", &format!("{e:#}")))?;
         self.changed(&st.name, &st.state, &st.detail);
         Ok(st.into())
@@ -102,6 +104,22 @@ impl BottleManager {
 
     pub async fn deny(&self, name: String, request_id: String) -> Result<(), BottleError> {
         Ok(control(&name).await?.deny(&request_id).await?)
+    }
+
+    /// Engages (`true`: all egress cut at once) or releases the bottle's kill switch,
+    /// through the control plane as `bottle-core kill` does.
+    pub async fn set_kill_switch(&self, name: String, engaged: bool) -> Result<(), BottleError> {
+        Ok(control(&name).await?.kill(engaged).await?)
+    }
+
+    /// What the bundle knows that the engine does not: the kill switch, the agent's
+    /// reported state and the pending access requests.
+    pub async fn control_state(&self, name: String) -> Result<ControlState, BottleError> {
+        let client = control(&name).await?;
+        let health = client.health().await?;
+        let agent = client.agent().await?;
+        let pending = client.pending().await?;
+        Ok(ControlState::new(health, agent, pending))
     }
 
     /// What `bottle-core doctor` checks about the backend, for the doctor view.

@@ -1,16 +1,17 @@
 //! When the app notifies, and what the notification says.
 //!
 //! Decided here so the rule is tested once and every front end says the same
-//! thing: the app posts exactly the [`BottleNotification`]s this policy returns. Two
-//! things notify, a blocked egress request and an agent that needs input, and
-//! each is coalesced to one notification per destination per bottle per
-//! [`COALESCE_WINDOW`], so an agent retrying a blocked host in a loop raises one
-//! banner a minute, not hundreds.
+//! thing: the app posts exactly the [`BottleNotification`]s this policy returns. Three
+//! things notify: a blocked egress request, an access request from the agent (with
+//! Approve and Deny actions), and an agent that needs input. Each is coalesced to
+//! one notification per destination per bottle per [`COALESCE_WINDOW`], so an agent
+//! retrying a blocked host in a loop raises one banner a minute, not hundreds.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bottle_protocol::display::escape_controls;
 use bottle_protocol::event::{AgentState, Event, EventKind};
 
 /// At most one notification per (bottle, destination) within this window.
@@ -19,6 +20,8 @@ pub const COALESCE_WINDOW: Duration = Duration::from_secs(60);
 pub const MAX_TRACKED: usize = 4096;
 /// The coalescing key of "the agent needs input" (it has no network destination).
 const NEEDS_INPUT_KEY: &str = "agent:needs-input";
+/// The notification category that carries Approve and Deny; the app registers it under this id.
+pub const ACCESS_REQUEST_CATEGORY: &str = "dev.bottle.access-request";
 
 /// What the app posts, word for word.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -28,6 +31,16 @@ pub struct BottleNotification {
     pub bottle: String,
     pub title: String,
     pub body: String,
+    /// [`ACCESS_REQUEST_CATEGORY`] when the banner offers Approve and Deny; `None` otherwise.
+    pub category: Option<String>,
+    /// The access request those actions decide.
+    pub request_id: Option<String>,
+}
+
+/// The category id the app registers its Approve/Deny actions under.
+#[uniffi::export]
+pub fn access_request_category() -> String {
+    ACCESS_REQUEST_CATEGORY.to_string()
 }
 
 #[derive(Debug, Default)]
@@ -35,24 +48,20 @@ pub struct NotificationPolicy {
     last: Mutex<HashMap<(String, String), Instant>>,
 }
 
+/// What one notable event says, before coalescing.
+struct Draft {
+    key: String,
+    title: String,
+    body: String,
+    request_id: Option<String>,
+}
+
 impl NotificationPolicy {
     /// The notification `event` calls for at `now`, or `None` (not notable, or coalesced).
     pub fn decide(&self, event: &Event, now: Instant) -> Option<BottleNotification> {
-        let (dest, title, body) = match &event.kind {
-            EventKind::EgressBlocked { method, target, rule, .. } => (
-                target.clone(),
-                format!("{}: connection blocked", event.bottle),
-                format!("{method} {target} was refused ({rule}). Approve it from the menu if the agent needs it."),
-            ),
-            EventKind::AgentState { state: AgentState::NeedsInput, message } => (
-                NEEDS_INPUT_KEY.to_string(),
-                format!("{}: the agent needs you", event.bottle),
-                if message.is_empty() { "The agent is waiting for your input.".to_string() } else { message.clone() },
-            ),
-            _ => return None,
-        };
+        let draft = draft(event)?;
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (event.bottle.clone(), dest);
+        let key = (event.bottle.clone(), draft.key);
         if last.get(&key).is_some_and(|t| now.saturating_duration_since(*t) < COALESCE_WINDOW) {
             return None;
         }
@@ -64,10 +73,64 @@ impl NotificationPolicy {
                 last.remove(&oldest);
             }
         }
-        let id = format!("{}/{}", key.0, key.1);
+        let id = escape_controls(&format!("{}/{}", key.0, key.1));
         last.insert(key, now);
-        Some(BottleNotification { id, bottle: event.bottle.clone(), title, body })
+        Some(BottleNotification {
+            id,
+            bottle: escape_controls(&event.bottle),
+            title: draft.title,
+            body: draft.body,
+            category: draft.request_id.as_ref().map(|_| ACCESS_REQUEST_CATEGORY.to_string()),
+            request_id: draft.request_id,
+        })
     }
+}
+
+/// The wording of a notable event. Hosts, reasons and messages are partly the agent's, so
+/// they are escaped; a command is suggested only for a host that is safe to paste into a shell.
+fn draft(event: &Event) -> Option<Draft> {
+    let e = |s: &str| escape_controls(s);
+    let bottle = e(&event.bottle);
+    Some(match &event.kind {
+        EventKind::EgressBlocked { method, target, rule, .. } => {
+            let todo = if is_plain_host(target) && is_plain_host(&event.bottle) {
+                format!(
+                    "To let it through, approve its request in the bottle menu, or run: bottle-core allow {bottle} {target}"
+                )
+            } else {
+                "To let it through, approve its request in the bottle menu.".to_string()
+            };
+            Draft {
+                key: target.clone(),
+                title: format!("{bottle}: connection blocked"),
+                body: format!("{} {} was refused ({}). {todo}", e(method), e(target), e(rule)),
+                request_id: None,
+            }
+        }
+        EventKind::AccessRequested { request_id, host, port, reason } => {
+            let dest = port.map_or_else(|| host.clone(), |p| format!("{host}:{p}"));
+            let why = if reason.is_empty() { "No reason given.".to_string() } else { e(reason) };
+            Draft {
+                key: format!("access:{dest}"),
+                title: format!("{bottle}: the agent asks to reach {}", e(&dest)),
+                body: format!("{why}\nApprove or Deny here, or in the bottle menu."),
+                request_id: Some(e(request_id)),
+            }
+        }
+        EventKind::AgentState { state: AgentState::NeedsInput, message } => Draft {
+            key: NEEDS_INPUT_KEY.to_string(),
+            title: format!("{bottle}: the agent needs you"),
+            body: if message.is_empty() { "The agent is waiting for your input.".to_string() } else { e(message) },
+            request_id: None,
+        },
+        _ => return None,
+    })
+}
+
+/// `host[:port]` made only of letters, digits, `.`, `-`, `_` and `:` (the characters of a
+/// DNS name, an IPv4 address and a port).
+fn is_plain_host(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
 }
 
 #[cfg(test)]
@@ -106,8 +169,55 @@ mod tests {
         assert_eq!(n.title, "demo: connection blocked");
         assert_eq!(
             n.body,
-            "CONNECT evil.test:443 was refused (not-allowlisted). Approve it from the menu if the agent needs it."
+            "CONNECT evil.test:443 was refused (not-allowlisted). To let it through, approve its request \
+             in the bottle menu, or run: bottle-core allow demo evil.test:443"
         );
+        assert_eq!((n.category, n.request_id), (None, None), "a block has no request to decide");
+    }
+
+    #[test]
+    fn a_host_that_is_not_plain_is_not_offered_as_a_command() {
+        let n = NotificationPolicy::default().decide(&blocked("demo", "x.test;rm -rf ~:443"), Instant::now()).unwrap();
+        assert!(!n.body.contains("bottle-core"), "{}", n.body);
+        assert!(n.body.ends_with("approve its request in the bottle menu."), "{}", n.body);
+    }
+
+    fn requested(bottle: &str, id: &str, host: &str, reason: &str) -> Event {
+        Event {
+            id: 3,
+            time: "2026-01-01T00:00:00Z".into(),
+            bottle: bottle.into(),
+            kind: EventKind::AccessRequested {
+                request_id: id.into(),
+                host: host.into(),
+                port: Some(443),
+                reason: reason.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn an_access_request_carries_approve_and_deny_for_its_id() {
+        let p = NotificationPolicy::default();
+        let t0 = Instant::now();
+        let n = p.decide(&requested("demo", "req-1", "pypi.org", "pip install needs it"), t0).unwrap();
+        assert_eq!(n.title, "demo: the agent asks to reach pypi.org:443");
+        assert_eq!(n.body, "pip install needs it\nApprove or Deny here, or in the bottle menu.");
+        assert_eq!(n.category.as_deref(), Some(ACCESS_REQUEST_CATEGORY));
+        assert_eq!(n.request_id.as_deref(), Some("req-1"));
+        assert_eq!(n.id, "demo/access:pypi.org:443");
+        assert!(p.decide(&requested("demo", "req-2", "pypi.org", ""), t0 + Duration::from_secs(5)).is_none());
+        let other = p.decide(&requested("demo", "req-3", "crates.io", ""), t0).unwrap();
+        assert!(other.body.starts_with("No reason given."), "{}", other.body);
+    }
+
+    #[test]
+    fn an_agents_reason_reaches_the_banner_escaped() {
+        let n = NotificationPolicy::default()
+            .decide(&requested("demo", "r\x1b1", "h.test", "line1\n#2 forged\x1b[2K"), Instant::now())
+            .unwrap();
+        assert!(!n.body.starts_with("line1\n"), "{}", n.body);
+        assert!(!n.body.contains('\x1b') && !n.request_id.unwrap().contains('\x1b'));
     }
 
     #[test]

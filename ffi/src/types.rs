@@ -3,7 +3,7 @@
 //! fails to compile here until it is carried across.
 
 use bottle_core::backend::{self as core, Check};
-use bottle_protocol::control::AccessRequest;
+use bottle_protocol::control::{AccessRequest, AgentStatus, Health};
 use bottle_protocol::display::escape_controls;
 use bottle_protocol::event as proto;
 
@@ -112,6 +112,28 @@ impl From<AccessRequest> for PendingRequest {
     }
 }
 
+/// A bottle's live state from its bundle's control plane.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ControlState {
+    /// All egress cut.
+    pub kill_switch: bool,
+    /// What the agent last reported through supervise; `None` before its first report.
+    pub agent_state: Option<AgentState>,
+    pub agent_message: String,
+    pub pending: Vec<PendingRequest>,
+}
+
+impl ControlState {
+    pub(crate) fn new(health: Health, agent: AgentStatus, pending: Vec<AccessRequest>) -> Self {
+        Self {
+            kill_switch: health.kill_switch,
+            agent_state: agent.state.map(Into::into),
+            agent_message: escape_controls(&agent.message),
+            pending: pending.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// One `doctor` finding, shown as-is by the app's doctor view.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct DoctorCheck {
@@ -133,11 +155,14 @@ pub struct BottleEvent {
     pub time: String,
     pub bottle: String,
     pub kind: EventKind,
+    /// The event as `bottle-core events` prints it (`#id time what`), for the recent events view.
+    pub line: String,
 }
 
 impl From<proto::Event> for BottleEvent {
     fn from(e: proto::Event) -> Self {
-        Self { id: e.id, time: e.time, bottle: e.bottle, kind: e.kind.into() }
+        let line = bottle_core::cli::output::event(&e).trim_end().to_string();
+        Self { id: e.id, time: escape_controls(&e.time), bottle: escape_controls(&e.bottle), kind: e.kind.into(), line }
     }
 }
 
@@ -313,6 +338,39 @@ mod tests {
             Some(VmmInfo { runtime: "smolvm".into(), version: "1.9.3".into(), net_backend: "virtio-net".into() })
         );
         assert_eq!(AllowlistInfo::from(core::AllowlistStatus { vmm: None, ..status }).vmm, None);
+    }
+
+    #[test]
+    fn an_event_carries_the_line_the_cli_prints() {
+        let e = proto::Event {
+            id: 7,
+            time: "2026-01-01T00:00:00Z".into(),
+            bottle: "demo".into(),
+            kind: proto::EventKind::KillSwitch { engaged: true },
+        };
+        let line = bottle_core::cli::output::event(&e);
+        let ev = BottleEvent::from(e);
+        assert_eq!(format!("{}\n", ev.line), line);
+        assert!(ev.line.starts_with("#7 2026-01-01T00:00:00Z kill switch ENGAGED"), "{}", ev.line);
+    }
+
+    #[test]
+    fn control_state_takes_the_kill_switch_from_health_and_escapes_the_agents_message() {
+        let health = Health {
+            bottle: "demo".into(),
+            ok: true,
+            kill_switch: true,
+            open_connections: 0,
+            blocked_total: 0,
+            allow: vec![],
+            deny: vec![],
+        };
+        let agent =
+            AgentStatus { state: Some(proto::AgentState::NeedsInput), message: "pick\x1b[2K".into(), since: None };
+        let c = ControlState::new(health, agent, vec![]);
+        assert!(c.kill_switch);
+        assert_eq!(c.agent_state, Some(AgentState::NeedsInput));
+        assert!(!c.agent_message.contains('\x1b'), "{}", c.agent_message);
     }
 
     #[test]

@@ -264,6 +264,13 @@ typedef void (*UniffiCallbackInterfaceEventListenerMethod2)(uint64_t, RustBuffer
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PROGRESS_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PROGRESS_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceProgressListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_LISTENER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_LISTENER
 typedef struct UniffiVTableCallbackInterfaceEventListener {
@@ -273,6 +280,15 @@ typedef struct UniffiVTableCallbackInterfaceEventListener {
     UniffiCallbackInterfaceEventListenerMethod1 _Nonnull onNotification;
     UniffiCallbackInterfaceEventListenerMethod2 _Nonnull onClosed;
 } UniffiVTableCallbackInterfaceEventListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PROGRESS_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PROGRESS_LISTENER
+typedef struct UniffiVTableCallbackInterfaceProgressListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceProgressListenerMethod0 _Nonnull onStep;
+} UniffiVTableCallbackInterfaceProgressListener;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_CLONE_EVENTLISTENER
@@ -346,6 +362,11 @@ uint64_t uniffi_bottle_ffi_fn_constructor_bottlemanager_new(RustCallStatus *_Non
 uint64_t uniffi_bottle_ffi_fn_method_bottlemanager_approve(uint64_t ptr, RustBuffer name, RustBuffer request_id, RustBuffer ttl_secs
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_BOTTLEMANAGER_CONTROL_STATE
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_BOTTLEMANAGER_CONTROL_STATE
+uint64_t uniffi_bottle_ffi_fn_method_bottlemanager_control_state(uint64_t ptr, RustBuffer name
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_BOTTLEMANAGER_DENY
 #define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_BOTTLEMANAGER_DENY
 uint64_t uniffi_bottle_ffi_fn_method_bottlemanager_deny(uint64_t ptr, RustBuffer name, RustBuffer request_id
@@ -376,6 +397,11 @@ uint64_t uniffi_bottle_ffi_fn_method_bottlemanager_logs(uint64_t ptr, RustBuffer
 uint64_t uniffi_bottle_ffi_fn_method_bottlemanager_pending(uint64_t ptr, RustBuffer name
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_BOTTLEMANAGER_SET_KILL_SWITCH
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_BOTTLEMANAGER_SET_KILL_SWITCH
+uint64_t uniffi_bottle_ffi_fn_method_bottlemanager_set_kill_switch(uint64_t ptr, RustBuffer name, int8_t engaged
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_BOTTLEMANAGER_STATUS
 #define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_BOTTLEMANAGER_STATUS
 uint64_t uniffi_bottle_ffi_fn_method_bottlemanager_status(uint64_t ptr, RustBuffer name
@@ -388,12 +414,43 @@ uint64_t uniffi_bottle_ffi_fn_method_bottlemanager_subscribe(uint64_t ptr, RustB
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_BOTTLEMANAGER_UP
 #define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_BOTTLEMANAGER_UP
-uint64_t uniffi_bottle_ffi_fn_method_bottlemanager_up(uint64_t ptr, RustBuffer spec_path
+uint64_t uniffi_bottle_ffi_fn_method_bottlemanager_up(uint64_t ptr, RustBuffer spec_path, uint64_t progress
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_CLONE_PROGRESSLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_CLONE_PROGRESSLISTENER
+uint64_t uniffi_bottle_ffi_fn_clone_progresslistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_FREE_PROGRESSLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_FREE_PROGRESSLISTENER
+void uniffi_bottle_ffi_fn_free_progresslistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_INIT_CALLBACK_VTABLE_PROGRESSLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_INIT_CALLBACK_VTABLE_PROGRESSLISTENER
+void uniffi_bottle_ffi_fn_init_callback_vtable_progresslistener(const UniffiVTableCallbackInterfaceProgressListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_PROGRESSLISTENER_ON_STEP
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_PROGRESSLISTENER_ON_STEP
+void uniffi_bottle_ffi_fn_method_progresslistener_on_step(uint64_t ptr, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_BOTTLEERROR_UNIFFI_TRAIT_DISPLAY
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_METHOD_BOTTLEERROR_UNIFFI_TRAIT_DISPLAY
+RustBuffer uniffi_bottle_ffi_fn_method_bottleerror_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_FUNC_INIT_LOGGING
 #define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_FUNC_INIT_LOGGING
 void uniffi_bottle_ffi_fn_func_init_logging(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_FUNC_ACCESS_REQUEST_CATEGORY
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_FUNC_ACCESS_REQUEST_CATEGORY
+RustBuffer uniffi_bottle_ffi_fn_func_access_request_category(RustCallStatus *_Nonnull out_status
     
 );
 #endif
@@ -663,6 +720,12 @@ uint16_t uniffi_bottle_ffi_checksum_func_init_logging(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_FUNC_ACCESS_REQUEST_CATEGORY
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_FUNC_ACCESS_REQUEST_CATEGORY
+uint16_t uniffi_bottle_ffi_checksum_func_access_request_category(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_EVENTLISTENER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_EVENTLISTENER_ON_EVENT
 uint16_t uniffi_bottle_ffi_checksum_method_eventlistener_on_event(void
@@ -696,6 +759,12 @@ uint16_t uniffi_bottle_ffi_checksum_method_subscription_is_active(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_BOTTLEMANAGER_APPROVE
 #define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_BOTTLEMANAGER_APPROVE
 uint16_t uniffi_bottle_ffi_checksum_method_bottlemanager_approve(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_BOTTLEMANAGER_CONTROL_STATE
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_BOTTLEMANAGER_CONTROL_STATE
+uint16_t uniffi_bottle_ffi_checksum_method_bottlemanager_control_state(void
     
 );
 #endif
@@ -735,6 +804,12 @@ uint16_t uniffi_bottle_ffi_checksum_method_bottlemanager_pending(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_BOTTLEMANAGER_SET_KILL_SWITCH
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_BOTTLEMANAGER_SET_KILL_SWITCH
+uint16_t uniffi_bottle_ffi_checksum_method_bottlemanager_set_kill_switch(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_BOTTLEMANAGER_STATUS
 #define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_BOTTLEMANAGER_STATUS
 uint16_t uniffi_bottle_ffi_checksum_method_bottlemanager_status(void
@@ -750,6 +825,12 @@ uint16_t uniffi_bottle_ffi_checksum_method_bottlemanager_subscribe(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_BOTTLEMANAGER_UP
 #define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_BOTTLEMANAGER_UP
 uint16_t uniffi_bottle_ffi_checksum_method_bottlemanager_up(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_PROGRESSLISTENER_ON_STEP
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_METHOD_PROGRESSLISTENER_ON_STEP
+uint16_t uniffi_bottle_ffi_checksum_method_progresslistener_on_step(void
     
 );
 #endif

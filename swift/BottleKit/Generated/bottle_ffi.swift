@@ -529,6 +529,12 @@ public protocol BottleManagerProtocol: AnyObject, Sendable {
      */
     func approve(name: String, requestId: String, ttlSecs: UInt64?) async throws 
     
+    /**
+     * What the bundle knows that the engine does not: the kill switch, the agent's
+     * reported state and the pending access requests.
+     */
+    func controlState(name: String) async throws  -> ControlState
+    
     func deny(name: String, requestId: String) async throws 
     
     /**
@@ -550,6 +556,12 @@ public protocol BottleManagerProtocol: AnyObject, Sendable {
     
     func pending(name: String) async throws  -> [PendingRequest]
     
+    /**
+     * Engages (`true`: all egress cut at once) or releases the bottle's kill switch,
+     * through the control plane as `bottle-core kill` does.
+     */
+    func setKillSwitch(name: String, engaged: Bool) async throws 
+    
     func status(name: String) async throws  -> BottleInfo
     
     /**
@@ -558,10 +570,11 @@ public protocol BottleManagerProtocol: AnyObject, Sendable {
     func subscribe(name: String, listener: EventListener) async throws  -> Subscription
     
     /**
-     * Starts the bottle described by the bottle.toml at `spec_path`. A bottle whose
-     * start check failed is returned, not thrown: its allowlist verdict says so.
+     * Starts the bottle described by the bottle.toml at `spec_path`, telling `progress`
+     * each step as the CLI prints it. A bottle whose start check failed is returned,
+     * not thrown: its allowlist verdict says so.
      */
-    func up(specPath: String) async throws  -> BottleInfo
+    func up(specPath: String, progress: ProgressListener) async throws  -> BottleInfo
     
 }
 open class BottleManager: BottleManagerProtocol, @unchecked Sendable {
@@ -640,6 +653,27 @@ open func approve(name: String, requestId: String, ttlSecs: UInt64?)async throws
             completeFunc: ffi_bottle_ffi_rust_future_complete_void,
             freeFunc: ffi_bottle_ffi_rust_future_free_void,
             liftFunc: { $0 },
+            errorHandler: FfiConverterTypeBottleError_lift
+        )
+}
+    
+    /**
+     * What the bundle knows that the engine does not: the kill switch, the agent's
+     * reported state and the pending access requests.
+     */
+open func controlState(name: String)async throws  -> ControlState  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_bottle_ffi_fn_method_bottlemanager_control_state(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(name)
+                )
+            },
+            pollFunc: ffi_bottle_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_bottle_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_bottle_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeControlState_lift,
             errorHandler: FfiConverterTypeBottleError_lift
         )
 }
@@ -756,6 +790,27 @@ open func pending(name: String)async throws  -> [PendingRequest]  {
         )
 }
     
+    /**
+     * Engages (`true`: all egress cut at once) or releases the bottle's kill switch,
+     * through the control plane as `bottle-core kill` does.
+     */
+open func setKillSwitch(name: String, engaged: Bool)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_bottle_ffi_fn_method_bottlemanager_set_kill_switch(
+                    self.uniffiCloneHandle(),
+                    FfiConverterString.lower(name),FfiConverterBool.lower(engaged)
+                )
+            },
+            pollFunc: ffi_bottle_ffi_rust_future_poll_void,
+            completeFunc: ffi_bottle_ffi_rust_future_complete_void,
+            freeFunc: ffi_bottle_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeBottleError_lift
+        )
+}
+    
 open func status(name: String)async throws  -> BottleInfo  {
     return
         try  await uniffiRustCallAsync(
@@ -794,16 +849,17 @@ open func subscribe(name: String, listener: EventListener)async throws  -> Subsc
 }
     
     /**
-     * Starts the bottle described by the bottle.toml at `spec_path`. A bottle whose
-     * start check failed is returned, not thrown: its allowlist verdict says so.
+     * Starts the bottle described by the bottle.toml at `spec_path`, telling `progress`
+     * each step as the CLI prints it. A bottle whose start check failed is returned,
+     * not thrown: its allowlist verdict says so.
      */
-open func up(specPath: String)async throws  -> BottleInfo  {
+open func up(specPath: String, progress: ProgressListener)async throws  -> BottleInfo  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_bottle_ffi_fn_method_bottlemanager_up(
                     self.uniffiCloneHandle(),
-                    FfiConverterString.lower(specPath)
+                    FfiConverterString.lower(specPath),FfiConverterTypeProgressListener_lower(progress)
                 )
             },
             pollFunc: ffi_bottle_ffi_rust_future_poll_rust_buffer,
@@ -1143,6 +1199,205 @@ public func FfiConverterTypeEventListener_lower(_ value: EventListener) -> UInt6
 
 
 
+/**
+ * Implemented in Swift; called on a Rust thread, once per step, in order.
+ */
+public protocol ProgressListener: AnyObject, Sendable {
+    
+    func onStep(message: String) 
+    
+}
+/**
+ * Implemented in Swift; called on a Rust thread, once per step, in order.
+ */
+open class ProgressListenerImpl: ProgressListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_bottle_ffi_fn_clone_progresslistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_bottle_ffi_fn_free_progresslistener(handle, $0) }
+    }
+
+    
+
+    
+open func onStep(message: String)  {try! rustCall() {
+    uniffi_bottle_ffi_fn_method_progresslistener_on_step(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(message),$0
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceProgressListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceProgressListener = UniffiVTableCallbackInterfaceProgressListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeProgressListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface ProgressListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeProgressListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface ProgressListener: handle missing in uniffiClone")
+            }
+        },
+        onStep: { (
+            uniffiHandle: UInt64,
+            message: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeProgressListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onStep(
+                     message: try FfiConverterString.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceProgressListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceProgressListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitProgressListener() {
+    uniffi_bottle_ffi_fn_init_callback_vtable_progresslistener(UniffiCallbackInterfaceProgressListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProgressListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<ProgressListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = ProgressListener
+
+    public static func lift(_ handle: UInt64) throws -> ProgressListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return ProgressListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: ProgressListener) -> UInt64 {
+         if let rustImpl = value as? ProgressListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProgressListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ProgressListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProgressListener_lift(_ handle: UInt64) throws -> ProgressListener {
+    return try FfiConverterTypeProgressListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProgressListener_lower(_ value: ProgressListener) -> UInt64 {
+    return FfiConverterTypeProgressListener.lower(value)
+}
+
+
+
+
+
+
 public protocol SubscriptionProtocol: AnyObject, Sendable {
     
     /**
@@ -1368,14 +1623,22 @@ public struct BottleEvent: Equatable, Hashable {
     public var time: String
     public var bottle: String
     public var kind: EventKind
+    /**
+     * The event as `bottle-core events` prints it (`#id time what`), for the recent events view.
+     */
+    public var line: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(id: UInt64, time: String, bottle: String, kind: EventKind) {
+    public init(id: UInt64, time: String, bottle: String, kind: EventKind, 
+        /**
+         * The event as `bottle-core events` prints it (`#id time what`), for the recent events view.
+         */line: String) {
         self.id = id
         self.time = time
         self.bottle = bottle
         self.kind = kind
+        self.line = line
     }
 
     
@@ -1397,7 +1660,8 @@ public struct FfiConverterTypeBottleEvent: FfiConverterRustBuffer {
                 id: FfiConverterUInt64.read(from: &buf), 
                 time: FfiConverterString.read(from: &buf), 
                 bottle: FfiConverterString.read(from: &buf), 
-                kind: FfiConverterTypeEventKind.read(from: &buf)
+                kind: FfiConverterTypeEventKind.read(from: &buf), 
+                line: FfiConverterString.read(from: &buf)
         )
     }
 
@@ -1406,6 +1670,7 @@ public struct FfiConverterTypeBottleEvent: FfiConverterRustBuffer {
         FfiConverterString.write(value.time, into: &buf)
         FfiConverterString.write(value.bottle, into: &buf)
         FfiConverterTypeEventKind.write(value.kind, into: &buf)
+        FfiConverterString.write(value.line, into: &buf)
     }
 }
 
@@ -1514,17 +1779,33 @@ public struct BottleNotification: Equatable, Hashable {
     public var bottle: String
     public var title: String
     public var body: String
+    /**
+     * [`ACCESS_REQUEST_CATEGORY`] when the banner offers Approve and Deny; `None` otherwise.
+     */
+    public var category: String?
+    /**
+     * The access request those actions decide.
+     */
+    public var requestId: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
          * Stable per bottle and destination, so a newer banner replaces an older one.
-         */id: String, bottle: String, title: String, body: String) {
+         */id: String, bottle: String, title: String, body: String, 
+        /**
+         * [`ACCESS_REQUEST_CATEGORY`] when the banner offers Approve and Deny; `None` otherwise.
+         */category: String?, 
+        /**
+         * The access request those actions decide.
+         */requestId: String?) {
         self.id = id
         self.bottle = bottle
         self.title = title
         self.body = body
+        self.category = category
+        self.requestId = requestId
     }
 
     
@@ -1546,7 +1827,9 @@ public struct FfiConverterTypeBottleNotification: FfiConverterRustBuffer {
                 id: FfiConverterString.read(from: &buf), 
                 bottle: FfiConverterString.read(from: &buf), 
                 title: FfiConverterString.read(from: &buf), 
-                body: FfiConverterString.read(from: &buf)
+                body: FfiConverterString.read(from: &buf), 
+                category: FfiConverterOptionString.read(from: &buf), 
+                requestId: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -1555,6 +1838,8 @@ public struct FfiConverterTypeBottleNotification: FfiConverterRustBuffer {
         FfiConverterString.write(value.bottle, into: &buf)
         FfiConverterString.write(value.title, into: &buf)
         FfiConverterString.write(value.body, into: &buf)
+        FfiConverterOptionString.write(value.category, into: &buf)
+        FfiConverterOptionString.write(value.requestId, into: &buf)
     }
 }
 
@@ -1571,6 +1856,83 @@ public func FfiConverterTypeBottleNotification_lift(_ buf: RustBuffer) throws ->
 #endif
 public func FfiConverterTypeBottleNotification_lower(_ value: BottleNotification) -> RustBuffer {
     return FfiConverterTypeBottleNotification.lower(value)
+}
+
+
+/**
+ * A bottle's live state from its bundle's control plane.
+ */
+public struct ControlState: Equatable, Hashable {
+    /**
+     * All egress cut.
+     */
+    public var killSwitch: Bool
+    /**
+     * What the agent last reported through supervise; `None` before its first report.
+     */
+    public var agentState: AgentState?
+    public var agentMessage: String
+    public var pending: [PendingRequest]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * All egress cut.
+         */killSwitch: Bool, 
+        /**
+         * What the agent last reported through supervise; `None` before its first report.
+         */agentState: AgentState?, agentMessage: String, pending: [PendingRequest]) {
+        self.killSwitch = killSwitch
+        self.agentState = agentState
+        self.agentMessage = agentMessage
+        self.pending = pending
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ControlState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeControlState: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ControlState {
+        return
+            try ControlState(
+                killSwitch: FfiConverterBool.read(from: &buf), 
+                agentState: FfiConverterOptionTypeAgentState.read(from: &buf), 
+                agentMessage: FfiConverterString.read(from: &buf), 
+                pending: FfiConverterSequenceTypePendingRequest.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ControlState, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.killSwitch, into: &buf)
+        FfiConverterOptionTypeAgentState.write(value.agentState, into: &buf)
+        FfiConverterString.write(value.agentMessage, into: &buf)
+        FfiConverterSequenceTypePendingRequest.write(value.pending, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeControlState_lift(_ buf: RustBuffer) throws -> ControlState {
+    return try FfiConverterTypeControlState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeControlState_lower(_ value: ControlState) -> RustBuffer {
+    return FfiConverterTypeControlState.lower(value)
 }
 
 
@@ -1937,32 +2299,42 @@ public enum BottleError: Swift.Error, Equatable, Hashable, Foundation.LocalizedE
     /**
      * bottle.toml is missing or invalid, or an argument is malformed.
      */
-    case InvalidSpec(message: String)
-    
+    case InvalidSpec(message: String, chain: [String]
+    )
     /**
      * The container engine (or VM runtime) cannot be reached.
      */
-    case EngineUnavailable(message: String)
-    
+    case EngineUnavailable(message: String, chain: [String]
+    )
     /**
      * No bottle by that name.
      */
-    case NotFound(message: String)
-    
+    case NotFound(message: String, chain: [String]
+    )
     /**
      * The chosen backend is not part of this build.
      */
-    case BackendUnavailable(message: String)
-    
+    case BackendUnavailable(message: String, chain: [String]
+    )
     /**
      * Anything else: a failed start, an unreachable control plane, ...
      */
-    case Runtime(message: String)
-    
+    case Runtime(message: String, chain: [String]
+    )
 
     
 
     
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+    uniffi_bottle_ffi_fn_method_bottleerror_uniffi_trait_display(
+            FfiConverterTypeBottleError_lower(self),$0
+    )
+}
+    )
+}
 
     
     public var errorDescription: String? {
@@ -1989,27 +2361,27 @@ public struct FfiConverterTypeBottleError: FfiConverterRustBuffer {
 
         
         case 1: return .InvalidSpec(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            message: try FfiConverterString.read(from: &buf), 
+            chain: try FfiConverterSequenceString.read(from: &buf)
+            )
         case 2: return .EngineUnavailable(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            message: try FfiConverterString.read(from: &buf), 
+            chain: try FfiConverterSequenceString.read(from: &buf)
+            )
         case 3: return .NotFound(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            message: try FfiConverterString.read(from: &buf), 
+            chain: try FfiConverterSequenceString.read(from: &buf)
+            )
         case 4: return .BackendUnavailable(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            message: try FfiConverterString.read(from: &buf), 
+            chain: try FfiConverterSequenceString.read(from: &buf)
+            )
         case 5: return .Runtime(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+            message: try FfiConverterString.read(from: &buf), 
+            chain: try FfiConverterSequenceString.read(from: &buf)
+            )
 
-        default: throw UniffiInternalError.unexpectedEnumCase
+         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
 
@@ -2019,18 +2391,36 @@ public struct FfiConverterTypeBottleError: FfiConverterRustBuffer {
         
 
         
-        case .InvalidSpec(_ /* message is ignored*/):
-            writeInt(&buf, Int32(1))
-        case .EngineUnavailable(_ /* message is ignored*/):
-            writeInt(&buf, Int32(2))
-        case .NotFound(_ /* message is ignored*/):
-            writeInt(&buf, Int32(3))
-        case .BackendUnavailable(_ /* message is ignored*/):
-            writeInt(&buf, Int32(4))
-        case .Runtime(_ /* message is ignored*/):
-            writeInt(&buf, Int32(5))
-
         
+        case let .InvalidSpec(message,chain):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterSequenceString.write(chain, into: &buf)
+            
+        
+        case let .EngineUnavailable(message,chain):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterSequenceString.write(chain, into: &buf)
+            
+        
+        case let .NotFound(message,chain):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterSequenceString.write(chain, into: &buf)
+            
+        
+        case let .BackendUnavailable(message,chain):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterSequenceString.write(chain, into: &buf)
+            
+        
+        case let .Runtime(message,chain):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterSequenceString.write(chain, into: &buf)
+            
         }
     }
 }
@@ -2401,6 +2791,30 @@ fileprivate struct FfiConverterOptionTypeVmmInfo: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeAgentState: FfiConverterRustBuffer {
+    typealias SwiftType = AgentState?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeAgentState.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeAgentState.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -2554,6 +2968,15 @@ public func initLogging()  {try! rustCall() {
     )
 }
 }
+/**
+ * The category id the app registers its Approve/Deny actions under.
+ */
+public func accessRequestCategory() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+    uniffi_bottle_ffi_fn_func_access_request_category($0
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -2571,6 +2994,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.contractVersionMismatch
     }
     if (uniffi_bottle_ffi_checksum_func_init_logging() != 11324) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_bottle_ffi_checksum_func_access_request_category() != 4978) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_bottle_ffi_checksum_method_eventlistener_on_event() != 23841) {
@@ -2591,6 +3017,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_bottle_ffi_checksum_method_bottlemanager_approve() != 13142) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_bottle_ffi_checksum_method_bottlemanager_control_state() != 64288) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_bottle_ffi_checksum_method_bottlemanager_deny() != 28998) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -2609,13 +3038,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_bottle_ffi_checksum_method_bottlemanager_pending() != 28233) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_bottle_ffi_checksum_method_bottlemanager_set_kill_switch() != 52107) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_bottle_ffi_checksum_method_bottlemanager_status() != 26497) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_bottle_ffi_checksum_method_bottlemanager_subscribe() != 53361) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_bottle_ffi_checksum_method_bottlemanager_up() != 30762) {
+    if (uniffi_bottle_ffi_checksum_method_bottlemanager_up() != 22471) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_bottle_ffi_checksum_method_progresslistener_on_step() != 18747) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_bottle_ffi_checksum_constructor_bottlemanager_new() != 45219) {
@@ -2623,6 +3058,7 @@ private let initializationResult: InitializationResult = {
     }
 
     uniffiCallbackInitEventListener()
+    uniffiCallbackInitProgressListener()
     return InitializationResult.ok
 }()
 

@@ -56,6 +56,33 @@ final class Recorder: @unchecked Sendable {
     }
 }
 
+/// The steps a progress listener heard, from whichever Rust thread called it.
+final class StepLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var steps: [String] = []
+
+    func add(_ step: String) { lock.withLock { steps.append(step) } }
+    var all: [String] { lock.withLock { steps } }
+}
+
+/// A temporary folder holding a world-writable workspace and a bottle.toml for it that
+/// allows `allowed.test`, followed by `extra` (more TOML); the folder and the spec's path.
+func writeBottle(_ name: String, extra: String = "") throws -> (dir: URL, spec: String) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(name)
+    let workspace = dir.appendingPathComponent("workspace")
+    try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
+    try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: workspace.path)
+    let spec = dir.appendingPathComponent("bottle.toml")
+    try """
+    name = "\(name)"
+    workspace = "\(workspace.path)"
+    [egress]
+    allow = ["allowed.test"]
+    \(extra)
+    """.write(to: spec, atomically: true, encoding: .utf8)
+    return (dir, spec.path)
+}
+
 /// Bounds for the Docker round trip: `up` may build images on a cold cache.
 let upTimeout: Double = 600
 let eventTimeout: Double = 60
@@ -65,10 +92,13 @@ final class BottleKitTests: XCTestCase {
 
     func testMissingSpecThrowsInvalidSpec() async {
         do {
-            _ = try await manager.up(specPath: "/nonexistent/bottle.toml")
+            _ = try await manager.up(specPath: "/nonexistent/bottle.toml", progress: ProgressRelay { _ in })
             XCTFail("up of a missing bottle.toml succeeded")
-        } catch BottleError.InvalidSpec(let message) {
+        } catch BottleError.InvalidSpec(let message, let chain) {
             XCTAssertTrue(message.contains("/nonexistent/bottle.toml"), message)
+            let error = BottleError.InvalidSpec(message: message, chain: chain)
+            XCTAssertEqual("\(error)", message, "Display is the sentence")
+            XCTAssertEqual(error.localizedDescription, message)
         } catch {
             XCTFail("expected BottleError.InvalidSpec, got \(error)")
         }
@@ -78,8 +108,8 @@ final class BottleKitTests: XCTestCase {
         do {
             _ = try await manager.status(name: "swift-no-such-bottle-\(getpid())")
             XCTFail("status of an unknown bottle succeeded")
-        } catch BottleError.NotFound(let message) {
-            XCTAssertTrue(message.contains("no bottle named"), message)
+        } catch BottleError.NotFound(let message, _) {
+            XCTAssertTrue(message.lowercased().contains("no bottle named"), message)
         } catch {
             XCTFail("expected BottleError.NotFound, got \(error)")
         }
@@ -88,20 +118,10 @@ final class BottleKitTests: XCTestCase {
     /// up → status → an event on a Rust thread → cancel one subscription → down.
     func testRoundTripOnDocker() async throws {
         let name = "swift\(getpid())-rt"
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(name)
-        let workspace = dir.appendingPathComponent("workspace")
-        try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: workspace.path)
-        let spec = dir.appendingPathComponent("bottle.toml")
-        try """
-        name = "\(name)"
-        workspace = "\(workspace.path)"
-        [egress]
-        allow = ["allowed.test"]
-        """.write(to: spec, atomically: true, encoding: .utf8)
+        let (dir, spec) = try writeBottle(name)
         defer { try? FileManager.default.removeItem(at: dir) }
         do {
-            try await roundTrip(name: name, spec: spec.path)
+            try await roundTrip(name: name, spec: spec)
         } catch {
             _ = try? await manager.down(name: name)
             throw error
@@ -111,7 +131,9 @@ final class BottleKitTests: XCTestCase {
     }
 
     private func roundTrip(name: String, spec: String) async throws {
-        let started = try await manager.up(specPath: spec)
+        let steps = StepLog()
+        let started = try await manager.up(specPath: spec, progress: ProgressRelay { steps.add($0) })
+        XCTAssertFalse(steps.all.isEmpty, "up reported no progress")
         XCTAssertEqual(started.name, name)
         XCTAssertEqual(started.backend, "docker")
         XCTAssertEqual(started.state, "running")
