@@ -132,6 +132,7 @@ fn every_command_parses() {
         &["shell", "demo"],
         &["completions", "zsh"],
         &["man"],
+        &["man", "--dir", "out"],
         &["gc", "--dry-run"],
         &["doctor", "--json"],
         &["verify", "demo", "--only", "direct,hosts"],

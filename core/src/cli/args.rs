@@ -136,8 +136,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff): `bottle-core man | man -l -`.
-    Man,
+    /// Print the manual page (roff): `bottle-core man | man -l -`; or write every page to a folder.
+    Man {
+        /// Write bottle-core.1 and one page per command (bottle-core-exec.1, ...) into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn parse_backend_arg(s: &str) -> Result<BackendKind, String> {

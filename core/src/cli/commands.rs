@@ -79,10 +79,20 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             out_bytes(&buf)?;
             Ok(0)
         }
-        Command::Man => {
+        Command::Man { dir: None } => {
             let mut buf = Vec::new();
             clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
             out_bytes(&buf)?;
+            Ok(0)
+        }
+        Command::Man { dir: Some(dir) } => {
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing manual pages to {}", dir.display()))?;
+            #[derive(Serialize)]
+            struct Pages<'a> {
+                dir: &'a std::path::Path,
+            }
+            say(&format!("wrote the manual pages to {}\n", dir.display()), json, &Pages { dir: &dir })?;
             Ok(0)
         }
         Command::Events { name, follow, since } => {
