@@ -80,7 +80,7 @@ for i, step in enumerate(spec.get("steps", [])):
         ok = False
         for _ in range(step.get("max", 20)):
             os.write(fd, step["send"].encode())
-            if wait_for(step["until"], min(deadline, time.monotonic() + 1)):
+            if wait_for(step["until"], min(deadline, time.monotonic() + 2)):
                 ok = True
                 break
         if not ok:
