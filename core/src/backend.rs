@@ -61,6 +61,45 @@ pub struct BottleStatus {
     pub allowlist: AllowlistStatus,
 }
 
+/// A command run with this process's own stdin, stdout and stderr attached (`exec`, `shell`).
+#[derive(Debug)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    /// Send this process's stdin to the command (until end of file).
+    pub stdin: bool,
+    /// Run the command on a terminal of its own (its output then comes back as one stream).
+    pub tty: bool,
+    /// The host terminal's size, now and after each change, while `tty` is set
+    /// ([`crate::terminal::window_sizes`]); `None` when there is nothing to pass on.
+    pub sizes: Option<tokio::sync::mpsc::Receiver<crate::terminal::WindowSize>>,
+}
+
+/// Whose log `logs` shows: the agent's program or the bundle's services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSource {
+    Agent,
+    Bundle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOptions {
+    pub source: LogSource,
+    /// Only the last this many lines of what is logged so far (all of it when `None`).
+    pub tail: Option<usize>,
+    /// Keep the stream open for new lines until the container stops.
+    pub follow: bool,
+}
+
+/// Bytes as the program wrote them, on its stdout or its stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub stderr: bool,
+    pub bytes: bytes::Bytes,
+}
+
+pub type LogStream<'a> = futures_util::stream::BoxStream<'a, anyhow::Result<LogChunk>>;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecOutput {
     pub exit_code: i64,
@@ -103,8 +142,15 @@ pub trait BottleBackend: Send + Sync {
     async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus>;
     async fn down(&self, name: &str, progress: &dyn Progress) -> anyhow::Result<()>;
     async fn status(&self, name: &str) -> anyhow::Result<BottleStatus>;
+    /// Runs `cmd` to its end and returns what it printed (as text: for probes and the FFI).
     async fn exec(&self, name: &str, cmd: &[String]) -> anyhow::Result<ExecOutput>;
+    /// Runs a command with this process's streams attached, its output passed on byte for
+    /// byte as it comes; returns the command's exit code.
+    async fn exec_attached(&self, name: &str, req: ExecRequest) -> anyhow::Result<i64>;
+    /// The agent's and the bundle's output so far, one after the other (for the FFI).
     async fn logs(&self, name: &str) -> anyhow::Result<String>;
+    /// One side's log as a stream of chunks, optionally only its tail, optionally followed.
+    async fn log_stream(&self, name: &str, opts: LogOptions) -> anyhow::Result<LogStream<'_>>;
     async fn list(&self) -> anyhow::Result<Vec<BottleStatus>>;
     /// Where the host reaches this bottle's bundle control plane.
     async fn control_endpoint(&self, name: &str) -> anyhow::Result<ControlEndpoint>;

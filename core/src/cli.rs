@@ -6,6 +6,7 @@ mod args;
 mod backends;
 mod commands;
 mod exit;
+mod logs;
 mod progress;
 mod render;
 
@@ -25,6 +26,15 @@ pub mod output {
     pub use super::render::{checks, event, json, json_line, list, requests, status};
 }
 
+/// The diagnostic log (`BOTTLE_LOG`) is the only thing bottle colours. Left to itself it would
+/// colour even into a pipe or a file, so colour is kept for a person at a terminal who has not
+/// set `NO_COLOR` (<https://no-color.org>: any non-empty value) and has not asked for `--json`.
+/// clap colours its own help and errors only on a terminal and honours `NO_COLOR` too.
+fn colour_on_stderr(json: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    use std::io::IsTerminal;
+    !json && no_color.is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -35,6 +45,7 @@ pub fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr(cli.json, std::env::var_os("NO_COLOR").as_deref()))
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("BOTTLE_LOG"))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -10,4 +10,5 @@ pub mod paths;
 pub mod sidecar;
 pub mod smolvm;
 pub mod spec;
+pub mod terminal;
 pub mod verify;

@@ -34,10 +34,69 @@ fn exec_takes_the_command_after_double_dash_verbatim() {
         c.command,
         Command::Exec {
             name: "demo".into(),
+            interactive: false,
+            tty: false,
             cmd: ["curl", "-sS", "--proxy", "x", "http://allowed.test/"].map(String::from).to_vec()
         }
     );
     assert!(parse(&["exec", "demo"]).is_err(), "a command is required");
+    let c = parse(&["exec", "-it", "demo", "--", "bash", "-i"]).unwrap();
+    assert_eq!(
+        c.command,
+        Command::Exec { name: "demo".into(), interactive: true, tty: true, cmd: vec!["bash".into(), "-i".into()] }
+    );
+}
+
+#[test]
+fn logs_take_bundle_follow_and_tail() {
+    assert_eq!(
+        parse(&["logs", "demo", "--bundle", "--follow", "--tail", "20"]).unwrap().command,
+        Command::Logs { name: "demo".into(), bundle: true, follow: true, tail: Some(20) }
+    );
+    assert_eq!(
+        parse(&["logs", "demo"]).unwrap().command,
+        Command::Logs { name: "demo".into(), bundle: false, follow: false, tail: None }
+    );
+    assert!(parse(&["logs", "demo", "--tail", "-1"]).is_err());
+}
+
+/// `-f` is a bottle.toml wherever it exists (`up`, `verify`); following is `--follow` only,
+/// so `-f` can never mean "file" to one command and "follow" to the next.
+#[test]
+fn dash_f_means_file_in_every_command() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, seen: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if arg.get_short() == Some('f') {
+                assert_eq!(arg.get_long(), Some("file"), "{path}: -f is --{:?}", arg.get_long());
+                seen.push(path.to_string());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), seen);
+        }
+    }
+    let mut seen = Vec::new();
+    walk(&Cli::command(), "bottle-core", &mut seen);
+    assert_eq!(seen, ["bottle-core up", "bottle-core verify"]);
+    assert!(parse(&["events", "demo", "-f"]).is_err());
+}
+
+#[test]
+fn every_flag_has_help_text() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str) {
+        for arg in cmd.get_arguments().filter(|a| a.get_long().is_some()) {
+            let id = arg.get_id().as_str();
+            if !["help", "version"].contains(&id) {
+                assert!(arg.get_help().is_some(), "{path} --{id} has no help text");
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()));
+        }
+    }
+    walk(&Cli::command(), "bottle-core");
 }
 
 #[test]
@@ -70,6 +129,10 @@ fn every_command_parses() {
         &["logs", "demo", "--json"],
         &["requests", "demo"],
         &["kill", "demo", "--release"],
+        &["shell", "demo"],
+        &["completions", "zsh"],
+        &["man"],
+        &["man", "--dir", "out"],
         &["gc", "--dry-run"],
         &["doctor", "--json"],
         &["verify", "demo", "--only", "direct,hosts"],

@@ -86,3 +86,42 @@ fn usage_errors_exit_2_and_help_exits_0() {
     assert_eq!(help.status.code(), Some(0));
     assert!(text(&help.stdout).contains("Usage: bottle-core"));
 }
+
+/// The bash completion script is valid bash that completes bottle's own commands, and the
+/// man page is roff that `man` renders, naming the newest commands.
+#[test]
+fn completions_and_the_man_page_come_from_the_real_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = run(&["completions", "bash"], dir.path());
+    assert!(script.status.success());
+    let path = dir.path().join("bottle-core.bash");
+    std::fs::write(&path, &script.stdout).unwrap();
+    let complete = "source \"$1\"; COMP_WORDS=(bottle-core sh); COMP_CWORD=1; COMP_LINE='bottle-core sh'; \
+                    COMP_POINT=${#COMP_LINE}; _bottle__core bottle-core sh bottle-core; echo \"${COMPREPLY[*]}\"";
+    let out = Command::new("bash").args(["-c", complete, "bash"]).arg(&path).output().unwrap();
+    assert_eq!(text(&out.stdout), "shell\n", "{}", text(&out.stderr));
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = run(&["completions", shell], dir.path());
+        assert!(out.status.success() && text(&out.stdout).contains("completions"), "{shell}");
+    }
+    assert_eq!(run(&["completions", "tcsh"], dir.path()).status.code(), Some(2));
+
+    let page = run(&["man"], dir.path());
+    assert!(page.status.success());
+    assert!(text(&page.stdout).contains(".TH bottle-core 1"), "{}", text(&page.stdout));
+    let roff = dir.path().join("bottle-core.1");
+    std::fs::write(&roff, &page.stdout).unwrap();
+    let pages = dir.path().join("man1");
+    std::fs::create_dir(&pages).unwrap();
+    assert!(run(&["man", "--dir", pages.to_str().unwrap()], dir.path()).status.success());
+    for cmd in ["bottle-core", "bottle-core-exec", "bottle-core-shell", "bottle-core-logs", "bottle-core-completions"] {
+        assert!(pages.join(format!("{cmd}.1")).is_file(), "no page {cmd}.1");
+    }
+    let Ok(shown) = Command::new("man").arg("-l").arg(pages.join("bottle-core-logs.1")).env("MANPAGER", "cat").output()
+    else {
+        eprintln!("SKIPPED rendering: no `man` here");
+        return;
+    };
+    let shown = text(&shown.stdout);
+    assert!(shown.contains("--follow") && shown.contains("--bundle") && shown.contains("--tail"), "{shown}");
+}

@@ -131,6 +131,15 @@ impl HostSide for FakeHost {
     async fn bundle_logs(&self, _: &str) -> anyhow::Result<String> {
         Ok("bundle log".into())
     }
+    async fn bundle_log_stream(
+        &self,
+        _: &str,
+        _: Option<usize>,
+        _: bool,
+    ) -> anyhow::Result<bottle_core::backend::LogStream<'_>> {
+        let chunk = bottle_core::backend::LogChunk { stderr: false, bytes: "bundle log\n".into() };
+        Ok(Box::pin(futures_util::stream::iter([Ok(chunk)])))
+    }
 }
 
 fn spec(name: &str, workspace: PathBuf) -> Spec {

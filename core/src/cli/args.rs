@@ -39,25 +39,45 @@ pub enum Command {
         #[arg(value_parser = parse_name)]
         name: String,
     },
-    /// Run a command in the bottle's agent and exit with its exit code.
+    /// Run a command in the bottle's agent, its output passed on as it comes, and exit with its exit code.
     Exec {
         #[arg(value_parser = parse_name)]
         name: String,
+        /// Send stdin to the command (always done when stdin is not a terminal).
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        /// Give the command a terminal of its own, sized as this one and resized with it.
+        #[arg(short = 't', long)]
+        tty: bool,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
-    /// Print the agent's output so far.
+    /// Open an interactive login shell in the agent, as the agent's user.
+    Shell {
+        #[arg(value_parser = parse_name)]
+        name: String,
+    },
+    /// Print the agent's output (or, with --bundle, the bundle's log).
     Logs {
         #[arg(value_parser = parse_name)]
         name: String,
+        /// The bundle's log (proxy, git gate, supervise) instead of the agent's output.
+        #[arg(long)]
+        bundle: bool,
+        /// Keep printing new output until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// Only the last N lines so far.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
     },
     /// Print the bottle's events (blocks, git, access requests, ...).
     Events {
         #[arg(value_parser = parse_name)]
         name: String,
         /// Keep printing new events until interrupted.
-        #[arg(long, short)]
+        #[arg(long)]
         follow: bool,
         /// Only events after this id.
         #[arg(long, value_name = "ID")]
@@ -87,6 +107,7 @@ pub enum Command {
     Kill {
         #[arg(value_parser = parse_name)]
         name: String,
+        /// Release the kill switch: egress follows the allowlist again.
         #[arg(long)]
         release: bool,
     },
@@ -109,6 +130,17 @@ pub enum Command {
         /// Only these categories (comma-separated): direct, hosts, dns, egress-port, proxy, dlp, git, privileges, fail-closed.
         #[arg(long, value_delimiter = ',', value_parser = parse_category)]
         only: Vec<crate::verify::Category>,
+    },
+    /// Print a shell completion script: `bottle-core completions bash > /etc/bash_completion.d/bottle-core`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `bottle-core man | man -l -`; or write every page to a folder.
+    Man {
+        /// Write bottle-core.1 and one page per command (bottle-core-exec.1, ...) into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 

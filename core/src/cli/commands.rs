@@ -5,6 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use bottle_protocol::Event;
+use clap::CommandFactory;
 use serde::Serialize;
 
 use super::args::{Cli, Command};
@@ -12,9 +13,10 @@ use super::backends::{self, Choice};
 use super::exit::{Exit, ExitWith, Failure};
 use super::progress::StepPrinter;
 use super::render;
-use crate::backend::{BackendKind, BottleBackend, BottleStatus, Check, Verdict};
+use crate::backend::{BackendKind, BottleBackend, BottleStatus, Check, ExecRequest, LogOptions, LogSource, Verdict};
 use crate::control_client::ControlClient;
 use crate::spec::Spec;
+use crate::terminal;
 
 /// How often `events --follow` asks a backend for events the bundle does not see.
 const EVENT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -22,7 +24,7 @@ const EVENT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 /// Bottle states whose control plane `doctor` asks for health.
 const LIVE_STATES: &[&str] = &["running", "degraded", "starting"];
 
-/// Runs one parsed command; `Ok` carries the process exit code (non-zero only for `exec`).
+/// Runs one parsed command; `Ok` carries the process exit code (non-zero only for `exec` and `shell`).
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
     let json = cli.json;
     match cli.command {
@@ -57,22 +59,40 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             print_status(&st, json)?;
             boundary_held(&st)
         }
-        Command::Exec { name, cmd } => {
-            let backend = open_default(cli.backend).await?;
-            let res = found(&*backend, &name, backend.exec(&name, &cmd).await).await?;
-            std::io::stdout().lock().write_all(res.stdout.as_bytes())?;
-            std::io::stderr().lock().write_all(res.stderr.as_bytes())?;
-            Ok(u8::try_from(res.exit_code).unwrap_or(Exit::Runtime as u8))
+        Command::Exec { name, interactive, tty, cmd } => {
+            // Piped input always reaches the command; a terminal's only when asked (-i), as
+            // with `docker exec`, so a command that reads no input does not wait on the keyboard.
+            let stdin = interactive || !terminal::stdin_is_terminal();
+            attached(cli.backend, &name, cmd, stdin, tty).await
         }
-        Command::Logs { name } => {
-            let backend = open_default(cli.backend).await?;
-            let logs = found(&*backend, &name, backend.logs(&name).await).await?;
+        Command::Shell { name } => {
+            let cmd = LOGIN_SHELL.iter().map(|s| s.to_string()).collect();
+            attached(cli.backend, &name, cmd, true, terminal::stdin_is_terminal()).await
+        }
+        Command::Logs { name, bundle, follow, tail } => {
+            let source = if bundle { LogSource::Bundle } else { LogSource::Agent };
+            super::logs::print(cli.backend, &name, LogOptions { source, tail, follow }, json).await
+        }
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "bottle-core", &mut buf);
+            out_bytes(&buf)?;
+            Ok(0)
+        }
+        Command::Man { dir: None } => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
+            out_bytes(&buf)?;
+            Ok(0)
+        }
+        Command::Man { dir: Some(dir) } => {
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing manual pages to {}", dir.display()))?;
             #[derive(Serialize)]
-            struct Logs<'a> {
-                name: &'a str,
-                logs: &'a str,
+            struct Pages<'a> {
+                dir: &'a std::path::Path,
             }
-            out(&if json { render::json(&Logs { name: &name, logs: &logs }) } else { logs })?;
+            say(&format!("wrote the manual pages to {}\n", dir.display()), json, &Pages { dir: &dir })?;
             Ok(0)
         }
         Command::Events { name, follow, since } => {
@@ -152,6 +172,29 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
     }
 }
 
+/// `shell`'s command: bash as a login shell where the image has it, else sh. Run through
+/// `sh` because the agent's uid may have no passwd entry, and so no login shell on record.
+const LOGIN_SHELL: [&str; 3] =
+    ["/bin/sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; fi; exec sh -l"];
+
+/// `exec` and `shell`: the command runs with this process's streams; exits with its code.
+async fn attached(
+    flag: Option<BackendKind>,
+    name: &str,
+    cmd: Vec<String>,
+    stdin: bool,
+    tty: bool,
+) -> Result<u8, Failure> {
+    let backend = open_default(flag).await?;
+    let sizes = if tty { terminal::window_sizes()? } else { None };
+    // Raw only with a TTY in the agent: that terminal then echoes and edits lines, not this one.
+    let raw = if tty { terminal::RawMode::enable()? } else { None };
+    let res = backend.exec_attached(name, ExecRequest { cmd, stdin, tty, sizes }).await;
+    drop(raw);
+    let code = found(&*backend, name, res).await?;
+    Ok(u8::try_from(code).unwrap_or(Exit::Runtime as u8))
+}
+
 /// The `--json` reply of commands that only act.
 #[derive(Serialize)]
 struct Done<'a> {
@@ -163,7 +206,7 @@ async fn open(choice: Choice) -> Result<Box<dyn BottleBackend>, Failure> {
 }
 
 /// Opens the backend for commands without a spec: flag, then environment, then Docker.
-async fn open_default(flag: Option<BackendKind>) -> Result<Box<dyn BottleBackend>, Failure> {
+pub(super) async fn open_default(flag: Option<BackendKind>) -> Result<Box<dyn BottleBackend>, Failure> {
     open(backends::choose_from_env(flag, None)?).await
 }
 
@@ -207,9 +250,13 @@ fn say<T: Serialize>(text: &str, json: bool, value: &T) -> Result<(), Failure> {
 }
 
 /// Writes to stdout; a closed pipe surfaces as an io error that `main` treats as success.
-fn out(text: &str) -> Result<(), Failure> {
+pub(super) fn out(text: &str) -> Result<(), Failure> {
+    out_bytes(text.as_bytes())
+}
+
+pub(super) fn out_bytes(bytes: &[u8]) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
+    stdout.write_all(bytes)?;
     stdout.flush()?;
     Ok(())
 }

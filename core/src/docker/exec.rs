@@ -1,15 +1,24 @@
-//! Running a command in a container and collecting its output and exit code.
+//! Running a command in a container: collected (for probes and the FFI) or attached to this
+//! process's streams (`exec`, `shell`).
+
+use std::time::Duration;
 
 use anyhow::Context;
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
 use futures_util::StreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::backend::ExecOutput;
+use crate::backend::{ExecOutput, ExecRequest};
+use crate::terminal;
 
 /// Output beyond this many bytes per stream is dropped (and said so), so a chatty command cannot eat memory.
 pub const MAX_EXEC_OUTPUT: usize = 8 * 1024 * 1024;
+
+/// The engine may report an exec as running for a moment after its output ended.
+const EXIT_CODE_POLLS: u32 = 50;
+const EXIT_CODE_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 pub async fn exec(docker: &Docker, container: &str, cmd: &[String]) -> anyhow::Result<ExecOutput> {
     let options = CreateExecOptions {
@@ -31,10 +40,75 @@ pub async fn exec(docker: &Docker, container: &str, cmd: &[String]) -> anyhow::R
             buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
         }
     }
-    let exit_code = docker.inspect_exec(&id).await?.exit_code.unwrap_or(-1);
     Ok(ExecOutput {
-        exit_code,
+        exit_code: exit_code(docker, &id).await?,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     })
+}
+
+/// Like `docker exec [-i] [-t]`: stdin is sent as it is typed, output written and flushed as
+/// it arrives, untouched, and window size changes are passed on to the command's terminal.
+pub async fn exec_attached(docker: &Docker, container: &str, req: ExecRequest) -> anyhow::Result<i64> {
+    let options = CreateExecOptions {
+        cmd: Some(req.cmd.clone()),
+        attach_stdin: Some(req.stdin),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(req.tty),
+        ..Default::default()
+    };
+    let id = docker.create_exec(container, options).await.with_context(|| format!("exec in {container}"))?.id;
+    let start = StartExecOptions { detach: false, tty: req.tty, output_capacity: None };
+    let StartExecResults::Attached { mut output, mut input } = docker.start_exec(&id, Some(start)).await? else {
+        anyhow::bail!("exec in {container}: the engine did not attach to the command");
+    };
+    if let Some(mut sizes) = req.sizes.filter(|_| req.tty) {
+        let (docker, id) = (docker.clone(), id.clone());
+        tokio::spawn(async move {
+            while let Some(s) = sizes.recv().await {
+                // A resize that fails (the command just ended) changes nothing worth reporting.
+                let _ = docker.resize_exec(&id, ResizeExecOptions { height: s.rows, width: s.cols }).await;
+            }
+        });
+    }
+    if req.stdin {
+        let mut chunks = terminal::stdin_chunks();
+        tokio::spawn(async move {
+            while let Some(chunk) = chunks.recv().await {
+                if input.write_all(&chunk).await.is_err() || input.flush().await.is_err() {
+                    return;
+                }
+            }
+            // End of file: the command's stdin closes, as with `docker exec -i`.
+            let _ = input.shutdown().await;
+        });
+    } else {
+        drop(input);
+    }
+    let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
+    while let Some(chunk) = output.next().await {
+        match chunk.with_context(|| format!("exec in {container}: reading its output"))? {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => pass_on(&mut stdout, &message).await?,
+            LogOutput::StdErr { message } => pass_on(&mut stderr, &message).await?,
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+    exit_code(docker, &id).await
+}
+
+async fn pass_on(to: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
+    to.write_all(bytes).await?;
+    to.flush().await
+}
+
+async fn exit_code(docker: &Docker, id: &str) -> anyhow::Result<i64> {
+    for _ in 0..EXIT_CODE_POLLS {
+        let info = docker.inspect_exec(id).await?;
+        if info.running != Some(true) {
+            return Ok(info.exit_code.unwrap_or(-1));
+        }
+        tokio::time::sleep(EXIT_CODE_POLL_INTERVAL).await;
+    }
+    anyhow::bail!("exec {id}: its output ended but the engine still reports it running")
 }

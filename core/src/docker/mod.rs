@@ -11,6 +11,7 @@ mod check;
 mod doctor;
 pub mod endpoint;
 mod exec;
+mod logs;
 mod state;
 
 use anyhow::Context;
@@ -24,7 +25,8 @@ pub use doctor::doctor;
 pub use state::name_lock_path;
 
 use crate::backend::{
-    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, ExecOutput, Progress, Verdict,
+    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, ExecOutput, ExecRequest,
+    LogOptions, LogSource, LogStream, Progress, Verdict,
 };
 use crate::images;
 use crate::netpool::{self, NetPool};
@@ -64,18 +66,15 @@ pub const LOG_TAIL_LINES: usize = 1000;
 
 /// The last `lines` lines of a container's stdout and stderr.
 pub async fn logs_tail(docker: &Docker, container: &str, lines: usize) -> anyhow::Result<String> {
-    let options = bollard::query_parameters::LogsOptionsBuilder::default()
-        .stdout(true)
-        .stderr(true)
-        .tail(&lines.to_string())
-        .build();
-    let mut stream = docker.logs(container, Some(options));
-    let mut out = String::new();
+    let mut stream = logs::stream(docker, container, Some(lines), false);
+    let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
-        out.push_str(&chunk.with_context(|| format!("logs of {container}"))?.to_string());
+        out.extend_from_slice(&chunk?.bytes);
     }
-    Ok(out)
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
+
+pub use logs::stream as log_stream;
 
 /// Bottle names become Docker object names, so they keep to what Docker accepts.
 fn validate_name(name: &str) -> anyhow::Result<()> {
@@ -307,6 +306,24 @@ impl BottleBackend for DockerBackend {
 
     async fn exec(&self, name: &str, cmd: &[String]) -> anyhow::Result<ExecOutput> {
         exec::exec(&self.docker, &labels::object_name(name, labels::ROLE_AGENT), cmd).await
+    }
+
+    async fn exec_attached(&self, name: &str, req: ExecRequest) -> anyhow::Result<i64> {
+        exec::exec_attached(&self.docker, &labels::object_name(name, labels::ROLE_AGENT), req).await
+    }
+
+    async fn log_stream(&self, name: &str, opts: LogOptions) -> anyhow::Result<LogStream<'_>> {
+        let role = match opts.source {
+            LogSource::Agent => labels::ROLE_AGENT,
+            LogSource::Bundle => labels::ROLE_BUNDLE,
+        };
+        let container = labels::object_name(name, role);
+        // A missing container is an error here, before any output, so `found` can name the bottle.
+        self.docker
+            .inspect_container(&container, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+            .with_context(|| format!("no {role} container {container}"))?;
+        Ok(logs::stream(&self.docker, &container, opts.tail, opts.follow))
     }
 
     async fn logs(&self, name: &str) -> anyhow::Result<String> {

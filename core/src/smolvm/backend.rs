@@ -29,7 +29,7 @@ use super::smolfile::{AllowList, BundleAddr, Smolfile, SmolfileInput, VmImage, s
 use super::status::{MachineState, MachineStatus};
 use crate::backend::{
     AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, EventSource, ExecOutput,
-    Progress, Verdict,
+    ExecRequest, LogOptions, LogSource, LogStream, Progress, Verdict,
 };
 use crate::images::PROBE_IN_AGENT;
 use crate::spec::Spec;
@@ -64,6 +64,10 @@ pub trait HostSide: Send + Sync {
     async fn record_check(&self, bottle: &str, status: &SmolAllowlistStatus) -> anyhow::Result<()>;
     async fn recorded_check(&self, bottle: &str) -> anyhow::Result<Option<SmolAllowlistStatus>>;
     async fn bundle_logs(&self, bottle: &str) -> anyhow::Result<String>;
+    /// The bundle's log as it is written: its last `tail` lines (all when `None`), then, with
+    /// `follow`, new ones until the bundle stops.
+    async fn bundle_log_stream(&self, bottle: &str, tail: Option<usize>, follow: bool)
+    -> anyhow::Result<LogStream<'_>>;
     /// What the host side needs (engine, images, subnet pool), each with what to fix.
     async fn doctor(&self) -> Vec<Check>;
 }
@@ -317,8 +321,26 @@ impl BottleBackend for SmolmachinesBackend {
         Ok(self.smolvm.exec(&Self::machine(bottle)?, cmd, EXEC_TIMEOUT).await?)
     }
 
+    async fn exec_attached(&self, bottle: &str, req: ExecRequest) -> anyhow::Result<i64> {
+        Ok(self.smolvm.exec_attached(&Self::machine(bottle)?, &req).await?)
+    }
+
     async fn logs(&self, bottle: &str) -> anyhow::Result<String> {
         self.host.bundle_logs(bottle).await
+    }
+
+    /// The agent's output is not kept: smolvm's `machine exec -d`, which starts it, gives the
+    /// process no stdout or stderr to keep (its agent nulls them, read from the 1.9.3 source),
+    /// and smolvm has no log command for a machine.
+    async fn log_stream(&self, bottle: &str, opts: LogOptions) -> anyhow::Result<LogStream<'_>> {
+        match opts.source {
+            LogSource::Bundle => self.host.bundle_log_stream(bottle, opts.tail, opts.follow).await,
+            LogSource::Agent => bail!(
+                "smolmachines: bottle {bottle}: smolvm keeps no output of the agent's command \
+                 (`machine exec -d` discards it); use `logs --bundle` for the bundle's log, or have \
+                 `command` write its own log file in the workspace"
+            ),
+        }
     }
 
     async fn list(&self) -> anyhow::Result<Vec<BottleStatus>> {

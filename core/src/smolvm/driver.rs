@@ -18,7 +18,7 @@ use super::name::MachineName;
 use super::smolfile::{Smolfile, VmImage};
 use super::status::{self, MachineStatus};
 use super::version::Version;
-use crate::backend::ExecOutput;
+use crate::backend::{ExecOutput, ExecRequest};
 
 /// Environment variable naming the smolvm binary when it is not on PATH.
 pub const SMOLVM_ENV: &str = "BOTTLE_SMOLVM";
@@ -242,6 +242,30 @@ impl Smolvm {
         Ok(ExecOutput { exit_code: i64::from(out.code), stdout: out.stdout, stderr: out.stderr })
     }
 
+    /// Runs `cmd` with this process's stdin (when asked), stdout and stderr handed to smolvm
+    /// itself, and returns its exit code: the guest's, or 1 when smolvm refused (its
+    /// `Error: ...` is then already on stderr). smolvm's `machine exec` has `-i`, `-t` and
+    /// `--stream` from 1.1.3 (the oldest smolvm bottle runs on), and with `-t` on a terminal it
+    /// puts the terminal in raw mode and sends the window size, and each change of it, to the
+    /// guest's terminal itself (src/agent/client.rs at 1.9.3), so nothing is relayed here.
+    pub async fn exec_attached(&self, name: &MachineName, req: &ExecRequest) -> Result<i64, SmolvmError> {
+        let args = attached_args(name, req);
+        let op = describe(&args[..4]);
+        if req.cmd.is_empty() {
+            return Err(SmolvmError::Output { op, detail: "no command given".into() });
+        }
+        let status = Command::new(&self.bin)
+            .args(&args)
+            .stdin(if req.stdin { Stdio::inherit() } else { Stdio::null() })
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .status()
+            .await
+            .map_err(|source| SmolvmError::Spawn { op, bin: self.bin.clone(), source })?;
+        Ok(i64::from(status.code().unwrap_or_else(|| 128 + signal_of(&status))))
+    }
+
     /// Denials the VMM recorded, oldest first; `None` when this smolvm has no
     /// `egress-events` (before 1.8.1), so "none recorded" and "cannot tell" differ.
     pub async fn egress_events(&self, name: &MachineName) -> Result<Option<Vec<EgressDenial>>, SmolvmError> {
@@ -259,6 +283,22 @@ impl Smolvm {
         let out = run(&self.bin, args, &[], timeout).await.map_err(|e| rename(e, &op))?;
         Ok((op.clone(), ok_or_failed(op, out)?))
     }
+}
+
+/// `machine exec` argv for an attached command: `-i` to send stdin, `-t` for a terminal, and
+/// `--stream` when neither (without it smolvm holds all output back until the command ends).
+fn attached_args(name: &MachineName, req: &ExecRequest) -> Vec<OsString> {
+    let mut args = machine(&["exec", "--name", name.as_str()]);
+    let flags: &[&str] = match (req.stdin, req.tty) {
+        (true, true) => &["-i", "-t"],
+        (true, false) => &["-i"],
+        (false, true) => &["-t"],
+        (false, false) => &["--stream"],
+    };
+    args.extend(flags.iter().map(OsString::from));
+    args.push("--".into());
+    args.extend(req.cmd.iter().map(OsString::from));
+    args
 }
 
 /// `machine create` argv for `version`: the name moved from a positional to
@@ -421,6 +461,18 @@ mod tests {
                 "/t/agent.tar"
             ]
         );
+    }
+
+    #[test]
+    fn attached_exec_asks_smolvm_for_stdin_a_terminal_or_streaming() {
+        let n = MachineName::new("bottle-a").unwrap();
+        let req = |stdin, tty| ExecRequest { cmd: vec!["sh".into()], stdin, tty, sizes: None };
+        let flags = |stdin, tty| words(&attached_args(&n, &req(stdin, tty)))[4..].join(" ");
+        assert_eq!(words(&attached_args(&n, &req(true, true)))[..4], ["machine", "exec", "--name", "bottle-a"]);
+        assert_eq!(flags(true, true), "-i -t -- sh");
+        assert_eq!(flags(true, false), "-i -- sh");
+        assert_eq!(flags(false, true), "-t -- sh");
+        assert_eq!(flags(false, false), "--stream -- sh");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use super::allowlist::SmolAllowlistStatus;
 use super::backend::{BundleEndpoint, HostSide};
 use super::image;
 use super::smolfile::BundleAddr;
-use crate::backend::{BackendKind, Check, Progress, Verdict};
+use crate::backend::{BackendKind, Check, LogStream, Progress, Verdict};
 use crate::netpool::NetPool;
 use crate::sidecar::config::BundleFile;
 use crate::sidecar::{self, BundleRequest, Placement, SidecarOptions, labels, objects, restarts};
@@ -196,5 +196,19 @@ impl HostSide for DockerHost {
         let mut out = format!("==> bundle ({container})\n");
         out.push_str(&docker::logs_tail(&self.docker, &container, docker::LOG_TAIL_LINES).await?);
         Ok(out)
+    }
+
+    async fn bundle_log_stream(
+        &self,
+        bottle: &str,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> anyhow::Result<LogStream<'_>> {
+        let container = Self::container(bottle);
+        self.docker
+            .inspect_container(&container, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+            .with_context(|| format!("smolmachines: bottle {bottle}: no bundle container {container}"))?;
+        Ok(docker::log_stream(&self.docker, &container, tail, follow))
     }
 }
