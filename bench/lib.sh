@@ -68,6 +68,8 @@ announced_port() {
 # `log` writes a line to stdout and to the results file RES.
 log() { echo "$*" | tee -a "$RES"; }
 now() { date +%s.%N; }
+# The median of the numbers on stdin, one a line.
+median() { sort -n | awk '{a[NR]=$1} END{if(NR%2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 ms() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.0f", (b-a)*1000}'; }
 
 # The machine a figure was measured on, and how busy it was.
@@ -79,6 +81,22 @@ host_lines() {
 # ---- bottles (bench/up-down.sh, bench/scale.sh). The caller sets BC (a bottle-core), TAG (a
 # name prefix of its own), T and STEP_TIMEOUT; every bottle is named "$TAG-*", its spec and
 # output live in $T, and `bottles_cleanup` (run it on exit) downs whatever is left of them.
+
+# The start of a bottle bench: bottle-core in BC (core_bin), TAG=$1-<pid>, a temp dir, the
+# results file RES (default /tmp/bottle-$1-results.txt), cleanup on exit, the machine
+# lines, and the warm-up `up`.
+bottles_bench() {
+  STEP_TIMEOUT=${STEP_TIMEOUT:-300}
+  TAG=$1-$$
+  bench_tmp "bottle-$1"
+  RES=${RES:-/tmp/bottle-$1-results.txt}; : > "$RES"
+  core_bin
+  BC=$BOTTLE_CORE_BIN
+  on_exit bottles_cleanup
+  host_lines
+  log "docker: $(docker version --format '{{.Server.Version}}') | $("$BC" --version)"
+  bottle_warm_up
+}
 
 # Writes the spec of bottle $1 in $T (workspace beside it, allowlist `allowed.test`, 1 CPU,
 # 1 GiB, 256 pids) and prints its path.

@@ -20,24 +20,12 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 COUNTS=${COUNTS:-"10 50 100"}
 LS_RUNS=${LS_RUNS:-5}
-STEP_TIMEOUT=${STEP_TIMEOUT:-300}
 # How long the bottles sit idle before their memory is read.
 IDLE_S=${IDLE_S:-5}
-TAG=scale-$$
-bench_tmp bottle-scale
-RES=${RES:-/tmp/bottle-scale-results.txt}; : > "$RES"
-
-core_bin
-BC=$BOTTLE_CORE_BIN
-on_exit bottles_cleanup
-median() { sort -n | awk '{a[NR]=$1} END{if(NR%2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 FAILED=0
 fail() { log "FAIL: $*"; FAILED=1; }
-
-host_lines
-log "docker: $(docker version --format '{{.Server.Version}}') | $("$BC" --version)"
+bottles_bench scale
 log "limits: inotify max_user_instances $(cat /proc/sys/fs/inotify/max_user_instances), conntrack max $(cat /proc/sys/net/netfilter/nf_conntrack_max 2>/dev/null || echo n/a), pool ${BOTTLE_SUBNET_POOL:-10.213.0.0/16} /${BOTTLE_SUBNET_PREFIX:-28}"
-bottle_warm_up
 # Every docker-proxy is the engine's userland forwarder of one published port.
 proxies() { pgrep -x docker-proxy | wc -l; }
 engine_objects() {

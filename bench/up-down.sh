@@ -8,7 +8,7 @@
 #   RUNS=7 bench/up-down.sh
 #
 # Images must be cached for the figures to mean anything: one warm-up `up` (not
-# recorded) builds whatever is missing. Every bottle is named perf-<pid>-* and
+# recorded) builds whatever is missing. Every bottle is named updown-<pid>-* and
 # removed on exit (down, then gc); workspaces live in a temp dir.
 # BOTTLE_CORE_BIN / BOTTLE_BUNDLE_BIN reuse prebuilt binaries instead of building (with
 # BOTTLE_CORE_BIN but without BOTTLE_BUNDLE_BIN, the timed runs use the static build the
@@ -17,22 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 RUNS=${RUNS:-10}
-STEP_TIMEOUT=${STEP_TIMEOUT:-300}
-TAG=perf-$$
-bench_tmp bottle-updown
-RES=${RES:-/tmp/bottle-updown-results.txt}; : > "$RES"
-
-core_bin
-BC=$BOTTLE_CORE_BIN
-median() { sort -n | awk '{a[NR]=$1} END{if(NR%2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
-
-on_exit bottles_cleanup
-
-host_lines
-log "docker: $(docker version --format '{{.Server.Version}}') | $("$BC" --version)"
-
-# ---------------------------------------------------------------- warm-up (builds/caches images)
-bottle_warm_up
+bottles_bench updown
 
 # ---------------------------------------------------------------- up/down vs docker run
 log ""; log "=== up/down x $RUNS, each followed by a plain docker run of the agent image"
