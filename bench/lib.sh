@@ -68,10 +68,85 @@ announced_port() {
 # `log` writes a line to stdout and to the results file RES.
 log() { echo "$*" | tee -a "$RES"; }
 now() { date +%s.%N; }
+# The median of the numbers on stdin, one a line.
+median() { sort -n | awk '{a[NR]=$1} END{if(NR%2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 ms() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.0f", (b-a)*1000}'; }
 
 # The machine a figure was measured on, and how busy it was.
 host_lines() {
   log "=== run $(date -Is)  host: $(nproc) cores, $(awk '/MemTotal/{print $2" kB"}' /proc/meminfo), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
   log "cpu: $(awk -F: '/model name/{print $2; exit}' /proc/cpuinfo | sed 's/^ *//')"
+}
+
+# ---- bottles (bench/up-down.sh, bench/scale.sh). The caller sets BC (a bottle-core), TAG (a
+# name prefix of its own), T and STEP_TIMEOUT; every bottle is named "$TAG-*", its spec and
+# output live in $T, and `bottles_cleanup` (run it on exit) downs whatever is left of them.
+
+# The start of a bottle bench: bottle-core in BC (core_bin), TAG=$1-<pid>, a temp dir, the
+# results file RES (default /tmp/bottle-$1-results.txt), cleanup on exit, the machine
+# lines, and the warm-up `up`.
+bottles_bench() {
+  STEP_TIMEOUT=${STEP_TIMEOUT:-300}
+  TAG=$1-$$
+  bench_tmp "bottle-$1"
+  RES=${RES:-/tmp/bottle-$1-results.txt}; : > "$RES"
+  core_bin
+  BC=$BOTTLE_CORE_BIN
+  on_exit bottles_cleanup
+  host_lines
+  log "docker: $(docker version --format '{{.Server.Version}}') | $("$BC" --version)"
+  bottle_warm_up
+}
+
+# Writes the spec of bottle $1 in $T (workspace beside it, allowlist `allowed.test`, 1 CPU,
+# 1 GiB, 256 pids) and prints its path.
+bottle_spec() {
+  local d=$T/$1; mkdir -p "$d/workspace"
+  cat > "$d/bottle.toml" <<SPEC
+name = "$1"
+workspace = "./workspace"
+[egress]
+allow = ["allowed.test"]
+[resources]
+cpus = 1
+memory = "1G"
+pids = 256
+SPEC
+  echo "$d/bottle.toml"
+}
+# `up --json` of bottle $1: its status (with `timings`) in $T/$1.out, its progress in $T/$1.err.
+bottle_up() { timeout "$STEP_TIMEOUT" "$BC" --json up -f "$(bottle_spec "$1")" > "$T/$1.out" 2> "$T/$1.err"; }
+bottle_down() { timeout "$STEP_TIMEOUT" "$BC" down "$1" >/dev/null 2>> "$T/$1.err"; }
+
+# Names of every bottle of ours that has a container or a network left.
+bottles_left() {
+  { docker ps -a --filter label=dev.bottle.name --format '{{.Label "dev.bottle.name"}}'
+    docker network ls --filter label=dev.bottle.name --format '{{.Label "dev.bottle.name"}}'
+  } | grep "^$TAG-" | sort -u
+}
+
+# Downs whatever is left of our bottles (8 at a time, each bounded), then lets `gc` take
+# the rest; plain containers named "$TAG-*" (baselines) go too.
+bottles_cleanup() {
+  bottles_left | xargs -r -P 8 -I{} timeout 120 "$BC" down {} >/dev/null 2>&1
+  timeout 300 "$BC" gc >/dev/null 2>&1
+  docker ps -aq --filter "name=^$TAG-" | xargs -r docker rm -f >/dev/null 2>&1
+  return 0
+}
+
+# One warm-up `up` (not recorded) makes whatever image is missing. From a checkout, the
+# timed `up`s then use that warm-up's static build as a packaged install ships it, so
+# they measure what a user waits for, not cargo's freshness check (~0.3 s per process).
+bottle_warm_up() {
+  local w=$TAG-warm
+  bottle_up "$w" || { log "warm-up up failed:"; tail -20 "$T/$w.err" | tee -a "$RES"; exit 1; }
+  AGENT_IMAGE=$(docker inspect --format '{{.Config.Image}}' "bottle-$w-agent")
+  bottle_down "$w"
+  log "agent image: $AGENT_IMAGE"
+  if [ -z "${BOTTLE_BUNDLE_BIN:-}" ]; then
+    local triple; triple=$(rustc -vV | sed -n 's/^host: //p')
+    export BOTTLE_BUNDLE_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/bundle-static/$triple/release/bottle-bundle
+  fi
+  log "static binaries: $(dirname "$BOTTLE_BUNDLE_BIN")"
+  log "warm-up up steps (stderr of bottle-core up):"; sed 's/^/    /' "$T/$w.err" | tee -a "$RES" >/dev/null
 }

@@ -127,6 +127,17 @@ impl Check {
 /// Reports progress on long steps (image builds, network setup, start check).
 pub trait Progress: Send + Sync {
     fn step(&self, message: &str);
+    /// The named step `step` took `took` (steps may overlap: some run side by side). Kept by
+    /// callers that report step times, as `up --json` does, so a slower step shows in CI logs.
+    fn timed(&self, _step: &'static str, _took: std::time::Duration) {}
+}
+
+/// Awaits `work` and reports how long it took as `step`.
+pub async fn timed<T>(progress: &dyn Progress, step: &'static str, work: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let out = work.await;
+    progress.timed(step, started.elapsed());
+    out
 }
 
 /// For calls made where nobody watches, such as `gc` removing leftovers.

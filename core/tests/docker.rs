@@ -420,6 +420,50 @@ async fn the_default_start_check_verifies_and_fails_once_the_agent_has_a_way_out
     b.down(&name, &Print(name.clone())).await.unwrap();
 }
 
+/// The steps `up --json` names in its `timings`, as CI logs show them (milliseconds each).
+const UP_STEPS: [&str; 9] = [
+    "binaries_ms",
+    "images_ms",
+    "networks_ms",
+    "bundle_create_ms",
+    "bundle_start_ms",
+    "agent_ms",
+    "start_check_ms",
+    "record_ms",
+    "total_ms",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_json_reports_the_time_of_each_named_step() {
+    let name = unique("timings");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    if backend(DockerOptions::default()).await.is_none() {
+        return;
+    }
+    let ws = support::workspace();
+    let spec = ws.path().join("bottle.toml");
+    std::fs::create_dir(ws.path().join("w")).unwrap();
+    std::fs::write(&spec, format!("name = \"{name}\"\nworkspace = \"w\"\n[egress]\nallow = [\"allowed.test\"]\n"))
+        .unwrap();
+    let cli =
+        |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_bottle-core")).args(args).output().unwrap();
+    let out = cli(&["--backend", "docker", "--json", "up", "-f", spec.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["name"], name.as_str(), "the status is there beside the timings");
+    assert_eq!(reply["allowlist"]["verdict"], "verified", "{stderr}");
+    let timings = reply["timings"].as_object().unwrap_or_else(|| panic!("no timings object: {reply}"));
+    let mut named: Vec<&str> = timings.keys().map(String::as_str).collect();
+    let mut expected = UP_STEPS.to_vec();
+    named.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(named, expected, "{reply}");
+    assert!(timings.values().all(serde_json::Value::is_u64), "whole milliseconds: {reply}");
+    let down = cli(&["--backend", "docker", "down", &name]);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_canary_network_that_is_not_internal_is_refused() {
     let name = unique("extnet");

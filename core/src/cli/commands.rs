@@ -35,7 +35,11 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             let res = backend.up(&spec, &progress).await;
             progress.finish();
             let st = res.with_context(|| format!("starting bottle {}", spec.name))?;
-            print_status(&st, json)?;
+            if json {
+                out(&render::json(&Up { status: &st, timings: progress.timings() }))?;
+            } else {
+                print_status(&st, false)?;
+            }
             boundary_held(&st)
         }
         Command::Down { name } => {
@@ -193,6 +197,14 @@ async fn attached(
     drop(raw);
     let code = found(&*backend, name, res).await?;
     Ok(u8::try_from(code).unwrap_or(Exit::Runtime as u8))
+}
+
+/// `up --json`: the status, and how long each of `up`'s steps took (milliseconds).
+#[derive(Serialize)]
+struct Up<'a> {
+    #[serde(flatten)]
+    status: &'a BottleStatus,
+    timings: std::collections::BTreeMap<String, u64>,
 }
 
 /// The `--json` reply of commands that only act.

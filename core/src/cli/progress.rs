@@ -2,7 +2,9 @@
 //!
 //! Each step is printed when it starts and timed when the next one starts (or
 //! at `finish`), because the slow step is what a user waiting on `up` wants to see.
+//! Named step times a backend reports are kept for `up --json`'s `timings`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ struct State {
     start: Instant,
     current: Option<Instant>,
     steps: usize,
+    timed: BTreeMap<String, u64>,
 }
 
 impl StepPrinter {
@@ -26,7 +29,9 @@ impl StepPrinter {
     }
 
     pub fn to(out: Box<dyn Write + Send>) -> Self {
-        Self { state: Mutex::new(State { out, start: Instant::now(), current: None, steps: 0 }) }
+        Self {
+            state: Mutex::new(State { out, start: Instant::now(), current: None, steps: 0, timed: BTreeMap::new() }),
+        }
     }
 
     /// Closes the last step and prints the total time (if there were steps at all).
@@ -40,6 +45,19 @@ impl StepPrinter {
         // Progress is best effort: a closed stderr must not fail the command.
         let _ = writeln!(s.out, "    total {}", seconds(total));
     }
+
+    /// Each named step's milliseconds (`<step>_ms`, a step timed twice counted once with
+    /// both times) and `total_ms` since this printer was made.
+    pub fn timings(&self) -> BTreeMap<String, u64> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = s.timed.clone();
+        all.insert("total_ms".into(), millis(s.start.elapsed()));
+        all
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
 }
 
 impl State {
@@ -57,6 +75,11 @@ impl Progress for StepPrinter {
         let _ = writeln!(s.out, "==> {message}");
         s.current = Some(Instant::now());
         s.steps += 1;
+    }
+
+    fn timed(&self, step: &'static str, took: Duration) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        *s.timed.entry(format!("{step}_ms")).or_default() += millis(took);
     }
 }
 
@@ -98,6 +121,17 @@ mod tests {
         assert_eq!(lines[2], "==> starting bundle");
         assert!(lines[3].starts_with("    done in "), "{text}");
         assert!(lines[4].starts_with("    total "), "{text}");
+    }
+
+    #[test]
+    fn named_step_times_are_kept_in_milliseconds_with_the_total() {
+        let p = StepPrinter::to(Box::new(Shared::default()));
+        p.timed("networks", Duration::from_millis(40));
+        p.timed("networks", Duration::from_millis(2));
+        p.timed("start_check", Duration::from_millis(7));
+        let t = p.timings();
+        assert_eq!(t.keys().collect::<Vec<_>>(), ["networks_ms", "start_check_ms", "total_ms"]);
+        assert_eq!((t["networks_ms"], t["start_check_ms"]), (42, 7));
     }
 
     #[test]

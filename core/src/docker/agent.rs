@@ -167,9 +167,13 @@ pub async fn create_agent(
     Ok(container)
 }
 
+/// Whether the agent was made to run as its image's own user (`[agent] run_as_image_user`).
+pub fn runs_as_image_user(agent: Option<&bollard::models::ContainerSummary>) -> bool {
+    agent.and_then(|a| a.labels.as_ref()?.get(labels::IMAGE_USER)).is_some_and(|v| v == "true")
+}
+
 /// `status`'s detail, noting an agent that runs as its image's user (possibly root).
-pub fn user_note(agent: Option<&bollard::models::ContainerSummary>, detail: String) -> String {
-    let opted_out = agent.and_then(|a| a.labels.as_ref()?.get(labels::IMAGE_USER)).is_some_and(|v| v == "true");
+pub fn user_note(opted_out: bool, detail: String) -> String {
     if !opted_out {
         return detail;
     }

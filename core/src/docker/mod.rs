@@ -26,7 +26,7 @@ pub use state::name_lock_path;
 
 use crate::backend::{
     AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, ExecOutput, ExecRequest,
-    LogOptions, LogSource, LogStream, Progress, Verdict,
+    LogOptions, LogSource, LogStream, Progress, Verdict, timed,
 };
 use crate::images;
 use crate::netpool::{self, NetPool};
@@ -153,15 +153,24 @@ impl DockerBackend {
             .with_context(|| format!("bottle {name}: another `up` or `down` of it is in progress"))
     }
 
-    /// Everything of `up` after the name is locked and leftovers are gone.
+    /// Everything of `up` after the name is locked and leftovers are gone. Each step is
+    /// reported to `progress` by the name `up --json` shows in its `timings`.
     async fn make(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<AllowlistStatus> {
         let d = &self.docker;
-        let (bundle_image, agent_image, probe) = tokio::try_join!(
-            images::ensure_bundle_image(d, progress),
-            images::resolve_agent_image(d, &spec.name, &spec.image, progress),
-            images::ensure_probe_file(progress),
-        )?;
-        let placement = sidecar::create_networks(d, &self.pool, BackendKind::Docker, &spec.name, progress).await?;
+        // The networks need nothing of the images: both side by side.
+        let images = timed(progress, "images", async {
+            tokio::try_join!(
+                images::ensure_bundle_image(d, progress),
+                images::resolve_agent_image(d, &spec.name, &spec.image, progress),
+                images::ensure_probe_file(progress),
+            )
+        });
+        let networks = timed(
+            progress,
+            "networks",
+            sidecar::create_networks(d, &self.pool, BackendKind::Docker, &spec.name, progress),
+        );
+        let ((bundle_image, agent_image, probe), placement) = tokio::try_join!(images, networks)?;
         let rendered = sidecar::render(spec, &placement, &self.options.sidecar, &sidecar::new_token())?;
         let bundle = BundleRequest {
             backend: BackendKind::Docker,
@@ -178,28 +187,34 @@ impl DockerBackend {
             placement.agent_subnet
         ));
         let bundle = async {
-            sidecar::create_bundle(d, bundle).await?;
-            sidecar::run_bundle(d, &spec.name, &placement).await
+            timed(progress, "bundle_create", sidecar::create_bundle(d, bundle)).await?;
+            timed(progress, "bundle_start", sidecar::run_bundle(d, &spec.name, &placement)).await
         };
         let api_env = sidecar::api_env(spec, &rendered.config);
-        let agent = agent::create_agent(d, spec, &placement, &agent_image, &probe, api_env);
+        let agent = timed(progress, "agent", agent::create_agent(d, spec, &placement, &agent_image, &probe, api_env));
         let (agent, ()) = tokio::try_join!(agent, bundle)?;
-        // Counted before the check: a restart while it runs must not pass for one it saw.
-        let restarts = sidecar::restarts::restart_count(d, &spec.name).await?;
-        let verdict = if self.options.start_check {
+        let (verdict, restarts) = if self.options.start_check {
             progress.step("start check: from inside the agent, one canary unreachable and one reachable");
-            check::start_check(d, &agent, &placement, &spec.allow, &self.options.sidecar).await
+            timed(progress, "start_check", async {
+                // Counted before the check: a restart while it runs must not pass for one it saw.
+                let restarts = sidecar::restarts::restart_count(d, &spec.name).await?;
+                let verdict = check::start_check(d, &agent, &placement, &spec.allow, &self.options.sidecar).await;
+                anyhow::Ok((verdict, restarts))
+            })
+            .await?
         } else {
-            AllowlistStatus {
+            let verdict = AllowlistStatus {
                 verdict: Verdict::NotVerified,
                 allowlist: spec.allow.clone(),
                 mechanism: MECHANISM.into(),
                 checked_at: None,
                 detail: "start check turned off by the backend options".into(),
                 vmm: None,
-            }
+            };
+            (verdict, sidecar::restarts::restart_count(d, &spec.name).await?)
         };
-        sidecar::bundle::write_files(d, &spec.name, vec![check::record(&verdict, restarts)?]).await?;
+        let record = vec![check::record(&verdict, restarts)?];
+        timed(progress, "record", sidecar::bundle::write_files(d, &spec.name, record)).await?;
         Ok(verdict)
     }
 
@@ -260,7 +275,7 @@ impl BottleBackend for DockerBackend {
             }
             anyhow::bail!("bottle {}: already exists; `down` it first or pick another name", spec.name);
         }
-        if state::names(&self.docker).await?.contains(&spec.name) {
+        if state::exists(&self.docker, &spec.name).await? {
             if let Some(uid) = state::made_by_another_user(&self.docker, &spec.name).await? {
                 anyhow::bail!(
                     "bottle {}: another user (uid {uid}) is bringing a bottle of this name up; pick another name",
@@ -278,7 +293,15 @@ impl BottleBackend for DockerBackend {
                 state::remove(&self.docker, &spec.name).await?;
                 anyhow::bail!("bottle {}: start check failed, bottle removed: {}", spec.name, verdict.detail)
             }
-            Ok(_) => state::status(&self.docker, &spec.name).await,
+            // What `status` would read back: both containers were seen running, and the
+            // check just passed. Asking the engine again costs three more round trips.
+            Ok(verdict) => Ok(BottleStatus {
+                name: spec.name.clone(),
+                backend: BackendKind::Docker,
+                state: "running".into(),
+                detail: agent::user_note(spec.run_as_image_user, String::new()),
+                allowlist: verdict,
+            }),
             Err(e) => {
                 // Best effort: whatever is left is labelled, so `gc` gets it if this fails too.
                 let _ = state::remove(&self.docker, &spec.name).await;
@@ -289,7 +312,7 @@ impl BottleBackend for DockerBackend {
 
     async fn down(&self, name: &str, progress: &dyn Progress) -> anyhow::Result<()> {
         let _lock = self.lock_name(name).await?;
-        if !state::names(&self.docker).await?.contains(name) {
+        if !state::exists(&self.docker, name).await? {
             anyhow::bail!("bottle {name}: no such bottle");
         }
         progress.step(&format!("removing bottle {name} (the workspace is left as it is)"));
@@ -337,11 +360,7 @@ impl BottleBackend for DockerBackend {
     }
 
     async fn list(&self) -> anyhow::Result<Vec<BottleStatus>> {
-        let mut out = Vec::new();
-        for name in state::names(&self.docker).await? {
-            out.push(state::status(&self.docker, &name).await?);
-        }
-        Ok(out)
+        state::statuses(&self.docker).await
     }
 
     async fn control_endpoint(&self, name: &str) -> anyhow::Result<ControlEndpoint> {

@@ -5,7 +5,7 @@
 //! leftover of an interrupted `up` unless that name's lock is held (an `up`
 //! or `down` in progress), and `gc` or the next `up` of the name removes it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bollard::Docker;
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
@@ -33,6 +33,13 @@ pub async fn names(docker: &Docker) -> anyhow::Result<BTreeSet<String>> {
     Ok(out)
 }
 
+/// Whether bottle `name` has any labelled object (asking for its own only: with many
+/// bottles on the host, listing every one's objects is the slow way to learn this).
+pub async fn exists(docker: &Docker, name: &str) -> anyhow::Result<bool> {
+    Ok(!containers(docker, Some(name)).await?.is_empty()
+        || !network::list_networks(docker, BackendKind::Docker, Some(name)).await?.is_empty())
+}
+
 fn running(c: &ContainerSummary) -> bool {
     c.state == Some(ContainerSummaryStateEnum::RUNNING)
 }
@@ -57,13 +64,44 @@ pub fn name_lock_path(name: &str) -> std::path::PathBuf {
 pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus> {
     let all = containers(docker, Some(name)).await?;
     let find = |r| all.iter().find(|c| role(c) == Some(r));
-    let (agent, bundle) = (find(labels::ROLE_AGENT), find(labels::ROLE_BUNDLE));
-    if agent.is_none()
-        && bundle.is_none()
+    if find(labels::ROLE_AGENT).is_none()
+        && find(labels::ROLE_BUNDLE).is_none()
         && network::list_networks(docker, BackendKind::Docker, Some(name)).await?.is_empty()
     {
         anyhow::bail!("bottle {name}: no such bottle");
     }
+    status_of(docker, name, &all).await
+}
+
+/// How many bottles `list` reads at once: each costs the engine a file read out of the
+/// bundle and an inspect, and one at a time made `ls` of a hundred bottles take seconds.
+const LIST_PARALLEL: usize = 16;
+
+/// The status of every bottle, from one listing of containers and one of networks.
+pub async fn statuses(docker: &Docker) -> anyhow::Result<Vec<BottleStatus>> {
+    use futures_util::StreamExt;
+    let all = containers(docker, None).await?;
+    let mut by_name: BTreeMap<String, Vec<ContainerSummary>> = BTreeMap::new();
+    for c in all {
+        if let Some(name) = c.labels.as_ref().and_then(|l| l.get(labels::NAME)).cloned() {
+            by_name.entry(name).or_default().push(c);
+        }
+    }
+    // A bottle with networks and no container left is still listed (as incomplete).
+    for n in network::list_networks(docker, BackendKind::Docker, None).await? {
+        if let Some(name) = n.labels.and_then(|l| l.get(labels::NAME).cloned()) {
+            by_name.entry(name).or_default();
+        }
+    }
+    // Made up front: a stream over a borrowing closure would not be `Send` for the backend trait.
+    let reads: Vec<_> = by_name.iter().map(|(name, own)| status_of(docker, name, own)).collect();
+    futures_util::stream::iter(reads).buffered(LIST_PARALLEL).collect::<Vec<_>>().await.into_iter().collect()
+}
+
+/// The status of bottle `name`, whose containers are `all`.
+async fn status_of(docker: &Docker, name: &str, all: &[ContainerSummary]) -> anyhow::Result<BottleStatus> {
+    let find = |r| all.iter().find(|c| role(c) == Some(r));
+    let (agent, bundle) = (find(labels::ROLE_AGENT), find(labels::ROLE_BUNDLE));
     let allow: Vec<String> = agent
         .and_then(|a| a.labels.as_ref()?.get(labels::ALLOW).cloned())
         .and_then(|j| serde_json::from_str(&j).ok())
@@ -98,7 +136,7 @@ pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus>
             "left half-made by an interrupted `up` (or one still in progress); `gc` or the next `up` removes it".into(),
         ),
     };
-    let detail = super::agent::user_note(agent, detail);
+    let detail = super::agent::user_note(super::agent::runs_as_image_user(agent), detail);
     let allowlist = record.map(|r| r.status).unwrap_or(AllowlistStatus {
         verdict: Verdict::NotVerified,
         allowlist: allow,

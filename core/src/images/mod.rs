@@ -10,6 +10,7 @@
 mod agent;
 mod bundle;
 mod claude_code;
+mod identity;
 pub mod platform;
 mod probe;
 mod static_bin;
@@ -38,10 +39,13 @@ pub use static_bin::LIB_DIR_ENV;
 /// Finds the bundle and probe binaries for the engine's platform (building them only in a
 /// checkout whose sources changed) and refuses ones built for another platform.
 pub async fn check_static_binaries(docker: &Docker, progress: &dyn Progress) -> anyhow::Result<Platform> {
-    let platform = engine_platform(docker).await?;
-    static_bin::static_binary("bottle-bundle", BUNDLE_BIN_ENV, progress).await?;
-    static_bin::static_binary("bottle-probe", PROBE_BIN_ENV, progress).await?;
-    Ok(platform)
+    crate::backend::timed(progress, "binaries", async {
+        let platform = engine_platform(docker).await?;
+        static_bin::static_binary("bottle-bundle", BUNDLE_BIN_ENV, progress).await?;
+        static_bin::static_binary("bottle-probe", PROBE_BIN_ENV, progress).await?;
+        Ok(platform)
+    })
+    .await
 }
 
 pub use crate::paths::{CACHE_DIR_ENV, cache_dir};
@@ -91,7 +95,47 @@ impl ImageFile {
 }
 
 /// Builds (once per content) a `FROM scratch` image `repo:<hash of dockerfile and files>`.
+/// The tag found for unchanged host files is remembered (see `identity`), so an `up` with
+/// everything cached reads and hashes no binary.
 pub(crate) async fn ensure_scratch_image(
+    docker: &Docker,
+    repo: &str,
+    dockerfile: &str,
+    files: Vec<ImageFile>,
+    progress: &dyn Progress,
+) -> anyhow::Result<String> {
+    let memo = identity::Memo::in_cache();
+    let key = recipe_key(dockerfile, &files);
+    let remembered = key.as_deref().and_then(|k| memo.recall(repo, k)).filter(|t| t.starts_with(&format!("{repo}:")));
+    if let Some(tag) = remembered
+        && image_exists(docker, &tag).await
+    {
+        return Ok(tag);
+    }
+    let tag = build_scratch_image(docker, repo, dockerfile, files, progress).await?;
+    if let Some(k) = key {
+        memo.remember(repo, &k, &tag);
+    }
+    Ok(tag)
+}
+
+/// What a scratch image is made from, with each host file by its stat key rather than its
+/// bytes (see `identity`); `None` if a host file cannot be looked at.
+fn recipe_key(dockerfile: &str, files: &[ImageFile]) -> Option<String> {
+    let mut parts = vec![dockerfile.as_bytes().to_vec()];
+    for f in files {
+        parts.push(f.path.as_bytes().to_vec());
+        parts.push(f.mode.to_le_bytes().to_vec());
+        parts.push(match &f.source {
+            FileSource::Data(d) => d.clone(),
+            FileSource::Host(p) => identity::stat_key(p)?.into_bytes(),
+        });
+    }
+    Some(content_hash(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>()))
+}
+
+/// The image's tag by the hash of its content, built if the engine lacks it.
+async fn build_scratch_image(
     docker: &Docker,
     repo: &str,
     dockerfile: &str,

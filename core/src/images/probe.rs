@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use bollard::Docker;
 
+use super::identity::{Memo, stat_key};
 use super::{ImageFile, cache_dir, content_hash, ensure_scratch_image, static_bin::static_binary};
 use crate::backend::Progress;
 
@@ -20,9 +21,29 @@ pub const PROBE_IN_AGENT: &str = "/opt/bottle/probe";
 
 /// The probe binary as the host keeps it for agents: a content-addressed copy under the
 /// cache dir, so a rebuilt source tree never pulls the file out from under a running agent.
+/// The copy found for an unchanged binary is remembered (see `identity`), so an `up` with
+/// everything cached does not read or hash the binary again.
 pub async fn ensure_probe_file(progress: &dyn Progress) -> anyhow::Result<PathBuf> {
     let binary = static_binary("bottle-probe", PROBE_BIN_ENV, progress).await?;
-    let bytes = tokio::fs::read(&binary).await.with_context(|| format!("image: reading {}", binary.display()))?;
+    let memo = Memo::in_cache();
+    let key = stat_key(&binary);
+    let remembered = key.as_deref().and_then(|k| memo.recall(MEMO_KIND, k)).map(PathBuf::from);
+    if let Some(copy) = remembered.filter(|c| c.starts_with(cache_dir().join("probe")) && c.is_file()) {
+        return Ok(copy);
+    }
+    let copy = copy_probe(&binary).await?;
+    if let Some(k) = key {
+        memo.remember(MEMO_KIND, &k, &copy.to_string_lossy());
+    }
+    Ok(copy)
+}
+
+/// Under what the probe copy's name is remembered.
+const MEMO_KIND: &str = "probe-file";
+
+/// The content-addressed copy of `binary`, made if missing.
+async fn copy_probe(binary: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let bytes = tokio::fs::read(binary).await.with_context(|| format!("image: reading {}", binary.display()))?;
     let dir = cache_dir().join("probe");
     let path = dir.join(format!("bottle-probe-{}", content_hash(&[&bytes])));
     if !path.exists() {

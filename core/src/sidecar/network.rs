@@ -127,38 +127,51 @@ pub async fn create_networks(
     let _lock = PoolLock::acquire().await?;
     let agent_net = labels::object_name(name, labels::ROLE_AGENT_NET);
     let egress_net = labels::object_name(name, labels::ROLE_EGRESS_NET);
-    let agent =
-        create_one(docker, pool, &labels::base(backend, name, labels::ROLE_AGENT_NET), &agent_net, backend).await?;
-    let egress =
-        create_one(docker, pool, &labels::base(backend, name, labels::ROLE_EGRESS_NET), &egress_net, backend).await?;
+    // The two first free subnets, one each, created side by side: each create waits on the
+    // engine's bridge and firewall setup. Each side steers clear of the other's first pick.
+    let taken = taken_subnets(docker).await?;
+    let mut free = pool.free(&taken);
+    let (Some(first), Some(second)) = (free.next(), free.next()) else { return Err(pool_full(pool)) };
+    let agent_labels = labels::base(backend, name, labels::ROLE_AGENT_NET);
+    let egress_labels = labels::base(backend, name, labels::ROLE_EGRESS_NET);
+    let (agent, egress) = tokio::try_join!(
+        create_one(docker, pool, &agent_labels, &agent_net, backend, first, second),
+        create_one(docker, pool, &egress_labels, &egress_net, backend, second, first),
+    )?;
     Ok(Placement::new(agent, egress))
 }
 
-/// Creates one network on the first free subnet; returns its id and subnet.
+fn pool_full(pool: &NetPool) -> anyhow::Error {
+    anyhow::anyhow!(
+        "network: subnet pool {} has no two free /{} left; set {} to a larger or different range",
+        pool.pool,
+        pool.prefix,
+        netpool::POOL_ENV
+    )
+}
+
+/// Creates one network on `first`, or, if the engine refuses it as taken meanwhile, on the
+/// next free subnet other than `other`'s (the twin network's first pick); returns its id and subnet.
 async fn create_one(
     docker: &Docker,
     pool: &NetPool,
     labels: &HashMap<String, String>,
     net: &str,
     backend: BackendKind,
+    first: Ipv4Net,
+    other: Ipv4Net,
 ) -> anyhow::Result<(String, Ipv4Net)> {
-    let mut refused = Vec::new();
+    let mut refused = vec![other];
+    let mut subnet = first;
     for _ in 0..MAX_PICK_ATTEMPTS {
-        let mut taken = taken_subnets(docker).await?;
-        taken.extend(refused.iter().copied());
-        let Some(subnet) = pool.free(&taken).next() else {
-            anyhow::bail!(
-                "network: subnet pool {} has no free /{} left; set {} to a larger or different range",
-                pool.pool,
-                pool.prefix,
-                netpool::POOL_ENV
-            );
-        };
         match docker.create_network(request(labels, net, subnet, backend)).await {
             Ok(created) => return Ok((created.id, subnet)),
             Err(e) if is_overlap(&e) => refused.push(subnet),
             Err(e) => return Err(e).with_context(|| format!("network: creating {net} on {subnet}")),
         }
+        let mut taken = taken_subnets(docker).await?;
+        taken.extend(refused.iter().copied());
+        subnet = pool.free(&taken).next().ok_or_else(|| pool_full(pool))?;
     }
     anyhow::bail!("network: creating {net}: {MAX_PICK_ATTEMPTS} subnets in a row were taken by others meanwhile")
 }
