@@ -163,7 +163,12 @@ fn the_agent_runs_as_the_image_user_only_when_the_spec_says_so() {
 fn spec_new_is_the_minimal_file() {
     let d = Dir::new();
     let parsed = d.parse(HEAD).unwrap();
-    let built = Spec { source: parsed.source.clone(), ..Spec::new("demo", parsed.workspace.clone()) };
+    // Where the file wrote things is the file's own; everything else is the minimal spec's.
+    let built = Spec {
+        source: parsed.source.clone(),
+        origins: parsed.origins.clone(),
+        ..Spec::new("demo", parsed.workspace.clone())
+    };
     assert_eq!(format!("{built:?}"), format!("{parsed:?}"));
 }
 
