@@ -107,7 +107,14 @@ pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus>
         detail: "no start check has completed".into(),
         vmm: None,
     });
-    Ok(BottleStatus { name: name.into(), backend: BackendKind::Docker, state: state.into(), detail, allowlist })
+    Ok(BottleStatus {
+        name: name.into(),
+        backend: BackendKind::Docker,
+        state: state.into(),
+        detail,
+        allowlist,
+        live: None,
+    })
 }
 
 /// Removes every container and network of the bottle (see `sidecar::objects::remove`).
