@@ -66,11 +66,7 @@ fn failed(mut it: Item, detail: String) -> Item {
 async fn agent_user(spec: &Spec, engine: Option<&Docker>, owner: u32) -> Option<(u32, u32, String)> {
     if !spec.run_as_image_user {
         let (uid, gid) = crate::docker::agent_ids(spec);
-        let who = if owner == 0 {
-            "bottle's agent user (the workspace belongs to root)"
-        } else {
-            "the agent, as the workspace's owner,"
-        };
+        let who = if owner == 0 { "bottle's agent user" } else { "the agent, as the workspace's owner," };
         return Some((uid, gid, who.into()));
     }
     let ImageSource::Reference(r) = &spec.image else { return None };
