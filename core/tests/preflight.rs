@@ -63,8 +63,20 @@ async fn each_unusable_input_is_a_usage_error_at_its_line_before_anything_exists
     }
     let repo = "[[git.repo]]\nalias = \"app\"\nupstream = \"https://git.example.test/app.git\"\n";
     let cases: &[(&str, &str, &[(&str, &str)], &str, &str)] = &[
-        ("file", "[[secret]]\nname = \"A\"\nfile = \"absent.key\"\n", &[], "bottle.toml:5:8: secret[0].file", "cannot read"),
-        ("env", "[[secret]]\nname = \"B\"\nenv = \"BOTTLE_TEST_NEVER_SET\"\n", &[], "bottle.toml:5:7: secret[0].env", "is not set"),
+        (
+            "file",
+            "[[secret]]\nname = \"A\"\nfile = \"absent.key\"\n",
+            &[],
+            "bottle.toml:5:8: secret[0].file",
+            "cannot read",
+        ),
+        (
+            "env",
+            "[[secret]]\nname = \"B\"\nenv = \"BOTTLE_TEST_NEVER_SET\"\n",
+            &[],
+            "bottle.toml:5:7: secret[0].env",
+            "is not set",
+        ),
         (
             "git",
             &format!("[git]\ncredentials = {{ file = \"absent.toml\" }}\n{repo}"),
@@ -155,7 +167,8 @@ async fn a_command_secret_reaches_the_bundle_and_dlp_stops_it_leaving() {
     let _cleanup = Cleanup(name.clone());
     let (mut spec, _ws) = support::spec(&name);
     let value = "from-a-command-5c1e";
-    spec.secrets = vec![Secret { name: "CMD".into(), from: SecretSource::Command(vec!["printf".into(), value.into()]) }];
+    spec.secrets =
+        vec![Secret { name: "CMD".into(), from: SecretSource::Command(vec!["printf".into(), value.into()]) }];
     b.up(&spec, &Print(name.clone())).await.unwrap();
     let out = b
         .exec(

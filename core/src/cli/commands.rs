@@ -38,9 +38,13 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             let progress = StepPrinter::stderr();
             let res = backend.up(&spec, &progress).await;
             progress.finish();
+            // A refusal already names file, line and key, and nothing was started.
             let mut st = res.map_err(|e| {
-                let exit = if crate::preflight::is_refusal(&e) { Exit::Usage } else { Exit::Runtime };
-                Failure::new(exit, e.context(format!("starting bottle {}", spec.name)))
+                if crate::preflight::is_refusal(&e) {
+                    Failure::new(Exit::Usage, e)
+                } else {
+                    Failure::new(Exit::Runtime, e.context(format!("starting bottle {}", spec.name)))
+                }
             })?;
             crate::live::fill(&*backend, &mut st).await;
             print_status(&st, json)?;
