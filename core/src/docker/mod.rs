@@ -327,7 +327,12 @@ impl BottleBackend for DockerBackend {
     async fn list(&self) -> anyhow::Result<Vec<BottleStatus>> {
         let mut out = Vec::new();
         for name in state::names(&self.docker).await? {
-            out.push(state::status(&self.docker, &name).await?);
+            match state::status(&self.docker, &name).await {
+                Ok(s) => out.push(s),
+                // Removed between the two reads (another process's `down`): no bottle any more.
+                Err(_) if !state::names(&self.docker).await?.contains(&name) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }
