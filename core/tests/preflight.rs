@@ -56,13 +56,17 @@ fn write_spec(dir: &Path, name: &str, rest: &str) {
     std::fs::write(dir.join("bottle.toml"), format!("name = \"{name}\"\nworkspace = \"ws\"\n{rest}")).unwrap();
 }
 
+/// A refused input: a tag, the spec text from line 3 on, extra environment, where the error
+/// points (`file:line:col: key`) and what it says.
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_unusable_input_is_a_usage_error_at_its_line_before_anything_exists() {
     if !support::engine().await {
         return;
     }
     let repo = "[[git.repo]]\nalias = \"app\"\nupstream = \"https://git.example.test/app.git\"\n";
-    let cases: &[(&str, &str, &[(&str, &str)], &str, &str)] = &[
+    let cases: &[Case] = &[
         (
             "file",
             "[[secret]]\nname = \"A\"\nfile = \"absent.key\"\n",
