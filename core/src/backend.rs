@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use bottle_protocol::Event;
+use bottle_protocol::control::{AgentStatus, Grant};
 
 use crate::spec::Spec;
 
@@ -59,6 +60,21 @@ pub struct BottleStatus {
     /// Why the bottle is degraded, or empty.
     pub detail: String,
     pub allowlist: AllowlistStatus,
+    /// What the bottle's bundle says right now (see `crate::live`); absent when it was not
+    /// asked (a stopped bottle) or did not answer (then `detail` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<Live>,
+}
+
+/// A running bottle as its bundle's control plane sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Live {
+    /// Engaged: all egress is cut, whatever the allowlist's verdict says.
+    pub kill_switch: bool,
+    /// Grants of approved access requests, beside the allowlist.
+    pub grants: Vec<Grant>,
+    /// What the agent last reported through supervise (`needs-input`, ...).
+    pub agent: AgentStatus,
 }
 
 /// A command run with this process's own stdin, stdout and stderr attached (`exec`, `shell`).
@@ -150,6 +166,9 @@ impl Progress for NoProgress {
 #[async_trait]
 pub trait BottleBackend: Send + Sync {
     fn kind(&self) -> BackendKind;
+    /// Reads and looks up everything the spec names on the host, making nothing (`up`
+    /// runs it first; `up --dry-run` only it).
+    async fn preflight(&self, spec: &Spec) -> crate::preflight::Report;
     async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus>;
     async fn down(&self, name: &str, progress: &dyn Progress) -> anyhow::Result<()>;
     async fn status(&self, name: &str) -> anyhow::Result<BottleStatus>;

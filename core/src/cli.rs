@@ -23,7 +23,7 @@ pub use progress::StepPrinter;
 
 /// Renderers for the read commands' output, public so their formats are tested as data.
 pub mod output {
-    pub use super::render::{checks, event, json, json_line, list, requests, status};
+    pub use super::render::{checks, event, json, json_line, list, preflight, requests, status};
 }
 
 /// The diagnostic log (`BOTTLE_LOG`) is the only thing bottle colours. Left to itself it would

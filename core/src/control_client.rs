@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bottle_protocol::Event;
-use bottle_protocol::control::{self, AccessRequest, AgentStatus, Approve, ErrorReply, Health, PolicyUpdate};
+use bottle_protocol::control::{self, AccessRequest, AgentStatus, Approve, ErrorReply, Grant, Health, PolicyUpdate};
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -54,6 +54,11 @@ impl ControlClient {
 
     pub async fn agent(&self) -> anyhow::Result<AgentStatus> {
         self.call_json(Method::GET, control::AGENT, None).await
+    }
+
+    /// The live grants of approved access requests, with their ends.
+    pub async fn grants(&self) -> anyhow::Result<Vec<Grant>> {
+        self.call_json(Method::GET, control::GRANTS, None).await
     }
 
     /// Pending access requests, oldest first as the bundle lists them.

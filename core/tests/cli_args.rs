@@ -12,8 +12,11 @@ fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
 
 #[test]
 fn up_defaults_to_bottle_toml_and_takes_dash_f() {
-    assert_eq!(parse(&["up"]).unwrap().command, Command::Up { file: PathBuf::from("bottle.toml") });
-    assert_eq!(parse(&["up", "-f", "x/b.toml"]).unwrap().command, Command::Up { file: PathBuf::from("x/b.toml") });
+    assert_eq!(parse(&["up"]).unwrap().command, Command::Up { file: PathBuf::from("bottle.toml"), dry_run: false });
+    assert_eq!(
+        parse(&["up", "-f", "x/b.toml"]).unwrap().command,
+        Command::Up { file: PathBuf::from("x/b.toml"), dry_run: false }
+    );
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! What the CLI prints, from plain data values: JSON shapes, human tables, event lines, error reports.
 
-use bottle_core::backend::{AllowlistStatus, BackendKind, BottleStatus, Verdict};
+use bottle_core::backend::{AllowlistStatus, BackendKind, BottleStatus, Live, Verdict};
 use bottle_core::cli::{Check, Exit, Failure, Report, output};
-use bottle_protocol::control::AccessRequest;
+use bottle_protocol::control::{AccessRequest, AgentStatus, Grant};
+use bottle_protocol::event::AgentState;
 use bottle_protocol::{Event, EventKind};
 use serde_json::json;
 
@@ -20,6 +21,27 @@ fn bottle(name: &str, verdict: Verdict) -> BottleStatus {
             detail: "canary reached; blocked.test refused".into(),
             vmm: None,
         },
+        live: None,
+    }
+}
+
+/// `bottle` as its bundle reports it: `killed` or not, one grant, the agent waiting for its human.
+fn live(name: &str, killed: bool) -> BottleStatus {
+    BottleStatus {
+        live: Some(Live {
+            kill_switch: killed,
+            grants: vec![Grant {
+                id: "r1".into(),
+                entry: "pypi.org:443".into(),
+                expires_at: Some("2026-11-28T13:00:00Z".into()),
+            }],
+            agent: AgentStatus {
+                state: Some(AgentState::NeedsInput),
+                message: "which branch?".into(),
+                since: Some("2026-11-28T12:30:00Z".into()),
+            },
+        }),
+        ..bottle(name, Verdict::Verified)
     }
 }
 
@@ -63,11 +85,39 @@ fn ls_table_aligns_columns() {
     let text = output::list(&[bottle("demo", Verdict::Verified), long]);
     assert_eq!(
         text,
-        "NAME                BACKEND  STATE     BOUNDARY  DETAIL\n\
-         demo                docker   running   verified\n\
-         a-much-longer-name  docker   degraded  FAILED    bundle restarting\n"
+        "NAME                BACKEND  STATE     BOUNDARY  AGENT  GRANTS  DETAIL\n\
+         demo                docker   running   verified  -      -\n\
+         a-much-longer-name  docker   degraded  FAILED    -      -       bundle restarting\n"
     );
     assert_eq!(output::list(&[]), "no bottles\n");
+}
+
+#[test]
+fn a_killed_bottle_is_never_plainly_verified_and_its_grants_and_agent_show() {
+    let text = output::list(&[live("demo", true), live("other", false)]);
+    assert_eq!(
+        text,
+        "NAME   BACKEND  STATE             BOUNDARY               AGENT        GRANTS  DETAIL\n\
+         demo   docker   running · killed  verified · egress cut  needs-input  1\n\
+         other  docker   running           verified               needs-input  1\n"
+    );
+    let text = output::status(&live("demo", true));
+    assert!(text.contains("state:      running · killed\n"), "{text}");
+    assert!(text.contains("boundary:   verified · egress cut\n"), "{text}");
+    assert!(
+        text.contains("kill:       ENGAGED: all egress cut (`bottle-core kill demo --release` restores it)\n"),
+        "{text}"
+    );
+    assert!(text.contains("grants:     pypi.org:443 until 2026-11-28T13:00:00Z (request r1)\n"), "{text}");
+    assert!(text.contains("agent:      needs-input since 2026-11-28T12:30:00Z: which branch?\n"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&output::json(&live("demo", true))).unwrap();
+    assert_eq!(v["live"]["kill_switch"], true);
+    assert_eq!(
+        v["live"]["grants"][0],
+        json!({"id": "r1", "entry": "pypi.org:443", "expires_at": "2026-11-28T13:00:00Z"})
+    );
+    assert_eq!(v["live"]["agent"]["state"], "needs-input");
+    assert!(!output::status(&bottle("demo", Verdict::Verified)).contains("kill:"), "not asked, not shown");
 }
 
 #[test]

@@ -163,7 +163,12 @@ fn the_agent_runs_as_the_image_user_only_when_the_spec_says_so() {
 fn spec_new_is_the_minimal_file() {
     let d = Dir::new();
     let parsed = d.parse(HEAD).unwrap();
-    let built = Spec { source: parsed.source.clone(), ..Spec::new("demo", parsed.workspace.clone()) };
+    // Where the file wrote things is the file's own; everything else is the minimal spec's.
+    let built = Spec {
+        source: parsed.source.clone(),
+        origins: parsed.origins.clone(),
+        ..Spec::new("demo", parsed.workspace.clone())
+    };
     assert_eq!(format!("{built:?}"), format!("{parsed:?}"));
 }
 
@@ -419,4 +424,31 @@ fn unknown_agents_and_bad_api_entries_are_refused_with_their_position() {
         "{HEAD}[[api]]\nname = \"a\"\nupstream = \"https://api.test\"\ncredential = {{ value = \"sk\" }}\n"
     ));
     assert!(e.contains("never go in bottle.toml") && !e.contains("\"sk\""), "{e}");
+}
+
+#[test]
+fn a_secret_command_is_a_program_and_arguments_and_exactly_one_source() {
+    let d = Dir::new();
+    let s = d
+        .parse(&format!(
+            "{HEAD}[[secret]]\nname = \"K\"\ncommand = [\"security\", \"find-generic-password\", \"-w\"]\n\
+             [[secret]]\nname = \"L\"\ncommand = [\"./bin/get\", \"x\"]\n\
+             [git]\ncredentials = {{ command = [\"op\", \"read\", \"op://v/git\"] }}\n"
+        ))
+        .unwrap();
+    let argv = |v: &[&str]| SecretSource::Command(v.iter().map(|a| a.to_string()).collect());
+    assert_eq!(s.secrets[0].from, argv(&["security", "find-generic-password", "-w"]), "a bare name is found on PATH");
+    let local = d.tmp.path().join("./bin/get");
+    assert_eq!(s.secrets[1].from, argv(&[local.to_str().unwrap(), "x"]), "a path is the file's folder's");
+    assert_eq!(s.git.credentials, Some(argv(&["op", "read", "op://v/git"])));
+    assert_eq!(s.origins.get("secret[0]").map(|p| (p.line, p.col)), Some((5, 11)), "kept for up's checks");
+
+    let e = d.refuse(&format!("{HEAD}[[secret]]\nname = \"K\"\ncommand = []\n"));
+    assert!(e.starts_with(&format!("{}secret[0].command = \"[]\": the command is empty", d.at(5, 11))), "{e}");
+    let e = d.refuse(&format!("{HEAD}[[secret]]\nname = \"K\"\nenv = \"A\"\ncommand = [\"x\"]\n"));
+    assert!(e.starts_with(&format!("{}secret[0].env = \"A\"", d.at(5, 7))) && e.contains("not env and command"), "{e}");
+    let e = d.refuse(&format!(
+        "{HEAD}[[api]]\nname = \"m\"\nupstream = \"https://a.test\"\ncredential = {{ command = [\" \"] }}\n"
+    ));
+    assert!(e.contains("api[0].credential.command[0]") && e.contains("program name is empty"), "{e}");
 }

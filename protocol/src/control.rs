@@ -21,6 +21,8 @@ pub const KILL: &str = "/v1/kill";
 pub const ACCESS: &str = "/v1/access";
 /// `GET`: the agent's last reported state → [`AgentStatus`].
 pub const AGENT: &str = "/v1/agent";
+/// `GET`: the live grants of approved access requests, with their ends → `Vec<Grant>`.
+pub const GRANTS: &str = "/v1/grants";
 
 /// `POST {ACCESS}/<id>/approve` with an [`Approve`] body.
 pub fn approve_path(id: &str) -> String {
@@ -75,6 +77,17 @@ pub struct AgentStatus {
     pub state: Option<AgentState>,
     pub message: String,
     pub since: Option<String>,
+}
+
+/// A grant an approved access request added to the allowlist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The access request it came from.
+    pub id: String,
+    /// The allow entry as written: `host` or `host:port`.
+    pub entry: String,
+    /// RFC 3339 UTC; `None` lasts for the bundle's life.
+    pub expires_at: Option<String>,
 }
 
 /// The body of every control-plane error reply.

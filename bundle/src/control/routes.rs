@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use bottle_protocol::EventKind;
-use bottle_protocol::control::{ACCESS, AGENT, AUTHORIZATION, EVENTS, HEALTH, Health, KILL, POLICY, PolicyUpdate};
+use bottle_protocol::control::{
+    ACCESS, AGENT, AUTHORIZATION, EVENTS, GRANTS, Grant, HEALTH, Health, KILL, POLICY, PolicyUpdate,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
@@ -37,6 +39,8 @@ pub async fn handle(bundle: Arc<Bundle>, req: Request<Incoming>) -> Response<Bod
         KILL if method == Method::POST => kill(&bundle, true),
         KILL if method == Method::DELETE => kill(&bundle, false),
         KILL => reply::method_not_allowed("POST, DELETE"),
+        GRANTS if method == Method::GET => grants(&bundle),
+        GRANTS => reply::method_not_allowed("GET"),
         p if under(p, ACCESS) || under(p, AGENT) => {
             let body = match read_body(body).await {
                 Ok(b) => b,
@@ -94,6 +98,18 @@ fn health_of(bundle: &Bundle) -> Health {
 
 fn health(bundle: &Bundle) -> Response<Body> {
     reply::json(StatusCode::OK, &health_of(bundle))
+}
+
+/// The live grants and when each ends, read-only (for the host's `status`).
+fn grants(bundle: &Bundle) -> Response<Body> {
+    let at = |ms: u64| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        humantime::format_rfc3339_seconds(t).to_string()
+    };
+    let (_, live) = bundle.policy.saved();
+    let list: Vec<Grant> =
+        live.into_iter().map(|g| Grant { id: g.id, entry: g.entry, expires_at: g.expires_unix_ms.map(at) }).collect();
+    reply::json(StatusCode::OK, &list)
 }
 
 /// Replaces the allowlist; the reply is the new [`Health`] (which lists it).

@@ -26,6 +26,9 @@ pub enum Command {
         /// The bottle spec.
         #[arg(short = 'f', long = "file", default_value = "bottle.toml")]
         file: PathBuf,
+        /// Only check: read every secret and credential, look up the image and the workspace, report, make nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Stop and remove a bottle (its workspace is never touched).
     Down {

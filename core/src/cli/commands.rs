@@ -21,20 +21,34 @@ use crate::terminal;
 /// How often `events --follow` asks a backend for events the bundle does not see.
 const EVENT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Bottle states whose control plane `doctor` asks for health.
-const LIVE_STATES: &[&str] = &["running", "degraded", "starting"];
-
 /// Runs one parsed command; `Ok` carries the process exit code (non-zero only for `exec` and `shell`).
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
     let json = cli.json;
     match cli.command {
-        Command::Up { file } => {
+        Command::Up { file, dry_run } => {
             let spec = Spec::load_for(&file, backends::forced_from_env(cli.backend)?).exit_with(Exit::Usage)?;
             let backend = open(backends::choose_from_env(cli.backend, spec.backend)?).await?;
+            if dry_run {
+                let report = backend.preflight(&spec).await;
+                out(&if json { render::json(&report) } else { render::preflight(&report) })?;
+                // The failures again on stderr, each with its position, as `up` would give them.
+                return match report.ready(&crate::backend::NoProgress) {
+                    Ok(_) => Ok(0),
+                    Err(refused) => Err(Failure::new(Exit::Usage, refused)),
+                };
+            }
             let progress = StepPrinter::stderr();
             let res = backend.up(&spec, &progress).await;
             progress.finish();
-            let st = res.with_context(|| format!("starting bottle {}", spec.name))?;
+            // A refusal already names file, line and key, and nothing was started.
+            let mut st = res.map_err(|e| {
+                if crate::preflight::is_refusal(&e) {
+                    Failure::new(Exit::Usage, e)
+                } else {
+                    Failure::new(Exit::Runtime, e.context(format!("starting bottle {}", spec.name)))
+                }
+            })?;
+            crate::live::fill(&*backend, &mut st).await;
             if json {
                 out(&render::json(&Up { status: &st, timings: progress.timings() }))?;
             } else {
@@ -53,13 +67,15 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Ls => {
             let backend = open_default(cli.backend).await?;
-            let all = backend.list().await.context("listing bottles")?;
+            let mut all = backend.list().await.context("listing bottles")?;
+            crate::live::fill_all(&*backend, &mut all).await;
             out(&if json { render::json(&all) } else { render::list(&all) })?;
             Ok(0)
         }
         Command::Status { name } => {
             let backend = open_default(cli.backend).await?;
-            let st = found(&*backend, &name, backend.status(&name).await).await?;
+            let mut st = found(&*backend, &name, backend.status(&name).await).await?;
+            crate::live::fill(&*backend, &mut st).await;
             print_status(&st, json)?;
             boundary_held(&st)
         }
@@ -337,7 +353,7 @@ async fn doctor(flag: Option<BackendKind>, json: bool) -> Result<u8, Failure> {
                 }
                 Ok(all) => {
                     checks.push(Check::new("bottles", true, format!("{} found", all.len()), ""));
-                    for b in all.iter().filter(|b| LIVE_STATES.contains(&b.state.as_str())) {
+                    for b in all.iter().filter(|b| crate::live::LIVE_STATES.contains(&b.state.as_str())) {
                         let c = control_check(&*backend, &b.name).await;
                         if !c.ok {
                             exit = Exit::Runtime;

@@ -67,6 +67,23 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The state, with `· killed` while the kill switch cuts all egress.
+fn state(b: &BottleStatus) -> String {
+    if b.live.as_ref().is_some_and(|l| l.kill_switch) { format!("{} · killed", b.state) } else { b.state.clone() }
+}
+
+/// The verdict, qualified while the kill switch is engaged: a killed bottle is never shown
+/// as plainly verified, since nothing it was verified to allow passes.
+fn boundary(b: &BottleStatus) -> String {
+    let v = verdict(b.allowlist.verdict);
+    if b.live.as_ref().is_some_and(|l| l.kill_switch) { format!("{v} · egress cut") } else { v.to_string() }
+}
+
+fn agent_state(b: &BottleStatus) -> String {
+    let state = b.live.as_ref().and_then(|l| l.agent.state);
+    state.and_then(|s| serde_json::to_value(s).ok()).and_then(|v| v.as_str().map(String::from)).unwrap_or("-".into())
+}
+
 pub fn list(bottles: &[BottleStatus]) -> String {
     if bottles.is_empty() {
         return "no bottles\n".to_string();
@@ -77,13 +94,15 @@ pub fn list(bottles: &[BottleStatus]) -> String {
             vec![
                 b.name.clone(),
                 kind_name(b.backend).to_string(),
-                b.state.clone(),
-                verdict(b.allowlist.verdict).to_string(),
+                state(b),
+                boundary(b),
+                agent_state(b),
+                b.live.as_ref().map_or("-".into(), |l| l.grants.len().to_string()),
                 b.detail.clone(),
             ]
         })
         .collect();
-    table(&["NAME", "BACKEND", "STATE", "BOUNDARY", "DETAIL"], &rows)
+    table(&["NAME", "BACKEND", "STATE", "BOUNDARY", "AGENT", "GRANTS", "DETAIL"], &rows)
 }
 
 /// Details come from the engine and the bundle's checks, so they are escaped like events.
@@ -92,11 +111,11 @@ pub fn status(b: &BottleStatus) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "name:       {}", escape_controls(&b.name));
     let _ = writeln!(out, "backend:    {}", kind_name(b.backend));
-    let _ = writeln!(out, "state:      {}", escape_controls(&b.state));
+    let _ = writeln!(out, "state:      {}", escape_controls(&state(b)));
     if !b.detail.is_empty() {
         let _ = writeln!(out, "detail:     {}", escape_controls(&b.detail));
     }
-    let _ = writeln!(out, "boundary:   {}", verdict(a.verdict));
+    let _ = writeln!(out, "boundary:   {}", boundary(b));
     let _ = writeln!(out, "mechanism:  {}", a.mechanism);
     if let Some(v) = &a.vmm {
         let _ = writeln!(out, "vmm:        {} {}, {} network backend", v.runtime, v.version, v.net_backend);
@@ -107,6 +126,38 @@ pub fn status(b: &BottleStatus) -> String {
     }
     let allow = if a.allowlist.is_empty() { "(nothing)".to_string() } else { a.allowlist.join(", ") };
     let _ = writeln!(out, "allowlist:  {}", escape_controls(&allow));
+    if let Some(l) = &b.live {
+        let kill = if l.kill_switch {
+            format!("ENGAGED: all egress cut (`bottle-core kill {} --release` restores it)", b.name)
+        } else {
+            "off".into()
+        };
+        let _ = writeln!(out, "kill:       {kill}");
+        let grants: Vec<String> = l
+            .grants
+            .iter()
+            .map(|g| {
+                let until = g.expires_at.as_deref().map_or("for the bottle's life".into(), |t| format!("until {t}"));
+                format!("{} {until} (request {})", g.entry, g.id)
+            })
+            .collect();
+        let grants = if grants.is_empty() { "none".to_string() } else { grants.join(", ") };
+        let _ = writeln!(out, "grants:     {}", escape_controls(&grants));
+        let agent = match &l.agent {
+            s if s.state.is_none() => "no state reported".to_string(),
+            s => {
+                let mut t = agent_state(b);
+                if let Some(since) = &s.since {
+                    let _ = write!(t, " since {since}");
+                }
+                if !s.message.is_empty() {
+                    let _ = write!(t, ": {}", s.message);
+                }
+                t
+            }
+        };
+        let _ = writeln!(out, "agent:      {}", escape_controls(&agent));
+    }
     out
 }
 
@@ -186,6 +237,24 @@ pub fn requests(reqs: &[AccessRequest]) -> String {
         .map(|r| vec![r.id.clone(), port(&r.host, r.port), r.requested_at.clone(), r.reason.clone()])
         .collect();
     table(&["ID", "DESTINATION", "REQUESTED", "REASON"], &rows)
+}
+
+/// `up --dry-run`: one line per thing the spec names, where it names it, and what was found.
+pub fn preflight(report: &crate::preflight::Report) -> String {
+    use crate::preflight::Outcome;
+    let rows: Vec<Vec<String>> = report
+        .items
+        .iter()
+        .map(|i| {
+            let outcome = match i.outcome {
+                Outcome::Ok => "ok",
+                Outcome::Warning => "WARN",
+                Outcome::Failed => "FAIL",
+            };
+            vec![outcome.into(), i.what.clone(), i.at.clone(), i.detail.clone(), i.fix.clone()]
+        })
+        .collect();
+    table(&["", "CHECK", "AT", "DETAIL", "FIX"], &rows)
 }
 
 pub fn checks(checks: &[Check]) -> String {

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use bollard::Docker;
 use futures_util::StreamExt;
 
-pub use agent::gate_env;
+pub use agent::{agent_ids, gate_env};
 pub use check::{BLOCKED_PROBE_URL, MECHANISM, start_check};
 pub use doctor::doctor;
 pub use state::name_lock_path;
@@ -260,8 +260,13 @@ impl BottleBackend for DockerBackend {
         BackendKind::Docker
     }
 
+    async fn preflight(&self, spec: &Spec) -> crate::preflight::Report {
+        crate::preflight::check(spec, Some(&self.docker), BackendKind::Docker).await
+    }
+
     async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus> {
         validate_name(&spec.name)?;
+        let spec = &self.preflight(spec).await.ready(progress)?;
         // Before anything is made: binaries for another platform than the engine's cannot run.
         images::check_static_binaries(&self.docker, progress).await?;
         let _lock = self.lock_name(&spec.name).await?;

@@ -145,7 +145,14 @@ async fn status_of(docker: &Docker, name: &str, all: &[ContainerSummary]) -> any
         detail: "no start check has completed".into(),
         vmm: None,
     });
-    Ok(BottleStatus { name: name.into(), backend: BackendKind::Docker, state: state.into(), detail, allowlist })
+    Ok(BottleStatus {
+        name: name.into(),
+        backend: BackendKind::Docker,
+        state: state.into(),
+        detail,
+        allowlist,
+        live: None,
+    })
 }
 
 /// Removes every container and network of the bottle (see `sidecar::objects::remove`).

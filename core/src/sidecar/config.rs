@@ -165,13 +165,7 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
         None => None,
         Some(src) => {
             let text = src.read().context("git.credentials")?;
-            // Never echo the parser's message: it quotes the offending text, which is a credential.
-            let table: BTreeMap<String, String> = toml::from_str(&text).map_err(|_| {
-                anyhow::anyhow!("git.credentials: not a TOML table of alias = \"token\" strings (content not shown)")
-            })?;
-            if let Some(alias) = table.keys().find(|a| !spec.git.repos.iter().any(|r| &r.alias == *a)) {
-                anyhow::bail!("git.credentials: alias {alias:?} names no [[git.repo]] of this bottle");
-            }
+            check_git_credentials(&text, &spec.git.repos).context("git.credentials")?;
             files.push(BundleFile { path: GIT_CREDENTIALS_PATH, contents: text.into_bytes() });
             Some(GIT_CREDENTIALS_PATH.into())
         }
@@ -225,6 +219,18 @@ pub fn render(spec: &Spec, placement: &Placement, options: &SidecarOptions, toke
     };
     files.insert(0, BundleFile { path: CONFIG_PATH, contents: config.to_toml().into_bytes() });
     Ok(Rendered { config, files })
+}
+
+/// Checks the git credentials' text (TOML `alias = "token"` lines, each alias one of
+/// `repos`), at `up`'s checks and again here, so what is checked is what is rendered.
+pub fn check_git_credentials(text: &str, repos: &[crate::spec::RepoSpec]) -> anyhow::Result<()> {
+    // Never echo the parser's message: it quotes the offending text, which is a credential.
+    let table: BTreeMap<String, String> = toml::from_str(text)
+        .map_err(|_| anyhow::anyhow!("not a TOML table of alias = \"token\" strings (content not shown)"))?;
+    if let Some(alias) = table.keys().find(|a| !repos.iter().any(|r| &r.alias == *a)) {
+        anyhow::bail!("alias {alias:?} names no [[git.repo]] of this bottle");
+    }
+    Ok(())
 }
 
 /// What the agent gets for each `[[api]]`: the gate's URL for it and its placeholder, never the credential.

@@ -16,5 +16,5 @@ pub mod objects;
 pub mod restarts;
 
 pub use bundle::{BundleRequest, bounded_logs, control_endpoint, create_bundle, restart_unless_stopped, run_bundle};
-pub use config::{Rendered, SidecarOptions, api_env, new_token, render};
+pub use config::{Rendered, SidecarOptions, api_env, check_git_credentials, new_token, render};
 pub use network::{Placement, create_networks, remove_networks};

@@ -70,6 +70,10 @@ pub trait HostSide: Send + Sync {
     -> anyhow::Result<LogStream<'_>>;
     /// What the host side needs (engine, images, subnet pool), each with what to fix.
     async fn doctor(&self) -> Vec<Check>;
+    /// The engine the agent image comes from, for `up`'s checks; `None` where there is none to ask.
+    fn engine(&self) -> Option<&bollard::Docker> {
+        None
+    }
 }
 
 pub struct SmolmachinesBackend {
@@ -213,6 +217,7 @@ impl SmolmachinesBackend {
             state: state.into(),
             detail,
             allowlist,
+            live: None,
         })
     }
 }
@@ -223,8 +228,13 @@ impl BottleBackend for SmolmachinesBackend {
         BackendKind::Smolmachines
     }
 
+    async fn preflight(&self, spec: &Spec) -> crate::preflight::Report {
+        crate::preflight::check(spec, self.host.engine(), BackendKind::Smolmachines).await
+    }
+
     async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus> {
         let name = Self::machine(&spec.name)?;
+        let spec = &self.preflight(spec).await.ready(progress)?;
         // Refused before anything is made: what this smolvm could not start as asked.
         let secrets = split_env(&spec.env).1;
         if spec.command.is_empty() && !secrets.is_empty() {

@@ -94,6 +94,10 @@ impl DockerHost {
 
 #[async_trait]
 impl HostSide for DockerHost {
+    fn engine(&self) -> Option<&Docker> {
+        Some(&self.docker)
+    }
+
     async fn place_bundle(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BundleEndpoint> {
         // The caller found no VM of this name, so anything labelled with it is an interrupted `up`'s.
         objects::remove(&self.docker, BACKEND, &spec.name).await?;

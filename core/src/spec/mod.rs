@@ -12,17 +12,19 @@ mod egress;
 mod git;
 mod raw;
 mod resources;
+mod source;
 mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use bottle_protocol::config::ConfigError;
+use bottle_protocol::config::{ConfigError, Position};
 
 use crate::backend::BackendKind;
 
 pub use egress::check_entry as check_egress_entry;
 pub use resources::{MEMORY_MAX_MIB, MEMORY_MIN_MIB};
+pub use source::{COMMAND_TIMEOUT, COMMAND_TIMEOUT_ENV, MAX_COMMAND_OUTPUT, SecretSource, SecretValue};
 pub use validate::{NAME_MAX_LEN, check_name, parse_backend};
 
 /// Where the workspace appears inside the agent unless `workdir` says otherwise.
@@ -54,6 +56,25 @@ pub struct Spec {
     pub backend: Option<BackendKind>,
     /// Model APIs served by the bundle's API gate (explicit `[[api]]`, or implied by the agent image).
     pub apis: Vec<ApiSpec>,
+    /// Where the file names what is read or looked up only at `up` (see [`Origins`]).
+    pub origins: Origins,
+}
+
+/// Where a bottle.toml wrote each thing that is checked only at `up`, because it lives on
+/// the host and may change after parsing: a secret's source (`secret[0]`, `api[1].credential`,
+/// `git.credentials`, at its `env`, `file` or `command`), the `image` and the `workspace`.
+/// So a missing file or a failing command found then still points at its line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(BTreeMap<String, Position>);
+
+impl Origins {
+    pub fn insert(&mut self, key: impl Into<String>, at: Position) {
+        self.0.insert(key.into(), at);
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Position> {
+        self.0.get(key)
+    }
 }
 
 /// A model API the agent reaches only through the bundle's gate; its credential stays on the host
@@ -122,43 +143,6 @@ impl ImageSource {
 pub struct Secret {
     pub name: String,
     pub from: SecretSource,
-}
-
-/// Where a value lives on the host. File paths are absolute (resolved against
-/// the bottle.toml's directory); they are not required to exist until `up`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    Env(String),
-    File(PathBuf),
-}
-
-impl SecretSource {
-    /// Reads the value now: the one reader for never-leave secrets and git
-    /// credentials, on every backend. A file's trailing line break is not part
-    /// of the value (`echo secret > file` writes one, and a value ending in
-    /// `\n` would never match what the agent sends). The error names the
-    /// source, never the value.
-    pub fn read(&self) -> anyhow::Result<String> {
-        let value = match self {
-            SecretSource::Env(var) => {
-                std::env::var(var).map_err(|_| anyhow::anyhow!("env var {var} is not set on the host"))?
-            }
-            SecretSource::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("cannot read {}: {}", path.display(), e.kind()))?;
-                text.trim_end_matches(['\r', '\n']).to_string()
-            }
-        };
-        anyhow::ensure!(!value.is_empty(), "{} holds an empty value", self.describe());
-        Ok(value)
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            SecretSource::Env(var) => format!("env var {var}"),
-            SecretSource::File(path) => path.display().to_string(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -234,6 +218,7 @@ impl Spec {
             resources: Resources::default(),
             backend: None,
             apis: Vec::new(),
+            origins: Origins::default(),
         }
     }
 

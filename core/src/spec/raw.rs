@@ -115,12 +115,14 @@ pub(super) struct RawSecret {
     pub env: Option<Spanned<String>>,
     #[serde(default)]
     pub file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
     /// Accepted only to be refused with a reason; never read.
     #[serde(default)]
     pub value: Option<Spanned<toml::Value>>,
 }
 
-/// `{ env = "VAR" }` or `{ file = "path" }`.
+/// `{ env = "VAR" }`, `{ file = "path" }` or `{ command = ["program", "arg"] }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSource {
@@ -128,6 +130,8 @@ pub(super) struct RawSource {
     pub env: Option<Spanned<String>>,
     #[serde(default)]
     pub file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
     /// Accepted only to be refused with a reason; never read.
     #[serde(default)]
     pub value: Option<Spanned<toml::Value>>,

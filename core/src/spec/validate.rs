@@ -1,6 +1,7 @@
 //! Turns a [`RawSpec`] into a [`Spec`], refusing anything a backend could not
 //! use safely, with the position of the value at fault.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -9,7 +10,7 @@ use bottle_protocol::config::{ConfigError, Position};
 use toml::Spanned;
 
 use super::raw::{RawAgent, RawEgress, RawImage, RawImageTable, RawSecret, RawSource, RawSpec};
-use super::{AgentKind, DEFAULT_WORKDIR, GitSpec, ImageSource, Secret, SecretSource, Spec};
+use super::{AgentKind, DEFAULT_WORKDIR, GitSpec, ImageSource, Origins, Secret, SecretSource, Spec};
 use crate::backend::BackendKind;
 
 /// Bottle names become part of engine resource names (containers, networks,
@@ -52,6 +53,8 @@ pub(super) struct Checker<'a> {
     /// The backend chosen outside the file (`--backend`, `CLAUDE_BOTTLE_BACKEND`), which
     /// wins over the file's own `backend` for backend-specific limits.
     backend: Option<BackendKind>,
+    /// Filled in as values that are checked again at `up` are met (see [`Origins`]).
+    origins: RefCell<Origins>,
 }
 
 pub(super) type Checked<T> = Result<T, ConfigError>;
@@ -62,7 +65,7 @@ impl<'a> Checker<'a> {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Self { file, text, base, backend }
+        Self { file, text, base, backend, origins: RefCell::default() }
     }
 
     pub(super) fn err(&self, span: Range<usize>, key: &str, value: &str, message: impl Into<String>) -> ConfigError {
@@ -74,6 +77,10 @@ impl<'a> Checker<'a> {
         }
     }
 
+    fn remember(&self, key: &str, span: Range<usize>) {
+        self.origins.borrow_mut().insert(key, Position::at(self.file, self.text, span.start));
+    }
+
     pub(super) fn bad(&self, key: &str, v: &Spanned<String>, message: impl Into<String>) -> ConfigError {
         ConfigError::at(self.file, self.text, key, v, message)
     }
@@ -82,8 +89,12 @@ impl<'a> Checker<'a> {
         let name = self.name(&raw.name)?;
         let image = match &raw.image {
             None => ImageSource::Default,
-            Some(img) => self.image(img)?,
+            Some(img) => {
+                self.remember("image", img.span());
+                self.image(img)?
+            }
         };
+        self.remember("workspace", raw.workspace.span());
         let workspace = self.existing_dir("workspace", &raw.workspace)?;
         let workdir = match &raw.workdir {
             None => DEFAULT_WORKDIR.to_string(),
@@ -127,6 +138,7 @@ impl<'a> Checker<'a> {
             resources,
             backend,
             apis,
+            origins: self.origins.take(),
         })
     }
 
@@ -279,45 +291,91 @@ impl<'a> Checker<'a> {
             if !seen.insert(s.name.get_ref().clone()) {
                 return Err(self.bad(&format!("{key}.name"), &s.name, "a secret with this name is already defined"));
             }
-            let source = RawSource { env: s.env.clone(), file: s.file.clone(), value: s.value.clone() };
+            let source = RawSource {
+                env: s.env.clone(),
+                file: s.file.clone(),
+                command: s.command.clone(),
+                value: s.value.clone(),
+            };
             let from = self.source(&key, s.name.span(), &source)?;
             out.push(Secret { name: s.name.get_ref().clone(), from });
         }
         Ok(out)
     }
 
-    /// `{ env = "VAR" }` or `{ file = "path" }`; a literal `value` is refused.
+    /// Exactly one of `{ env = "VAR" }`, `{ file = "path" }` or `{ command = [...] }`; a literal
+    /// `value` is refused. Where the source is written is kept under `key` (see [`Origins`]).
     pub(super) fn source(&self, key: &str, span: Range<usize>, raw: &RawSource) -> Checked<SecretSource> {
         if let Some(v) = &raw.value {
             return Err(self.err(
                 v.span(),
                 &format!("{key}.value"),
                 REDACTED,
-                "secret values never go in bottle.toml (it is shared and committed); name where the value lives with `env = \"VAR\"` or `file = \"path\"`",
+                "secret values never go in bottle.toml (it is shared and committed); name where the value lives with `env = \"VAR\"`, `file = \"path\"` or `command = [\"program\", ...]`",
             ));
         }
-        match (&raw.env, &raw.file) {
-            (Some(env), None) => {
-                if !is_env_name(env.get_ref()) {
-                    return Err(self.bad(
-                        &format!("{key}.env"),
-                        env,
-                        "not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
-                    ));
-                }
-                Ok(SecretSource::Env(env.get_ref().clone()))
-            }
-            (None, Some(file)) => {
-                if file.get_ref().is_empty() {
-                    return Err(self.bad(&format!("{key}.file"), file, "empty path"));
-                }
-                Ok(SecretSource::File(self.host_path(file.get_ref())))
-            }
-            (Some(env), Some(_)) => {
-                Err(self.bad(&format!("{key}.env"), env, "give exactly one of `env` or `file`, not both"))
-            }
-            (None, None) => Err(self.err(span, key, "", "give exactly one of `env = \"VAR\"` or `file = \"path\"`")),
+        let given: Vec<&str> =
+            [("env", raw.env.is_some()), ("file", raw.file.is_some()), ("command", raw.command.is_some())]
+                .into_iter()
+                .filter_map(|(k, set)| set.then_some(k))
+                .collect();
+        const ONE_OF: &str = "give exactly one of `env = \"VAR\"`, `file = \"path\"` or `command = [\"program\", ...]`";
+        if given.is_empty() {
+            return Err(self.err(span, key, "", ONE_OF));
         }
+        if given.len() > 1 {
+            // Pointed at the first one given: env, then file, then command.
+            let (at, value) = match (&raw.env, &raw.file, &raw.command) {
+                (Some(v), ..) | (None, Some(v), _) => (v.span(), v.get_ref().clone()),
+                _ => (span, String::new()),
+            };
+            return Err(self.err(
+                at,
+                &format!("{key}.{}", given[0]),
+                &value,
+                format!("{ONE_OF}, not {}", given.join(" and ")),
+            ));
+        }
+        if let Some(env) = &raw.env {
+            self.remember(key, env.span());
+            if !is_env_name(env.get_ref()) {
+                return Err(self.bad(
+                    &format!("{key}.env"),
+                    env,
+                    "not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
+                ));
+            }
+            return Ok(SecretSource::Env(env.get_ref().clone()));
+        }
+        if let Some(file) = &raw.file {
+            self.remember(key, file.span());
+            if file.get_ref().is_empty() {
+                return Err(self.bad(&format!("{key}.file"), file, "empty path"));
+            }
+            return Ok(SecretSource::File(self.host_path(file.get_ref())));
+        }
+        let command = raw.command.as_ref().expect("exactly one source is given");
+        self.remember(key, command.span());
+        self.command(&format!("{key}.command"), command)
+    }
+
+    /// A host command: a program and its arguments, run without a shell. A program named
+    /// with a `/` is a path, resolved like the file paths; a bare name is looked up on `PATH`.
+    fn command(&self, key: &str, command: &Spanned<Vec<Spanned<String>>>) -> Checked<SecretSource> {
+        let Some(program) = command.get_ref().first() else {
+            return Err(self.err(command.span(), key, "[]", "the command is empty: give [\"program\", \"arg\", ...]"));
+        };
+        if program.get_ref().trim().is_empty() {
+            return Err(self.bad(&format!("{key}[0]"), program, "the program name is empty"));
+        }
+        if let Some((i, arg)) = command.get_ref().iter().enumerate().find(|(_, a)| a.get_ref().contains('\0')) {
+            return Err(self.err(arg.span(), &format!("{key}[{i}]"), REDACTED, "contains a NUL byte"));
+        }
+        let mut argv: Vec<String> = command.get_ref().iter().map(|a| a.get_ref().clone()).collect();
+        if argv[0].contains('/') {
+            argv[0] = self.host_path(&argv[0]).to_string_lossy().into_owned();
+        }
+        Ok(SecretSource::Command(argv))
     }
 }
 

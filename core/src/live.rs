@@ -1,0 +1,40 @@
+//! What a running bottle's bundle says right now: the kill switch, the live grants and the
+//! agent's last reported state.
+//!
+//! Backends report what the engine or the VMM knows; these three live only in the bundle, so
+//! they are read from its control plane, for either backend, in this one place. A bottle
+//! whose control plane does not answer is not guessed about: its status says so.
+
+use crate::backend::{BottleBackend, BottleStatus, Live};
+use crate::control_client::ControlClient;
+
+/// Bottle states whose bundle is expected to answer on its control plane.
+pub const LIVE_STATES: &[&str] = &["running", "degraded", "starting"];
+
+/// Reads the bundle's view into `status.live`; for a bottle whose bundle should answer but
+/// does not, `detail` says so instead.
+pub async fn fill(backend: &dyn BottleBackend, status: &mut BottleStatus) {
+    if !LIVE_STATES.contains(&status.state.as_str()) {
+        return;
+    }
+    match ask(backend, &status.name).await {
+        Ok(live) => status.live = Some(live),
+        Err(e) => {
+            let note = format!("its control plane did not answer, so the kill switch and grants are unknown: {e:#}");
+            status.detail = if status.detail.is_empty() { note } else { format!("{}; {note}", status.detail) };
+        }
+    }
+}
+
+/// [`fill`] for every bottle of a list.
+pub async fn fill_all(backend: &dyn BottleBackend, all: &mut [BottleStatus]) {
+    for status in all {
+        fill(backend, status).await;
+    }
+}
+
+async fn ask(backend: &dyn BottleBackend, name: &str) -> anyhow::Result<Live> {
+    let client = ControlClient::new(&backend.control_endpoint(name).await?)?;
+    let (health, grants, agent) = tokio::try_join!(client.health(), client.grants(), client.agent())?;
+    Ok(Live { kill_switch: health.kill_switch, grants, agent })
+}
