@@ -6,6 +6,7 @@ mod args;
 mod backends;
 mod commands;
 mod exit;
+mod policy;
 mod progress;
 mod render;
 
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use crate::backend::Check;
-pub use args::{Cli, Command};
+pub use args::{Cli, Command, PolicyCommand, Target};
 pub use backends::{BACKEND_ENV, Choice, ChoiceSource, choose, choose_from_env, kind_name, open};
 pub use commands::found;
 pub use exit::{Exit, Failure, Report};
@@ -22,6 +23,7 @@ pub use progress::StepPrinter;
 
 /// Renderers for the read commands' output, public so their formats are tested as data.
 pub mod output {
+    pub use super::policy::{table as policy, verdict as policy_check};
     pub use super::render::{checks, event, json, json_line, list, requests, status};
 }
 

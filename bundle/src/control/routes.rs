@@ -5,13 +5,15 @@
 use std::sync::Arc;
 
 use bottle_protocol::EventKind;
-use bottle_protocol::control::{ACCESS, AGENT, AUTHORIZATION, EVENTS, HEALTH, Health, KILL, POLICY, PolicyUpdate};
+use bottle_protocol::control::{
+    ACCESS, AGENT, AUTHORIZATION, EVENTS, GRANTS, HEALTH, Health, KILL, POLICY, POLICY_CHECK, PolicyUpdate,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::events;
+use super::{events, grants};
 use super::reply::{self, Body};
 use crate::state::{Bundle, Stats};
 
@@ -29,11 +31,27 @@ pub async fn handle(bundle: Arc<Bundle>, req: Request<Incoming>) -> Response<Bod
         HEALTH => reply::method_not_allowed("GET"),
         EVENTS if method == Method::GET => events::stream(&bundle, parts.uri.query()),
         EVENTS => reply::method_not_allowed("GET"),
+        POLICY if method == Method::GET => grants::view(&bundle),
         POLICY if method == Method::PUT => match read_body(body).await {
             Ok(b) => policy(&bundle, &b),
             Err(r) => r,
         },
-        POLICY => reply::method_not_allowed("PUT"),
+        POLICY => reply::method_not_allowed("GET, PUT"),
+        POLICY_CHECK if method == Method::POST => match read_body(body).await {
+            Ok(b) => grants::check(&bundle, &b),
+            Err(r) => r,
+        },
+        POLICY_CHECK => reply::method_not_allowed("POST"),
+        GRANTS if method == Method::GET => grants::list(&bundle),
+        GRANTS if method == Method::POST => match read_body(body).await {
+            Ok(b) => grants::add(&bundle, &b),
+            Err(r) => r,
+        },
+        GRANTS if method == Method::DELETE => match read_body(body).await {
+            Ok(b) => grants::revoke(&bundle, &b),
+            Err(r) => r,
+        },
+        GRANTS => reply::method_not_allowed("GET, POST, DELETE"),
         KILL if method == Method::POST => kill(&bundle, true),
         KILL if method == Method::DELETE => kill(&bundle, false),
         KILL => reply::method_not_allowed("POST, DELETE"),
