@@ -433,7 +433,11 @@ async fn the_agent_s_own_loopback_is_its_own_and_the_bundle_s_stays_out_of_reach
     let (code, _, err) = cli(&["allow", &name, "127.0.0.1"]).await;
     assert_eq!(code, 0, "{err}");
     let proxied = "curl -s -o /dev/null -D - --max-time 5 -x \"$HTTP_PROXY\" http://127.0.0.1:9099/ | tr -d '\\r' | sed -n 's/^X-Bottle-Block: //p'";
-    assert_eq!(sh(&b, &name, proxied).await.stdout.trim(), "egress:loopback", "a host grant does not open the bundle's loopback");
+    assert_eq!(
+        sh(&b, &name, proxied).await.stdout.trim(),
+        "egress:loopback",
+        "a host grant does not open the bundle's loopback"
+    );
 
     tokio::time::sleep(bottle_protocol::event::BLOCK_COALESCE_WINDOW).await;
     let (text, _) = event_stream(&b, &name).await;
@@ -460,7 +464,12 @@ async fn a_block_leads_to_an_ask_an_approval_a_grant_its_end_and_a_revoke() {
     assert_eq!(b.up(&spec, &Print(name.clone())).await.unwrap().allowlist.verdict, Verdict::Verified);
     let fetch = "curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://asked.test/";
 
-    let out = sh(&b, &name, "curl -s -i --max-time 10 http://asked.test/ | tr -d '\\r'; echo; echo \"url=$BOTTLE_SUPERVISE_URL\"").await;
+    let out = sh(
+        &b,
+        &name,
+        "curl -s -i --max-time 10 http://asked.test/ | tr -d '\\r'; echo; echo \"url=$BOTTLE_SUPERVISE_URL\"",
+    )
+    .await;
     let url = out.stdout.lines().find_map(|l| l.strip_prefix("url=")).unwrap().to_string();
     assert!(out.stdout.starts_with("HTTP/1.1 403"), "{out:?}");
     assert!(out.stdout.contains(&format!("X-Bottle-Ask: {url}/v1/requests\n")), "{out:?}");
@@ -478,7 +487,10 @@ async fn a_block_leads_to_an_ask_an_approval_a_grant_its_end_and_a_revoke() {
     assert_eq!(sh(&b, &name, fetch).await.stdout, "200", "approved");
     let (code, text, _) = cli(&["policy", "check", &name, "asked.test:80"]).await;
     assert_eq!(code, 0, "{text}");
-    assert!(text.starts_with("allowed: asked.test:80 (rule grant: grant ") && text.contains("approved access request"), "{text}");
+    assert!(
+        text.starts_with("allowed: asked.test:80 (rule grant: grant ") && text.contains("approved access request"),
+        "{text}"
+    );
     // The grant ends after 3 s; bounded wait for the proxy to refuse again.
     let mut refused = false;
     for _ in 0..30 {
@@ -508,7 +520,10 @@ async fn a_block_leads_to_an_ask_an_approval_a_grant_its_end_and_a_revoke() {
     assert_eq!((g["entry"].as_str(), g["source"].as_str()), (Some("asked.test:80"), Some("host")), "{policy}");
     assert!(g["expires_at"].is_string() && g["expires_in_secs"].as_u64().is_some_and(|s| s <= 600), "{policy}");
     let (_, table, _) = cli(&["policy", &name]).await;
-    assert!(table.contains("allow  allowed.test") && table.contains("grant  asked.test:80  host grant, ends "), "{table}");
+    assert!(
+        table.contains("allow  allowed.test") && table.contains("grant  asked.test:80  host grant, ends "),
+        "{table}"
+    );
 
     let (code, _, err) = cli(&["revoke", &name, "asked.test"]).await;
     assert_eq!(code, 0, "{err}");

@@ -13,8 +13,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::{events, grants};
 use super::reply::{self, Body};
+use super::{events, grants};
 use crate::state::{Bundle, Stats};
 
 /// Largest request body the control plane reads (a policy update is the big one).

@@ -339,7 +339,9 @@ mod tests {
         assert_eq!(s.explain("bad.ok.test", 443).entry.as_deref(), Some("bad.ok.test"));
         let g = s.explain("g.test", 8080).grant.unwrap();
         assert_eq!((g.id.as_str(), g.source, g.expires_at), ("allow:g.test:8080", GrantSource::Host, None));
-        for (host, port) in [("a.ok.test", 443), ("bad.ok.test", 1), ("g.test", 8080), ("g.test", 443), ("10.0.0.1", 80), ("1e", 1)] {
+        for (host, port) in
+            [("a.ok.test", 443), ("bad.ok.test", 1), ("g.test", 8080), ("g.test", 443), ("10.0.0.1", 80), ("1e", 1)]
+        {
             assert_eq!(s.explain(host, port).verdict, s.decide(host, port), "{host}:{port}");
         }
     }

@@ -65,9 +65,8 @@ pub(super) fn record(bundle: &Bundle, client: SocketAddr, b: &Blocked<'_>) -> Re
     let method =
         KNOWN_METHODS.iter().find(|m| **m == b.method).copied().unwrap_or(if b.method == "-" { "-" } else { "OTHER" });
     let target = if bundle.dlp.scan(b.target.as_bytes()).is_some() { REDACTED } else { b.target };
-    let access_request = target
-        .rsplit_once(':')
-        .and_then(|(host, port)| bundle.desk.open_request_for(host, port.parse().ok()?));
+    let access_request =
+        target.rsplit_once(':').and_then(|(host, port)| bundle.desk.open_request_for(host, port.parse().ok()?));
     bundle.stats.blocked_total.fetch_add(1, Ordering::Relaxed);
     let key = (client.ip(), b.rule.to_string(), target.to_string());
     bundle.events.block(

@@ -63,9 +63,8 @@ pub fn for_refusal(r: &Refusal<'_>, supervise: Option<&str>) -> Guidance {
         (policy::DENIED, _) => {
             body.push_str("The bottle's policy denies this destination; asking for access will not change that.\n")
         }
-        (rules::KILL_SWITCH, _) => {
-            body.push_str("The human has cut all of this bottle's egress; nothing can be reached until they restore it.\n")
-        }
+        (rules::KILL_SWITCH, _) => body
+            .push_str("The human has cut all of this bottle's egress; nothing can be reached until they restore it.\n"),
         _ => {}
     }
     Guidance { ask, body }
@@ -115,8 +114,16 @@ mod tests {
         let g = for_refusal(&refusal("not-allowed", "api.example.com:443", None), Some("http://10.0.0.2:9100"));
         assert_eq!(g.ask.as_deref(), Some("http://10.0.0.2:9100/v1/requests"));
         assert!(g.body.starts_with("bottle blocked this request: not-allowed (block blk-00000000000000aa)\n"));
-        assert!(g.body.contains(r#"-d '{"host":"api.example.com","port":443,"reason":"<why you need it>"}'"#), "{}", g.body);
-        assert!(g.body.contains("curl -s 'http://10.0.0.2:9100/v1/requests/<id from the reply>?wait=30'"), "{}", g.body);
+        assert!(
+            g.body.contains(r#"-d '{"host":"api.example.com","port":443,"reason":"<why you need it>"}'"#),
+            "{}",
+            g.body
+        );
+        assert!(
+            g.body.contains("curl -s 'http://10.0.0.2:9100/v1/requests/<id from the reply>?wait=30'"),
+            "{}",
+            g.body
+        );
     }
 
     #[test]
@@ -144,7 +151,10 @@ mod tests {
         let arrived = Some("10.9.0.2".parse().unwrap());
         assert_eq!(supervise_url(Some("0.0.0.0:9100".parse().unwrap()), arrived).unwrap(), "http://10.9.0.2:9100");
         assert_eq!(supervise_url(Some("10.1.0.2:9100".parse().unwrap()), arrived).unwrap(), "http://10.1.0.2:9100");
-        assert_eq!(supervise_url(Some("[::]:9100".parse().unwrap()), Some("fd00::2".parse().unwrap())).unwrap(), "http://[fd00::2]:9100");
+        assert_eq!(
+            supervise_url(Some("[::]:9100".parse().unwrap()), Some("fd00::2".parse().unwrap())).unwrap(),
+            "http://[fd00::2]:9100"
+        );
         assert!(supervise_url(None, arrived).is_none());
     }
 }

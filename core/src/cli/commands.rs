@@ -124,8 +124,12 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             say(&format!("denied {request_id} on {name}\n"), json, &Done { name: &name })?;
             Ok(0)
         }
-        Command::Allow { name, target, ttl } => policy::allow(&control(cli.backend, &name).await?, &name, target, ttl, json).await,
-        Command::Revoke { name, target } => policy::revoke(&control(cli.backend, &name).await?, &name, target, json).await,
+        Command::Allow { name, target, ttl } => {
+            policy::allow(&control(cli.backend, &name).await?, &name, target, ttl, json).await
+        }
+        Command::Revoke { name, target } => {
+            policy::revoke(&control(cli.backend, &name).await?, &name, target, json).await
+        }
         Command::Policy { check: Some(PolicyCommand::Check { name, target }), .. } => {
             policy::check(&control(cli.backend, &name).await?, target, json).await
         }

@@ -15,7 +15,7 @@ use base64::Engine;
 use bollard::Docker;
 use sha2::{Digest, Sha512};
 
-use super::{build_lock, cache_dir, content_hash, image_exists, run_build, context_tar};
+use super::{build_lock, cache_dir, content_hash, context_tar, image_exists, run_build};
 use crate::backend::Progress;
 
 pub const CLAUDE_CODE_REPO: &str = "bottle-claude-code";
