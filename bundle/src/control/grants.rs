@@ -43,7 +43,7 @@ pub fn list(bundle: &Bundle) -> Response<Body> {
 pub fn check(bundle: &Bundle, body: &[u8]) -> Response<Body> {
     let q: PolicyQuery = match parse("policy check", body) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(m) => return reply::error(StatusCode::BAD_REQUEST, m),
     };
     let reply = if bundle.kill.engaged() {
         PolicyCheck { host: q.host, port: q.port, allowed: false, rule: KILL_SWITCH.into(), entry: None, grant: None }
@@ -69,7 +69,7 @@ pub fn check(bundle: &Bundle, body: &[u8]) -> Response<Body> {
 pub fn add(bundle: &Arc<Bundle>, body: &[u8]) -> Response<Body> {
     let add: GrantAdd = match parse("grant", body) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(m) => return reply::error(StatusCode::BAD_REQUEST, m),
     };
     let host = add.host.trim().to_ascii_lowercase();
     let entry = match Entry::with_port(&host, add.port) {
@@ -102,7 +102,7 @@ pub fn add(bundle: &Arc<Bundle>, body: &[u8]) -> Response<Body> {
 pub fn revoke(bundle: &Bundle, body: &[u8]) -> Response<Body> {
     let r: GrantRevoke = match parse("revoke", body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(m) => return reply::error(StatusCode::BAD_REQUEST, m),
     };
     let host = r.host.trim().to_ascii_lowercase();
     let target = match Entry::with_port(&host, r.port) {
@@ -165,9 +165,8 @@ fn end_at(bundle: &Arc<Bundle>, id: String, deadline: Instant) {
     });
 }
 
-fn parse<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, Response<Body>> {
-    serde_json::from_slice(body)
-        .map_err(|e| reply::error(StatusCode::BAD_REQUEST, format!("{what}: body is not valid: {e}")))
+fn parse<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("{what}: body is not valid: {e}"))
 }
 
 fn not_saved(change: &str, e: &anyhow::Error) -> Response<Body> {
