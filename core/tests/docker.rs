@@ -423,16 +423,17 @@ async fn the_agent_s_own_loopback_is_its_own_and_the_bundle_s_stays_out_of_reach
         assert!(out.stdout.lines().any(|l| l == line), "{line:?} missing from {out:?}");
     }
 
-    // The bundle's egress dialer listens on its loopback: not the agent's, and not via the proxy.
+    // The bundle's egress dialer listens on its loopback: not the agent's, and not via the proxy
+    // (NO_PROXY is dropped for these, or curl would not use the proxy for loopback at all).
     let tricks = "curl -s -o /dev/null -w 'direct %{http_code}\n' --max-time 5 http://127.0.0.1:9099/; \
         for u in http://127.0.0.1:9099/ http://localhost:9099/; do \
-        curl -s -o /dev/null -D /tmp/h --max-time 5 -x \"$HTTP_PROXY\" \"$u\"; \
+        env -u NO_PROXY -u no_proxy curl -s -o /dev/null -D /tmp/h --max-time 5 -x \"$HTTP_PROXY\" \"$u\"; \
         echo \"proxied $(tr -d '\\r' < /tmp/h | sed -n 's/^X-Bottle-Block: //p')\"; done";
     let out = sh(&b, &name, tricks).await;
     assert_eq!(out.stdout, "direct 000\nproxied ip-literal\nproxied not-allowed\n", "{out:?}");
     let (code, _, err) = cli(&["allow", &name, "127.0.0.1"]).await;
     assert_eq!(code, 0, "{err}");
-    let proxied = "curl -s -o /dev/null -D - --max-time 5 -x \"$HTTP_PROXY\" http://127.0.0.1:9099/ | tr -d '\\r' | sed -n 's/^X-Bottle-Block: //p'";
+    let proxied = "env -u NO_PROXY -u no_proxy curl -s -o /dev/null -D - --max-time 5 -x \"$HTTP_PROXY\" http://127.0.0.1:9099/ | tr -d '\\r' | sed -n 's/^X-Bottle-Block: //p'";
     assert_eq!(
         sh(&b, &name, proxied).await.stdout.trim(),
         "egress:loopback",

@@ -67,17 +67,11 @@ pub fn check(bundle: &Bundle, body: &[u8]) -> Response<Body> {
 }
 
 pub fn add(bundle: &Arc<Bundle>, body: &[u8]) -> Response<Body> {
-    let add: GrantAdd = match parse("grant", body) {
-        Ok(a) => a,
-        Err(m) => return reply::error(StatusCode::BAD_REQUEST, m),
-    };
-    let host = add.host.trim().to_ascii_lowercase();
-    let entry = match Entry::with_port(&host, add.port) {
-        Ok(e) => e,
-        Err(m) => return reply::error(StatusCode::BAD_REQUEST, format!("grant: host {:?}: {m}", add.host)),
-    };
-    let ttl = match crate::supervise::checked_ttl("grant", add.ttl_secs) {
-        Ok(t) => t,
+    let parsed = parse("grant", body)
+        .and_then(|a: GrantAdd| Ok((destination("grant", &a.host, a.port)?, a)))
+        .and_then(|(d, a)| Ok((d, crate::supervise::checked_ttl("grant", a.ttl_secs)?, a)));
+    let ((host, entry), ttl, add) = match parsed {
+        Ok(p) => p,
         Err(m) => return reply::error(StatusCode::BAD_REQUEST, m),
     };
     let id = format!("{HOST_GRANT_PREFIX}{}", entry.text);
@@ -100,14 +94,10 @@ pub fn add(bundle: &Arc<Bundle>, body: &[u8]) -> Response<Body> {
 }
 
 pub fn revoke(bundle: &Bundle, body: &[u8]) -> Response<Body> {
-    let r: GrantRevoke = match parse("revoke", body) {
-        Ok(r) => r,
+    let parsed = parse("revoke", body).and_then(|r: GrantRevoke| Ok((destination("revoke", &r.host, r.port)?, r)));
+    let ((_, target), r) = match parsed {
+        Ok(p) => p,
         Err(m) => return reply::error(StatusCode::BAD_REQUEST, m),
-    };
-    let host = r.host.trim().to_ascii_lowercase();
-    let target = match Entry::with_port(&host, r.port) {
-        Ok(e) => e,
-        Err(m) => return reply::error(StatusCode::BAD_REQUEST, format!("revoke: host {:?}: {m}", r.host)),
     };
     let removed = bundle.policy.revoke_matching(&target, r.port.is_none());
     if removed.is_empty() {
@@ -163,6 +153,13 @@ fn end_at(bundle: &Arc<Bundle>, id: String, deadline: Instant) {
             }
         }
     });
+}
+
+/// The host, lowercased, and the entry a grant of it (with `port`) is.
+fn destination(verb: &str, raw: &str, port: Option<u16>) -> Result<(String, Entry), String> {
+    let host = raw.trim().to_ascii_lowercase();
+    let entry = Entry::with_port(&host, port).map_err(|m| format!("{verb}: host {raw:?}: {m}"))?;
+    Ok((host, entry))
 }
 
 fn parse<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, String> {
