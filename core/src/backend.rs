@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use bottle_protocol::Event;
-use bottle_protocol::control::{AgentStatus, Grant};
+use bottle_protocol::control::{AgentStatus, GrantView};
 
 use crate::spec::Spec;
 
@@ -72,7 +72,7 @@ pub struct Live {
     /// Engaged: all egress is cut, whatever the allowlist's verdict says.
     pub kill_switch: bool,
     /// Grants of approved access requests, beside the allowlist.
-    pub grants: Vec<Grant>,
+    pub grants: Vec<GrantView>,
     /// What the agent last reported through supervise (`needs-input`, ...).
     pub agent: AgentStatus,
 }

@@ -7,6 +7,7 @@ mod backends;
 mod commands;
 mod exit;
 mod logs;
+mod policy;
 mod progress;
 mod render;
 
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use crate::backend::Check;
-pub use args::{Cli, Command};
+pub use args::{Cli, Command, PolicyCommand, Target};
 pub use backends::{BACKEND_ENV, Choice, ChoiceSource, choose, choose_from_env, kind_name, open};
 pub use commands::found;
 pub use exit::{Exit, Failure, Report};
@@ -23,8 +24,8 @@ pub use progress::StepPrinter;
 
 /// Renderers for the read commands' output, public so their formats are tested as data.
 pub mod output {
+    pub use super::policy::{table as policy, verdict as policy_check};
     pub use super::render::{checks, event, json, json_line, list, preflight, requests, status};
-}
 
 /// The diagnostic log (`BOTTLE_LOG`) is the only thing bottle colours. Left to itself it would
 /// colour even into a pipe or a file, so colour is kept for a person at a terminal who has not

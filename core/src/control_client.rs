@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bottle_protocol::Event;
-use bottle_protocol::control::{self, AccessRequest, AgentStatus, Approve, ErrorReply, Grant, Health, PolicyUpdate};
+use bottle_protocol::control::{
+    self, AccessRequest, AgentStatus, Approve, ErrorReply, GrantAdd, GrantRevoke, GrantView, Health, PolicyCheck,
+    PolicyQuery, PolicyUpdate, PolicyView,
+};
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -57,7 +60,7 @@ impl ControlClient {
     }
 
     /// The live grants of approved access requests, with their ends.
-    pub async fn grants(&self) -> anyhow::Result<Vec<Grant>> {
+    pub async fn grants(&self) -> anyhow::Result<Vec<GrantView>> {
         self.call_json(Method::GET, control::GRANTS, None).await
     }
 
@@ -84,6 +87,27 @@ impl ControlClient {
     /// Replaces the bottle's allowlist (and deny list) atomically.
     pub async fn replace_policy(&self, update: &PolicyUpdate) -> anyhow::Result<()> {
         self.call(Method::PUT, control::POLICY, Some(serde_json::to_vec(update)?)).await.map(drop)
+    }
+
+    /// The allowlist the proxy applies now: the policy's lists and the live grants.
+    pub async fn policy(&self) -> anyhow::Result<PolicyView> {
+        self.call_json(Method::GET, control::POLICY, None).await
+    }
+
+    /// The proxy's decision for one destination, and what decided it.
+    pub async fn check(&self, host: &str, port: u16) -> anyhow::Result<PolicyCheck> {
+        let body = serde_json::to_vec(&PolicyQuery { host: host.into(), port })?;
+        self.call_json(Method::POST, control::POLICY_CHECK, Some(body)).await
+    }
+
+    /// Adds (or renews) a host grant; the reply is the grant as listed.
+    pub async fn allow(&self, grant: &GrantAdd) -> anyhow::Result<GrantView> {
+        self.call_json(Method::POST, control::GRANTS, Some(serde_json::to_vec(grant)?)).await
+    }
+
+    /// Removes grants (host-given or approved) for a destination; the reply lists them.
+    pub async fn revoke(&self, target: &GrantRevoke) -> anyhow::Result<Vec<GrantView>> {
+        self.call_json(Method::DELETE, control::GRANTS, Some(serde_json::to_vec(target)?)).await
     }
 
     /// Opens the event stream: events after `since` (all buffered ones if `None`),

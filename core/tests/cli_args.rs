@@ -176,3 +176,29 @@ fn backend_precedence_is_flag_then_env_then_spec_then_docker() {
     assert_eq!(f.exit, Exit::Usage);
     assert!(f.error.to_string().contains("CLAUDE_BOTTLE_BACKEND=\"lxc\""), "{}", f.error);
 }
+
+#[test]
+fn allow_revoke_and_policy_take_a_destination() {
+    use bottle_core::cli::{PolicyCommand, Target};
+    let t = |host: &str, port| Target { host: host.into(), port };
+    assert_eq!(
+        parse(&["allow", "demo", "pypi.org:443", "--ttl", "60"]).unwrap().command,
+        Command::Allow { name: "demo".into(), target: t("pypi.org", Some(443)), ttl: Some(60) }
+    );
+    assert!(parse(&["allow", "demo", "pypi.org", "--ttl", "0"]).is_err(), "a zero ttl is refused");
+    assert!(parse(&["allow", "demo", "pypi.org:0"]).unwrap_err().to_string().contains("is not a port"));
+    assert_eq!(
+        parse(&["revoke", "demo", "[::1]:80"]).unwrap().command,
+        Command::Revoke { name: "demo".into(), target: t("::1", Some(80)) }
+    );
+    assert_eq!(parse(&["policy", "demo"]).unwrap().command, Command::Policy { name: Some("demo".into()), check: None });
+    assert_eq!(
+        parse(&["policy", "check", "demo", "a.test"]).unwrap().command,
+        Command::Policy {
+            name: None,
+            check: Some(PolicyCommand::Check { name: "demo".into(), target: t("a.test", None) })
+        }
+    );
+    assert!(parse(&["policy"]).is_err(), "policy needs a bottle");
+    assert!(parse(&["policy", "check", "demo"]).is_err(), "check needs a destination");
+}

@@ -154,19 +154,21 @@ fn events_print_one_line_each_human_or_json() {
             target: "blocked.test:443".into(),
             rule: "not-allowed".into(),
             request_id: "r1".into(),
+            access_request: None,
             count: 1,
         },
     };
     assert_eq!(
         output::event(&ev),
-        "#7 2026-11-28T12:00:01Z egress blocked: CONNECT blocked.test:443 from 172.30.0.2:40000 (rule not-allowed, request r1)\n"
+        "#7 2026-11-28T12:00:01Z egress blocked: CONNECT blocked.test:443 from 172.30.0.2:40000 (rule not-allowed, block r1)\n"
     );
     let mut repeats = ev.clone();
-    if let EventKind::EgressBlocked { count, .. } = &mut repeats.kind {
+    if let EventKind::EgressBlocked { count, access_request, .. } = &mut repeats.kind {
         *count = 41;
+        *access_request = Some("a7".into());
     }
     assert!(
-        output::event(&repeats).ends_with("(rule not-allowed, request r1, 41 times)\n"),
+        output::event(&repeats).ends_with("(rule not-allowed, block r1, access request a7, 41 times)\n"),
         "{}",
         output::event(&repeats)
     );

@@ -100,7 +100,7 @@ async fn up_status_exec_down_round_trip_keeps_the_workspace() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
         lines[..4],
-        ["1000", &format!("http://{}:3128", p.bundle_ip), &p.bundle_ip.to_string(), "yes"],
+        ["1000", &format!("http://{}:3128", p.bundle_ip), &format!("localhost,127.0.0.1,::1,{}", p.bundle_ip), "yes"],
         "{out:?}"
     );
     assert!(out.stdout.contains("Read-only file system"), "the agent's root is read-only: {out:?}");
@@ -315,10 +315,16 @@ async fn canary(b: &DockerBackend, name: &str) -> Canary {
 
 /// A backend whose bottles allow `allowed.test`, a canary of `name`'s, and whose start check fetches it.
 async fn with_canary(probe: &DockerBackend, name: &str) -> DockerBackend {
+    with_canary_as(probe, name, &[]).await
+}
+
+/// [`with_canary`], the canary also answering to `more` names (which no policy allows).
+async fn with_canary_as(probe: &DockerBackend, name: &str, more: &[&str]) -> DockerBackend {
     let c = canary(probe, name).await;
+    let hosts = std::iter::once("allowed.test").chain(more.iter().copied());
     let options = DockerOptions {
         sidecar: SidecarOptions {
-            canary_hosts: BTreeMap::from([("allowed.test".into(), vec![c.ip.clone()])]),
+            canary_hosts: hosts.map(|h| (h.to_string(), vec![c.ip.clone()])).collect(),
             canary_cidrs: vec![format!("{}/32", c.ip)],
             canary_networks: vec![c.network.clone()],
             canary_url: Some("http://allowed.test/".into()),
@@ -374,6 +380,160 @@ fn blocks_of(text: &str, target: &str) -> Vec<u64> {
             _ => None,
         })
         .collect()
+}
+
+/// `bottle-core ARGS` as the host runs it: (exit code, stdout, stderr).
+async fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bottle-core"))
+        .args(args)
+        .env_remove("CLAUDE_BOTTLE_BACKEND")
+        .output()
+        .await
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// A server the agent starts on its own loopback (python's http.server, serving a git
+/// repository over dumb HTTP) is reached by curl, urllib and git without the proxy and
+/// raises no block; the bundle's own loopback services stay out of reach, directly and
+/// through the proxy, even once the host allows 127.0.0.1.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_s_own_loopback_is_its_own_and_the_bundle_s_stays_out_of_reach() {
+    if bundle_is_stub() {
+        eprintln!("SKIPPED: this tree's bundle proxy/control plane is still the STUB; nothing answers to check");
+        return;
+    }
+    let Some(b) = backend(plumbing()).await else { return };
+    let name = unique("loopback");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let (spec, _ws) = spec(&name);
+    b.up(&spec, &Print(name.clone())).await.unwrap();
+    let serve = "set -e; cd /tmp; git init -q w; cd w; echo hi > f; git add f; \
+        git -c user.email=a@b.test -c user.name=a commit -q -m one; git clone -q --bare . /tmp/srv/repo.git; \
+        git -C /tmp/srv/repo.git update-server-info; \
+        (python3 -m http.server 8765 --bind 127.0.0.1 --directory /tmp/srv >/dev/null 2>&1 &); \
+        for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:8765/ && break; sleep 0.1; done; \
+        curl -s -o /dev/null -w 'curl-localhost %{http_code}\n' --max-time 5 http://localhost:8765/; \
+        curl -s -o /dev/null -w 'curl-127 %{http_code}\n' --max-time 5 http://127.0.0.1:8765/repo.git/HEAD; \
+        python3 -c \"import urllib.request as u; print('urllib', u.urlopen('http://localhost:8765/', timeout=5).status)\"; \
+        git clone -q http://localhost:8765/repo.git /tmp/c && echo \"git $(cat /tmp/c/f)\"";
+    let out = sh(&b, &name, serve).await;
+    for line in ["curl-localhost 200", "curl-127 200", "urllib 200", "git hi"] {
+        assert!(out.stdout.lines().any(|l| l == line), "{line:?} missing from {out:?}");
+    }
+
+    // The bundle's egress dialer listens on its loopback: not the agent's, and not via the proxy
+    // (NO_PROXY is dropped for these, or curl would not use the proxy for loopback at all).
+    let tricks = "curl -s -o /dev/null -w 'direct %{http_code}\n' --max-time 5 http://127.0.0.1:9099/; \
+        for u in http://127.0.0.1:9099/ http://localhost:9099/; do \
+        env -u NO_PROXY -u no_proxy curl -s -o /dev/null -D /tmp/h --max-time 5 -x \"$HTTP_PROXY\" \"$u\"; \
+        echo \"proxied $(tr -d '\\r' < /tmp/h | sed -n 's/^X-Bottle-Block: //p')\"; done";
+    let out = sh(&b, &name, tricks).await;
+    assert_eq!(out.stdout, "direct 000\nproxied ip-literal\nproxied not-allowed\n", "{out:?}");
+    let (code, _, err) = cli(&["allow", &name, "127.0.0.1"]).await;
+    assert_eq!(code, 0, "{err}");
+    let proxied = "env -u NO_PROXY -u no_proxy curl -s -o /dev/null -D - --max-time 5 -x \"$HTTP_PROXY\" http://127.0.0.1:9099/ | tr -d '\\r' | sed -n 's/^X-Bottle-Block: //p'";
+    assert_eq!(
+        sh(&b, &name, proxied).await.stdout.trim(),
+        "egress:loopback",
+        "a host grant does not open the bundle's loopback"
+    );
+
+    tokio::time::sleep(bottle_protocol::event::BLOCK_COALESCE_WINDOW).await;
+    let (text, _) = event_stream(&b, &name).await;
+    assert!(blocks_of(&text, "localhost:8765").is_empty() && blocks_of(&text, "127.0.0.1:8765").is_empty(), "{text}");
+    assert!(!blocks_of(&text, "127.0.0.1:9099").is_empty(), "the tricks were refused and recorded: {text}");
+    b.down(&name, &Print(name.clone())).await.unwrap();
+}
+
+/// A block that leads somewhere, with real curl in the agent and the real CLI on the host:
+/// the 403 says how to ask, the agent asks through supervise, `approve --ttl` lets it
+/// through until the grant ends, `allow` and `revoke` do the same without a request, and
+/// `policy` / `policy check` report it all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_block_leads_to_an_ask_an_approval_a_grant_its_end_and_a_revoke() {
+    if bundle_is_stub() {
+        eprintln!("SKIPPED: this tree's bundle proxy/control plane is still the STUB; nothing answers to check");
+        return;
+    }
+    let Some(probe) = backend(plumbing()).await else { return };
+    let name = unique("asks");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let b = with_canary_as(&probe, &name, &["asked.test"]).await;
+    let (spec, _ws) = spec(&name);
+    assert_eq!(b.up(&spec, &Print(name.clone())).await.unwrap().allowlist.verdict, Verdict::Verified);
+    let fetch = "curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://asked.test/";
+
+    let out = sh(
+        &b,
+        &name,
+        "curl -s -i --max-time 10 http://asked.test/ | tr -d '\\r'; echo; echo \"url=$BOTTLE_SUPERVISE_URL\"",
+    )
+    .await;
+    let url = out.stdout.lines().find_map(|l| l.strip_prefix("url=")).unwrap().to_string();
+    assert!(out.stdout.starts_with("HTTP/1.1 403"), "{out:?}");
+    assert!(out.stdout.contains(&format!("X-Bottle-Ask: {url}/v1/requests\n")), "{out:?}");
+    assert!(out.stdout.contains(&format!("curl -s -X POST {url}/v1/requests ")), "{out:?}");
+    assert!(out.stdout.contains(r#""host":"asked.test","port":80"#), "{out:?}");
+
+    let ask = r#"curl -s -X POST "$BOTTLE_SUPERVISE_URL/v1/requests" -H 'Content-Type: application/json' -d '{"host":"asked.test","port":80,"reason":"the e2e test"}'"#;
+    let asked: serde_json::Value = serde_json::from_str(&sh(&b, &name, ask).await.stdout).unwrap();
+    let id = asked["id"].as_str().unwrap().to_string();
+    let (code, listed, err) = cli(&["requests", &name, "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(listed.contains(&id), "{listed}");
+    let (code, _, err) = cli(&["approve", &name, &id, "--ttl", "3"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sh(&b, &name, fetch).await.stdout, "200", "approved");
+    let (code, text, _) = cli(&["policy", "check", &name, "asked.test:80"]).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.starts_with("allowed: asked.test:80 (rule grant: grant ") && text.contains("approved access request"),
+        "{text}"
+    );
+    // The grant ends after 3 s; bounded wait for the proxy to refuse again.
+    let mut refused = false;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if sh(&b, &name, fetch).await.stdout == "403" {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the 3 s grant still let the agent through after 15 s");
+    let (code, text, _) = cli(&["policy", "check", &name, "asked.test:80"]).await;
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(text, "refused: asked.test:80 (rule not-allowed: no allow entry or live grant matches)\n");
+
+    let (code, text, err) = cli(&["allow", &name, "asked.test:80", "--ttl", "600", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let grant: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((grant["id"].as_str(), grant["source"].as_str()), (Some("allow:asked.test:80"), Some("host")));
+    assert_eq!(sh(&b, &name, fetch).await.stdout, "200", "allowed by the host");
+    let (code, text, _) = cli(&["policy", &name, "--json"]).await;
+    assert_eq!(code, 0);
+    let policy: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(policy["bottle"], name.as_str());
+    assert_eq!(policy["allow"], serde_json::json!(["allowed.test"]));
+    assert_eq!(policy["kill_switch"], false);
+    let g = &policy["grants"][0];
+    assert_eq!((g["entry"].as_str(), g["source"].as_str()), (Some("asked.test:80"), Some("host")), "{policy}");
+    assert!(g["expires_at"].is_string() && g["expires_in_secs"].as_u64().is_some_and(|s| s <= 600), "{policy}");
+    let (_, table, _) = cli(&["policy", &name]).await;
+    assert!(
+        table.contains("allow  allowed.test") && table.contains("grant  asked.test:80  host grant, ends "),
+        "{table}"
+    );
+
+    let (code, _, err) = cli(&["revoke", &name, "asked.test"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sh(&b, &name, fetch).await.stdout, "403", "revoked");
+    let (code, _, err) = cli(&["revoke", &name, "asked.test"]).await;
+    assert!(code == 1 && err.contains("no live grant for asked.test"), "{code} {err}");
+    let (code, _, _) = cli(&["policy", "check", &name, "asked.test:80"]).await;
+    assert_eq!(code, 1);
+    b.down(&name, &Print(name.clone())).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -148,6 +148,7 @@ mod tests {
                 target: target.into(),
                 rule: "not-allowlisted".into(),
                 request_id: "r1".into(),
+                access_request: None,
                 count: 1,
             },
         }

@@ -237,7 +237,7 @@ impl From<proto::EventKind> for EventKind {
         use proto::EventKind as P;
         let e = |s: String| escape_controls(&s);
         match k {
-            P::EgressBlocked { client, method, target, rule, request_id, count } => Self::EgressBlocked {
+            P::EgressBlocked { client, method, target, rule, request_id, count, .. } => Self::EgressBlocked {
                 client: e(client),
                 method: e(method),
                 target: e(target),

@@ -39,9 +39,14 @@ pub enum EventKind {
         target: String,
         /// Machine-readable rule id, also sent in the 403's `X-Bottle-Block` header.
         rule: String,
-        /// Request id, also sent in the 403's `X-Bottle-Request-Id` header; a
-        /// follow-up names the last refusal it counts.
+        /// The refusal's own id (`blk-` and 16 hex digits), also sent in the 403's
+        /// `X-Bottle-Request-Id` header; a follow-up names the last refusal it counts.
+        /// It names the refused HTTP request, not an access request: nothing approves it.
         request_id: String,
+        /// The agent's open (pending or approved) access request for this destination,
+        /// when it has one: the id `bottle-core approve` takes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access_request: Option<String>,
         /// How many refusals this event stands for, so the counts of a stream add up to its
         /// refusals. The bundle coalesces repeats of one source, rule and destination: the
         /// first is an event of its own (count 1) and the repeats within its window become one
@@ -84,7 +89,8 @@ pub enum EventKind {
     AgentState { state: AgentState, message: String },
     /// The agent asked for access to a destination.
     AccessRequested { request_id: String, host: String, port: Option<u16>, reason: String },
-    /// The host approved or denied an access request.
+    /// The host approved or denied an access request, or gave a grant of its own
+    /// (`bottle-core allow`; then `request_id` is the grant's id, `allow:<entry>`).
     AccessDecided {
         request_id: String,
         host: String,
@@ -93,7 +99,7 @@ pub enum EventKind {
         /// Seconds the grant lasts; `None` for a denial or an unlimited grant.
         ttl_secs: Option<u64>,
     },
-    /// A temporary grant reached its end and left the allowlist.
+    /// A grant left the allowlist: its time ran out, or the host revoked it.
     AccessExpired { request_id: String, host: String, port: Option<u16> },
     /// The allowlist was replaced through the control plane.
     PolicyReloaded { allow: usize, deny: usize },

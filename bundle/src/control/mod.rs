@@ -1,5 +1,5 @@
-//! The host-only control plane: health, the event stream, live allowlist
-//! reload and the kill switch, over HTTP/1.1 + JSON with a bearer token.
+//! The host-only control plane: health, the event stream, the live allowlist
+//! (replace, grants, decision queries) and the kill switch, over HTTP/1.1 + JSON with a bearer token.
 //!
 //! The agent controls every byte it sends to the bundle's agent-facing
 //! address, so the control plane must never listen there: binding an
@@ -9,6 +9,7 @@
 //! misconfigured listen address still does not hand the agent the controls.
 
 mod events;
+mod grants;
 mod reply;
 mod routes;
 

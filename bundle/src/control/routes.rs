@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use bottle_protocol::EventKind;
 use bottle_protocol::control::{
-    ACCESS, AGENT, AUTHORIZATION, EVENTS, GRANTS, Grant, HEALTH, Health, KILL, POLICY, PolicyUpdate,
+    ACCESS, AGENT, AUTHORIZATION, EVENTS, GRANTS, HEALTH, Health, KILL, POLICY, POLICY_CHECK, PolicyUpdate,
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::events;
 use super::reply::{self, Body};
+use super::{events, grants};
 use crate::state::{Bundle, Stats};
 
 /// Largest request body the control plane reads (a policy update is the big one).
@@ -31,16 +31,30 @@ pub async fn handle(bundle: Arc<Bundle>, req: Request<Incoming>) -> Response<Bod
         HEALTH => reply::method_not_allowed("GET"),
         EVENTS if method == Method::GET => events::stream(&bundle, parts.uri.query()),
         EVENTS => reply::method_not_allowed("GET"),
+        POLICY if method == Method::GET => grants::view(&bundle),
         POLICY if method == Method::PUT => match read_body(body).await {
             Ok(b) => policy(&bundle, &b),
             Err(r) => r,
         },
-        POLICY => reply::method_not_allowed("PUT"),
+        POLICY => reply::method_not_allowed("GET, PUT"),
+        POLICY_CHECK if method == Method::POST => match read_body(body).await {
+            Ok(b) => grants::check(&bundle, &b),
+            Err(r) => r,
+        },
+        POLICY_CHECK => reply::method_not_allowed("POST"),
+        GRANTS if method == Method::GET => grants::list(&bundle),
+        GRANTS if method == Method::POST => match read_body(body).await {
+            Ok(b) => grants::add(&bundle, &b),
+            Err(r) => r,
+        },
+        GRANTS if method == Method::DELETE => match read_body(body).await {
+            Ok(b) => grants::revoke(&bundle, &b),
+            Err(r) => r,
+        },
+        GRANTS => reply::method_not_allowed("GET, POST, DELETE"),
         KILL if method == Method::POST => kill(&bundle, true),
         KILL if method == Method::DELETE => kill(&bundle, false),
         KILL => reply::method_not_allowed("POST, DELETE"),
-        GRANTS if method == Method::GET => grants(&bundle),
-        GRANTS => reply::method_not_allowed("GET"),
         p if under(p, ACCESS) || under(p, AGENT) => {
             let body = match read_body(body).await {
                 Ok(b) => b,
@@ -98,18 +112,6 @@ fn health_of(bundle: &Bundle) -> Health {
 
 fn health(bundle: &Bundle) -> Response<Body> {
     reply::json(StatusCode::OK, &health_of(bundle))
-}
-
-/// The live grants and when each ends, read-only (for the host's `status`).
-fn grants(bundle: &Bundle) -> Response<Body> {
-    let at = |ms: u64| {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-        humantime::format_rfc3339_seconds(t).to_string()
-    };
-    let (_, live) = bundle.policy.saved();
-    let list: Vec<Grant> =
-        live.into_iter().map(|g| Grant { id: g.id, entry: g.entry, expires_at: g.expires_unix_ms.map(at) }).collect();
-    reply::json(StatusCode::OK, &list)
 }
 
 /// Replaces the allowlist; the reply is the new [`Health`] (which lists it).

@@ -175,6 +175,7 @@ mod tests {
             target: "blocked.test:80".into(),
             rule: "not-allowed".into(),
             request_id: i.to_string(),
+            access_request: None,
             count: 1,
         };
         let key = || ("10.0.0.2".parse().unwrap(), "not-allowed".to_string(), "blocked.test:80".to_string());

@@ -11,10 +11,10 @@
 
 use std::path::Path;
 use std::sync::RwLock;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bottle_protocol::config::{ConfigError, PolicyConfig};
-use bottle_protocol::control::PolicyUpdate;
+use bottle_protocol::control::{GrantSource, GrantView, HOST_GRANT_PREFIX, PolicyUpdate};
 
 use crate::persist::SavedGrant;
 
@@ -51,6 +51,61 @@ impl Grant {
     fn live(&self, now: Instant) -> bool {
         self.expires.is_none_or(|e| now < e)
     }
+
+    fn view(&self, now: Instant) -> GrantView {
+        let left = self.expires.map(|e| e.saturating_duration_since(now));
+        GrantView {
+            id: self.id.clone(),
+            entry: self.entry.text.clone(),
+            source: if self.id.starts_with(HOST_GRANT_PREFIX) { GrantSource::Host } else { GrantSource::AccessRequest },
+            expires_at: left.map(|l| humantime::format_rfc3339_seconds(SystemTime::now() + l).to_string()),
+            expires_in_secs: left.map(|l| l.as_millis().div_ceil(1000) as u64),
+        }
+    }
+}
+
+/// What matched a destination, in the order the lists are consulted: deny wins, then
+/// the allow list, then live grants.
+enum Matched<'a> {
+    Deny(&'a Entry),
+    Allow(&'a Entry),
+    Grant(&'a Grant),
+    Nothing,
+}
+
+impl Lists {
+    fn matched(&self, host: &Host, port: u16, now: Instant) -> Matched<'_> {
+        if let Some(e) = self.deny.iter().find(|e| e.denies(host, port)) {
+            return Matched::Deny(e);
+        }
+        if let Some(e) = self.allow.iter().find(|e| e.allows(host, port)) {
+            return Matched::Allow(e);
+        }
+        match self.grants.iter().find(|g| g.live(now) && g.entry.allows(host, port)) {
+            Some(g) => Matched::Grant(g),
+            None => Matched::Nothing,
+        }
+    }
+}
+
+impl Matched<'_> {
+    fn verdict(&self, host: &Host) -> Verdict {
+        match (self, host) {
+            (Matched::Deny(_), _) => deny(rules::DENIED),
+            (Matched::Allow(_) | Matched::Grant(_), _) => Verdict::Allow,
+            (Matched::Nothing, Host::Ip(_)) => deny(rules::IP_LITERAL),
+            (Matched::Nothing, Host::Name(_)) => deny(rules::NOT_ALLOWED),
+        }
+    }
+}
+
+/// A verdict with what decided it (see [`PolicyStore::explain`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// The deny, allow or grant entry that matched, as written.
+    pub entry: Option<String>,
+    pub grant: Option<GrantView>,
 }
 
 /// The proxy's decision for one destination.
@@ -95,16 +150,23 @@ impl PolicyStore {
     /// [`Self::decide`] for a host the caller has already normalized.
     pub fn decide_host(&self, host: &Host, port: u16) -> Verdict {
         let lists = self.lists.read().expect("policy lock poisoned");
-        if lists.deny.iter().any(|e| e.denies(host, port)) {
-            return deny(rules::DENIED);
-        }
+        lists.matched(host, port, Instant::now()).verdict(host)
+    }
+
+    /// The verdict [`Self::decide`] gives, with the entry or grant that decided it: the
+    /// same matching, so `policy check` cannot disagree with the proxy.
+    pub fn explain(&self, host: &str, port: u16) -> Decision {
+        let Ok(host) = Host::parse(host) else {
+            return Decision { verdict: deny(rules::ODD_HOST), entry: None, grant: None };
+        };
+        let lists = self.lists.read().expect("policy lock poisoned");
         let now = Instant::now();
-        let allowed = lists.allow.iter().any(|e| e.allows(host, port))
-            || lists.grants.iter().any(|g| g.live(now) && g.entry.allows(host, port));
-        match (allowed, host) {
-            (true, _) => Verdict::Allow,
-            (false, Host::Ip(_)) => deny(rules::IP_LITERAL),
-            (false, Host::Name(_)) => deny(rules::NOT_ALLOWED),
+        let matched = lists.matched(&host, port, now);
+        let verdict = matched.verdict(&host);
+        match matched {
+            Matched::Deny(e) | Matched::Allow(e) => Decision { verdict, entry: Some(e.text.clone()), grant: None },
+            Matched::Grant(g) => Decision { verdict, entry: Some(g.entry.text.clone()), grant: Some(g.view(now)) },
+            Matched::Nothing => Decision { verdict, entry: None, grant: None },
         }
     }
 
@@ -131,11 +193,46 @@ impl PolicyStore {
     /// grant with the same id replaces the first. Deny entries still win.
     pub fn grant(&self, id: &str, host: &str, port: Option<u16>, expires: Option<Instant>) -> Result<(), String> {
         let entry = Entry::with_port(host, port).map_err(|m| format!("grant {id}: {host:?}: {m}"))?;
+        self.add_grant(id, entry, expires);
+        Ok(())
+    }
+
+    /// [`Self::grant`] for an entry already parsed; returns the grant as listed.
+    pub fn add_grant(&self, id: &str, entry: Entry, expires: Option<Instant>) -> GrantView {
         let mut lists = self.lists.write().expect("policy lock poisoned");
         let now = Instant::now();
         lists.grants.retain(|g| g.id != id && g.live(now));
-        lists.grants.push(Grant { id: id.to_string(), entry, expires });
-        Ok(())
+        let grant = Grant { id: id.to_string(), entry, expires };
+        let view = grant.view(now);
+        lists.grants.push(grant);
+        view
+    }
+
+    /// Removes the live grants for `target`: for exactly its entry, or with `any_port`
+    /// for its host whatever their ports. Returns what was removed.
+    pub fn revoke_matching(&self, target: &Entry, any_port: bool) -> Vec<GrantView> {
+        let mut lists = self.lists.write().expect("policy lock poisoned");
+        let now = Instant::now();
+        let hit = |g: &Grant| g.entry.same_host(target) && (any_port || g.entry.port() == target.port());
+        let removed = lists.grants.iter().filter(|g| g.live(now) && hit(g)).map(|g| g.view(now)).collect();
+        lists.grants.retain(|g| g.live(now) && !hit(g));
+        removed
+    }
+
+    /// Removes grant `id` if it has ended (a later grant under the same id may have
+    /// replaced it, and stays); returns what was removed.
+    pub fn remove_if_ended(&self, id: &str) -> Option<GrantView> {
+        let mut lists = self.lists.write().expect("policy lock poisoned");
+        let now = Instant::now();
+        let i = lists.grants.iter().position(|g| g.id == id && !g.live(now))?;
+        Some(lists.grants.remove(i).view(now))
+    }
+
+    /// The live grants, oldest first.
+    pub fn grants(&self) -> Vec<GrantView> {
+        let lists = self.lists.read().expect("policy lock poisoned");
+        let now = Instant::now();
+        lists.grants.iter().filter(|g| g.live(now)).map(|g| g.view(now)).collect()
     }
 
     /// Removes a grant; returns whether it existed.
@@ -165,6 +262,13 @@ impl PolicyStore {
         let entry = Entry::parse(&g.entry).map_err(|m| format!("grant {}: {:?}: {m}", g.id, g.entry))?;
         self.lists.write().expect("policy lock poisoned").grants.push(Grant { id: g.id.clone(), entry, expires });
         Ok(())
+    }
+
+    /// The policy's own (allow, deny) entries as written, without grants.
+    pub fn lists(&self) -> (Vec<String>, Vec<String>) {
+        let lists = self.lists.read().expect("policy lock poisoned");
+        let text = |l: &[Entry]| l.iter().map(|e| e.text.clone()).collect();
+        (text(&lists.allow), text(&lists.deny))
     }
 
     /// The current (allow, deny) entries as written, live grants included in allow.
@@ -224,6 +328,45 @@ mod tests {
         assert!(s.revoke("r1"));
         assert!(!s.revoke("r1"));
         assert_eq!(s.decide("new.test", 443), deny(rules::NOT_ALLOWED));
+    }
+
+    #[test]
+    fn explain_names_what_decided_and_agrees_with_decide() {
+        let s = store(&["*.ok.test"], &["bad.ok.test"]);
+        s.add_grant("allow:g.test:8080", Entry::parse("g.test:8080").unwrap(), None);
+        let e = s.explain("a.ok.test", 443);
+        assert_eq!((e.verdict, e.entry.as_deref(), e.grant), (Verdict::Allow, Some("*.ok.test"), None));
+        assert_eq!(s.explain("bad.ok.test", 443).entry.as_deref(), Some("bad.ok.test"));
+        let g = s.explain("g.test", 8080).grant.unwrap();
+        assert_eq!((g.id.as_str(), g.source, g.expires_at), ("allow:g.test:8080", GrantSource::Host, None));
+        for (host, port) in
+            [("a.ok.test", 443), ("bad.ok.test", 1), ("g.test", 8080), ("g.test", 443), ("10.0.0.1", 80), ("1e", 1)]
+        {
+            assert_eq!(s.explain(host, port).verdict, s.decide(host, port), "{host}:{port}");
+        }
+    }
+
+    #[test]
+    fn revoking_by_destination_takes_one_port_or_every_port() {
+        let s = store(&[], &[]);
+        for (id, entry) in [("r1", "a.test:443"), ("r2", "a.test:8080"), ("allow:a.test", "a.test"), ("r3", "b.test")] {
+            s.add_grant(id, Entry::parse(entry).unwrap(), None);
+        }
+        let ids = |v: Vec<GrantView>| v.into_iter().map(|g| g.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.revoke_matching(&Entry::parse("A.test:8080").unwrap(), false)), ["r2"]);
+        assert_eq!(ids(s.revoke_matching(&Entry::parse("a.test").unwrap(), true)), ["r1", "allow:a.test"]);
+        assert_eq!(ids(s.grants()), ["r3"]);
+    }
+
+    #[test]
+    fn an_ended_grant_is_removed_but_its_renewal_stays() {
+        let s = store(&[], &[]);
+        let past = Some(Instant::now() - Duration::from_secs(1));
+        s.add_grant("allow:a.test", Entry::parse("a.test").unwrap(), past);
+        assert_eq!(s.remove_if_ended("allow:a.test").unwrap().entry, "a.test");
+        s.add_grant("allow:a.test", Entry::parse("a.test").unwrap(), Some(Instant::now() + Duration::from_secs(60)));
+        assert!(s.remove_if_ended("allow:a.test").is_none(), "a renewed grant outlives the first one's timer");
+        assert_eq!(s.grants()[0].expires_in_secs, Some(60));
     }
 
     #[test]

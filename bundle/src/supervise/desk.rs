@@ -219,16 +219,20 @@ impl Desk {
     /// The grant length the host's ask turns into, after `max_grant_secs` and [`MAX_TTL_SECS`].
     fn grant_ttl(&self, asked: Option<u64>) -> Result<Option<u64>, ApiError> {
         let cap = self.cfg.max_grant_secs;
-        match asked {
-            Some(0) => Err(ApiError::bad_request("approve: ttl_secs must be at least 1")),
-            Some(t) if t > MAX_TTL_SECS => Err(ApiError::bad_request(format!(
-                "approve: ttl_secs {t} is longer than {MAX_TTL_SECS}; add a policy entry for lasting access"
-            ))),
+        match checked_ttl("approve", asked).map_err(ApiError::bad_request)? {
             Some(t) if cap > 0 => Ok(Some(t.min(cap))),
-            Some(t) => Ok(Some(t)),
             None if cap > 0 => Ok(Some(cap)),
-            None => Ok(None),
+            t => Ok(t),
         }
+    }
+
+    /// The agent's open (pending or approved) request for `host` and `port`, if any: a
+    /// refusal names it so the host can approve it from the block it sees.
+    pub fn open_request_for(&self, host: &str, port: u16) -> Option<String> {
+        let inner = self.lock();
+        let open = |r: &Record| matches!(r.status(), Status::Pending | Status::Approved);
+        let fits = |r: &Record| r.host == host && r.port.is_none_or(|p| p == port);
+        inner.requests.iter().filter(|(_, r)| open(r) && fits(r)).max_by_key(|(_, r)| r.seq).map(|(id, _)| id.clone())
     }
 
     /// Approves a pending request: the grant goes live in `policy` now. Returns the
@@ -270,11 +274,11 @@ impl Desk {
     }
 
     /// Ends an approved grant: out of the allowlist, `AccessExpired` emitted. A
-    /// request that is not (or no longer) approved is left alone.
-    pub fn expire(&self, events: &EventBus, policy: &PolicyStore, id: &str) {
+    /// request that is not (or no longer) approved is left alone; returns whether it was ended.
+    pub fn expire(&self, events: &EventBus, policy: &PolicyStore, id: &str) -> bool {
         let mut inner = self.lock();
         let Some(r) = inner.requests.get(id).filter(|r| r.status() == Status::Approved) else {
-            return;
+            return false;
         };
         if !policy.revoke(id) {
             tracing::debug!(request_id = id, "supervise: grant was already gone from the allowlist at expiry");
@@ -282,6 +286,7 @@ impl Desk {
         r.outcome.send_modify(|o| o.status = Status::Expired);
         events.emit(EventKind::AccessExpired { request_id: id.to_string(), host: r.host.clone(), port: r.port });
         inner.finish(id);
+        true
     }
 }
 
@@ -297,13 +302,37 @@ fn decided(view: &RequestStatus, approved: bool) -> EventKind {
     }
 }
 
+/// A grant length the host asked for, checked against [`MAX_TTL_SECS`]; `verb` names the call in errors.
+pub fn checked_ttl(verb: &str, asked: Option<u64>) -> Result<Option<u64>, String> {
+    match asked {
+        Some(0) => Err(format!("{verb}: ttl_secs must be at least 1")),
+        Some(t) if t > MAX_TTL_SECS => {
+            Err(format!("{verb}: ttl_secs {t} is longer than {MAX_TTL_SECS}; add a policy entry for lasting access"))
+        }
+        t => Ok(t),
+    }
+}
+
 /// The request `id` if the host may still decide it.
 fn decidable<'a>(inner: &'a Inner, id: &str) -> Result<&'a Record, ApiError> {
-    let r =
-        inner.requests.get(id).ok_or_else(|| ApiError::not_found(format!("access request {id}: no such request")))?;
+    let r = inner.requests.get(id).ok_or_else(|| ApiError::not_found(no_such_request(id)))?;
     match r.status() {
         Status::Pending => Ok(r),
         s => Err(ApiError::conflict(format!("access request {id}: already {}", format!("{s:?}").to_lowercase()))),
+    }
+}
+
+/// The 404 text for an unknown request id; a refusal's id (from a block event or the
+/// 403's `X-Bottle-Request-Id`) is told apart, since it is the id people try first.
+fn no_such_request(id: &str) -> String {
+    if id.starts_with(crate::proxy::BLOCK_ID_PREFIX) {
+        format!(
+            "{id} is the id of a refused request (a block), not of an access request; approve the \
+             block event's access_request when it has one (`bottle-core requests`), or allow the \
+             destination with `bottle-core allow`"
+        )
+    } else {
+        format!("access request {id}: no such request")
     }
 }
 

@@ -17,6 +17,6 @@ mod host;
 pub mod names;
 mod server;
 
-pub use desk::Desk;
+pub use desk::{Desk, checked_ttl};
 pub use host::control;
 pub use server::Server;

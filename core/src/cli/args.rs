@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub use super::policy::Target;
 use crate::backend::BackendKind;
 
 #[derive(Debug, Parser)]
@@ -106,6 +107,33 @@ pub enum Command {
         name: String,
         request_id: String,
     },
+    /// Allow a destination now, with no access request (a host grant; it outlives bundle restarts).
+    Allow {
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// HOST or HOST:PORT, written as in the policy (`*.suffix`, an IP or a CIDR too); a name
+        /// without a port opens 443 and 80.
+        #[arg(value_parser = Target::parse)]
+        target: Target,
+        /// Remove the grant after this many seconds (default: until revoked).
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+        ttl: Option<u64>,
+    },
+    /// Remove the grants for a destination, host-given or approved (without a port: every port's).
+    Revoke {
+        #[arg(value_parser = parse_name)]
+        name: String,
+        #[arg(value_parser = Target::parse)]
+        target: Target,
+    },
+    /// Show the allowlist the proxy applies now, with its grants and their ends; `policy check` tests one destination.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Policy {
+        #[arg(value_parser = parse_name, required = true)]
+        name: Option<String>,
+        #[command(subcommand)]
+        check: Option<PolicyCommand>,
+    },
     /// Cut all of the bottle's egress at once (or restore it with --release).
     Kill {
         #[arg(value_parser = parse_name)]
@@ -144,6 +172,18 @@ pub enum Command {
         /// Write bottle-core.1 and one page per command (bottle-core-exec.1, ...) into DIR.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum PolicyCommand {
+    /// Say whether the proxy lets HOST[:PORT] (default port 443) through now, and which rule decided;
+    /// exits 0 when allowed, 1 when refused.
+    Check {
+        #[arg(value_parser = parse_name)]
+        name: String,
+        #[arg(value_parser = Target::parse)]
+        target: Target,
     },
 }
 

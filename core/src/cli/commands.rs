@@ -8,11 +8,11 @@ use bottle_protocol::Event;
 use clap::CommandFactory;
 use serde::Serialize;
 
-use super::args::{Cli, Command};
+use super::args::{Cli, Command, PolicyCommand};
 use super::backends::{self, Choice};
 use super::exit::{Exit, ExitWith, Failure};
 use super::progress::StepPrinter;
-use super::render;
+use super::{policy, render};
 use crate::backend::{BackendKind, BottleBackend, BottleStatus, Check, ExecRequest, LogOptions, LogSource, Verdict};
 use crate::control_client::ControlClient;
 use crate::spec::Spec;
@@ -164,6 +164,19 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             say(&format!("denied {request_id} on {name}\n"), json, &Done { name: &name })?;
             Ok(0)
         }
+        Command::Allow { name, target, ttl } => {
+            policy::allow(&control(cli.backend, &name).await?, &name, target, ttl, json).await
+        }
+        Command::Revoke { name, target } => {
+            policy::revoke(&control(cli.backend, &name).await?, &name, target, json).await
+        }
+        Command::Policy { check: Some(PolicyCommand::Check { name, target }), .. } => {
+            policy::check(&control(cli.backend, &name).await?, target, json).await
+        }
+        Command::Policy { name, check: None } => {
+            let name = name.expect("clap requires a name without a subcommand");
+            policy::show(&control(cli.backend, &name).await?, json).await
+        }
         Command::Kill { name, release } => {
             control(cli.backend, &name).await?.kill(!release).await?;
             let text = if release { "egress restored" } else { "all egress cut" };
@@ -273,7 +286,7 @@ fn boundary_held(st: &BottleStatus) -> Result<u8, Failure> {
     Ok(0)
 }
 
-fn say<T: Serialize>(text: &str, json: bool, value: &T) -> Result<(), Failure> {
+pub(super) fn say<T: Serialize>(text: &str, json: bool, value: &T) -> Result<(), Failure> {
     out(&if json { render::json(value) } else { text.to_string() })
 }
 

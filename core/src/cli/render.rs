@@ -172,9 +172,10 @@ fn port(host: &str, port: Option<u16>) -> String {
 /// names, hosts, reasons), so a control character never reaches the terminal raw.
 pub fn event(e: &Event) -> String {
     let what = match &e.kind {
-        EventKind::EgressBlocked { client, method, target, rule, request_id, count } => {
+        EventKind::EgressBlocked { client, method, target, rule, request_id, access_request, count } => {
             let times = if *count == 1 { String::new() } else { format!(", {count} times") };
-            format!("egress blocked: {method} {target} from {client} (rule {rule}, request {request_id}{times})")
+            let ask = access_request.as_ref().map(|id| format!(", access request {id}")).unwrap_or_default();
+            format!("egress blocked: {method} {target} from {client} (rule {rule}, block {request_id}{ask}{times})")
         }
         EventKind::Git { repo, operation, allowed, refs, reason } => {
             let verb = if *allowed { "allowed" } else { "refused" };

@@ -1,7 +1,7 @@
 //! The agent container: on the internal agent network only, every way out through the bundle.
 //!
-//! Its proxy variables name the bundle's pinned address (with that address in
-//! `NO_PROXY`, so git gate and supervise are reached directly), and git is
+//! Its proxy variables name the bundle's pinned address (with that address and the
+//! agent's own loopback in `NO_PROXY`, see [`no_proxy`]), and git is
 //! pointed at the gate through `GIT_CONFIG_*` variables: those need no file in
 //! the image and so work for any agent image. It gets no Docker socket, no
 //! capabilities, no privilege gain, hard limits, a non-root user whatever the
@@ -35,10 +35,19 @@ pub fn network_env(spec: &Spec, p: &Placement) -> Vec<(String, String)> {
         .map(|k| (k.to_string(), proxy.clone()))
         .collect();
     for k in ["NO_PROXY", "no_proxy"] {
-        env.push((k.into(), p.bundle_ip.to_string()));
+        env.push((k.into(), no_proxy(p.bundle_ip.into())));
     }
     env.extend(gate_env(spec, p.bundle_ip.into()));
     env
+}
+
+/// What the agent reaches without the proxy, on both backends. The bundle's address:
+/// git gate and supervise are spoken to directly. And loopback: a server the agent
+/// starts for itself (a test suite's) lives in the agent's own network namespace, where
+/// the bundle cannot reach it anyway, so sending it to the proxy only turned every local
+/// test into a refusal. Nothing of the bundle or the host listens on the agent's loopback.
+pub fn no_proxy(bundle_ip: std::net::IpAddr) -> String {
+    format!("localhost,127.0.0.1,::1,{bundle_ip}")
 }
 
 /// Where the agent finds supervise and git-gate, and git's rewrite of every upstream to its
@@ -207,7 +216,8 @@ mod tests {
         });
         let env: HashMap<_, _> = network_env(&spec, &crate::sidecar::network::tests::placement()).into_iter().collect();
         assert_eq!(env["https_proxy"], "http://10.213.0.2:3128");
-        assert_eq!(env["NO_PROXY"], "10.213.0.2");
+        assert_eq!(env["NO_PROXY"], "localhost,127.0.0.1,::1,10.213.0.2");
+        assert_eq!(env["no_proxy"], env["NO_PROXY"]);
         assert_eq!(env["GIT_CONFIG_COUNT"], "2");
         assert_eq!(env["GIT_CONFIG_KEY_1"], "url.http://10.213.0.2:9418/app.git.insteadOf");
         assert_eq!(env["GIT_CONFIG_VALUE_1"], "https://git.example.test/org/app.git");

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use bollard::Docker;
 use futures_util::StreamExt;
 
-pub use agent::{agent_ids, gate_env};
+pub use agent::{agent_ids, gate_env, no_proxy};
 pub use check::{BLOCKED_PROBE_URL, MECHANISM, start_check};
 pub use doctor::doctor;
 pub use state::name_lock_path;

@@ -50,6 +50,7 @@ impl EgressDenial {
             target: self.dest.clone(),
             rule: VMM_EGRESS_RULE.to_owned(),
             request_id: format!("vmm-{}-{}-{}", self.timestamp, self.operation, self.dest),
+            access_request: None,
             count: 1,
         }
     }

@@ -236,9 +236,7 @@ fn render_env(env: &BTreeMap<String, String>, bundle: BundleAddr) -> Result<Vec<
         IpAddr::V4(ip) => format!("http://{ip}:{}", bundle.proxy_port),
         IpAddr::V6(ip) => format!("http://[{ip}]:{}", bundle.proxy_port),
     };
-    // The git gate and supervise live on the bundle IP too and are spoken to
-    // directly, so the bundle itself is exempt from the proxy.
-    let no_proxy = format!("localhost,127.0.0.1,::1,{}", bundle.ip);
+    let no_proxy = crate::docker::no_proxy(bundle.ip);
     for (k, v) in PROXY_ENV_KEYS.iter().zip([&proxy, &proxy, &no_proxy, &proxy, &proxy, &no_proxy]) {
         out.push(format!("{k}={v}"));
     }

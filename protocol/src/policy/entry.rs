@@ -73,6 +73,16 @@ impl Entry {
         Ok(e)
     }
 
+    /// The one port it covers, when it names one.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// Whether both name the same host, pattern or network, whatever their ports.
+    pub fn same_host(&self, other: &Entry) -> bool {
+        self.pattern == other.pattern
+    }
+
     /// As an allow entry: a name without a port covers [`WEB_PORTS`] only.
     pub fn allows(&self, host: &Host, port: u16) -> bool {
         let port_ok = match (self.port, &self.pattern) {
@@ -175,6 +185,14 @@ mod tests {
         assert!(m("127.0.0.1", "127.0.0.1", 1));
         assert!(d("127.0.0.1", "127.0.0.1", 1));
         assert!(!m("10.0.0.0/8", "ten.example", 80), "CIDRs never match names");
+    }
+
+    #[test]
+    fn same_host_ignores_ports_and_spelling() {
+        let e = |t: &str| Entry::parse(t).unwrap();
+        assert!(e("Example.com:443").same_host(&e("example.com")));
+        assert!(e("10.0.0.1").same_host(&e("10.0.0.1/32")));
+        assert!(!e("*.example.com").same_host(&e("example.com")));
     }
 
     #[test]
