@@ -15,9 +15,9 @@
 //! Decoded output is not decoded again (`%255C` gives `%5C`, not `\`), and an
 //! escape that is not well formed passes through as written. Hex case is
 //! folded by the literal finder rather than here, because base64 is
-//! case-sensitive. One SIMD pass (memchr) finds the `%`, `\` and LF bytes
-//! and the runs between them are copied whole, so plain text costs little
-//! more than a copy.
+//! case-sensitive. One SIMD pass (memchr) finds the `%`, `\` and LF bytes;
+//! those that decode to themselves (most, in plain text) stay inside the runs
+//! that are copied whole, so plain text costs little more than a copy.
 
 /// Longest escape held back at a chunk end: `\uD83D\uDE00`.
 const MAX_ESCAPE: usize = 12;
@@ -75,9 +75,11 @@ impl Normaliser {
             }
             self.after_break = false;
         }
-        // One SIMD pass finds every special byte; the runs between them are copied whole.
+        // One SIMD pass finds every special byte. Most change nothing (`%`
+        // without two hex digits, `\` before a letter that is no escape) and
+        // stay inside the run being copied; only the others end the run.
         for p in memchr::memchr3_iter(b'%', b'\\', b'\n', data) {
-            if p < at {
+            if p < at || !may_change(&data[p..]) {
                 continue;
             }
             out.extend_from_slice(&data[at..p]);
@@ -150,6 +152,17 @@ impl Normaliser {
                 Some(2)
             }
         }
+    }
+}
+
+/// False when the special byte starting `rest` surely decodes to itself (a `%`
+/// without two hex digits, a `\` before no escape letter); true when it may
+/// change the view or `rest` ends too soon to tell, which `special` decides.
+fn may_change(rest: &[u8]) -> bool {
+    match rest {
+        [b'%', h, l, ..] => hex(*h).is_some() && hex(*l).is_some(),
+        [b'\\', next, ..] => matches!(next, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' | b'u'),
+        _ => true,
     }
 }
 

@@ -88,3 +88,45 @@ fn memory_between_chunks_stays_bounded() {
     }
     assert_eq!(st.finish(), None);
 }
+
+/// A secret with one character escaped at its very start or end, or a line
+/// break just inside either end: part of the secret is raw, part decoded,
+/// and they meet at the edge of what the view changes. Every cut of the
+/// stream must still see it, including cuts inside the escape and chunks of
+/// one byte, near other escapes that change nothing.
+#[test]
+fn a_secret_escaped_at_one_edge_is_found_at_every_cut() {
+    let (s, _f) = scanner();
+    let want = Some("dlp:secret:API");
+    let secret = "s3cret-Value/with space";
+    let (first, rest) = secret.split_at(1);
+    let (init, last) = secret.split_at(secret.len() - 1);
+    let (a, z) = (first.as_bytes()[0], last.as_bytes()[0]);
+    let forms = [
+        format!("%{a:02X}{rest}"),
+        format!("{init}%{z:02x}"),
+        format!("\\u{a:04x}{rest}"),
+        format!("{init}\\u{z:04X}"),
+        format!("{first}\n  {rest}"),
+        format!("{init}\r\n{last}"),
+        format!("{first}%0A{rest}"),
+        format!("{init}\\n{last}"),
+    ];
+    for form in forms {
+        for text in [format!("a=%zz\\q{form}\\x%"), format!("{form}%"), format!("%{form}")] {
+            for cut in 0..=text.len() {
+                assert_eq!(two_chunks(&s, text.as_bytes(), cut).as_deref(), want, "{text:?} at {cut}");
+            }
+            assert_eq!(stream_rule(&s, text.as_bytes(), 1).as_deref(), want, "{text:?}");
+        }
+        // Past a long run the view has grown whole chunks; cut around the secret only.
+        let text = format!("{}\n%7e{form} \\x", "z,".repeat(40_000));
+        let at = text.len() - form.len() - 3;
+        for cut in at - 8..text.len() {
+            assert_eq!(two_chunks(&s, text.as_bytes(), cut).as_deref(), want, "{form:?} at {cut}");
+        }
+        for size in [4096, 65536] {
+            assert_eq!(stream_rule(&s, text.as_bytes(), size).as_deref(), want, "{form:?}");
+        }
+    }
+}
