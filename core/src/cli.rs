@@ -26,6 +26,7 @@ pub use progress::StepPrinter;
 pub mod output {
     pub use super::policy::{table as policy, verdict as policy_check};
     pub use super::render::{checks, event, json, json_line, list, preflight, requests, status};
+}
 
 /// The diagnostic log (`BOTTLE_LOG`) is the only thing bottle colours. Left to itself it would
 /// colour even into a pipe or a file, so colour is kept for a person at a terminal who has not

@@ -2,7 +2,7 @@
 
 use bottle_core::backend::{AllowlistStatus, BackendKind, BottleStatus, Live, Verdict};
 use bottle_core::cli::{Check, Exit, Failure, Report, output};
-use bottle_protocol::control::{AccessRequest, AgentStatus, Grant};
+use bottle_protocol::control::{AccessRequest, AgentStatus, GrantSource, GrantView};
 use bottle_protocol::event::AgentState;
 use bottle_protocol::{Event, EventKind};
 use serde_json::json;
@@ -30,10 +30,12 @@ fn live(name: &str, killed: bool) -> BottleStatus {
     BottleStatus {
         live: Some(Live {
             kill_switch: killed,
-            grants: vec![Grant {
+            grants: vec![GrantView {
                 id: "r1".into(),
                 entry: "pypi.org:443".into(),
+                source: GrantSource::AccessRequest,
                 expires_at: Some("2026-11-28T13:00:00Z".into()),
+                expires_in_secs: None,
             }],
             agent: AgentStatus {
                 state: Some(AgentState::NeedsInput),

@@ -306,6 +306,7 @@ impl BottleBackend for DockerBackend {
                 state: "running".into(),
                 detail: agent::user_note(spec.run_as_image_user, String::new()),
                 allowlist: verdict,
+                live: None,
             }),
             Err(e) => {
                 // Best effort: whatever is left is labelled, so `gc` gets it if this fails too.
