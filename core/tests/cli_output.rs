@@ -116,7 +116,8 @@ fn a_killed_bottle_is_never_plainly_verified_and_its_grants_and_agent_show() {
     assert_eq!(v["live"]["kill_switch"], true);
     assert_eq!(
         v["live"]["grants"][0],
-        json!({"id": "r1", "entry": "pypi.org:443", "expires_at": "2026-11-28T13:00:00Z"})
+        json!({"id": "r1", "entry": "pypi.org:443", "source": "access-request",
+               "expires_at": "2026-11-28T13:00:00Z", "expires_in_secs": null})
     );
     assert_eq!(v["live"]["agent"]["state"], "needs-input");
     assert!(!output::status(&bottle("demo", Verdict::Verified)).contains("kill:"), "not asked, not shown");

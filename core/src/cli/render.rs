@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use bottle_protocol::control::AccessRequest;
+use bottle_protocol::control::{AccessRequest, GrantSource};
 use bottle_protocol::display::escape_controls;
 use bottle_protocol::{Event, EventKind};
 use serde::Serialize;
@@ -138,7 +138,10 @@ pub fn status(b: &BottleStatus) -> String {
             .iter()
             .map(|g| {
                 let until = g.expires_at.as_deref().map_or("for the bottle's life".into(), |t| format!("until {t}"));
-                format!("{} {until} (request {})", g.entry, g.id)
+                match g.source {
+                    GrantSource::Host => format!("{} {until} (bottle-core allow)", g.entry),
+                    GrantSource::AccessRequest => format!("{} {until} (request {})", g.entry, g.id),
+                }
             })
             .collect();
         let grants = if grants.is_empty() { "none".to_string() } else { grants.join(", ") };
