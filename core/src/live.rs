@@ -26,11 +26,14 @@ pub async fn fill(backend: &dyn BottleBackend, status: &mut BottleStatus) {
     }
 }
 
+/// Bundles asked at once by [`fill_all`]: one at a time, `ls` would grow by a control-plane
+/// round trip per bottle.
+const FILL_PARALLEL: usize = 16;
+
 /// [`fill`] for every bottle of a list.
 pub async fn fill_all(backend: &dyn BottleBackend, all: &mut [BottleStatus]) {
-    for status in all {
-        fill(backend, status).await;
-    }
+    use futures_util::StreamExt;
+    futures_util::stream::iter(all.iter_mut()).for_each_concurrent(FILL_PARALLEL, |s| fill(backend, s)).await;
 }
 
 async fn ask(backend: &dyn BottleBackend, name: &str) -> anyhow::Result<Live> {
