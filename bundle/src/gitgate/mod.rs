@@ -10,6 +10,7 @@ pub mod config;
 pub mod handler;
 pub mod pack;
 pub mod pktline;
+mod push;
 pub mod report;
 pub mod rules;
 pub mod upstream;
