@@ -7,6 +7,7 @@
 
 mod block;
 mod body;
+mod forward;
 mod guidance;
 mod readbuf;
 mod session;
