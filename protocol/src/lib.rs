@@ -11,6 +11,7 @@ pub mod display;
 pub mod event;
 pub mod policy;
 pub mod push_option;
+pub mod rule;
 
 pub use config::{BundleConfig, ConfigError};
 pub use event::{Event, EventKind};

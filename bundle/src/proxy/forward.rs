@@ -9,7 +9,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::block::{self, rules};
+use bottle_protocol::rule::proxy as rules;
+
+use super::block;
 use super::body::{BodyError, Relay, Scan};
 use super::readbuf::ReadBuf;
 use super::session::{BAD_GATEWAY, BODY_PIECE, Request, Session, read_limit};

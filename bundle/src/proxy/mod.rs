@@ -22,7 +22,6 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
-pub(crate) use block::rules::KILL_SWITCH as KILL_SWITCH_RULE;
 pub use block::{BLOCK_ID_PREFIX, REQUEST_ID_HEADER};
 pub use guidance::ASK_HEADER;
 pub use tunnel::{CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF};

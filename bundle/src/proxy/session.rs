@@ -12,17 +12,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bottle_protocol::rule;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
-use super::block::{self, Blocked, rules};
+use super::block::{self, Blocked};
 use super::forward::{Upstream, render_request_head};
 use super::readbuf::ReadBuf;
 use super::tunnel;
 use crate::egress::{self, DialError};
 use crate::http::{BodyFraming, HeadError, RequestHead, Target, Version, parse_request};
-use crate::policy::{Host, Verdict, rules as policy_rules};
+use crate::policy::{Host, Verdict};
 use crate::state::Bundle;
 
 /// First size of a connection's read buffer; it grows only for large heads or bodies.
@@ -119,7 +120,7 @@ impl Session {
     /// refuses; `redact` is set for DLP hits, whose target may be the secret's carrier.
     fn judge(&self, req: &Request) -> Option<(String, bool)> {
         if self.bundle.kill.engaged() {
-            return Some((rules::KILL_SWITCH.to_string(), false));
+            return Some((rule::KILL_SWITCH.to_string(), false));
         }
         if let Some(f) = self.bundle.dlp.scan(&self.inbuf.data()[..req.head_len]) {
             return Some((f.rule, true));
@@ -191,7 +192,7 @@ pub(super) fn read_limit(max_head: usize) -> usize {
 fn prepare(head: &RequestHead<'_>, out: &mut Vec<u8>) -> Next {
     let method = head.method.to_string();
     let Ok(host) = Host::parse(head.target.host()) else {
-        return Next::Refuse { status: block::FORBIDDEN, method, rule: policy_rules::ODD_HOST };
+        return Next::Refuse { status: block::FORBIDDEN, method, rule: rule::ODD_HOST };
     };
     let port = head.target.port();
     if let Target::Absolute { path, .. } = head.target {
