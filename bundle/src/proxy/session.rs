@@ -21,6 +21,7 @@ use super::block::{self, Blocked};
 use super::forward::{Upstream, render_request_head};
 use super::readbuf::ReadBuf;
 use super::tunnel;
+use crate::cap::Headed;
 use crate::egress::{self, DialError};
 use crate::http::{BodyFraming, HeadError, RequestHead, Target, Version, parse_request};
 use crate::policy::{Host, Verdict};
@@ -46,6 +47,8 @@ pub(super) struct Session {
     pub(super) idle_timeout: Duration,
     connect_timeout: Duration,
     pub(super) max_head: usize,
+    /// Marked at the first request head, so the connection cap no longer sheds this connection.
+    headed: Headed,
 }
 
 /// What the proxy keeps of a request head once the read buffer moves on.
@@ -75,7 +78,7 @@ enum Next {
 }
 
 impl Session {
-    pub(super) fn new(bundle: Arc<Bundle>, peer: SocketAddr, client: TcpStream) -> Self {
+    pub(super) fn new(bundle: Arc<Bundle>, peer: SocketAddr, client: TcpStream, headed: Headed) -> Self {
         let l = &bundle.config.limits;
         let ms = Duration::from_millis;
         Self {
@@ -88,6 +91,7 @@ impl Session {
             idle_timeout: ms(l.idle_timeout_ms),
             connect_timeout: ms(l.connect_timeout_ms),
             max_head: l.max_header_bytes,
+            headed,
             bundle,
         }
     }
@@ -102,6 +106,7 @@ impl Session {
                 }
                 Next::Request(r) => r,
             };
+            self.headed.mark();
             first = false;
             if let Some((rule, redact)) = self.judge(&req) {
                 let target = if redact { block::REDACTED.to_string() } else { req.target() };
