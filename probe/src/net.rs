@@ -7,7 +7,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
-use crate::report::Report;
+use bottle_protocol::probe::{Report, outcome};
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 1500;
 /// Connects in flight at once during a port scan (fewer if the bottle's pids limit says so).
@@ -35,11 +35,11 @@ fn scoped_by_name(s: &str, sys_net: &str) -> Option<SocketAddr> {
 
 fn io_outcome(e: &std::io::Error) -> String {
     match e.kind() {
-        ErrorKind::ConnectionRefused => "refused".into(),
-        ErrorKind::TimedOut | ErrorKind::WouldBlock => "timeout".into(),
-        ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable => "unreachable".into(),
-        ErrorKind::ConnectionReset => "reset".into(),
-        ErrorKind::PermissionDenied => "denied".into(),
+        ErrorKind::ConnectionRefused => outcome::REFUSED.into(),
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => outcome::TIMEOUT.into(),
+        ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable => outcome::UNREACHABLE.into(),
+        ErrorKind::ConnectionReset => outcome::RESET.into(),
+        ErrorKind::PermissionDenied => outcome::DENIED.into(),
         k => format!("error:{k:?}"),
     }
 }
@@ -73,7 +73,7 @@ pub fn tcp(addr: &str, ms: u64) -> Report {
         Ok(mut s) => {
             s.set_read_timeout(Some(Duration::from_millis(200))).ok();
             let (banner, _) = read_some(&mut s);
-            Report::new("tcp", addr, t, "connected", String::from_utf8_lossy(&banner).trim().to_string())
+            Report::new("tcp", addr, t, outcome::CONNECTED, String::from_utf8_lossy(&banner).trim().to_string())
         }
         Err(outcome) => Report::new("tcp", addr, t, outcome, ""),
     }
@@ -204,7 +204,7 @@ pub fn http(proxy: &str, method: &str, url: &str, headers: &[String], body: Opti
         return Report::new("http", url, t, err.map_or("closed".into(), |e| io_outcome(&e)), "");
     }
     let (status, block) = status_and_block(&reply);
-    Report::new("http", url, t, format!("status:{status}"), block)
+    Report::new("http", url, t, outcome::status(status), block)
 }
 
 /// A minimal TLS 1.2/1.3 ClientHello carrying `sni`, enough for SNI inspection.
@@ -256,7 +256,7 @@ pub fn connect(proxy: &str, target: &str, sni: Option<&str>) -> Report {
     }
     let (status, block) = status_and_block(&head);
     let Some(sni) = sni.filter(|_| status == "200") else {
-        return Report::new("connect", &probe_target, t, format!("status:{status}"), block);
+        return Report::new("connect", &probe_target, t, outcome::status(status), block);
     };
     if s.write_all(&client_hello(sni)).is_err() {
         return Report::new("connect", &probe_target, t, "tunnel-cut", "write failed");

@@ -10,6 +10,7 @@ pub mod control;
 pub mod display;
 pub mod event;
 pub mod policy;
+pub mod probe;
 pub mod push_option;
 pub mod rule;
 
