@@ -3,7 +3,8 @@
 //! The protocol is deliberately tiny (one request line, one status line) so
 //! that the only parser between bundle services and the outside is easy to
 //! read. The reply status says what happened: 200 tunnel, 403 refused (rule in
-//! `X-Bottle-Block`), 502 unreachable, 504 connect timeout.
+//! `X-Bottle-Block`), 502 unreachable, 504 connect timeout, 503 at the
+//! connection cap (see [`crate::cap`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
