@@ -201,7 +201,7 @@ pub fn http(proxy: &str, method: &str, url: &str, headers: &[String], body: Opti
     }
     let (reply, err) = read_some(&mut s);
     if reply.is_empty() {
-        return Report::new("http", url, t, err.map_or("closed".into(), |e| io_outcome(&e)), "");
+        return Report::new("http", url, t, err.map_or(outcome::CLOSED.into(), |e| io_outcome(&e)), "");
     }
     let (status, block) = status_and_block(&reply);
     Report::new("http", url, t, outcome::status(status), block)
@@ -259,15 +259,15 @@ pub fn connect(proxy: &str, target: &str, sni: Option<&str>) -> Report {
         return Report::new("connect", &probe_target, t, outcome::status(status), block);
     };
     if s.write_all(&client_hello(sni)).is_err() {
-        return Report::new("connect", &probe_target, t, "tunnel-cut", "write failed");
+        return Report::new("connect", &probe_target, t, outcome::TUNNEL_CUT, "write failed");
     }
     let (reply, err) = read_some(&mut s);
-    let outcome = match (reply.is_empty(), err) {
-        (false, _) => "tunnel-open",
-        (true, Some(e)) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => "tunnel-open",
-        (true, _) => "tunnel-cut",
+    let seen = match (reply.is_empty(), err) {
+        (false, _) => outcome::TUNNEL_OPEN,
+        (true, Some(e)) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => outcome::TUNNEL_OPEN,
+        (true, _) => outcome::TUNNEL_CUT,
     };
-    Report::new("connect", &probe_target, t, outcome, "")
+    Report::new("connect", &probe_target, t, seen, "")
 }
 
 #[cfg(test)]

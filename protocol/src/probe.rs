@@ -14,6 +14,12 @@ pub mod outcome {
     pub const UNREACHABLE: &str = "unreachable";
     pub const RESET: &str = "reset";
     pub const DENIED: &str = "denied";
+    /// The far end closed before answering.
+    pub const CLOSED: &str = "closed";
+    /// A tunnel the proxy opened and then cut (a refused ClientHello, the kill switch).
+    pub const TUNNEL_CUT: &str = "tunnel-cut";
+    /// A tunnel that stayed open after the ClientHello.
+    pub const TUNNEL_OPEN: &str = "tunnel-open";
     /// Starts the outcome of a probe that got an HTTP answer: `status:403`.
     pub const STATUS_PREFIX: &str = "status:";
 
