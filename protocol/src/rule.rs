@@ -31,6 +31,20 @@ pub mod proxy {
     pub const BAD_BODY: &str = "malformed-body";
 }
 
+/// egress's network-class refusals: whatever a name resolved to is not inside.
+pub mod egress {
+    /// A name with no usable answer (NXDOMAIN, no records, DNS failure).
+    pub const UNRESOLVABLE: &str = "egress:unresolvable";
+    pub const UNSPECIFIED: &str = "egress:unspecified";
+    pub const LOOPBACK: &str = "egress:loopback";
+    pub const METADATA: &str = "egress:metadata";
+    pub const LINK_LOCAL: &str = "egress:link-local";
+    pub const PRIVATE: &str = "egress:private";
+    pub const MULTICAST: &str = "egress:multicast";
+    pub const BROADCAST: &str = "egress:broadcast";
+    pub const RESERVED: &str = "egress:reserved";
+}
+
 /// DLP findings: every one starts with [`dlp::PREFIX`].
 pub mod dlp {
     pub const PREFIX: &str = "dlp:";
