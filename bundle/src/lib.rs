@@ -7,6 +7,7 @@
 
 pub mod accept;
 pub mod apigate;
+pub mod cap;
 pub mod control;
 pub mod dlp;
 pub mod egress;

@@ -55,24 +55,56 @@ fn slow_loris_clients_are_cut_while_others_are_served() {
     stop.store(true, Ordering::Relaxed);
 }
 
+/// Connects to the proxy and opens a tunnel to `port`: a connection that has sent its request.
+fn tunnel_held_open(proxy: std::net::SocketAddr, port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(proxy).unwrap();
+    s.write_all(format!("CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n").as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reply = [0; 64];
+    let n = s.read(&mut reply).unwrap();
+    assert!(reply[..n].starts_with(b"HTTP/1.1 200"), "tunnel refused: {:?}", String::from_utf8_lossy(&reply[..n]));
+    s
+}
+
+fn wait_open_connections(h: &Harness, want: impl Fn(u64) -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !want(h.bundle.stats.open_connections.load(Ordering::Relaxed)) {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
-fn connections_over_the_cap_get_503() {
+fn connections_over_the_cap_get_503_when_every_one_has_sent_a_request() {
     let h = Harness::start("[policy]\nallow = [\"localhost\"]\n[limits]\nmax_connections = 3\n");
     let o = h.http_origin();
     h.allow_port(o.addr.port());
-    let held: Vec<_> = (0..3).map(|_| TcpStream::connect(h.proxy).unwrap()).collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while h.bundle.stats.open_connections.load(Ordering::Relaxed) < 3 {
-        assert!(Instant::now() < deadline, "held connections never counted");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = h.curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}", &o.url("/")]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "503");
+    let held: Vec<_> = (0..3).map(|_| tunnel_held_open(h.proxy, o.addr.port())).collect();
+    wait_open_connections(&h, |n| n == 3, "held connections never counted");
+    let out = h.curl(&["-s", "-i", &o.url("/")]);
+    let reply = String::from_utf8_lossy(&out.stdout);
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(reply.contains("Retry-After: 1"), "{reply}");
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while h.bundle.stats.open_connections.load(Ordering::Relaxed) > 0 {
-        assert!(Instant::now() < deadline, "closed connections still counted");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_open_connections(&h, |n| n == 0, "closed connections still counted");
     assert_eq!(String::from_utf8_lossy(&h.curl(&[&o.url("/")]).stdout), "hello from origin");
+}
+
+#[test]
+fn at_the_cap_the_oldest_connection_without_a_request_makes_room() {
+    let h = Harness::start("[policy]\nallow = [\"localhost\"]\n[limits]\nmax_connections = 3\n");
+    let o = h.http_origin();
+    h.allow_port(o.addr.port());
+    let mut idle = TcpStream::connect(h.proxy).unwrap();
+    wait_open_connections(&h, |n| n == 1, "the idle connection never counted");
+    let tunnels: Vec<_> = (0..2).map(|_| tunnel_held_open(h.proxy, o.addr.port())).collect();
+    wait_open_connections(&h, |n| n == 3, "held connections never counted");
+    assert_eq!(String::from_utf8_lossy(&h.curl(&[&o.url("/")]).stdout), "hello from origin");
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(idle.read(&mut [0; 16]).unwrap(), 0, "the connection without a request was closed to make room");
+    for mut t in tunnels {
+        t.set_nonblocking(true).unwrap();
+        let still_open = matches!(t.read(&mut [0; 16]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        assert!(still_open, "a tunnel that had sent its request was shed");
+    }
 }

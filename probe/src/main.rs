@@ -10,11 +10,10 @@
 mod canary;
 mod net;
 mod observe;
-mod report;
 
 use std::process::ExitCode;
 
-use report::Report;
+use bottle_protocol::probe::Report;
 
 const USAGE: &str = "usage: bottle-probe <tcp ADDR [MS] | udp ADDR [MS] | scan IP FROM-TO [MS] | dns NAME SERVER [MS] | \
 http PROXY METHOD URL [HEADER]... [--body TEXT] | connect PROXY TARGET [SNI] | caps | docker-socket | \

@@ -7,7 +7,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
-use crate::report::Report;
+use bottle_protocol::probe::{Report, outcome};
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 1500;
 /// Connects in flight at once during a port scan (fewer if the bottle's pids limit says so).
@@ -35,11 +35,11 @@ fn scoped_by_name(s: &str, sys_net: &str) -> Option<SocketAddr> {
 
 fn io_outcome(e: &std::io::Error) -> String {
     match e.kind() {
-        ErrorKind::ConnectionRefused => "refused".into(),
-        ErrorKind::TimedOut | ErrorKind::WouldBlock => "timeout".into(),
-        ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable => "unreachable".into(),
-        ErrorKind::ConnectionReset => "reset".into(),
-        ErrorKind::PermissionDenied => "denied".into(),
+        ErrorKind::ConnectionRefused => outcome::REFUSED.into(),
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => outcome::TIMEOUT.into(),
+        ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable => outcome::UNREACHABLE.into(),
+        ErrorKind::ConnectionReset => outcome::RESET.into(),
+        ErrorKind::PermissionDenied => outcome::DENIED.into(),
         k => format!("error:{k:?}"),
     }
 }
@@ -73,7 +73,7 @@ pub fn tcp(addr: &str, ms: u64) -> Report {
         Ok(mut s) => {
             s.set_read_timeout(Some(Duration::from_millis(200))).ok();
             let (banner, _) = read_some(&mut s);
-            Report::new("tcp", addr, t, "connected", String::from_utf8_lossy(&banner).trim().to_string())
+            Report::new("tcp", addr, t, outcome::CONNECTED, String::from_utf8_lossy(&banner).trim().to_string())
         }
         Err(outcome) => Report::new("tcp", addr, t, outcome, ""),
     }
@@ -201,10 +201,10 @@ pub fn http(proxy: &str, method: &str, url: &str, headers: &[String], body: Opti
     }
     let (reply, err) = read_some(&mut s);
     if reply.is_empty() {
-        return Report::new("http", url, t, err.map_or("closed".into(), |e| io_outcome(&e)), "");
+        return Report::new("http", url, t, err.map_or(outcome::CLOSED.into(), |e| io_outcome(&e)), "");
     }
     let (status, block) = status_and_block(&reply);
-    Report::new("http", url, t, format!("status:{status}"), block)
+    Report::new("http", url, t, outcome::status(status), block)
 }
 
 /// A minimal TLS 1.2/1.3 ClientHello carrying `sni`, enough for SNI inspection.
@@ -256,18 +256,18 @@ pub fn connect(proxy: &str, target: &str, sni: Option<&str>) -> Report {
     }
     let (status, block) = status_and_block(&head);
     let Some(sni) = sni.filter(|_| status == "200") else {
-        return Report::new("connect", &probe_target, t, format!("status:{status}"), block);
+        return Report::new("connect", &probe_target, t, outcome::status(status), block);
     };
     if s.write_all(&client_hello(sni)).is_err() {
-        return Report::new("connect", &probe_target, t, "tunnel-cut", "write failed");
+        return Report::new("connect", &probe_target, t, outcome::TUNNEL_CUT, "write failed");
     }
     let (reply, err) = read_some(&mut s);
-    let outcome = match (reply.is_empty(), err) {
-        (false, _) => "tunnel-open",
-        (true, Some(e)) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => "tunnel-open",
-        (true, _) => "tunnel-cut",
+    let seen = match (reply.is_empty(), err) {
+        (false, _) => outcome::TUNNEL_OPEN,
+        (true, Some(e)) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => outcome::TUNNEL_OPEN,
+        (true, _) => outcome::TUNNEL_CUT,
     };
-    Report::new("connect", &probe_target, t, outcome, "")
+    Report::new("connect", &probe_target, t, seen, "")
 }
 
 #[cfg(test)]

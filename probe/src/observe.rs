@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::report::Report;
+use bottle_protocol::probe::Report;
 
 /// Capabilities that would let the agent reshape its own network or escape.
 const DANGEROUS_CAPS: &[(u32, &str)] = &[

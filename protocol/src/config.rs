@@ -123,6 +123,7 @@ pub struct EgressConfig {
 }
 
 /// Named limits with their defaults; a slow or greedy client must not starve others.
+/// At a connection cap every service sheds or refuses alike (see the bundle's `cap` module).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -131,7 +132,12 @@ pub struct Limits {
     pub idle_timeout_ms: u64,
     pub total_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// Connections the proxy holds at once, and egress behind it.
     pub max_connections: usize,
+    pub max_git_gate_connections: usize,
+    pub max_api_gate_connections: usize,
+    pub max_supervise_connections: usize,
+    pub max_control_connections: usize,
     pub max_body_scan_bytes: u64,
 }
 
@@ -142,6 +148,13 @@ impl Limits {
     pub const TOTAL_TIMEOUT_MS: u64 = 6 * 3600 * 1000;
     pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
     pub const MAX_CONNECTIONS: usize = 4096;
+    /// A git client uses one or two connections, and each costs at most the header size while its head is read.
+    pub const MAX_GIT_GATE_CONNECTIONS: usize = 256;
+    pub const MAX_API_GATE_CONNECTIONS: usize = 256;
+    /// The agent's supervise calls are few; long polls hold one each.
+    pub const MAX_SUPERVISE_CONNECTIONS: usize = 64;
+    /// The host needs a handful: an event follower, a CLI call.
+    pub const MAX_CONTROL_CONNECTIONS: usize = 64;
     /// Plain-HTTP request bodies are scanned up to this many bytes; larger ones are refused.
     pub const MAX_BODY_SCAN_BYTES: u64 = 64 * 1024 * 1024;
 }
@@ -155,6 +168,10 @@ impl Default for Limits {
             total_timeout_ms: Self::TOTAL_TIMEOUT_MS,
             connect_timeout_ms: Self::CONNECT_TIMEOUT_MS,
             max_connections: Self::MAX_CONNECTIONS,
+            max_git_gate_connections: Self::MAX_GIT_GATE_CONNECTIONS,
+            max_api_gate_connections: Self::MAX_API_GATE_CONNECTIONS,
+            max_supervise_connections: Self::MAX_SUPERVISE_CONNECTIONS,
+            max_control_connections: Self::MAX_CONTROL_CONNECTIONS,
             max_body_scan_bytes: Self::MAX_BODY_SCAN_BYTES,
         }
     }

@@ -132,8 +132,11 @@ pub struct PolicyCheck {
     pub host: String,
     pub port: u16,
     pub allowed: bool,
-    /// `allow` or `grant` when allowed; otherwise the refusal's rule as the proxy sends it
-    /// in `X-Bottle-Block` (`kill-switch`, `denied`, `not-allowed`, `ip-literal`, `odd-host`).
+    /// [`rule::ALLOW`] or [`rule::GRANT`] when allowed; otherwise the refusal's rule as the
+    /// proxy sends it in `X-Bottle-Block` (one of [`crate::rule`]'s destination rules).
+    ///
+    /// [`rule::ALLOW`]: crate::rule::ALLOW
+    /// [`rule::GRANT`]: crate::rule::GRANT
     pub rule: String,
     /// The allow, deny or grant entry that matched, as written; `None` when none did.
     pub entry: Option<String>,

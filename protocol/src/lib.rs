@@ -10,7 +10,9 @@ pub mod control;
 pub mod display;
 pub mod event;
 pub mod policy;
+pub mod probe;
 pub mod push_option;
+pub mod rule;
 
 pub use config::{BundleConfig, ConfigError};
 pub use event::{Event, EventKind};

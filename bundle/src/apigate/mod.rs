@@ -24,16 +24,13 @@ pub use config::Apis;
 
 use crate::state::Bundle;
 
-/// Agent connections served at once; further ones wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 256;
-
 pub struct Server {
     listener: TcpListener,
 }
 
 impl Server {
     pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("api-gate listen {addr}: {e}"))?;
+        let listener = crate::accept::bind("api-gate", addr)?;
         Ok(Self { listener })
     }
 
@@ -43,7 +40,7 @@ impl Server {
 
     pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
         let limits = bundle.config.limits.clone();
-        crate::httpserve::serve(&self.listener, "api-gate", MAX_CONNECTIONS, &limits, move |req| {
+        crate::httpserve::serve(&self.listener, "api-gate", limits.max_api_gate_connections, &limits, move |req| {
             handler::handle(bundle.clone(), req)
         })
         .await

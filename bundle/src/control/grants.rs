@@ -16,12 +16,12 @@ use bottle_protocol::control::{
     GrantAdd, GrantRevoke, GrantView, HOST_GRANT_PREFIX, PolicyCheck, PolicyQuery, PolicyView,
 };
 use bottle_protocol::policy::Entry;
+use bottle_protocol::rule;
 use hyper::{Response, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::reply::{self, Body};
 use crate::policy::Verdict;
-use crate::proxy::KILL_SWITCH_RULE as KILL_SWITCH;
 use crate::state::Bundle;
 
 pub fn view(bundle: &Bundle) -> Response<Body> {
@@ -46,12 +46,19 @@ pub fn check(bundle: &Bundle, body: &[u8]) -> Response<Body> {
         Err(m) => return reply::error(StatusCode::BAD_REQUEST, m),
     };
     let reply = if bundle.kill.engaged() {
-        PolicyCheck { host: q.host, port: q.port, allowed: false, rule: KILL_SWITCH.into(), entry: None, grant: None }
+        PolicyCheck {
+            host: q.host,
+            port: q.port,
+            allowed: false,
+            rule: rule::KILL_SWITCH.into(),
+            entry: None,
+            grant: None,
+        }
     } else {
         let d = bundle.policy.explain(&q.host, q.port);
         let rule = match (&d.verdict, &d.grant) {
-            (Verdict::Allow, Some(_)) => "grant".to_string(),
-            (Verdict::Allow, None) => "allow".to_string(),
+            (Verdict::Allow, Some(_)) => rule::GRANT.to_string(),
+            (Verdict::Allow, None) => rule::ALLOW.to_string(),
             (Verdict::Deny { rule }, _) => rule.clone(),
         };
         PolicyCheck {

@@ -23,9 +23,6 @@ pub use routes::MAX_BODY_BYTES;
 
 use crate::state::Bundle;
 
-/// Concurrent control connections; the host needs a handful (an event follower, a CLI call).
-pub const MAX_CONNECTIONS: usize = 64;
-
 pub struct Server {
     listener: TcpListener,
 }
@@ -36,7 +33,7 @@ impl Server {
             !addr.ip().is_unspecified(),
             "control listen {addr}: must be a host-only address, not every interface (the agent would reach it)"
         );
-        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("control listen {addr}: {e}"))?;
+        let listener = crate::accept::bind("control", addr)?;
         Ok(Self { listener })
     }
 
@@ -46,7 +43,7 @@ impl Server {
 
     pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
         let limits = bundle.config.limits.clone();
-        crate::httpserve::serve(&self.listener, "control", MAX_CONNECTIONS, &limits, move |req| {
+        crate::httpserve::serve(&self.listener, "control", limits.max_control_connections, &limits, move |req| {
             routes::handle(bundle.clone(), req)
         })
         .await

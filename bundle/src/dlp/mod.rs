@@ -22,6 +22,7 @@ mod variants;
 mod tests;
 
 use bottle_protocol::config::DlpConfig;
+use bottle_protocol::rule;
 
 use anchors::Anchors;
 use literals::Literals;
@@ -91,7 +92,7 @@ impl Scanner {
             named_boundary: literals.as_ref().map_or(0, |l| l.max_len() - 1),
             literals,
             owners,
-            secret_rules: secrets.iter().map(|s| format!("dlp:secret:{}", s.name)).collect(),
+            secret_rules: secrets.iter().map(|s| rule::dlp::secret(&s.name)).collect(),
             boundary,
             tail_len: window.max(boundary) + 1,
         })

@@ -3,6 +3,8 @@
 //! per-byte hot path to a literal search (no regex) is what makes line-rate
 //! scanning possible; the verifiers then reject near-misses cheaply.
 
+use bottle_protocol::rule::dlp;
+
 /// One anchor literal and the rule that verifies it.
 pub(super) const ANCHORS: &[(&str, Rule)] = &[
     ("AKIA", Rule::Aws),
@@ -198,16 +200,16 @@ impl Rule {
         match self {
             Rule::Aws => aws(hay, pos, body),
             Rule::GithubClassic if at_boundary(hay, pos, word) => {
-                token(hay, body, GITHUB_CLASSIC_LEN, alnum, 0, "dlp:github-token")
+                token(hay, body, GITHUB_CLASSIC_LEN, alnum, 0, dlp::GITHUB_TOKEN)
             }
             Rule::GithubFineGrained if at_boundary(hay, pos, word) => {
-                token(hay, body, GITHUB_FINE_GRAINED_MIN, word, UPPER | DIGIT, "dlp:github-token")
+                token(hay, body, GITHUB_FINE_GRAINED_MIN, word, UPPER | DIGIT, dlp::GITHUB_TOKEN)
             }
             Rule::SkKey if at_boundary(hay, pos, b64url) => sk_key(hay, body),
             Rule::Slack if at_boundary(hay, pos, slack_char) => {
-                token(hay, body, SLACK_TOKEN_MIN, slack_char, DIGIT, "dlp:slack-token")
+                token(hay, body, SLACK_TOKEN_MIN, slack_char, DIGIT, dlp::SLACK_TOKEN)
             }
-            Rule::SlackWebhook => token(hay, body, SLACK_TOKEN_MIN, webhook_char, DIGIT, "dlp:slack-webhook"),
+            Rule::SlackWebhook => token(hay, body, SLACK_TOKEN_MIN, webhook_char, DIGIT, dlp::SLACK_WEBHOOK),
             Rule::PrivateKey => private_key(hay, body),
             Rule::Jwt if at_boundary(hay, pos, b64url) => jwt(hay, pos),
             _ => Verdict::NoMatch,
@@ -223,7 +225,7 @@ fn aws(hay: &Hay, pos: usize, body: usize) -> Verdict {
     match hay.run(body, AWS_KEY_TAIL + 1, alnum) {
         Err(v) => v,
         Ok(AWS_KEY_TAIL) => match hay.run(body, AWS_KEY_TAIL, upper_alnum) {
-            Ok(AWS_KEY_TAIL) => Verdict::Match("dlp:aws-access-key"),
+            Ok(AWS_KEY_TAIL) => Verdict::Match(dlp::AWS_ACCESS_KEY),
             Ok(_) => Verdict::NoMatch,
             Err(v) => v,
         },
@@ -235,8 +237,8 @@ fn aws(hay: &Hay, pos: usize, body: usize) -> Verdict {
 fn sk_key(hay: &Hay, body: usize) -> Verdict {
     match hay.has(body, b"ant-") {
         Err(v) => v,
-        Ok(true) => token(hay, body + 4, SK_KEY_MIN, b64url, UPPER | LOWER, "dlp:anthropic-key"),
-        Ok(false) => token(hay, body, SK_KEY_MIN, b64url, UPPER | LOWER, "dlp:openai-key"),
+        Ok(true) => token(hay, body + 4, SK_KEY_MIN, b64url, UPPER | LOWER, dlp::ANTHROPIC_KEY),
+        Ok(false) => token(hay, body, SK_KEY_MIN, b64url, UPPER | LOWER, dlp::OPENAI_KEY),
     }
 }
 
@@ -254,7 +256,7 @@ fn private_key(hay: &Hay, body: usize) -> Verdict {
             let ends_with =
                 |suffix: &[u8]| len >= suffix.len() && hay.has(body + len - suffix.len(), suffix) == Ok(true);
             if ends_with(b"PRIVATE KEY") || ends_with(b"PRIVATE KEY BLOCK") {
-                Verdict::Match("dlp:private-key")
+                Verdict::Match(dlp::PRIVATE_KEY)
             } else {
                 Verdict::NoMatch
             }
@@ -280,14 +282,14 @@ fn jwt(hay: &Hay, pos: usize) -> Verdict {
         Err(v) => return v,
     };
     if payload == JWT_PAYLOAD_SCAN {
-        return Verdict::Match("dlp:jwt");
+        return Verdict::Match(dlp::JWT);
     }
     if payload < JWT_SEGMENT_MIN {
         return Verdict::NoMatch;
     }
     match hay.has(payload_at + payload, b".") {
         Err(v) => v,
-        Ok(true) => Verdict::Match("dlp:jwt"),
+        Ok(true) => Verdict::Match(dlp::JWT),
         Ok(false) => Verdict::NoMatch,
     }
 }

@@ -9,6 +9,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use bottle_protocol::rule::egress as rule;
+
 /// What kind of network an address belongs to. Everything but `Public` is refused
 /// unless `egress.allow_cidrs` exempts the address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,14 +34,14 @@ impl Class {
     pub fn rule(self) -> Option<&'static str> {
         match self {
             Class::Public => None,
-            Class::Unspecified => Some("egress:unspecified"),
-            Class::Loopback => Some("egress:loopback"),
-            Class::Metadata => Some("egress:metadata"),
-            Class::LinkLocal => Some("egress:link-local"),
-            Class::Private => Some("egress:private"),
-            Class::Multicast => Some("egress:multicast"),
-            Class::Broadcast => Some("egress:broadcast"),
-            Class::Reserved => Some("egress:reserved"),
+            Class::Unspecified => Some(rule::UNSPECIFIED),
+            Class::Loopback => Some(rule::LOOPBACK),
+            Class::Metadata => Some(rule::METADATA),
+            Class::LinkLocal => Some(rule::LINK_LOCAL),
+            Class::Private => Some(rule::PRIVATE),
+            Class::Multicast => Some(rule::MULTICAST),
+            Class::Broadcast => Some(rule::BROADCAST),
+            Class::Reserved => Some(rule::RESERVED),
         }
     }
 }

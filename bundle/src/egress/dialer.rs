@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bottle_protocol::config::{ConfigError, EgressConfig, Limits, Position};
+use bottle_protocol::rule;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
@@ -39,9 +40,6 @@ pub const DNS_MAX_TTL: Duration = Duration::from_secs(300);
 pub const DNS_PORT: u16 = 53;
 /// Read only when `egress.nameservers` is empty.
 const RESOLV_CONF: &str = "/etc/resolv.conf";
-
-/// The rule for a name with no usable answer (NXDOMAIN, no records, DNS failure).
-pub const UNRESOLVABLE: &str = "egress:unresolvable";
 
 /// Resolves names and decides which addresses may be dialled.
 pub struct Dialer {
@@ -131,7 +129,7 @@ impl Dialer {
             }
         };
         if ips.is_empty() {
-            return Err(UNRESOLVABLE);
+            return Err(rule::egress::UNRESOLVABLE);
         }
         for ip in &ips {
             self.check(*ip)?;

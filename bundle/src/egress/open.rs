@@ -8,13 +8,11 @@
 //!
 //! [`Dialer::resolve`]: super::Dialer::resolve
 
+use bottle_protocol::rule::KILL_SWITCH;
 use tokio::net::TcpStream;
 
 use super::dialer::DialError;
 use crate::state::Bundle;
-
-/// The rule given while the kill switch is engaged.
-const KILL_SWITCH: &str = "kill-switch";
 
 /// A connected socket to `host:port`, or why not. `host` is a DNS name or a
 /// bare IP literal (IPv6 without brackets).

@@ -3,7 +3,8 @@
 //! The protocol is deliberately tiny (one request line, one status line) so
 //! that the only parser between bundle services and the outside is easy to
 //! read. The reply status says what happened: 200 tunnel, 403 refused (rule in
-//! `X-Bottle-Block`), 502 unreachable, 504 connect timeout.
+//! `X-Bottle-Block`), 502 unreachable, 504 connect timeout, 503 at the
+//! connection cap (see [`crate::cap`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,11 +13,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 use super::client::refusal;
 use super::dialer::DialError;
 use super::pump::{self, Activity, CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF};
+use crate::cap::{Cap, Headed};
 use crate::state::Bundle;
 
 const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection Established\r\n\r\n";
@@ -30,7 +31,7 @@ impl Server {
     /// agent shares the bundle's network address and must never reach the dialer.
     pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
         anyhow::ensure!(addr.ip().is_loopback(), "egress listen {addr}: must be a loopback address");
-        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("egress listen {addr}: {e}"))?;
+        let listener = crate::accept::bind("egress", addr)?;
         Ok(Self { listener })
     }
 
@@ -39,19 +40,16 @@ impl Server {
     }
 
     pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
-        let permits = Arc::new(Semaphore::new(bundle.config.limits.max_connections));
-        loop {
-            // At the connection limit we stop accepting; the kernel backlog holds the rest.
-            let permit = permits.clone().acquire_owned().await?;
-            let (stream, _) = crate::accept::next(&self.listener, "egress").await;
+        let cap = Cap::new("egress", bundle.config.limits.max_connections);
+        crate::accept::each(&self.listener, cap, move |stream, _, headed| {
             let bundle = bundle.clone();
-            tokio::spawn(async move {
-                if let Err(e) = serve(stream, &bundle).await {
+            async move {
+                if let Err(e) = serve(stream, &bundle, headed).await {
                     tracing::debug!("egress: {e:#}");
                 }
-                drop(permit);
-            });
-        }
+            }
+        })
+        .await
     }
 }
 
@@ -62,7 +60,7 @@ struct Target {
     port: u16,
 }
 
-async fn serve(mut stream: TcpStream, bundle: &Bundle) -> anyhow::Result<()> {
+async fn serve(mut stream: TcpStream, bundle: &Bundle, headed: Headed) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     let limits = &bundle.config.limits;
     let head = tokio::time::timeout(
@@ -76,6 +74,7 @@ async fn serve(mut stream: TcpStream, bundle: &Bundle) -> anyhow::Result<()> {
         Ok(Ok(None)) => return Ok(()),
         Ok(Ok(Some(parts))) => parts,
     };
+    headed.mark();
     let target = match parse_connect(&head) {
         Ok(t) => t,
         Err(status) => return reply(&mut stream, status).await,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod handler;
 pub mod pack;
 pub mod pktline;
+mod push;
 pub mod report;
 pub mod rules;
 pub mod upstream;
@@ -23,17 +24,13 @@ pub use config::Repos;
 
 use crate::state::Bundle;
 
-/// Agent connections open at once: a git client uses one or two, and each costs at
-/// most the bundle's header size while its head is read (see [`crate::httpserve`]).
-pub const MAX_CONNECTIONS: usize = 256;
-
 pub struct Server {
     listener: TcpListener,
 }
 
 impl Server {
     pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("git-gate listen {addr}: {e}"))?;
+        let listener = crate::accept::bind("git-gate", addr)?;
         Ok(Self { listener })
     }
 
@@ -43,7 +40,7 @@ impl Server {
 
     pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
         let limits = bundle.config.limits.clone();
-        crate::httpserve::serve(&self.listener, "git-gate", MAX_CONNECTIONS, &limits, move |req| {
+        crate::httpserve::serve(&self.listener, "git-gate", limits.max_git_gate_connections, &limits, move |req| {
             handler::handle(bundle.clone(), req)
         })
         .await

@@ -15,18 +15,11 @@ use std::time::{Instant, SystemTime};
 
 use bottle_protocol::config::{ConfigError, PolicyConfig};
 use bottle_protocol::control::{GrantSource, GrantView, HOST_GRANT_PREFIX, PolicyUpdate};
+use bottle_protocol::rule;
 
 use crate::persist::SavedGrant;
 
 pub use bottle_protocol::policy::{Entry, Host};
-
-/// Rule ids sent in `X-Bottle-Block`.
-pub mod rules {
-    pub const DENIED: &str = "denied";
-    pub const NOT_ALLOWED: &str = "not-allowed";
-    pub const IP_LITERAL: &str = "ip-literal";
-    pub const ODD_HOST: &str = "odd-host";
-}
 
 pub struct PolicyStore {
     lists: RwLock<Lists>,
@@ -91,10 +84,10 @@ impl Lists {
 impl Matched<'_> {
     fn verdict(&self, host: &Host) -> Verdict {
         match (self, host) {
-            (Matched::Deny(_), _) => deny(rules::DENIED),
+            (Matched::Deny(_), _) => deny(rule::DENIED),
             (Matched::Allow(_) | Matched::Grant(_), _) => Verdict::Allow,
-            (Matched::Nothing, Host::Ip(_)) => deny(rules::IP_LITERAL),
-            (Matched::Nothing, Host::Name(_)) => deny(rules::NOT_ALLOWED),
+            (Matched::Nothing, Host::Ip(_)) => deny(rule::IP_LITERAL),
+            (Matched::Nothing, Host::Name(_)) => deny(rule::NOT_ALLOWED),
         }
     }
 }
@@ -143,7 +136,7 @@ impl PolicyStore {
     pub fn decide(&self, host: &str, port: u16) -> Verdict {
         match Host::parse(host) {
             Ok(h) => self.decide_host(&h, port),
-            Err(_) => deny(rules::ODD_HOST),
+            Err(_) => deny(rule::ODD_HOST),
         }
     }
 
@@ -157,7 +150,7 @@ impl PolicyStore {
     /// same matching, so `policy check` cannot disagree with the proxy.
     pub fn explain(&self, host: &str, port: u16) -> Decision {
         let Ok(host) = Host::parse(host) else {
-            return Decision { verdict: deny(rules::ODD_HOST), entry: None, grant: None };
+            return Decision { verdict: deny(rule::ODD_HOST), entry: None, grant: None };
         };
         let lists = self.lists.read().expect("policy lock poisoned");
         let now = Instant::now();
@@ -303,12 +296,12 @@ mod tests {
     fn deny_wins_and_ip_literals_need_a_cidr() {
         let s = store(&["*.example.com", "api.example.com", "10.0.0.0/8"], &["evil.example.com", "10.9.0.0/16"]);
         assert_eq!(s.decide("api.example.com", 443), Verdict::Allow);
-        assert_eq!(s.decide("Evil.Example.com.", 443), deny(rules::DENIED));
-        assert_eq!(s.decide("example.com", 443), deny(rules::NOT_ALLOWED));
+        assert_eq!(s.decide("Evil.Example.com.", 443), deny(rule::DENIED));
+        assert_eq!(s.decide("example.com", 443), deny(rule::NOT_ALLOWED));
         assert_eq!(s.decide("10.1.1.1", 80), Verdict::Allow);
-        assert_eq!(s.decide("10.9.1.1", 80), deny(rules::DENIED));
-        assert_eq!(s.decide("192.168.1.1", 80), deny(rules::IP_LITERAL));
-        assert_eq!(s.decide("2130706433", 80), deny(rules::ODD_HOST));
+        assert_eq!(s.decide("10.9.1.1", 80), deny(rule::DENIED));
+        assert_eq!(s.decide("192.168.1.1", 80), deny(rule::IP_LITERAL));
+        assert_eq!(s.decide("2130706433", 80), deny(rule::ODD_HOST));
     }
 
     #[test]
@@ -316,18 +309,18 @@ mod tests {
         let s = store(&[], &["blocked.test"]);
         s.grant("r1", "new.test", Some(443), None).unwrap();
         assert_eq!(s.decide("new.test", 443), Verdict::Allow);
-        assert_eq!(s.decide("new.test", 80), deny(rules::NOT_ALLOWED));
+        assert_eq!(s.decide("new.test", 80), deny(rule::NOT_ALLOWED));
         s.grant("r2", "blocked.test", None, None).unwrap();
-        assert_eq!(s.decide("blocked.test", 1), deny(rules::DENIED), "deny beats grants too");
+        assert_eq!(s.decide("blocked.test", 1), deny(rule::DENIED), "deny beats grants too");
         s.grant("r3", "old.test", None, Some(Instant::now() - Duration::from_secs(1))).unwrap();
-        assert_eq!(s.decide("old.test", 1), deny(rules::NOT_ALLOWED));
+        assert_eq!(s.decide("old.test", 1), deny(rule::NOT_ALLOWED));
         assert_eq!(s.entries().0, vec!["new.test:443", "blocked.test"]);
         // A replace keeps grants.
         s.replace(&PolicyUpdate { allow: vec!["a.test".into()], deny: vec![] }).unwrap();
         assert_eq!(s.decide("new.test", 443), Verdict::Allow);
         assert!(s.revoke("r1"));
         assert!(!s.revoke("r1"));
-        assert_eq!(s.decide("new.test", 443), deny(rules::NOT_ALLOWED));
+        assert_eq!(s.decide("new.test", 443), deny(rule::NOT_ALLOWED));
     }
 
     #[test]
@@ -374,9 +367,9 @@ mod tests {
         let s = store(&["a.test", "b.test:2222"], &[]);
         assert_eq!(s.decide("a.test", 443), Verdict::Allow);
         assert_eq!(s.decide("a.test", 80), Verdict::Allow);
-        assert_eq!(s.decide("a.test", 22), deny(rules::NOT_ALLOWED));
+        assert_eq!(s.decide("a.test", 22), deny(rule::NOT_ALLOWED));
         assert_eq!(s.decide("b.test", 2222), Verdict::Allow);
-        assert_eq!(s.decide("b.test", 443), deny(rules::NOT_ALLOWED));
+        assert_eq!(s.decide("b.test", 443), deny(rule::NOT_ALLOWED));
     }
 
     #[test]

@@ -25,18 +25,6 @@ pub const BLOCK_ID_PREFIX: &str = "blk-";
 /// The event target for a request DLP refused: its host may be what carried the secret.
 pub(super) const REDACTED: &str = "[redacted]";
 
-/// Rule ids the proxy itself raises (policy and DLP bring their own).
-pub(super) mod rules {
-    pub const KILL_SWITCH: &str = "kill-switch";
-    pub const SNI_MISMATCH: &str = "sni-mismatch";
-    pub const SNI_MISSING: &str = "sni-missing";
-    pub const ORIGIN_NOT_TLS: &str = "tunnel-origin-not-tls";
-    pub const TUNNEL_NOT_TLS: &str = "tunnel-not-tls";
-    pub const TLS_HELLO_MALFORMED: &str = "tls-hello-malformed";
-    pub const BODY_TOO_LARGE: &str = "body-too-large";
-    pub const BAD_BODY: &str = "malformed-body";
-}
-
 /// Methods named in events as they are; anything else is `OTHER`, so a
 /// made-up method cannot carry data into the event log.
 const KNOWN_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];

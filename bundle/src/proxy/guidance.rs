@@ -8,10 +8,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::policy::rules as policy;
-use crate::supervise::{api, names};
+use bottle_protocol::rule;
 
-use super::block::rules;
+use crate::supervise::{api, names};
 
 /// `X-Bottle-Ask`: where to `POST` an access request, on refusals an access request can lift.
 pub const ASK_HEADER: &str = "X-Bottle-Ask";
@@ -50,20 +49,20 @@ pub fn for_refusal(r: &Refusal<'_>, supervise: Option<&str>) -> Guidance {
     let mut body = format!("bottle blocked this request: {} (block {})\n", r.rule, r.id);
     let mut ask = None;
     match (r.rule, supervise) {
-        (policy::NOT_ALLOWED, Some(url)) => {
+        (rule::NOT_ALLOWED, Some(url)) => {
             let requests = format!("{url}{}", api::REQUESTS);
             body.push_str(&ask_text(&requests, r));
             ask = Some(requests);
         }
-        (policy::NOT_ALLOWED, None) => body.push_str("This destination is not on the bottle's allowlist.\n"),
-        (policy::IP_LITERAL, _) => body.push_str(
+        (rule::NOT_ALLOWED, None) => body.push_str("This destination is not on the bottle's allowlist.\n"),
+        (rule::IP_LITERAL, _) => body.push_str(
             "IP addresses are refused unless the bottle's policy lists them. Use the host name; \
              if that is refused too, the refusal says how to ask for it.\n",
         ),
-        (policy::DENIED, _) => {
+        (rule::DENIED, _) => {
             body.push_str("The bottle's policy denies this destination; asking for access will not change that.\n")
         }
-        (rules::KILL_SWITCH, _) => body
+        (rule::KILL_SWITCH, _) => body
             .push_str("The human has cut all of this bottle's egress; nothing can be reached until they restore it.\n"),
         _ => {}
     }

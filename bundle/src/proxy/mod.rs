@@ -7,6 +7,7 @@
 
 mod block;
 mod body;
+mod forward;
 mod guidance;
 mod readbuf;
 mod session;
@@ -18,20 +19,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
 
-pub(crate) use block::rules::KILL_SWITCH as KILL_SWITCH_RULE;
 pub use block::{BLOCK_ID_PREFIX, REQUEST_ID_HEADER};
 pub use guidance::ASK_HEADER;
 pub use tunnel::{CLIENT_TO_ORIGIN_BUF, ORIGIN_TO_CLIENT_BUF};
 
+use crate::cap::{Cap, Headed};
 use crate::state::{Bundle, Stats};
-
-/// Pending-connection queue: bursts of new tunnels must not be dropped by the kernel.
-const LISTEN_BACKLOG: u32 = 1024;
-const BUSY: &[u8] =
-    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 pub struct Server {
     listener: TcpListener,
@@ -39,14 +34,7 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
-        let listen = || {
-            let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-            socket.set_reuseaddr(true)?;
-            socket.bind(addr)?;
-            socket.listen(LISTEN_BACKLOG)
-        };
-        let listener = listen().map_err(|e| anyhow::anyhow!("proxy listen {addr}: {e}"))?;
-        Ok(Self { listener })
+        Ok(Self { listener: crate::accept::bind("proxy", addr)? })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -54,20 +42,11 @@ impl Server {
     }
 
     pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
-        let permits = Arc::new(Semaphore::new(bundle.config.limits.max_connections));
-        loop {
-            let (stream, peer) = crate::accept::next(&self.listener, "proxy").await;
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                // At the cap: answer without a task so the overload costs nothing more.
-                let _ = stream.try_write(BUSY);
-                continue;
-            };
-            let bundle = bundle.clone();
-            tokio::spawn(async move {
-                serve(stream, peer, bundle).await;
-                drop(permit);
-            });
-        }
+        let cap = Cap::new("proxy", bundle.config.limits.max_connections);
+        crate::accept::each(&self.listener, cap, move |stream, peer, headed| {
+            serve(stream, peer, headed, bundle.clone())
+        })
+        .await
     }
 }
 
@@ -87,11 +66,11 @@ impl Drop for OpenGuard<'_> {
     }
 }
 
-async fn serve(stream: TcpStream, peer: SocketAddr, bundle: Arc<Bundle>) {
+async fn serve(stream: TcpStream, peer: SocketAddr, headed: Headed, bundle: Arc<Bundle>) {
     let _open = OpenGuard::new(&bundle.stats);
     let _ = stream.set_nodelay(true);
     let total = Duration::from_millis(bundle.config.limits.total_timeout_ms);
-    let session = session::Session::new(bundle.clone(), peer, stream);
+    let session = session::Session::new(bundle.clone(), peer, stream, headed);
     let result = if bundle.kill.engaged() {
         // Already cut: still read the request so it gets its `kill-switch` refusal.
         tokio::time::timeout(total, session.run()).await

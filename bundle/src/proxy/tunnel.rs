@@ -23,7 +23,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-use super::block::{self, Blocked, rules};
+use bottle_protocol::rule::proxy as rules;
+
+use super::block::{self, Blocked};
 use super::readbuf::ReadBuf;
 use super::session::{Request, Session};
 use super::sni::{self, Hello};

@@ -21,8 +21,6 @@ use super::error::{self, ApiError, Reply};
 use super::names;
 use crate::state::Bundle;
 
-/// Open agent connections served at once; further ones wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 64;
 /// Time allowed for a request body to arrive once its headers have.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -32,7 +30,7 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("supervise listen {addr}: {e}"))?;
+        let listener = crate::accept::bind("supervise", addr)?;
         Ok(Self { listener })
     }
 
@@ -42,7 +40,7 @@ impl Server {
 
     pub async fn run(self, bundle: Arc<Bundle>) -> anyhow::Result<()> {
         let limits = bundle.config.limits.clone();
-        crate::httpserve::serve(&self.listener, "supervise", MAX_CONNECTIONS, &limits, move |req| {
+        crate::httpserve::serve(&self.listener, "supervise", limits.max_supervise_connections, &limits, move |req| {
             let bundle = bundle.clone();
             async move { respond(route(&bundle, req).await) }
         })

@@ -7,6 +7,7 @@
 
 use bottle_protocol::control::{GrantAdd, GrantRevoke, GrantSource, GrantView, PolicyCheck, PolicyView};
 use bottle_protocol::display::escape_controls;
+use bottle_protocol::rule;
 
 use super::commands::{out, say};
 use super::exit::Failure;
@@ -102,12 +103,12 @@ pub fn verdict(c: &PolicyCheck) -> String {
     let dest = if c.host.contains(':') { format!("[{}]:{}", c.host, c.port) } else { format!("{}:{}", c.host, c.port) };
     let why = match (c.rule.as_str(), &c.entry, &c.grant) {
         (_, _, Some(g)) => format!("grant {} ({})", escape_controls(&g.id), grant_detail(g)),
-        ("allow", Some(e), _) => format!("allow entry {e:?}"),
-        ("denied", Some(e), _) => format!("deny entry {e:?}"),
-        ("kill-switch", ..) => "the kill switch is engaged".into(),
-        ("not-allowed", ..) => "no allow entry or live grant matches".into(),
-        ("ip-literal", ..) => "an IP address needs a CIDR allow entry".into(),
-        ("odd-host", ..) => "not a host name or IP address the proxy accepts".into(),
+        (rule::ALLOW, Some(e), _) => format!("allow entry {e:?}"),
+        (rule::DENIED, Some(e), _) => format!("deny entry {e:?}"),
+        (rule::KILL_SWITCH, ..) => "the kill switch is engaged".into(),
+        (rule::NOT_ALLOWED, ..) => "no allow entry or live grant matches".into(),
+        (rule::IP_LITERAL, ..) => "an IP address needs a CIDR allow entry".into(),
+        (rule::ODD_HOST, ..) => "not a host name or IP address the proxy accepts".into(),
         (_, Some(e), _) => format!("entry {e:?}"),
         _ => String::new(),
     };

@@ -5,6 +5,9 @@
 //! the suite or the start check, from these reports and from what the
 //! canaries logged.
 
+use std::ops::Deref;
+
+use bottle_protocol::probe::{Report, outcome};
 use serde::Deserialize;
 
 use crate::backend::{BottleBackend, ExecOutput};
@@ -12,16 +15,19 @@ use crate::images::PROBE_IN_AGENT;
 use crate::smolvm::allowlist::Connect;
 
 /// Outcomes of a connect probe that mean something answered at the far end.
-pub const ANSWERED: &[&str] = &["connected", "refused", "reset"];
+pub const ANSWERED: &[&str] = &[outcome::CONNECTED, outcome::REFUSED, outcome::RESET];
 
-/// What one probe run saw (the probe crate's `Report`, read back).
+/// What one probe run saw: the probe's own [`Report`], read back, with the core's reading of it.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ProbeReport {
-    pub probe: String,
-    pub target: String,
-    pub outcome: String,
-    pub detail: String,
-    pub elapsed_ms: u64,
+#[serde(transparent)]
+pub struct ProbeReport(Report);
+
+impl Deref for ProbeReport {
+    type Target = Report;
+
+    fn deref(&self) -> &Report {
+        &self.0
+    }
 }
 
 impl ProbeReport {
@@ -40,18 +46,13 @@ impl ProbeReport {
     /// A `tcp` probe's outcome in the start check's terms, so both judge a VM's connect alike.
     pub fn connect(&self) -> Connect {
         match self.outcome.as_str() {
-            "connected" => Connect::Connected,
-            "reset" => Connect::ConnectedThenClosed,
+            outcome::CONNECTED => Connect::Connected,
+            outcome::RESET => Connect::ConnectedThenClosed,
             // No source address for the family (a guest without IPv6): curl's exit 7 as well.
-            "refused" | "unreachable" | "error:AddrNotAvailable" => Connect::NotConnected,
-            "timeout" => Connect::TimedOut,
+            outcome::REFUSED | outcome::UNREACHABLE | "error:AddrNotAvailable" => Connect::NotConnected,
+            outcome::TIMEOUT => Connect::TimedOut,
             other => Connect::Other(format!("outcome {other}")),
         }
-    }
-
-    /// The HTTP status of an `http` or `connect` probe, if one came back.
-    pub fn http_status(&self) -> Option<u16> {
-        self.outcome.strip_prefix("status:")?.parse().ok()
     }
 }
 
