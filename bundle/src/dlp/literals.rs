@@ -21,6 +21,7 @@ const BLOOM_MASK: usize = BLOOM_BITS - 1;
 pub(super) const MIN_LITERAL_LEN: usize = GRAM;
 
 /// One literal to find.
+#[derive(Clone)]
 pub(super) struct Literal {
     pub bytes: Vec<u8>,
     /// Match regardless of ASCII case (hex digits are written in either).

@@ -3,12 +3,14 @@
 //! every request, so it is built for line rate: built-in rules are a literal
 //! anchor search plus a cheap verifier per hit, and named secrets are a
 //! sampled literal search for their raw, hex and base64 forms. Those forms are
-//! looked for twice: in the bytes as sent, and in a normalised view of them
-//! (percent and JSON escapes undone, line breaks dropped: `normal.rs`), so a
-//! secret matches however its characters were escaped or its encoding was
-//! wrapped, and an escape character put just before it (`%`, `\`) cannot
-//! hide it either. A `Finding` carries only the rule id; matched bytes never
-//! leave this module.
+//! looked for in a normalised view of the bytes (percent and JSON escapes
+//! undone, line breaks dropped: `normal.rs`), so a secret matches however its
+//! characters were escaped or its encoding was wrapped, and in the bytes as
+//! sent, so an escape character put just before one (`%`, `\`) cannot hide it
+//! either. A body stream searches the bytes as sent only where the view can
+//! differ from them for a form (around decoded escapes, and for forms that
+//! hold escape characters), not in every chunk twice. A `Finding`
+//! carries only the rule id; matched bytes never leave this module.
 
 mod anchors;
 mod literals;
@@ -25,7 +27,7 @@ use bottle_protocol::config::DlpConfig;
 use bottle_protocol::rule;
 
 use anchors::Anchors;
-use literals::Literals;
+use literals::{Literal, Literals};
 use normal::Normaliser;
 use rules::{ANCHORS, Hay, MAX_WINDOW, Verdict};
 pub use stream::StreamScanner;
@@ -33,10 +35,12 @@ pub use stream::StreamScanner;
 pub struct Scanner {
     /// Built-in rule anchors; `None` when the config turns them off.
     anchors: Option<Anchors>,
-    /// Every form of every named secret (`variants.rs`).
-    literals: Option<Literals>,
-    /// For each literal, the index of its secret in `secret_rules`.
-    owners: Vec<usize>,
+    /// Every form of every named secret (`variants.rs`), searched in the view.
+    named: Option<Forms>,
+    /// The forms the view may lose anywhere (`normal::view_keeps`), so a body
+    /// stream searches them in all the bytes as sent; the others only where the
+    /// view decoded an escape, and where chunks meet.
+    hideable: Option<Forms>,
     /// `dlp:secret:<NAME>` per named secret.
     secret_rules: Vec<String>,
     /// A match spanning a chunk boundary starts at most this far before it.
@@ -46,6 +50,20 @@ pub struct Scanner {
     /// A form spanning a chunk boundary of the normalised view starts at most
     /// this far before it.
     named_boundary: usize,
+}
+
+/// Some forms of the named secrets, searched as one set.
+struct Forms {
+    literals: Literals,
+    /// For each literal, the index of its secret in `secret_rules`.
+    owners: Vec<usize>,
+}
+
+impl Forms {
+    fn new(forms: impl Iterator<Item = (Literal, usize)>) -> Option<Self> {
+        let (patterns, owners): (Vec<_>, Vec<_>) = forms.unzip();
+        (!patterns.is_empty()).then(|| Forms { literals: Literals::new(patterns), owners })
+    }
 }
 
 /// A DLP hit. Carries the rule id only, never the matched bytes.
@@ -61,7 +79,7 @@ impl std::fmt::Debug for Scanner {
         f.debug_struct("Scanner")
             .field("builtin_patterns", &self.anchors.is_some())
             .field("named_secrets", &self.secret_rules.len())
-            .field("forms", &self.owners.len())
+            .field("forms", &self.named.as_ref().map_or(0, |f| f.owners.len()))
             .finish()
     }
 }
@@ -74,24 +92,24 @@ impl Scanner {
             Some(path) => secrets::load(path)?,
             None => Vec::new(),
         };
-        let (mut patterns, mut owners) = (Vec::new(), Vec::new());
-        for (i, secret) in secrets.iter().enumerate() {
-            for form in variants::variants(&secret.value) {
-                patterns.push(form);
-                owners.push(i);
-            }
-        }
-        let literals = (!patterns.is_empty()).then(|| Literals::new(patterns));
+        let forms: Vec<_> = secrets
+            .iter()
+            .enumerate()
+            .flat_map(|(i, secret)| variants::variants(&secret.value).into_iter().map(move |f| (f, i)))
+            .collect();
+        let hideable = Forms::new(forms.iter().filter(|(f, _)| !normal::view_keeps(&f.bytes)).cloned());
+        let named = Forms::new(forms.into_iter());
         let longest_anchor =
             if anchors.is_some() { ANCHORS.iter().map(|(a, _)| a.len()).max().unwrap_or(0) } else { 0 };
-        let longest = longest_anchor.max(literals.as_ref().map_or(0, Literals::max_len));
+        let max_form = named.as_ref().map_or(0, |f| f.literals.max_len());
+        let longest = longest_anchor.max(max_form);
         let boundary = longest.saturating_sub(1);
         let window = if anchors.is_some() { MAX_WINDOW } else { 0 };
         Ok(Self {
             anchors,
-            named_boundary: literals.as_ref().map_or(0, |l| l.max_len() - 1),
-            literals,
-            owners,
+            named_boundary: max_form.saturating_sub(1),
+            named,
+            hideable,
             secret_rules: secrets.iter().map(|s| rule::dlp::secret(&s.name)).collect(),
             boundary,
             tail_len: window.max(boundary) + 1,
@@ -100,10 +118,9 @@ impl Scanner {
 
     /// Scans one buffer (a request head, URL, header value or CONNECT target).
     pub fn scan(&self, data: &[u8]) -> Option<Finding> {
-        self.scan_text(data, &Hay::whole(data), 0, None, &mut Vec::new()).or_else(|| {
-            self.literals.as_ref()?;
-            self.find_named(&Normaliser::whole(data), |_, _| true)
-        })
+        let named = self.named.as_ref();
+        self.scan_text(data, &Hay::whole(data), 0, None, named, &mut Vec::new())
+            .or_else(|| self.find_named(named?, &Normaliser::whole(data), |_, _| true))
     }
 
     /// A streaming scanner for a body, in bounded memory.
@@ -113,14 +130,16 @@ impl Scanner {
 
     /// Scans `text`, which sits at `offset` in `hay` (verifiers may look past
     /// `text` into `hay`). With `spanning = Some(b)` only hits that start
-    /// before `b` and end after it count. Anchors that need more input than
-    /// `hay` holds are recorded in `pending` as (hay position, anchor index).
+    /// before `b` and end after it count. Of the named secrets only `forms`
+    /// are looked for. Anchors that need more input than `hay` holds are
+    /// recorded in `pending` as (hay position, anchor index).
     fn scan_text(
         &self,
         text: &[u8],
         hay: &Hay,
         offset: usize,
         spanning: Option<usize>,
+        forms: Option<&Forms>,
         pending: &mut Vec<(usize, usize)>,
     ) -> Option<Finding> {
         let counts = |start: usize, end: usize| spanning.is_none_or(|b| start < b && end > b);
@@ -147,13 +166,13 @@ impl Scanner {
                 }
             }
         }
-        self.find_named(text, counts)
+        self.find_named(forms?, text, counts)
     }
 
-    /// The first named-secret form in `text` whose span `accept` agrees to.
-    fn find_named(&self, text: &[u8], accept: impl Fn(usize, usize) -> bool) -> Option<Finding> {
-        let pattern = self.literals.as_ref()?.find(text, accept)?;
-        Some(Finding { rule: self.secret_rules[self.owners[pattern]].clone() })
+    /// The first of `forms` in `text` whose span `accept` agrees to.
+    fn find_named(&self, forms: &Forms, text: &[u8], accept: impl Fn(usize, usize) -> bool) -> Option<Finding> {
+        let pattern = forms.literals.find(text, accept)?;
+        Some(Finding { rule: self.secret_rules[forms.owners[pattern]].clone() })
     }
 
     fn verify(&self, hay: &Hay, pos: usize, anchor: usize) -> Verdict {

@@ -19,8 +19,8 @@
 //! those that decode to themselves (most, in plain text) stay inside the runs
 //! that are copied whole, so plain text costs little more than a copy.
 
-/// Longest escape held back at a chunk end: `\uD83D\uDE00`.
-const MAX_ESCAPE: usize = 12;
+/// Longest escape: `\uD83D\uDE00`. Less than that is held back at a chunk end.
+pub(super) const MAX_ESCAPE: usize = 12;
 
 /// Streaming normaliser: raw chunks in, normalised bytes appended to `out`.
 #[derive(Debug, Default)]
@@ -29,6 +29,9 @@ pub(super) struct Normaliser {
     held: Vec<u8>,
     /// The last byte was a written line break: indentation that follows is dropped.
     after_break: bool,
+    /// The escapes the last `feed` decoded, as (start, length) in that chunk; a start
+    /// before the chunk (an escape held back from the one before) is negative.
+    decoded: Vec<(isize, usize)>,
 }
 
 impl Normaliser {
@@ -43,19 +46,29 @@ impl Normaliser {
 
     /// Appends the normalised form of `chunk` to `out`, holding back an escape cut at its end.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        self.decoded.clear();
         if self.held.is_empty() {
-            self.run(chunk, false, out);
+            self.run(chunk, 0, false, out);
         } else {
             let mut joined = std::mem::take(&mut self.held);
+            let before = joined.len() as isize;
             joined.extend_from_slice(chunk);
-            self.run(&joined, false, out);
+            self.run(&joined, before, false, out);
         }
+    }
+
+    /// Where the last `feed` decoded an escape: only there can the view have
+    /// lost a form that the bytes as sent hold (`%4` before `1abc`, `\` before `n...`).
+    /// Dropped line breaks and indentation are not listed: they hide no form that
+    /// [`view_keeps`] accepts.
+    pub fn decoded(&self) -> &[(isize, usize)] {
+        &self.decoded
     }
 
     /// Ends the input: a held escape was not one after all.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         let held = std::mem::take(&mut self.held);
-        self.run(&held, true, out);
+        self.run(&held, held.len() as isize, true, out);
         self.after_break = false;
     }
 
@@ -65,7 +78,8 @@ impl Normaliser {
         self.held.len()
     }
 
-    fn run(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
+    /// `data` starts `before` bytes before the chunk being fed.
+    fn run(&mut self, data: &[u8], before: isize, last: bool, out: &mut Vec<u8>) {
         // `data[..at]` is emitted or consumed.
         let mut at = 0;
         if self.after_break {
@@ -88,6 +102,9 @@ impl Normaliser {
                 self.held.extend_from_slice(&data[p..]);
                 return;
             };
+            if used > 1 {
+                self.decoded.push((p as isize - before, used));
+            }
             at = p + used;
             if self.after_break {
                 at = indent_end(data, at);
@@ -153,6 +170,18 @@ impl Normaliser {
             }
         }
     }
+}
+
+/// Whether an occurrence of `form` in the bytes as sent always shows in the view
+/// as well, unless an escape decoded just before it takes some of its bytes
+/// ([`Normaliser::decoded`]). True when the form holds no special byte (`%`,
+/// `\`, CR, LF), does not start with indentation, and is too long to fit in
+/// an escape held back at a chunk end (so a form in one is always cut by the
+/// chunk boundary, where the stream looks at the bytes as sent anyway).
+pub(super) fn view_keeps(form: &[u8]) -> bool {
+    form.len() >= MAX_ESCAPE
+        && !matches!(form.first(), Some(b' ' | b'\t'))
+        && !form.iter().any(|b| matches!(b, b'%' | b'\\' | b'\r' | b'\n'))
 }
 
 /// False when the special byte starting `rest` surely decodes to itself (a `%`

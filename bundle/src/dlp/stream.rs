@@ -41,7 +41,7 @@ struct NamedView {
 
 impl<'a> StreamScanner<'a> {
     pub(super) fn new(scanner: &'a Scanner) -> Self {
-        let named = scanner.literals.is_some().then(|| NamedView {
+        let named = scanner.named.is_some().then(|| NamedView {
             normaliser: Normaliser::default(),
             view: Vec::new(),
             tail: Vec::with_capacity(scanner.named_boundary),
@@ -63,15 +63,18 @@ impl<'a> StreamScanner<'a> {
         if chunk.is_empty() {
             return None;
         }
-        let finding = self.scan_chunk(chunk);
+        // The view first: where it decoded escapes tells where the bytes as
+        // sent need a search of their own.
+        if let Some(named) = self.named.as_mut() {
+            named.view.clear();
+            named.normaliser.feed(chunk, &mut named.view);
+        }
+        let finding = self.scan_chunk(chunk).or_else(|| self.scan_decoded(chunk));
         self.keep_tail(chunk);
         if finding.is_some() {
             return finding;
         }
-        let named = self.named.as_mut()?;
-        named.view.clear();
-        named.normaliser.feed(chunk, &mut named.view);
-        named.scan(self.scanner)
+        self.named.as_mut()?.scan(self.scanner)
     }
 
     /// Decides what was waiting for more input, now that there is none.
@@ -116,10 +119,12 @@ impl<'a> StreamScanner<'a> {
         self.joint.clear();
         self.joint.extend_from_slice(&self.tail[tail_len - keep..]);
         self.joint.extend_from_slice(&chunk[..scanner.boundary.min(chunk.len())]);
-        if let Some(f) = scanner.scan_text(&self.joint, &hay, tail_len - keep, Some(keep), &mut self.found) {
+        let named = scanner.named.as_ref();
+        if let Some(f) = scanner.scan_text(&self.joint, &hay, tail_len - keep, Some(keep), named, &mut self.found) {
             return Some(f);
         }
-        if let Some(f) = scanner.scan_text(chunk, &hay, tail_len, None, &mut self.found) {
+        let hideable = scanner.hideable.as_ref();
+        if let Some(f) = scanner.scan_text(chunk, &hay, tail_len, None, hideable, &mut self.found) {
             return Some(f);
         }
         let base = self.tail_start;
@@ -127,6 +132,35 @@ impl<'a> StreamScanner<'a> {
         self.pending.extend(self.found.iter().map(|&(pos, anchor)| (base + pos as u64, anchor)));
         self.pending.sort_unstable();
         self.pending.dedup();
+        None
+    }
+
+    /// Looks for every form in the bytes as sent where an escape the view
+    /// decoded may have taken the start of one (`normal::view_keeps`): forms
+    /// starting inside the escape and ending in this chunk (those running
+    /// past it are seen where the chunks meet, as are those starting before it).
+    fn scan_decoded(&self, chunk: &[u8]) -> Option<Finding> {
+        let (named, view) = (self.scanner.named.as_ref()?, self.named.as_ref()?);
+        let longest = named.literals.max_len();
+        let windows = view.normaliser.decoded().iter().filter_map(|&(start, used)| {
+            let from = (start + 1).max(0) as usize;
+            let last_start = usize::try_from(start + used as isize - 1).ok().filter(|&s| s >= from)?;
+            Some((from, (last_start + longest).min(chunk.len())))
+        });
+        // Windows that overlap are searched as one.
+        let mut open: Option<(usize, usize)> = None;
+        for (from, to) in windows.chain([(usize::MAX, usize::MAX)]) {
+            match open {
+                Some((a, b)) if from <= b => open = Some((a, b.max(to))),
+                _ => {
+                    if let Some((a, b)) = open.replace((from, to))
+                        && let Some(f) = self.scanner.find_named(named, &chunk[a..b], |_, _| true)
+                    {
+                        return Some(f);
+                    }
+                }
+            }
+        }
         None
     }
 
@@ -171,9 +205,11 @@ impl NamedView {
         self.joint.clear();
         self.joint.extend_from_slice(&self.tail[self.tail.len() - keep..]);
         self.joint.extend_from_slice(&self.view[..boundary.min(self.view.len())]);
-        let found = scanner
-            .find_named(&self.joint, |start, end| start < keep && end > keep)
-            .or_else(|| scanner.find_named(&self.view, |_, _| true));
+        let found = scanner.named.as_ref().and_then(|forms| {
+            scanner
+                .find_named(forms, &self.joint, |start, end| start < keep && end > keep)
+                .or_else(|| scanner.find_named(forms, &self.view, |_, _| true))
+        });
         if self.view.len() >= boundary {
             self.tail.clear();
             self.tail.extend_from_slice(&self.view[self.view.len() - boundary..]);
