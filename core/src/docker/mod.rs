@@ -8,28 +8,25 @@
 
 mod agent;
 mod check;
-mod doctor;
-pub mod endpoint;
 mod exec;
-mod logs;
 mod state;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use bollard::Docker;
-use futures_util::StreamExt;
 
-pub use agent::{agent_ids, gate_env, no_proxy};
+/// Where the CLI finds the engine's address for its hint when the engine does not answer.
+pub use crate::engine::endpoint;
 pub use check::{BLOCKED_PROBE_URL, MECHANISM, start_check};
-pub use doctor::doctor;
-pub use state::name_lock_path;
 
 use crate::backend::{
     AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, ExecOutput, ExecRequest,
     LogOptions, LogSource, LogStream, Progress, Verdict, timed,
 };
+use crate::engine::logs::{self, LOG_TAIL_LINES, logs_tail};
 use crate::images;
 use crate::netpool::{self, NetPool};
+use crate::paths;
 use crate::sidecar::{self, BundleRequest, SidecarOptions, labels};
 use crate::spec::Spec;
 
@@ -61,21 +58,6 @@ pub async fn connect() -> anyhow::Result<DockerBackend> {
     DockerBackend::connect(options).await
 }
 
-/// Lines of a container's log kept when reporting why it died.
-pub const LOG_TAIL_LINES: usize = 1000;
-
-/// The last `lines` lines of a container's stdout and stderr.
-pub async fn logs_tail(docker: &Docker, container: &str, lines: usize) -> anyhow::Result<String> {
-    let mut stream = logs::stream(docker, container, Some(lines), false);
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        out.extend_from_slice(&chunk?.bytes);
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
-pub use logs::stream as log_stream;
-
 /// Bottle names become Docker object names, so they keep to what Docker accepts.
 fn validate_name(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
@@ -88,22 +70,9 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engine the `docker` CLI would use (see [`endpoint`]), at an API version both sides speak.
-/// Shared with the smolmachines backend, whose bundle runs on the same engine.
-pub async fn engine() -> anyhow::Result<Docker> {
-    let at = endpoint::discover()?;
-    let answered = match Docker::connect_with_host(&at.host) {
-        Ok(docker) => docker.negotiate_version().await,
-        Err(e) => Err(e),
-    };
-    answered.map_err(|e| {
-        anyhow::Error::new(e).context(format!("docker: no engine answers at {at}; {}", endpoint::socket_hint(&at.host)))
-    })
-}
-
 impl DockerBackend {
     pub async fn connect(options: DockerOptions) -> anyhow::Result<Self> {
-        Ok(Self { docker: engine().await?, pool: NetPool::from_env()?, options })
+        Ok(Self { docker: crate::engine::connect().await?, pool: NetPool::from_env()?, options })
     }
 
     pub fn docker(&self) -> &Docker {
@@ -126,7 +95,7 @@ impl DockerBackend {
             if !self.is_garbage(&name).await.unwrap_or(true) {
                 continue;
             }
-            let Some(_lock) = netpool::lock_file(&state::name_lock_path(&name), false)? else { continue };
+            let Some(_lock) = netpool::lock_file(&paths::name_lock_path(&name), false)? else { continue };
             if self.is_garbage(&name).await? && !self.being_made_elsewhere(&name).await? {
                 if remove {
                     state::remove(&self.docker, &name).await?;
@@ -149,7 +118,7 @@ impl DockerBackend {
     }
 
     async fn lock_name(&self, name: &str) -> anyhow::Result<std::fs::File> {
-        netpool::lock_file(&state::name_lock_path(name), false)?
+        netpool::lock_file(&paths::name_lock_path(name), false)?
             .with_context(|| format!("bottle {name}: another `up` or `down` of it is in progress"))
     }
 
@@ -379,7 +348,7 @@ impl BottleBackend for DockerBackend {
 
     /// Engine, images and subnet pool, each with what to do when it is wrong.
     async fn doctor(&self) -> Vec<Check> {
-        doctor::doctor(&self.docker, &self.pool).await
+        sidecar::doctor(&self.docker, &self.pool).await
     }
 }
 

@@ -27,6 +27,7 @@ use super::probe::{self, ProbeReport};
 use super::world::{Contact, METADATA_IP, OUTSIDE_DNS, OUTSIDE_HTTP, OUTSIDE_TCP};
 use super::{ALLOWED_HOST, Category, Finding, Suite};
 use crate::backend::BackendKind;
+use crate::engine::logs::{LOG_TAIL_LINES, logs_tail};
 use crate::sidecar::labels;
 use crate::smolvm::allowlist::{Blocked, host_reaches, judge};
 use crate::smolvm::smolfile::GUEST_GATEWAY;
@@ -715,7 +716,7 @@ async fn dlp(s: &Suite) -> Vec<Finding> {
     }
     if let Some(sec) = secret {
         let bundle = labels::object_name(&s.bottle, labels::ROLE_BUNDLE);
-        let logs = crate::docker::logs_tail(&s.docker, &bundle, crate::docker::LOG_TAIL_LINES).await;
+        let logs = logs_tail(&s.docker, &bundle, LOG_TAIL_LINES).await;
         let events = events_since(s, None).await.map(|e| serde_json::to_string(&e).unwrap_or_default());
         let outside = s.world.outside_contacts().await;
         let in_logs = logs.map(|l| l.contains(sec));

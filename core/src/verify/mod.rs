@@ -143,7 +143,7 @@ impl Suite {
         only: &[Category],
         progress: &dyn Progress,
     ) -> anyhow::Result<Self> {
-        let docker = crate::docker::engine().await?;
+        let docker = crate::engine::connect().await?;
         let plain = open_backend(kind, SidecarOptions::default(), false).await?;
         let world = start_world(&docker, only, progress).await?;
         match Self::up_bottles(kind, &docker, plain, &world, spec, progress).await {
@@ -241,7 +241,7 @@ impl Suite {
         only: &[Category],
         progress: &dyn Progress,
     ) -> anyhow::Result<Self> {
-        let docker = crate::docker::engine().await?;
+        let docker = crate::engine::connect().await?;
         let backend = open_backend(kind, SidecarOptions::default(), false).await?;
         let placement =
             Placement::find(&docker, kind, name).await?.with_context(|| format!("bottle {name}: no such bottle"))?;
