@@ -58,16 +58,10 @@ pub async fn connect() -> anyhow::Result<DockerBackend> {
     DockerBackend::connect(options).await
 }
 
-/// Bottle names become Docker object names, so they keep to what Docker accepts.
+/// The spec's one name rule ([`crate::spec::check_name`]), for a spec that came from no file,
+/// naming the value at fault.
 fn validate_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 48
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    if !ok {
-        anyhow::bail!("bottle name {name:?}: use 1-48 of [A-Za-z0-9_.-], starting with a letter or digit");
-    }
-    Ok(())
+    crate::spec::check_name(name).map_err(|why| anyhow::anyhow!("bottle name {name:?}: {why}"))
 }
 
 impl DockerBackend {
@@ -357,13 +351,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_must_suit_docker_objects() {
-        for ok in ["demo", "a", "my-bottle_2.x"] {
+    fn names_keep_to_the_spec_s_rule_and_errors_name_the_value() {
+        for ok in ["demo", "a", "my-bottle-2", &"x".repeat(40)] {
             validate_name(ok).unwrap();
         }
-        for bad in ["", "-x", "a b", "a/b", &"x".repeat(49)] {
+        for bad in ["", "-x", "x-", "a b", "a/b", "My", "a_b", "a.b", &"x".repeat(41)] {
             let e = validate_name(bad).unwrap_err().to_string();
-            assert!(e.contains("bottle name"), "{e}");
+            assert!(e.starts_with(&format!("bottle name {bad:?}: a bottle name is 1-40")), "{e}");
         }
     }
 }
