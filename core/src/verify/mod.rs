@@ -15,7 +15,6 @@
 
 mod categories;
 mod finding;
-mod git;
 pub mod probe;
 mod world;
 
@@ -131,8 +130,8 @@ fn plant(spec: &mut Spec) -> anyhow::Result<Planted> {
         spec.secrets.push(Secret { name: name.into(), from: SecretSource::File(path) });
     }
     let credentials = dir.path().join("git-credentials.toml");
-    std::fs::write(&credentials, git::credentials_toml(&unseen))?;
-    spec.git = git::verify_git(credentials);
+    std::fs::write(&credentials, categories::git::credentials_toml(&unseen))?;
+    spec.git = categories::git::verify_git(credentials);
     Ok(Planted { dlp, unseen, _dir: dir })
 }
 
