@@ -1,24 +1,15 @@
 //! The `direct` category: the agent ignores its proxy variables and dials the outside itself.
 
-use std::net::SocketAddr;
-
-use super::probing::{REACH_MS, contact_text, probe, seen, unreached};
-use super::reach::{Reach, reach, reach_findings, witnesses};
-use crate::verify::world::{Contact, OUTSIDE_DNS, OUTSIDE_HTTP, OUTSIDE_TCP};
+use super::probing::{REACH_MS, no_contact, probe, seen, unreached};
+use super::reach::{outside_tcp, reach_findings, witnesses};
+use crate::verify::world::{Contact, OUTSIDE_DNS};
 use crate::verify::{Category, Finding, Suite};
 
 /// Reachability probes against the outside canary: none connects, and the canary logs nothing.
 pub(super) async fn run(s: &Suite) -> Vec<Finding> {
     let ip = s.world.outside.ip;
     let expect = "no connection (the proxy env ignored)";
-    let tcp: Vec<Reach> = OUTSIDE_TCP
-        .iter()
-        .chain([&OUTSIDE_HTTP])
-        .map(|p| {
-            let at = SocketAddr::from((ip, *p));
-            reach(format!("tcp {at}"), &at.to_string(), at, false)
-        })
-        .collect();
+    let tcp = outside_tcp(ip);
     let udp = format!("{ip}:{OUTSIDE_DNS}");
     let udp_args = ["udp", udp.as_str(), REACH_MS];
     let witnessed = witnesses(s, &tcp).await;
@@ -27,12 +18,6 @@ pub(super) async fn run(s: &Suite) -> Vec<Finding> {
     let ok = unreached(&r, false) && r.as_ref().is_ok_and(|r| r.outcome != "reply");
     out.push(Finding::new(Category::Direct, format!("udp {udp}"), expect, seen(&r), ok));
     let new: Vec<Contact> = s.world.outside_contacts().await.into_iter().skip(before).collect();
-    out.push(Finding::new(
-        Category::Direct,
-        "outside canary log",
-        "no contact from the bottle",
-        if new.is_empty() { "no contact".into() } else { contact_text(&new) },
-        new.is_empty(),
-    ));
+    out.push(no_contact(Category::Direct, "outside canary log", "no contact from the bottle", &new));
     out
 }

@@ -1,12 +1,10 @@
 //! The `fail-closed` category: with the bundle stopped, nothing gets out and the bottle says so.
 
-use std::net::SocketAddr;
-
-use super::probing::{contact_text, probe, proxy_addr, seen, vm};
-use super::reach::{Reach, reach, reach_findings, witnesses};
+use super::probing::{no_contact, probe, proxy_addr, seen, vm};
+use super::reach::{outside_tcp, reach, reach_findings, witnesses};
 use crate::sidecar::labels;
 use crate::smolvm::allowlist::host_reaches;
-use crate::verify::world::{Contact, OUTSIDE_HTTP, OUTSIDE_TCP};
+use crate::verify::world::Contact;
 use crate::verify::{ALLOWED_HOST, Category, Finding, Suite};
 
 /// Stops the bundle, then: nothing gets out, and the bottle reports itself degraded.
@@ -29,14 +27,7 @@ pub(super) async fn run(s: &Suite) -> Vec<Finding> {
     let px = proxy_addr(s);
     let ip = s.world.outside.ip;
     let through = ["http", px.as_str(), "GET", &format!("http://{ALLOWED_HOST}/")];
-    let mut t: Vec<Reach> = OUTSIDE_TCP
-        .iter()
-        .chain([&OUTSIDE_HTTP])
-        .map(|p| {
-            let at = SocketAddr::from((ip, *p));
-            reach(format!("tcp {at}"), &at.to_string(), at, false)
-        })
-        .collect();
+    let mut t = outside_tcp(ip);
     // smolvm completes the guest's handshake with an allowed address before it dials: whether
     // the proxy still answers is the host's connect to it (see `egress_port`).
     if !vm(s) {
@@ -56,13 +47,7 @@ pub(super) async fn run(s: &Suite) -> Vec<Finding> {
         out.insert(1, Finding::new(Category::FailClosed, name, expect, obs.into(), !host_proxy));
     }
     let new: Vec<Contact> = s.world.outside_contacts().await.into_iter().skip(before).collect();
-    out.push(Finding::new(
-        Category::FailClosed,
-        "outside canary log",
-        "no contact",
-        if new.is_empty() { "no contact".into() } else { contact_text(&new) },
-        new.is_empty(),
-    ));
+    out.push(no_contact(Category::FailClosed, "outside canary log", "no contact", &new));
     let st = s.backend.status(&s.bottle).await;
     let obs = st.as_ref().map(|st| format!("{}: {}", st.state, st.detail)).unwrap_or_else(|e| format!("{e:#}"));
     out.push(Finding::new(Category::FailClosed, "status", "degraded", obs, st.is_ok_and(|st| st.state == "degraded")));

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bottle_protocol::config::{DEFAULT_CONTROL_PORT, DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT};
 
-use super::probing::{contact_text, vm};
+use super::probing::{no_contact, vm};
 use super::reach::{Reach, reach, reach_findings, witnesses};
 use crate::smolvm::smolfile::GUEST_GATEWAY;
 use crate::verify::world::{Contact, METADATA_IP, OUTSIDE_HTTP};
@@ -187,12 +187,11 @@ pub(super) async fn run(s: &Suite) -> Vec<Finding> {
     if let Ok(m) = &s.world.metadata {
         logged.extend(m.canary.contacts().into_iter().skip(before_meta));
     }
-    out.push(Finding::new(
+    out.push(no_contact(
         Category::Hosts,
         "host, outside and metadata canary logs",
         "no contact from the bottle",
-        if logged.is_empty() { "no contact".into() } else { contact_text(&logged) },
-        logged.is_empty(),
+        &logged,
     ));
     out
 }

@@ -4,9 +4,9 @@ use bottle_protocol::config::DEFAULT_PROXY_PORT;
 use futures_util::future::join_all;
 
 use crate::backend::BackendKind;
-use crate::verify::Suite;
 use crate::verify::probe::{self, ProbeReport};
 use crate::verify::world::Contact;
+use crate::verify::{Category, Finding, Suite};
 
 /// Connect timeout of reachability probes: an isolated network answers at once (no route) or never.
 pub(super) const REACH_MS: &str = "1000";
@@ -41,8 +41,11 @@ pub(super) fn unreached(r: &anyhow::Result<ProbeReport>, refused_ok: bool) -> bo
     r.as_ref().is_ok_and(|r| r.outcome != "connected" && (refused_ok || !probe::ANSWERED.contains(&r.outcome.as_str())))
 }
 
-pub(super) fn contact_text(c: &[Contact]) -> String {
-    c.iter().map(|c| format!("{} {}/{} from {}", c.canary, c.proto, c.port, c.peer)).collect::<Vec<_>>().join("; ")
+/// The finding on what canaries logged during a category: it passes only with no contact at all.
+pub(super) fn no_contact(category: Category, probe: &str, expect: &str, logged: &[Contact]) -> Finding {
+    let text = logged.iter().map(|c| format!("{} {}/{} from {}", c.canary, c.proto, c.port, c.peer));
+    let observed = if logged.is_empty() { "no contact".into() } else { text.collect::<Vec<_>>().join("; ") };
+    Finding::new(category, probe, expect, observed, logged.is_empty())
 }
 
 pub(super) fn vm(s: &Suite) -> bool {

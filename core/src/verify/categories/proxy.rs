@@ -2,7 +2,7 @@
 //! an event for each, and lets the allowed one through.
 
 use super::events::refused_with_event;
-use super::probing::{args, contact_text, probe, proxy_addr, seen};
+use super::probing::{args, no_contact, probe, proxy_addr, seen};
 use crate::verify::world::Contact;
 use crate::verify::{ALLOWED_HOST, Category, Finding, Suite};
 
@@ -47,13 +47,7 @@ pub(super) async fn run(s: &Suite) -> Vec<Finding> {
         .skip(before)
         .filter(|c| c.proto != "tcp" || c.port != 443)
         .collect();
-    out.push(Finding::new(
-        Category::Proxy,
-        "outside canary log",
-        "no request of a refused probe arrived",
-        if leaked.is_empty() { "no contact".into() } else { contact_text(&leaked) },
-        leaked.is_empty(),
-    ));
+    out.push(no_contact(Category::Proxy, "outside canary log", "no request of a refused probe arrived", &leaked));
     if s.allowed {
         let before = s.world.outside_contacts().await.len();
         let r = probe(s, &["http", &px, "GET", &format!("http://{ALLOWED_HOST}/")]).await;

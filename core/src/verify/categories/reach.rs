@@ -4,7 +4,7 @@
 //! smolmachines a refusal is smolvm's own reset, so it counts as blocked only
 //! with a witness: the host reaching the same canary ([`judge`]).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -12,7 +12,7 @@ use futures_util::future::join_all;
 use super::events::EVENT_WAIT;
 use super::probing::{REACH_MS, args, probes, seen, unreached, vm};
 use crate::smolvm::allowlist::{Blocked, host_reaches, judge};
-use crate::verify::world::METADATA_IP;
+use crate::verify::world::{METADATA_IP, OUTSIDE_HTTP, OUTSIDE_TCP};
 use crate::verify::{Category, Finding, Suite};
 
 /// One connect the boundary must stop, and where the host itself reaches the canary it aims at.
@@ -23,6 +23,17 @@ pub(super) struct Reach {
     witness: SocketAddr,
     /// Docker: whether a refusal counts as blocked (only from the agent's own loopback).
     refused_ok: bool,
+}
+
+/// A connect to each TCP port of the outside canary at `ip`.
+pub(super) fn outside_tcp(ip: Ipv4Addr) -> Vec<Reach> {
+    let ports = OUTSIDE_TCP.iter().chain([&OUTSIDE_HTTP]);
+    ports
+        .map(|p| {
+            let at = SocketAddr::from((ip, *p));
+            reach(format!("tcp {at}"), &at.to_string(), at, false)
+        })
+        .collect()
 }
 
 pub(super) fn reach(name: String, target: &str, witness: SocketAddr, refused_ok: bool) -> Reach {
