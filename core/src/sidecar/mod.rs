@@ -6,7 +6,9 @@
 //! its own for egress, its control plane published on host loopback only, and
 //! its config, token and secrets written into it alone. Backends differ only
 //! in how the agent reaches `<bundle-ip>` (and so whether the host keeps an
-//! address on the agent network: `network::host_on_agent_net`).
+//! address on the agent network: `network::host_on_agent_net`). So what else
+//! both backends need of that side lives here too: what the agent is told of
+//! its bundle (`agent_env`) and `doctor`'s checks of the engine, images and pool.
 
 pub mod agent_env;
 pub mod bundle;
