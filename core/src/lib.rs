@@ -4,6 +4,7 @@ pub mod backend;
 pub mod cli;
 pub mod control_client;
 pub mod docker;
+pub mod engine;
 pub mod images;
 pub mod live;
 pub mod netpool;

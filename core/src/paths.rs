@@ -35,6 +35,12 @@ pub fn run_dir() -> PathBuf {
     })
 }
 
+/// The lock that serialises `up`/`down`/`gc` of one bottle name across processes. Both
+/// backends take the same one: they share the bundle's object names.
+pub fn name_lock_path(name: &str) -> PathBuf {
+    run_dir().join(format!("bottle-{name}.lock"))
+}
+
 /// The directory for bottle's caches.
 pub fn cache_dir() -> PathBuf {
     let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);

@@ -820,7 +820,7 @@ async fn a_flood_of_blocks_from_the_agent_is_coalesced_and_its_log_lines_are_rat
 
 #[tokio::test(flavor = "multi_thread")]
 async fn both_containers_log_to_rotated_files_of_bounded_size() {
-    use bottle_core::sidecar::bundle::{LOG_DRIVER, LOG_MAX_FILES, LOG_MAX_SIZE};
+    use bottle_core::engine::container::{LOG_DRIVER, LOG_MAX_FILES, LOG_MAX_SIZE};
     let Some(b) = backend(plumbing()).await else { return };
     let name = unique("logs");
     let _cleanup = Cleanup(vec![name.clone()]);

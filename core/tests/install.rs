@@ -116,7 +116,7 @@ async fn a_normal_user_runs_the_installed_package_without_cargo() {
 
     // The default agent image as root makes it on this registry-less engine (a no-op once made):
     // the user's `up` then finds it, as after an admin's first `up`.
-    let engine = bottle_core::docker::engine().await.unwrap();
+    let engine = bottle_core::engine::connect().await.unwrap();
     bottle_core::images::ensure_agent_image(&engine, &support::Print("install")).await.unwrap();
 
     let user = User::create();
@@ -227,7 +227,7 @@ async fn two_users_picking_subnets_at_once_are_kept_apart_by_the_engine() {
         assert!(out.status.success(), "up {name}: {}", text(&out.stderr));
         let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(st["allowlist"]["verdict"], "verified", "{st}");
-        let engine = bottle_core::docker::engine().await.unwrap();
+        let engine = bottle_core::engine::connect().await.unwrap();
         let p = bottle_core::sidecar::Placement::find(&engine, bottle_core::backend::BackendKind::Docker, name)
             .await
             .unwrap()

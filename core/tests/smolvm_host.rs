@@ -43,7 +43,7 @@ async fn engine() -> Option<bollard::Docker> {
     if !support::engine().await {
         return None;
     }
-    Some(bottle_core::docker::engine().await.expect("engine answers after install-docker.sh"))
+    Some(bottle_core::engine::connect().await.expect("engine answers after install-docker.sh"))
 }
 
 /// Removes everything a test made: the bottle's labelled objects and its agent image.

@@ -1,7 +1,7 @@
 //! The agent container: on the internal agent network only, every way out through the bundle.
 //!
 //! Its proxy variables name the bundle's pinned address (with that address and the
-//! agent's own loopback in `NO_PROXY`, see [`no_proxy`]), and git is
+//! agent's own loopback in `NO_PROXY`, see [`sidecar::no_proxy`]), and git is
 //! pointed at the gate through `GIT_CONFIG_*` variables: those need no file in
 //! the image and so work for any agent image. It gets no Docker socket, no
 //! capabilities, no privilege gain, hard limits, a non-root user whatever the
@@ -14,12 +14,13 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig};
-use bottle_protocol::config::{DEFAULT_GIT_GATE_PORT, DEFAULT_PROXY_PORT, DEFAULT_SUPERVISE_PORT};
+use bollard::models::{ContainerCreateBody, HostConfig, NetworkingConfig};
+use bottle_protocol::config::DEFAULT_PROXY_PORT;
 
 use crate::backend::BackendKind;
-use crate::images::{AGENT_HOME, AGENT_UID, PROBE_IN_AGENT};
-use crate::sidecar::{Placement, labels};
+use crate::engine::container::{Container, Guard, Limits, create_and_start, pinned};
+use crate::images::{AGENT_HOME, PROBE_IN_AGENT, agent_ids};
+use crate::sidecar::{self, Placement, labels};
 use crate::spec::Spec;
 
 /// Size cap for each tmpfs the agent gets.
@@ -35,55 +36,10 @@ pub fn network_env(spec: &Spec, p: &Placement) -> Vec<(String, String)> {
         .map(|k| (k.to_string(), proxy.clone()))
         .collect();
     for k in ["NO_PROXY", "no_proxy"] {
-        env.push((k.into(), no_proxy(p.bundle_ip.into())));
+        env.push((k.into(), sidecar::no_proxy(p.bundle_ip.into())));
     }
-    env.extend(gate_env(spec, p.bundle_ip.into()));
+    env.extend(sidecar::gate_env(spec, p.bundle_ip.into()));
     env
-}
-
-/// What the agent reaches without the proxy, on both backends. The bundle's address:
-/// git gate and supervise are spoken to directly. And loopback: a server the agent
-/// starts for itself (a test suite's) lives in the agent's own network namespace, where
-/// the bundle cannot reach it anyway, so sending it to the proxy only turned every local
-/// test into a refusal. Nothing of the bundle or the host listens on the agent's loopback.
-pub fn no_proxy(bundle_ip: std::net::IpAddr) -> String {
-    format!("localhost,127.0.0.1,::1,{bundle_ip}")
-}
-
-/// Where the agent finds supervise and git-gate, and git's rewrite of every upstream to its
-/// gate alias, so a push never leaves through the proxy past git-gate's rules. Both backends
-/// (a smolmachines VM gets these in its Smolfile `env`: none of them is a secret).
-pub fn gate_env(spec: &Spec, bundle_ip: std::net::IpAddr) -> Vec<(String, String)> {
-    let host = match bundle_ip {
-        std::net::IpAddr::V4(ip) => ip.to_string(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-    };
-    let gate = format!("http://{host}:{DEFAULT_GIT_GATE_PORT}/");
-    let mut env = vec![
-        ("BOTTLE_SUPERVISE_URL".to_string(), format!("http://{host}:{DEFAULT_SUPERVISE_PORT}")),
-        ("BOTTLE_GIT_GATE_URL".into(), gate.clone()),
-    ];
-    // `bottle:<alias>.git` for any repo, and each repo's real upstream rewritten to its gate alias.
-    let mut rewrites = vec![(gate.clone(), "bottle:".to_string())];
-    rewrites.extend(spec.git.repos.iter().map(|r| (format!("{gate}{}.git", r.alias), r.upstream.clone())));
-    env.push(("GIT_CONFIG_COUNT".into(), rewrites.len().to_string()));
-    for (i, (to, from)) in rewrites.into_iter().enumerate() {
-        env.push((format!("GIT_CONFIG_KEY_{i}"), format!("url.{to}.insteadOf")));
-        env.push((format!("GIT_CONFIG_VALUE_{i}"), from));
-    }
-    env
-}
-
-/// Who the agent runs as, in any image: the workspace's owner, so files the agent writes
-/// belong to the person who owns the workspace; bottle's `agent` uid when the workspace
-/// belongs to root (never uid 0 in the agent). A custom image's own `USER` is often root,
-/// and root in a container with a writable root is one kernel bug from the host.
-pub fn agent_ids(spec: &Spec) -> (u32, u32) {
-    use std::os::unix::fs::MetadataExt;
-    match std::fs::metadata(&spec.workspace) {
-        Ok(m) if m.uid() != 0 => (m.uid(), m.gid()),
-        _ => (AGENT_UID, AGENT_UID),
-    }
 }
 
 pub async fn create_agent(
@@ -141,38 +97,23 @@ pub async fn create_agent(
                 format!("{}:{}:rw", spec.workspace.display(), spec.workdir),
                 format!("{}:{PROBE_IN_AGENT}:ro", probe.display()),
             ]),
-            cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges".into()]),
-            pids_limit: Some(spec.resources.pids as i64),
-            memory: Some((spec.resources.memory_mib * 1024 * 1024) as i64),
-            nano_cpus: Some((spec.resources.cpus * 1e9) as i64),
             readonly_rootfs: Some(own_image),
             tmpfs: Some(mounts),
             init: Some(true),
-            restart_policy: Some(crate::sidecar::restart_unless_stopped()),
-            log_config: Some(crate::sidecar::bounded_logs()),
             ..Default::default()
         }),
         networking_config: Some(NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(
-                p.agent_net.clone(),
-                EndpointSettings {
-                    ipam_config: Some(EndpointIpamConfig {
-                        ipv4_address: Some(p.agent_ip.to_string()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            )])),
+            endpoints_config: Some(HashMap::from([(p.agent_net.clone(), pinned(p.agent_ip.to_string()))])),
         }),
         ..Default::default()
     };
-    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(&container).build();
-    docker.create_container(Some(options), body).await.with_context(|| format!("agent: creating {container}"))?;
-    docker
-        .start_container(&container, None::<bollard::query_parameters::StartContainerOptions>)
-        .await
-        .with_context(|| format!("agent: starting {container}"))?;
+    let limits = Limits {
+        memory_bytes: (spec.resources.memory_mib * 1024 * 1024) as i64,
+        pids: spec.resources.pids as i64,
+        nano_cpus: Some((spec.resources.cpus * 1e9) as i64),
+    };
+    let agent = Container { owner: "agent", name: &container, body, guard: Guard::Bottle(limits) };
+    create_and_start(docker, agent).await?;
     Ok(container)
 }
 

@@ -8,28 +8,25 @@
 
 mod agent;
 mod check;
-mod doctor;
-pub mod endpoint;
 mod exec;
-mod logs;
 mod state;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use bollard::Docker;
-use futures_util::StreamExt;
 
-pub use agent::{agent_ids, gate_env, no_proxy};
+/// Where the CLI finds the engine's address for its hint when the engine does not answer.
+pub use crate::engine::endpoint;
 pub use check::{BLOCKED_PROBE_URL, MECHANISM, start_check};
-pub use doctor::doctor;
-pub use state::name_lock_path;
 
 use crate::backend::{
     AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, ExecOutput, ExecRequest,
     LogOptions, LogSource, LogStream, Progress, Verdict, timed,
 };
+use crate::engine::logs::{self, LOG_TAIL_LINES, logs_tail};
 use crate::images;
 use crate::netpool::{self, NetPool};
+use crate::paths;
 use crate::sidecar::{self, BundleRequest, SidecarOptions, labels};
 use crate::spec::Spec;
 
@@ -61,49 +58,15 @@ pub async fn connect() -> anyhow::Result<DockerBackend> {
     DockerBackend::connect(options).await
 }
 
-/// Lines of a container's log kept when reporting why it died.
-pub const LOG_TAIL_LINES: usize = 1000;
-
-/// The last `lines` lines of a container's stdout and stderr.
-pub async fn logs_tail(docker: &Docker, container: &str, lines: usize) -> anyhow::Result<String> {
-    let mut stream = logs::stream(docker, container, Some(lines), false);
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        out.extend_from_slice(&chunk?.bytes);
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
-pub use logs::stream as log_stream;
-
-/// Bottle names become Docker object names, so they keep to what Docker accepts.
+/// The spec's one name rule ([`crate::spec::check_name`]), for a spec that came from no file,
+/// naming the value at fault.
 fn validate_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 48
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    if !ok {
-        anyhow::bail!("bottle name {name:?}: use 1-48 of [A-Za-z0-9_.-], starting with a letter or digit");
-    }
-    Ok(())
-}
-
-/// The engine the `docker` CLI would use (see [`endpoint`]), at an API version both sides speak.
-/// Shared with the smolmachines backend, whose bundle runs on the same engine.
-pub async fn engine() -> anyhow::Result<Docker> {
-    let at = endpoint::discover()?;
-    let answered = match Docker::connect_with_host(&at.host) {
-        Ok(docker) => docker.negotiate_version().await,
-        Err(e) => Err(e),
-    };
-    answered.map_err(|e| {
-        anyhow::Error::new(e).context(format!("docker: no engine answers at {at}; {}", endpoint::socket_hint(&at.host)))
-    })
+    crate::spec::check_name(name).map_err(|why| anyhow::anyhow!("bottle name {name:?}: {why}"))
 }
 
 impl DockerBackend {
     pub async fn connect(options: DockerOptions) -> anyhow::Result<Self> {
-        Ok(Self { docker: engine().await?, pool: NetPool::from_env()?, options })
+        Ok(Self { docker: crate::engine::connect().await?, pool: NetPool::from_env()?, options })
     }
 
     pub fn docker(&self) -> &Docker {
@@ -126,7 +89,7 @@ impl DockerBackend {
             if !self.is_garbage(&name).await.unwrap_or(true) {
                 continue;
             }
-            let Some(_lock) = netpool::lock_file(&state::name_lock_path(&name), false)? else { continue };
+            let Some(_lock) = netpool::lock_file(&paths::name_lock_path(&name), false)? else { continue };
             if self.is_garbage(&name).await? && !self.being_made_elsewhere(&name).await? {
                 if remove {
                     state::remove(&self.docker, &name).await?;
@@ -149,7 +112,7 @@ impl DockerBackend {
     }
 
     async fn lock_name(&self, name: &str) -> anyhow::Result<std::fs::File> {
-        netpool::lock_file(&state::name_lock_path(name), false)?
+        netpool::lock_file(&paths::name_lock_path(name), false)?
             .with_context(|| format!("bottle {name}: another `up` or `down` of it is in progress"))
     }
 
@@ -379,7 +342,7 @@ impl BottleBackend for DockerBackend {
 
     /// Engine, images and subnet pool, each with what to do when it is wrong.
     async fn doctor(&self) -> Vec<Check> {
-        doctor::doctor(&self.docker, &self.pool).await
+        sidecar::doctor(&self.docker, &self.pool).await
     }
 }
 
@@ -388,13 +351,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_must_suit_docker_objects() {
-        for ok in ["demo", "a", "my-bottle_2.x"] {
+    fn names_keep_to_the_spec_s_rule_and_errors_name_the_value() {
+        for ok in ["demo", "a", "my-bottle-2", &"x".repeat(40)] {
             validate_name(ok).unwrap();
         }
-        for bad in ["", "-x", "a b", "a/b", &"x".repeat(49)] {
+        for bad in ["", "-x", "x-", "a b", "a/b", "My", "a_b", "a.b", &"x".repeat(41)] {
             let e = validate_name(bad).unwrap_err().to_string();
-            assert!(e.contains("bottle name"), "{e}");
+            assert!(e.starts_with(&format!("bottle name {bad:?}: a bottle name is 1-40")), "{e}");
         }
     }
 }

@@ -12,7 +12,6 @@ use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
 
 use super::check::{MECHANISM, RECORD_PATH, Record};
 use crate::backend::{AllowlistStatus, BackendKind, BottleStatus, Verdict};
-use crate::netpool;
 use crate::sidecar::objects::{self, role};
 use crate::sidecar::{bundle::read_file, labels, network, restarts};
 
@@ -54,11 +53,6 @@ pub async fn record(docker: &Docker, name: &str) -> Option<Record> {
 /// Why a running bottle's start check no longer speaks for it: its bundle restarted after.
 pub async fn restarted_since_check(docker: &Docker, name: &str, record: &Record) -> anyhow::Result<Option<String>> {
     restarts::since_check(docker, name, record.bundle_restarts, "`up` this bottle again to re-run the check").await
-}
-
-/// The lock that serialises `up`/`down`/`gc` of one name across processes.
-pub fn name_lock_path(name: &str) -> std::path::PathBuf {
-    netpool::run_dir().join(format!("bottle-{name}.lock"))
 }
 
 pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus> {

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 
 use super::{build_lock, cache_dir, content_hash, context_tar, image_exists, run_build};
 use crate::backend::Progress;
+use crate::spec::Spec;
 
 /// The recipes, embedded so an installed bottle-core builds the same image as a source checkout.
 const DOCKERFILE: &str = include_str!("../../../images/agent/Dockerfile");
@@ -24,6 +25,18 @@ pub const AGENT_REPO: &str = "bottle-agent";
 /// The unprivileged user the recipe creates (`agent`, uid and gid 1000).
 pub const AGENT_UID: u32 = 1000;
 pub const AGENT_HOME: &str = "/home/agent";
+
+/// Who the agent runs as, in any image: the workspace's owner, so files the agent writes
+/// belong to the person who owns the workspace; bottle's `agent` uid when the workspace
+/// belongs to root (never uid 0 in the agent). A custom image's own `USER` is often root,
+/// and root in a container with a writable root is one kernel bug from the host.
+pub fn agent_ids(spec: &Spec) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(&spec.workspace) {
+        Ok(m) if m.uid() != 0 => (m.uid(), m.gid()),
+        _ => (AGENT_UID, AGENT_UID),
+    }
+}
 
 pub fn agent_tag() -> String {
     format!("{AGENT_REPO}:{}", content_hash(&[DOCKERFILE.as_bytes()]))

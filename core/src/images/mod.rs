@@ -26,7 +26,7 @@ use crate::backend::Progress;
 use crate::netpool;
 use crate::spec::{AgentKind, ImageSource};
 
-pub use agent::{AGENT_HOME, AGENT_REPO, AGENT_UID, agent_base, agent_tag, ensure_agent_image};
+pub use agent::{AGENT_HOME, AGENT_REPO, AGENT_UID, agent_base, agent_ids, agent_tag, ensure_agent_image};
 pub use bundle::{BUNDLE_BIN_ENV, BUNDLE_REPO, ensure_bundle_image};
 pub use claude_code::{
     CLAUDE_CODE_REPO, CLAUDE_CODE_TARBALL_ENV, CLAUDE_CODE_VERSION, cached_tarball, ensure_claude_code_image,

@@ -61,7 +61,7 @@ pub async fn current_platform() -> anyhow::Result<Platform> {
     if let Some(p) = ENGINE_PLATFORM.get() {
         return Ok(p.clone());
     }
-    engine_platform(&crate::docker::engine().await?).await
+    engine_platform(&crate::engine::connect().await?).await
 }
 
 /// Docker reports Go's names; some engines report the kernel's.

@@ -2,7 +2,7 @@
 //!
 //! The Docker agent runs with no capabilities, so not even a uid 0 agent passes a
 //! permission check by privilege: it writes the workspace only as its owner, its group or
-//! through the mode's bits for others. Who the agent is follows `docker::agent_ids` (the
+//! through the mode's bits for others. Who the agent is follows `images::agent_ids` (the
 //! workspace's owner, or bottle's agent user for a root-owned workspace) or, with `[agent]
 //! run_as_image_user`, the image's `USER` when that is a number or root. Only a Linux host
 //! shares its uids with the engine's containers this way; elsewhere (Docker Desktop's file
@@ -65,7 +65,7 @@ fn failed(mut it: Item, detail: String) -> Item {
 /// only its own `/etc/passwd` resolves, or its image is not there to ask.
 async fn agent_user(spec: &Spec, engine: Option<&Docker>, owner: u32) -> Option<(u32, u32, String)> {
     if !spec.run_as_image_user {
-        let (uid, gid) = crate::docker::agent_ids(spec);
+        let (uid, gid) = crate::images::agent_ids(spec);
         let who = if owner == 0 { "bottle's agent user" } else { "the agent, as the workspace's owner," };
         return Some((uid, gid, who.into()));
     }

@@ -12,15 +12,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bollard::Docker;
-use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkingConfig,
-    PortBinding,
-};
+use bollard::models::{ContainerCreateBody, HostConfig, NetworkConnectRequest, NetworkingConfig, PortBinding};
 
 use super::config::{BundleFile, DIR, Rendered, SidecarOptions};
 use super::labels;
 use super::network::Placement;
 use crate::backend::{BackendKind, ControlEndpoint};
+use crate::engine::container::{Container, Guard, Limits, create, pinned, start};
+use crate::engine::logs::logs_tail;
 
 /// The bundle's uid/gid (`nobody`): it owns its files and binds only unprivileged ports.
 pub const BUNDLE_UID: u64 = 65534;
@@ -29,8 +28,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Short, because `up` waits on it: the bundle usually listens within tens of milliseconds.
 const READY_POLL: Duration = Duration::from_millis(20);
 /// Small fixed limits: the bundle is a proxy, not a workload.
-pub const BUNDLE_MEMORY_BYTES: i64 = 512 * 1024 * 1024;
-pub const BUNDLE_PIDS: i64 = 256;
+pub const LIMITS: Limits = Limits { memory_bytes: 512 * 1024 * 1024, pids: 256, nano_cpus: None };
 
 fn control_port_key() -> String {
     format!("{}/tcp", bottle_protocol::config::DEFAULT_CONTROL_PORT)
@@ -63,12 +61,6 @@ pub async fn create_bundle(docker: &Docker, req: BundleRequest<'_>) -> anyhow::R
                 control_port_key(),
                 Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
             )])),
-            cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges".into()]),
-            memory: Some(BUNDLE_MEMORY_BYTES),
-            pids_limit: Some(BUNDLE_PIDS),
-            restart_policy: Some(crate::sidecar::restart_unless_stopped()),
-            log_config: Some(bounded_logs()),
             ..Default::default()
         }),
         networking_config: Some(NetworkingConfig {
@@ -79,11 +71,7 @@ pub async fn create_bundle(docker: &Docker, req: BundleRequest<'_>) -> anyhow::R
         }),
         ..Default::default()
     };
-    let options_create = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(&container).build();
-    docker
-        .create_container(Some(options_create), body)
-        .await
-        .with_context(|| format!("bundle: creating {container}"))?;
+    create(docker, Container { owner: "bundle", name: &container, body, guard: Guard::Bottle(LIMITS) }).await?;
     // Joining networks and writing files touch different parts of the created container: at once.
     let files = write_files(docker, name, rendered.files.clone());
     tokio::try_join!(join_networks(docker, &container, placement, options), files)?;
@@ -124,18 +112,8 @@ async fn join_networks(
 /// Starts a created bundle and waits until it listens.
 pub async fn run_bundle(docker: &Docker, name: &str, placement: &Placement) -> anyhow::Result<()> {
     let container = labels::object_name(name, labels::ROLE_BUNDLE);
-    docker
-        .start_container(&container, None::<bollard::query_parameters::StartContainerOptions>)
-        .await
-        .with_context(|| format!("bundle: starting {container}"))?;
+    start(docker, "bundle", &container).await?;
     wait_ready(docker, &container, placement).await
-}
-
-fn pinned(ip: String) -> EndpointSettings {
-    EndpointSettings {
-        ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(ip), ..Default::default() }),
-        ..Default::default()
-    }
 }
 
 /// `etc/bottle/` and its files, owned by the bundle user, readable by it alone.
@@ -171,7 +149,7 @@ async fn wait_ready(docker: &Docker, container: &str, placement: &Placement) -> 
         }
         let state = docker.inspect_container(container, None).await?.state.unwrap_or_default();
         if state.running != Some(true) {
-            let logs = crate::docker::logs_tail(docker, container, 20).await.unwrap_or_default();
+            let logs = logs_tail(docker, container, 20).await.unwrap_or_default();
             anyhow::bail!("bundle: {container} exited (code {:?}) before listening:\n{logs}", state.exit_code);
         }
         tokio::time::sleep(READY_POLL).await;
@@ -221,30 +199,4 @@ pub async fn read_file(docker: &Docker, container: &str, path: &str) -> anyhow::
     let mut out = String::new();
     std::io::Read::read_to_string(&mut entry, &mut out)?;
     Ok(out)
-}
-
-/// The engine's log driver for every container bottle makes: the bundle logs each refusal,
-/// the agent writes whatever it likes to its output, and both are the agent's to provoke,
-/// so neither may fill the host's disk. Rotated files of [`LOG_MAX_SIZE`], [`LOG_MAX_FILES`]
-/// kept: the bundle's own rate limit keeps a flood from rotating real lines away in seconds.
-pub const LOG_DRIVER: &str = "json-file";
-pub const LOG_MAX_SIZE: &str = "10m";
-pub const LOG_MAX_FILES: &str = "3";
-
-pub fn bounded_logs() -> bollard::models::HostConfigLogConfig {
-    bollard::models::HostConfigLogConfig {
-        typ: Some(LOG_DRIVER.into()),
-        config: Some(HashMap::from([
-            ("max-size".into(), LOG_MAX_SIZE.into()),
-            ("max-file".into(), LOG_MAX_FILES.into()),
-        ])),
-    }
-}
-
-/// Both of a bottle's containers come back after a daemon or host restart, unless `down` stopped them.
-pub fn restart_unless_stopped() -> bollard::models::RestartPolicy {
-    bollard::models::RestartPolicy {
-        name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
-        maximum_retry_count: None,
-    }
 }

@@ -13,6 +13,7 @@ use bollard::models::ContainerSummary;
 
 use super::{labels, network};
 use crate::backend::BackendKind;
+use crate::engine::container;
 
 /// How many list-and-remove passes `remove` makes at most. A create request that was
 /// in flight when an `up` was killed can land just after a pass has listed.
@@ -67,11 +68,7 @@ async fn remove_pass(docker: &Docker, backend: BackendKind, name: &str) -> anyho
     let found = !all.is_empty();
     for c in all {
         let Some(id) = c.id.as_deref() else { continue };
-        let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        match docker.remove_container(id, Some(options)).await {
-            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
-            Err(e) => return Err(e).with_context(|| format!("bottle {name}: removing container {id}")),
-        }
+        container::remove(docker, id).await.with_context(|| format!("bottle {name}: removing container {id}"))?;
     }
     Ok(network::remove_networks(docker, backend, name).await? || found)
 }

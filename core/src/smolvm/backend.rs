@@ -32,6 +32,7 @@ use crate::backend::{
     ExecRequest, LogOptions, LogSource, LogStream, Progress, Verdict,
 };
 use crate::images::PROBE_IN_AGENT;
+use crate::sidecar;
 use crate::spec::Spec;
 
 /// Where the VM and the host reach one bottle's bundle.
@@ -130,7 +131,7 @@ impl SmolmachinesBackend {
     /// Serialises `up`/`down`/`gc` of one bottle across processes; the same lock
     /// file as the Docker backend's, since both share the bundle's object names.
     fn lock_name(bottle: &str) -> anyhow::Result<std::fs::File> {
-        crate::netpool::lock_file(&crate::docker::name_lock_path(bottle), false)?.with_context(|| {
+        crate::netpool::lock_file(&crate::paths::name_lock_path(bottle), false)?.with_context(|| {
             format!("smolmachines: bottle {bottle}: another `up`, `down` or `gc` of it is in progress")
         })
     }
@@ -270,7 +271,7 @@ impl BottleBackend for SmolmachinesBackend {
             Smolfile::for_bottle(&SmolfileInput::from_spec(spec), bundle.addr, &image).map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(&self.state_dir)
             .with_context(|| format!("smolmachines: create state dir {}", self.state_dir.display()))?;
-        smolfile.env.extend(crate::docker::gate_env(spec, bundle.addr.ip).into_iter().map(|(k, v)| format!("{k}={v}")));
+        smolfile.env.extend(sidecar::gate_env(spec, bundle.addr.ip).into_iter().map(|(k, v)| format!("{k}={v}")));
         if self.mount_probe {
             smolfile.volumes.push(self.probe_volume(&name, progress).await?);
         }
@@ -377,7 +378,7 @@ impl BottleBackend for SmolmachinesBackend {
         let mut out = Vec::new();
         for b in found {
             // A held lock is an `up` or `down` in progress: its bundle may not have a VM yet.
-            let Some(_lock) = crate::netpool::lock_file(&crate::docker::name_lock_path(&b), false)? else {
+            let Some(_lock) = crate::netpool::lock_file(&crate::paths::name_lock_path(&b), false)? else {
                 continue;
             };
             if !dry_run {

@@ -30,11 +30,12 @@ use super::backend::{BundleEndpoint, HostSide};
 use super::image;
 use super::smolfile::BundleAddr;
 use crate::backend::{BackendKind, Check, LogStream, Progress, Verdict};
+use crate::engine::logs;
+use crate::images;
 use crate::netpool::NetPool;
 use crate::sidecar::config::BundleFile;
 use crate::sidecar::{self, BundleRequest, Placement, SidecarOptions, labels, objects, restarts};
 use crate::spec::Spec;
-use crate::{docker, images};
 
 const BACKEND: BackendKind = BackendKind::Smolmachines;
 /// Where the start-check record is kept: in the bundle, like the Docker backend's, so it
@@ -61,7 +62,7 @@ impl DockerHost {
 
     /// The local engine and subnet pool, with bundles placed as `sidecar` says.
     pub async fn connect_with(sidecar: SidecarOptions) -> anyhow::Result<Self> {
-        Ok(Self::new(docker::engine().await?, NetPool::from_env()?, sidecar, images::cache_dir()))
+        Ok(Self::new(crate::engine::connect().await?, NetPool::from_env()?, sidecar, images::cache_dir()))
     }
 
     async fn place(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<Placement> {
@@ -192,13 +193,13 @@ impl HostSide for DockerHost {
     }
 
     async fn doctor(&self) -> Vec<Check> {
-        docker::doctor(&self.docker, &self.pool).await
+        sidecar::doctor(&self.docker, &self.pool).await
     }
 
     async fn bundle_logs(&self, bottle: &str) -> anyhow::Result<String> {
         let container = Self::container(bottle);
         let mut out = format!("==> bundle ({container})\n");
-        out.push_str(&docker::logs_tail(&self.docker, &container, docker::LOG_TAIL_LINES).await?);
+        out.push_str(&logs::logs_tail(&self.docker, &container, logs::LOG_TAIL_LINES).await?);
         Ok(out)
     }
 
@@ -213,6 +214,6 @@ impl HostSide for DockerHost {
             .inspect_container(&container, None::<bollard::query_parameters::InspectContainerOptions>)
             .await
             .with_context(|| format!("smolmachines: bottle {bottle}: no bundle container {container}"))?;
-        Ok(docker::log_stream(&self.docker, &container, tail, follow))
+        Ok(logs::stream(&self.docker, &container, tail, follow))
     }
 }

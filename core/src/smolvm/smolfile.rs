@@ -236,7 +236,7 @@ fn render_env(env: &BTreeMap<String, String>, bundle: BundleAddr) -> Result<Vec<
         IpAddr::V4(ip) => format!("http://{ip}:{}", bundle.proxy_port),
         IpAddr::V6(ip) => format!("http://[{ip}]:{}", bundle.proxy_port),
     };
-    let no_proxy = crate::docker::no_proxy(bundle.ip);
+    let no_proxy = crate::sidecar::no_proxy(bundle.ip);
     for (k, v) in PROXY_ENV_KEYS.iter().zip([&proxy, &proxy, &no_proxy, &proxy, &proxy, &no_proxy]) {
         out.push(format!("{k}={v}"));
     }

@@ -15,7 +15,6 @@
 
 mod categories;
 mod finding;
-mod git;
 pub mod probe;
 mod world;
 
@@ -84,9 +83,10 @@ pub struct Suite {
     control: ControlClient,
 }
 
+/// `base` cut short so the name keeps to the spec's rule (a `-` left at the cut goes too).
 fn run_id_name(base: &str, id: &str, suffix: &str) -> String {
-    let keep = 48 - id.len() - suffix.len() - 3;
-    format!("{}-v{id}{suffix}", &base[..base.len().min(keep)])
+    let keep = crate::spec::NAME_MAX_LEN - id.len() - suffix.len() - "-v".len();
+    format!("{}-v{id}{suffix}", base[..base.len().min(keep)].trim_end_matches('-'))
 }
 
 /// A backend of `kind`; `sidecar` wires its bundles to the canaries. Docker's start check runs
@@ -130,8 +130,8 @@ fn plant(spec: &mut Spec) -> anyhow::Result<Planted> {
         spec.secrets.push(Secret { name: name.into(), from: SecretSource::File(path) });
     }
     let credentials = dir.path().join("git-credentials.toml");
-    std::fs::write(&credentials, git::credentials_toml(&unseen))?;
-    spec.git = git::verify_git(credentials);
+    std::fs::write(&credentials, categories::git::credentials_toml(&unseen))?;
+    spec.git = categories::git::verify_git(credentials);
     Ok(Planted { dlp, unseen, _dir: dir })
 }
 
@@ -143,7 +143,7 @@ impl Suite {
         only: &[Category],
         progress: &dyn Progress,
     ) -> anyhow::Result<Self> {
-        let docker = crate::docker::engine().await?;
+        let docker = crate::engine::connect().await?;
         let plain = open_backend(kind, SidecarOptions::default(), false).await?;
         let world = start_world(&docker, only, progress).await?;
         match Self::up_bottles(kind, &docker, plain, &world, spec, progress).await {
@@ -241,7 +241,7 @@ impl Suite {
         only: &[Category],
         progress: &dyn Progress,
     ) -> anyhow::Result<Self> {
-        let docker = crate::docker::engine().await?;
+        let docker = crate::engine::connect().await?;
         let backend = open_backend(kind, SidecarOptions::default(), false).await?;
         let placement =
             Placement::find(&docker, kind, name).await?.with_context(|| format!("bottle {name}: no such bottle"))?;
@@ -378,4 +378,21 @@ fn vm_workdir(name: &str) -> anyhow::Result<String> {
 pub enum Target<'a> {
     Spec(&'a Spec),
     Bottle(&'a str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_id_name;
+
+    #[test]
+    fn run_names_keep_to_the_spec_s_name_rule() {
+        let long = format!("{}-tail", "a".repeat(20));
+        for base in ["demo", long.as_str(), &"b".repeat(40)] {
+            for suffix in ["", "-peer"] {
+                let name = run_id_name(base, "4194304-ffff", suffix);
+                assert_eq!(crate::spec::check_name(&name), Ok(()), "{name}");
+            }
+        }
+        assert_eq!(run_id_name("demo", "12-abcd", "-peer"), "demo-v12-abcd-peer");
+    }
 }

@@ -24,6 +24,8 @@ use bollard::models::{ContainerCreateBody, HostConfig, Ipam, IpamConfig, Network
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncBufReadExt;
 
+use crate::engine::container::{self, Container, Guard, create_and_start};
+use crate::engine::logs::logs_tail;
 use crate::netpool;
 
 /// Label on every Docker object the suite makes (value: the run id), so leftovers can be found.
@@ -165,9 +167,7 @@ impl World {
 
     /// Every contact the outside canary logged so far.
     pub async fn outside_contacts(&self) -> Vec<Contact> {
-        let text = crate::docker::logs_tail(&self.docker, &self.outside.container, OUTSIDE_LOG_LINES)
-            .await
-            .unwrap_or_default();
+        let text = logs_tail(&self.docker, &self.outside.container, OUTSIDE_LOG_LINES).await.unwrap_or_default();
         contacts_from(&text)
     }
 
@@ -226,19 +226,10 @@ async fn start_outside(docker: &Docker, id: &str, image: &str) -> anyhow::Result
         image: Some(image.into()),
         cmd: Some(cmd),
         labels: Some(labels),
-        host_config: Some(HostConfig {
-            network_mode: Some(network.clone()),
-            log_config: Some(crate::sidecar::bounded_logs()),
-            ..Default::default()
-        }),
+        host_config: Some(HostConfig { network_mode: Some(network.clone()), ..Default::default() }),
         ..Default::default()
     };
-    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(&container).build();
-    docker.create_container(Some(options), body).await.with_context(|| format!("verify: creating {container}"))?;
-    docker
-        .start_container(&container, None::<bollard::query_parameters::StartContainerOptions>)
-        .await
-        .with_context(|| format!("verify: starting {container}"))?;
+    create_and_start(docker, Container { owner: "verify", name: &container, body, guard: Guard::Canary }).await?;
     let inspect = docker.inspect_container(&container, None).await?;
     let endpoint = inspect.network_settings.and_then(|n| n.networks).and_then(|mut n| n.remove(&network));
     let endpoint = endpoint.with_context(|| format!("verify: {container} is not on {network}"))?;
@@ -251,7 +242,7 @@ async fn start_outside(docker: &Docker, id: &str, image: &str) -> anyhow::Result
         v6.parse().map_err(|_| format!("{container} got no IPv6 address ({v6:?})"))
     });
     for _ in 0..100 {
-        let logs = crate::docker::logs_tail(docker, &container, 10).await.unwrap_or_default();
+        let logs = logs_tail(docker, &container, 10).await.unwrap_or_default();
         if logs.contains("\"ready\"") {
             return Ok(Outside { network, container, ip, ula });
         }
@@ -268,8 +259,7 @@ fn ula_subnet(id: &str) -> String {
 
 async fn remove_outside(docker: &Docker, id: &str) {
     let (network, container) = names(id);
-    let force = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build();
-    let _ = docker.remove_container(&container, Some(force)).await;
+    let _ = container::remove(docker, &container).await;
     let _ = docker.remove_network(&network).await;
 }
 

@@ -40,7 +40,7 @@ pub async fn engine() -> bool {
             if !out.status.success() {
                 return Err(format!("install-docker.sh failed: {}", String::from_utf8_lossy(&out.stderr)));
             }
-            bottle_core::docker::engine().await.map(drop).map_err(|e| format!("{e:#}"))
+            bottle_core::engine::connect().await.map(drop).map_err(|e| format!("{e:#}"))
         })
         .await;
     if let Err(why) = ready {

@@ -1,16 +1,18 @@
-//! `doctor`: what a Docker-backed bottle needs, checked, each with what to do when it is missing.
+//! `doctor`: what a bottle needs of the Docker engine, checked, each with what to do when it is
+//! missing. Both backends ask the same: a smolmachines bottle's bundle runs there too, and its
+//! VM boots the agent image exported from there.
 
 use bollard::Docker;
 
+use super::network::taken_subnets;
+use crate::backend::Check;
+use crate::engine::endpoint;
 use crate::images;
 use crate::netpool::NetPool;
-use crate::sidecar::network::taken_subnets;
-
-use crate::backend::Check;
 
 pub async fn doctor(docker: &Docker, pool: &NetPool) -> Vec<Check> {
     let mut out = Vec::new();
-    let at = super::endpoint::discover().map(|e| e.to_string()).unwrap_or_else(|e| format!("{e:#}"));
+    let at = endpoint::discover().map(|e| e.to_string()).unwrap_or_else(|e| format!("{e:#}"));
     match docker.version().await {
         Ok(v) => out.push(Check::new(
             "engine",
@@ -25,7 +27,7 @@ pub async fn doctor(docker: &Docker, pool: &NetPool) -> Vec<Check> {
             "",
         )),
         Err(e) => {
-            let hint = super::endpoint::discover().map(|e| super::endpoint::socket_hint(&e.host)).unwrap_or_default();
+            let hint = endpoint::discover().map(|e| endpoint::socket_hint(&e.host)).unwrap_or_default();
             out.push(Check::new("engine", false, format!("no answer at {at}: {e}"), &hint));
             return out;
         }

@@ -13,10 +13,11 @@ use bottle_protocol::EventKind;
 use bottle_protocol::event::GitOperation;
 use sha2::{Digest, Sha256};
 
-use super::categories::{event_after, last_event_id, probe, seen};
-use super::world::Contact;
-use super::{ALLOWED_HOST, Category, Finding, Suite};
+use super::events::{event_after, last_event_id};
+use super::probing::{probe, seen};
 use crate::spec::{GitSpec, RepoSpec, SecretSource};
+use crate::verify::world::Contact;
+use crate::verify::{ALLOWED_HOST, Category, Finding, Suite};
 
 /// The git-gate alias of the suite's repository.
 pub const VERIFY_REPO: &str = "verify";

@@ -1,4 +1,4 @@
-//! A container's log as a stream of byte chunks: its tail, and new lines as they come.
+//! A container's log, for either backend: its tail, and new lines as they come.
 
 use anyhow::Context;
 use bollard::Docker;
@@ -7,7 +7,20 @@ use futures_util::StreamExt;
 
 use crate::backend::{LogChunk, LogStream};
 
-/// `tail` lines (all of them when `None`), then, with `follow`, whatever is written next.
+/// Lines of a container's log kept when reporting why it died.
+pub const LOG_TAIL_LINES: usize = 1000;
+
+/// The last `lines` lines of a container's stdout and stderr.
+pub async fn logs_tail(docker: &Docker, container: &str, lines: usize) -> anyhow::Result<String> {
+    let mut stream = stream(docker, container, Some(lines), false);
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk?.bytes);
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// As byte chunks: `tail` lines (all of them when `None`), then, with `follow`, whatever is written next.
 pub fn stream(docker: &Docker, container: &str, tail: Option<usize>, follow: bool) -> LogStream<'static> {
     let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
     let options = bollard::query_parameters::LogsOptionsBuilder::default()
