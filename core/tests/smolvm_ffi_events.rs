@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use bottle_core::backend::{BackendKind, BottleBackend, Verdict};
 use bottle_core::netpool::NetPool;
-use bottle_core::sidecar::{SidecarOptions, labels};
+use bottle_core::sidecar::SidecarOptions;
 use bottle_core::smolvm::{DockerHost, SmolmachinesBackend, Smolvm};
 use bottle_core::spec::{ImageSource, Resources, Spec};
 use bottle_ffi::{BottleEvent, BottleManager, BottleNotification, EventKind, EventListener};
 use smolvm_support::{Double, root_or_skip};
+use support::Cleanup;
 
 /// Set in the child: the bottle whose events it subscribes to.
 const LISTEN_TO: &str = "BOTTLE_TEST_LISTEN_TO";
@@ -80,18 +81,6 @@ async fn listen(name: String) {
     let events = heard.events.lock().unwrap();
     assert!(events.iter().all(|e| e.bottle == name), "only this bottle's events");
     assert!(events.iter().any(|e| e.line.contains("egress blocked: connect")), "the line the CLI prints");
-}
-
-struct Cleanup {
-    bottle: String,
-    image: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        support::remove_labelled(&[format!("label={}={}", labels::NAME, self.bottle)]);
-        let _ = std::process::Command::new("docker").args(["rmi", "-f", &self.image]).output();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
