@@ -393,10 +393,10 @@ impl BottleBackend for DockerBackend {
     }
 }
 
-/// The result of an operation on bottle `name`'s containers, with a container the engine
-/// does not have ([`is_missing`]) reported as [`Error::NotFound`] when the bottle has no
-/// object left at all (a bottle with only its bundle gone is still there, and broken).
 impl DockerBackend {
+    /// The result of an operation on bottle `name`'s containers, with a container the engine
+    /// does not have ([`is_missing`]) reported as [`Error::NotFound`] when the bottle has no
+    /// object left at all (a bottle with only its bundle gone is still there, and broken).
     async fn about<T>(&self, name: &str, res: anyhow::Result<T>) -> Result<T> {
         match res {
             Err(e) if is_missing(&e) && !state::exists(&self.docker, name).await? => Err(Error::not_found(name)),
