@@ -3,6 +3,9 @@
 //! The CLI and the FFI only ever talk to this trait, so a backend is chosen
 //! once (`--backend` / `CLAUDE_BOTTLE_BACKEND`) and nothing else changes.
 
+mod error;
+mod state;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +13,9 @@ use bottle_protocol::Event;
 use bottle_protocol::control::{AgentStatus, GrantView};
 
 use crate::spec::Spec;
+
+pub use error::{Error, Result};
+pub use state::BottleState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,8 +61,7 @@ pub enum Verdict {
 pub struct BottleStatus {
     pub name: String,
     pub backend: BackendKind,
-    /// `running`, `degraded`, `stopped`, ...
-    pub state: String,
+    pub state: BottleState,
     /// Why the bottle is degraded, or empty.
     pub detail: String,
     pub allowlist: AllowlistStatus,
@@ -163,34 +168,37 @@ impl Progress for NoProgress {
     fn step(&self, _message: &str) {}
 }
 
+/// Every operation on a named bottle says [`Error::NotFound`] itself when there is none.
 #[async_trait]
 pub trait BottleBackend: Send + Sync {
     fn kind(&self) -> BackendKind;
     /// Reads and looks up everything the spec names on the host, making nothing (`up`
     /// runs it first; `up --dry-run` only it).
     async fn preflight(&self, spec: &Spec) -> crate::preflight::Report;
-    async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus>;
-    async fn down(&self, name: &str, progress: &dyn Progress) -> anyhow::Result<()>;
-    async fn status(&self, name: &str) -> anyhow::Result<BottleStatus>;
+    async fn up(&self, spec: &Spec, progress: &dyn Progress) -> Result<BottleStatus>;
+    async fn down(&self, name: &str, progress: &dyn Progress) -> Result<()>;
+    async fn status(&self, name: &str) -> Result<BottleStatus>;
     /// Runs `cmd` to its end and returns what it printed (as text: for probes and the FFI).
-    async fn exec(&self, name: &str, cmd: &[String]) -> anyhow::Result<ExecOutput>;
+    async fn exec(&self, name: &str, cmd: &[String]) -> Result<ExecOutput>;
     /// Runs a command with this process's streams attached, its output passed on byte for
     /// byte as it comes; returns the command's exit code.
-    async fn exec_attached(&self, name: &str, req: ExecRequest) -> anyhow::Result<i64>;
+    async fn exec_attached(&self, name: &str, req: ExecRequest) -> Result<i64>;
     /// The agent's and the bundle's output so far, one after the other (for the FFI).
-    async fn logs(&self, name: &str) -> anyhow::Result<String>;
+    async fn logs(&self, name: &str) -> Result<String>;
     /// One side's log as a stream of chunks, optionally only its tail, optionally followed.
-    async fn log_stream(&self, name: &str, opts: LogOptions) -> anyhow::Result<LogStream<'_>>;
-    async fn list(&self) -> anyhow::Result<Vec<BottleStatus>>;
+    async fn log_stream(&self, name: &str, opts: LogOptions) -> Result<LogStream<'_>>;
+    async fn list(&self) -> Result<Vec<BottleStatus>>;
     /// Where the host reaches this bottle's bundle control plane.
-    async fn control_endpoint(&self, name: &str) -> anyhow::Result<ControlEndpoint>;
+    async fn control_endpoint(&self, name: &str) -> Result<ControlEndpoint>;
     /// Removes what interrupted or dead bottles left behind (or, with `dry_run`, only names it).
-    async fn gc(&self, dry_run: bool) -> anyhow::Result<Vec<String>>;
+    async fn gc(&self, dry_run: bool) -> Result<Vec<String>>;
     /// What this backend needs (engine, images, address pool), each with what to fix.
     async fn doctor(&self) -> Vec<Check>;
-    /// Events this backend sees outside the bundle (a VMM's own denials), which `events`
-    /// merges into the bundle's stream; `None` when the bundle sees everything (Docker).
-    async fn event_source(&self, _name: &str) -> anyhow::Result<Option<Box<dyn EventSource + '_>>> {
+    /// Events this backend sees outside the bundle (a VMM's own denials), which
+    /// [`crate::bottles::follow`] merges into the bundle's stream; `None` when the bundle
+    /// sees everything (Docker).
+    /// The source owns what it needs, so a subscription can outlive this call.
+    async fn event_source(&self, _name: &str) -> Result<Option<Box<dyn EventSource>>> {
         Ok(None)
     }
 }

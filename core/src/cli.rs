@@ -1,9 +1,8 @@
-//! `bottle-core`, the headless CLI: parses arguments, runs one command on the
-//! chosen backend, prints the result, and maps failures to documented exit codes
-//! (docs/cli.md). Errors are printed once, here, with their whole cause chain.
+//! `bottle-core`, the headless CLI: parses arguments, runs one command through the
+//! front door (`crate::bottles`), prints the result, and maps failures to documented exit
+//! codes (docs/cli.md). Errors are printed once, here, with their whole cause chain.
 
 mod args;
-mod backends;
 mod commands;
 mod exit;
 mod logs;
@@ -17,15 +16,14 @@ use clap::Parser;
 
 pub use crate::backend::Check;
 pub use args::{Cli, Command, PolicyCommand, Target};
-pub use backends::{BACKEND_ENV, Choice, ChoiceSource, choose, choose_from_env, kind_name, open};
-pub use commands::found;
 pub use exit::{Exit, Failure, Report};
 pub use progress::StepPrinter;
 
 /// Renderers for the read commands' output, public so their formats are tested as data.
 pub mod output {
     pub use super::policy::{table as policy, verdict as policy_check};
-    pub use super::render::{checks, event, json, json_line, list, preflight, requests, status};
+    pub use super::render::{checks, json, json_line, list, preflight, requests, status};
+    pub use crate::bottles::event_line::line as event;
 }
 
 /// The diagnostic log (`BOTTLE_LOG`) is the only thing bottle colours. Left to itself it would

@@ -1,6 +1,7 @@
 //! bottle's core: parses a bottle spec, runs it on a backend, and reports on it.
 
 pub mod backend;
+pub mod bottles;
 pub mod cli;
 pub mod control_client;
 pub mod docker;

@@ -8,13 +8,10 @@
 use crate::backend::{BottleBackend, BottleStatus, Live};
 use crate::control_client::ControlClient;
 
-/// Bottle states whose bundle is expected to answer on its control plane.
-pub const LIVE_STATES: &[&str] = &["running", "degraded", "starting"];
-
 /// Reads the bundle's view into `status.live`; for a bottle whose bundle should answer but
 /// does not, `detail` says so instead.
 pub async fn fill(backend: &dyn BottleBackend, status: &mut BottleStatus) {
-    if !LIVE_STATES.contains(&status.state.as_str()) {
+    if !status.state.bundle_answers() {
         return;
     }
     match ask(backend, &status.name).await {
@@ -37,7 +34,11 @@ pub async fn fill_all(backend: &dyn BottleBackend, all: &mut [BottleStatus]) {
 }
 
 async fn ask(backend: &dyn BottleBackend, name: &str) -> anyhow::Result<Live> {
-    let client = ControlClient::new(&backend.control_endpoint(name).await?)?;
+    read(&ControlClient::new(&backend.control_endpoint(name).await?)?).await
+}
+
+/// The three from one bundle's control plane, asked at once.
+pub async fn read(client: &ControlClient) -> anyhow::Result<Live> {
     let (health, grants, agent) = tokio::try_join!(client.health(), client.grants(), client.agent())?;
     Ok(Live { kill_switch: health.kill_switch, grants, agent })
 }

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use bottle_core::backend::BackendKind;
-use bottle_core::cli::{ChoiceSource, Cli, Command, Exit, choose};
+use bottle_core::bottles::{ChoiceSource, choose};
+use bottle_core::cli::{Cli, Command, Exit, Failure};
 use clap::Parser;
 
 fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
@@ -172,7 +173,7 @@ fn backend_precedence_is_flag_then_env_then_spec_then_docker() {
     assert_eq!((c.kind, c.source), (Smolmachines, ChoiceSource::Spec));
     let c = choose(None, None, None).unwrap();
     assert_eq!((c.kind, c.source), (Docker, ChoiceSource::Default));
-    let f = choose(None, Some("lxc"), None).unwrap_err();
+    let f = Failure::from(choose(None, Some("lxc"), None).unwrap_err());
     assert_eq!(f.exit, Exit::Usage);
     assert!(f.error.to_string().contains("CLAUDE_BOTTLE_BACKEND=\"lxc\""), "{}", f.error);
 }

@@ -1,6 +1,6 @@
 //! What the CLI prints, from plain data values: JSON shapes, human tables, event lines, error reports.
 
-use bottle_core::backend::{AllowlistStatus, BackendKind, BottleStatus, Live, Verdict};
+use bottle_core::backend::{AllowlistStatus, BackendKind, BottleState, BottleStatus, Live, Verdict};
 use bottle_core::cli::{Check, Exit, Failure, Report, output};
 use bottle_protocol::control::{AccessRequest, AgentStatus, GrantSource, GrantView};
 use bottle_protocol::event::AgentState;
@@ -11,7 +11,7 @@ fn bottle(name: &str, verdict: Verdict) -> BottleStatus {
     BottleStatus {
         name: name.into(),
         backend: BackendKind::Docker,
-        state: "running".into(),
+        state: BottleState::Running,
         detail: String::new(),
         allowlist: AllowlistStatus {
             verdict,
@@ -82,7 +82,7 @@ fn status_json_round_trips_to_the_same_value() {
 #[test]
 fn ls_table_aligns_columns() {
     let mut long = bottle("a-much-longer-name", Verdict::Failed);
-    long.state = "degraded".into();
+    long.state = BottleState::Degraded;
     long.detail = "bundle restarting".into();
     let text = output::list(&[bottle("demo", Verdict::Verified), long]);
     assert_eq!(

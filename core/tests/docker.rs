@@ -127,8 +127,10 @@ async fn up_status_exec_down_round_trip_keeps_the_workspace() {
     assert!(again.list().await.unwrap().iter().any(|s| s.name == name && s.state == "running"));
 
     b.down(&name, &Print(name.clone())).await.unwrap();
-    let gone = b.status(&name).await.unwrap_err().to_string();
-    assert!(gone.contains("no such bottle"), "{gone}");
+    let gone = b.status(&name).await.unwrap_err();
+    assert!(matches!(gone, bottle_core::backend::Error::NotFound { .. }), "{gone:?}");
+    let gone = b.exec(&name, &["true".into()]).await.unwrap_err();
+    assert!(matches!(gone, bottle_core::backend::Error::NotFound { .. }), "exec says it too: {gone:?}");
     assert!(ws.path().join("made-inside").exists(), "down never touches the workspace");
     assert!(Placement::find(b.docker(), BackendKind::Docker, &name).await.unwrap().is_none(), "networks removed");
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use bottle_core::backend::{BackendKind, BottleBackend, ControlEndpoint, Progress, Verdict};
+use bottle_core::backend::{BackendKind, BottleBackend, ControlEndpoint, Error, Progress, Verdict};
 use bottle_core::smolvm::{
     BundleAddr, BundleEndpoint, EgressTracker, HostSide, SmolAllowlistStatus, SmolmachinesBackend, Smolvm,
 };
@@ -217,9 +217,12 @@ async fn up_verifies_the_allowlist_then_status_list_exec_down() {
 
     b.down("demo", &Quiet).await.unwrap();
     assert!(b.list().await.unwrap().is_empty());
-    let again = b.down("demo", &Quiet).await.unwrap_err().to_string();
-    assert!(again.contains("no such bottle"), "{again}");
-    assert!(b.control_endpoint("demo").await.is_err(), "bundle removed");
+    let again = b.down("demo", &Quiet).await.unwrap_err();
+    assert!(matches!(again, Error::NotFound { .. }), "{again:?}");
+    // Each operation on a name smolvm has no machine of says so itself.
+    assert!(matches!(b.status("demo").await, Err(Error::NotFound { .. })));
+    assert!(matches!(b.exec("demo", &["true".into()]).await, Err(Error::NotFound { .. })));
+    assert!(matches!(b.control_endpoint("demo").await, Err(Error::NotFound { .. })), "bundle removed");
 }
 
 #[tokio::test]
@@ -251,8 +254,8 @@ async fn an_unreachable_bundle_stops_up_before_any_vm_exists() {
     assert_eq!(d.machine_calls(), ["machine ls --json"], "no VM made");
     // No VM was made, but the bundle was: down still removes it.
     b.down("noroute", &Quiet).await.unwrap();
-    assert!(b.control_endpoint("noroute").await.is_err(), "bundle removed");
     assert!(d.machine_calls().iter().all(|c| c == "machine ls --json"), "{:?}", d.machine_calls());
+    assert!(matches!(b.control_endpoint("noroute").await, Err(Error::NotFound { .. })), "bundle removed");
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ use bottle_core::spec::{ImageSource, Resources, Spec};
 use bottle_protocol::EventKind;
 use bottle_protocol::config::DEFAULT_CONTROL_PORT;
 use smolvm_support::{Double, root_or_skip};
-use support::Print;
+use support::{Cleanup, Print};
 
 /// Label on the test's own agent image, so cleanup finds it.
 const TEST_LABEL: &str = "dev.bottle.test-smolhost";
@@ -44,19 +44,6 @@ async fn engine() -> Option<bollard::Docker> {
         return None;
     }
     Some(bottle_core::engine::connect().await.expect("engine answers after install-docker.sh"))
-}
-
-/// Removes everything a test made: the bottle's labelled objects and its agent image.
-struct Cleanup {
-    bottle: String,
-    image: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        support::remove_labelled(&[format!("label={}={}", labels::NAME, self.bottle)]);
-        let _ = std::process::Command::new("docker").args(["rmi", "-f", &self.image]).output();
-    }
 }
 
 /// A tiny agent image of this test's own, labelled for cleanup.

@@ -1,13 +1,14 @@
 //! The one error type every FFI call throws; in Swift, `BottleError` cases.
 //!
-//! Variants follow the CLI's exit codes, so the app can tell "start Docker"
-//! from "fix bottle.toml" from "no such bottle" without parsing messages. Each
+//! Variants follow the front door's error cases (`bottle_core::bottles::Error`), as the
+//! CLI's exit codes do, so the app can tell "start Docker" from "fix bottle.toml" from
+//! "no such bottle" without parsing messages. Each
 //! carries two texts made here, so every front end words an error the same way:
 //! `message`, one sentence for the menu (what was being done, why it failed, and
 //! for the engine what to do), and `chain`, every cause from outermost to root,
 //! for a "details" disclosure. Swift's `"\(error)"` is the sentence (Display is exported).
 
-use bottle_core::cli::{Exit, Failure};
+use bottle_core::bottles::Error;
 use bottle_protocol::display::escape_controls;
 
 #[derive(Debug, thiserror::Error, uniffi::Error)]
@@ -55,24 +56,26 @@ impl BottleError {
     }
 }
 
-impl From<Failure> for BottleError {
-    fn from(f: Failure) -> Self {
-        let chain: Vec<String> = f.error.chain().map(|e| escape_lines(&e.to_string())).collect();
-        let hint = (f.exit == Exit::EngineUnavailable).then_some(ENGINE_HINT);
-        let message = sentence(&chain, hint);
-        match f.exit {
-            Exit::Usage => Self::InvalidSpec { message, chain },
-            Exit::EngineUnavailable => Self::EngineUnavailable { message, chain },
-            Exit::NotFound => Self::NotFound { message, chain },
-            Exit::BackendUnavailable => Self::BackendUnavailable { message, chain },
-            Exit::Ok | Exit::Runtime | Exit::BoundaryFailed => Self::Runtime { message, chain },
-        }
+impl From<Error> for BottleError {
+    fn from(e: Error) -> Self {
+        type Case = fn(String, Vec<String>) -> BottleError;
+        let (case, hint): (Case, _) = match &e {
+            Error::InvalidSpec(_) => (|message, chain| Self::InvalidSpec { message, chain }, None),
+            Error::EngineUnavailable(_) => {
+                (|message, chain| Self::EngineUnavailable { message, chain }, Some(ENGINE_HINT))
+            }
+            Error::NotFound { .. } => (|message, chain| Self::NotFound { message, chain }, None),
+            Error::BackendUnavailable(_) => (|message, chain| Self::BackendUnavailable { message, chain }, None),
+            Error::BoundaryFailed(_) | Error::Runtime(_) => (|message, chain| Self::Runtime { message, chain }, None),
+        };
+        let chain: Vec<String> = e.into_anyhow().chain().map(|e| escape_lines(&e.to_string())).collect();
+        case(sentence(&chain, hint), chain)
     }
 }
 
 impl From<anyhow::Error> for BottleError {
     fn from(e: anyhow::Error) -> Self {
-        Failure::from(e).into()
+        Error::Runtime(e).into()
     }
 }
 
@@ -109,13 +112,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exit_codes_pick_the_case_and_keep_the_cause_chain() {
-        let e: BottleError =
-            Failure::new(Exit::NotFound, anyhow::anyhow!("inner").context("middle").context("bottle x")).into();
-        assert!(matches!(&e, BottleError::NotFound { .. }), "{e:?}");
+    fn each_error_case_picks_its_case_and_keeps_the_cause_chain() {
+        let e: BottleError = Error::InvalidSpec(anyhow::anyhow!("inner").context("middle").context("bottle x")).into();
+        assert!(matches!(&e, BottleError::InvalidSpec { .. }), "{e:?}");
         assert_eq!(e.message(), "Bottle x: inner.");
         assert_eq!(e.chain(), ["bottle x", "middle", "inner"]);
         assert_eq!(e.to_string(), e.message());
+        let e: BottleError = Error::not_found("x").into();
+        assert!(matches!(&e, BottleError::NotFound { .. }), "{e:?}");
+        assert_eq!(e.message(), "No bottle named \"x\" (see `bottle-core ls`).");
         let e: BottleError = anyhow::anyhow!("boom").into();
         assert!(matches!(e, BottleError::Runtime { .. }));
         assert_eq!(e.message(), "Boom.");
@@ -123,8 +128,7 @@ mod tests {
 
     #[test]
     fn an_engine_error_says_what_to_do() {
-        let e: BottleError =
-            Failure::new(Exit::EngineUnavailable, anyhow::anyhow!("no socket at /var/run/docker.sock")).into();
+        let e: BottleError = Error::EngineUnavailable(anyhow::anyhow!("no socket at /var/run/docker.sock")).into();
         assert!(matches!(e, BottleError::EngineUnavailable { .. }));
         assert_eq!(e.message(), format!("No socket at /var/run/docker.sock. {ENGINE_HINT}"));
     }
@@ -133,7 +137,7 @@ mod tests {
     fn a_multi_line_root_keeps_its_first_line_in_the_sentence_and_all_of_it_in_the_chain() {
         let root = "bottle.toml:3:1: unknown key `egres`\n  |\n3 | egres = 1\n  | ^^^^^";
         let e: BottleError =
-            Failure::new(Exit::Usage, anyhow::anyhow!(root.to_string()).context("starting bottle demo")).into();
+            Error::InvalidSpec(anyhow::anyhow!(root.to_string()).context("starting bottle demo")).into();
         assert_eq!(e.message(), "Starting bottle demo: bottle.toml:3:1: unknown key `egres`.");
         assert_eq!(e.chain().last().unwrap(), root);
     }

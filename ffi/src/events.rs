@@ -1,5 +1,6 @@
-//! Event subscriptions: a bottle's control-plane event stream, plus the state
-//! changes this process makes itself (up, down), delivered to a foreign listener.
+//! Event subscriptions: a bottle's one event stream (`bottles::follow`: the bundle's
+//! events with the backend's own merged in), plus the state changes this process makes
+//! itself (up, down), delivered to a foreign listener.
 //!
 //! Callbacks arrive on a Rust (tokio) thread, never the caller's; the app hops
 //! to its main actor itself. The returned [`Subscription`] is the cancel handle:
@@ -10,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bottle_core::control_client::EventStream;
+use bottle_core::bottles::Events;
 use bottle_protocol::Event;
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
@@ -86,7 +87,7 @@ impl Drop for Subscription {
 /// Starts delivering `stream` and this process's changes to bottle `name` to `listener`.
 pub(crate) fn spawn(
     name: String,
-    stream: EventStream,
+    stream: Events,
     local: broadcast::Receiver<Event>,
     listener: Arc<dyn EventListener>,
     policy: Arc<NotificationPolicy>,
@@ -98,7 +99,7 @@ pub(crate) fn spawn(
 
 async fn pump(
     name: String,
-    mut stream: EventStream,
+    mut stream: Events,
     mut local: broadcast::Receiver<Event>,
     listener: Arc<dyn EventListener>,
     policy: Arc<NotificationPolicy>,

@@ -1,7 +1,8 @@
 //! bottle's FFI: the menu-bar app's only door into bottle-core.
 //!
 //! A thin uniffi layer (proc-macros only, so no UDL file can drift from the
-//! code): every call goes to the same core functions the CLI uses, and every
+//! code): every call goes through the core's front door (`bottle_core::bottles`),
+//! as the CLI's do, and every
 //! decision the app shows (errors, notification wording and coalescing) is made
 //! here, in Rust, where it is unit-tested. Swift renders and forwards.
 
@@ -24,6 +25,6 @@ pub use notify::{
 };
 pub use progress::ProgressListener;
 pub use types::{
-    AgentState, AllowlistInfo, AllowlistVerdict, BottleEvent, BottleInfo, ControlState, DoctorCheck, EventKind,
-    GitOperation, PendingRequest, VmmInfo,
+    AgentState, AllowlistInfo, AllowlistVerdict, BottleEvent, BottleInfo, BottleState, ControlState, DoctorCheck,
+    EventKind, GitOperation, PendingRequest, VmmInfo, bottle_state_word,
 };

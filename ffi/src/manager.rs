@@ -1,18 +1,18 @@
 //! `BottleManager`: the app's handle on bottles, one method per CLI command it needs.
 //!
-//! Each call opens the backend the way the CLI does (`CLAUDE_BOTTLE_BACKEND`,
-//! then the spec, then Docker) through core's own functions, so the app and
-//! `bottle-core` can never disagree about which engine a bottle runs on. The
-//! bottle state changes this process causes are broadcast to subscribers.
+//! Each call goes through core's front door (`bottle_core::bottles`) as the CLI does:
+//! the same backend choice (`CLAUDE_BOTTLE_BACKEND`, then the spec, then Docker), the
+//! same typed errors and the same event stream, so the app and `bottle-core` can never
+//! disagree about a bottle. The bottle state changes this process causes are broadcast
+//! to subscribers.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use anyhow::Context;
 use bottle_core::backend::{BackendKind, BottleBackend, Check, Progress};
-use bottle_core::cli::{self, Exit, Failure};
+use bottle_core::bottles::{self, Error};
 use bottle_core::control_client::ControlClient;
 use bottle_core::spec::Spec;
 use bottle_protocol::event::{Event, EventKind};
@@ -55,7 +55,7 @@ impl BottleManager {
     }
 
     pub async fn list(&self) -> Result<Vec<BottleInfo>, BottleError> {
-        let all = open(None).await?.list().await.context("listing bottles")?;
+        let all = open(None).await?.list().await.map_err(|e| e.context("listing bottles"))?;
         Ok(all.into_iter().map(Into::into).collect())
     }
 
@@ -63,12 +63,15 @@ impl BottleManager {
     /// each step as the CLI prints it. A bottle whose start check failed is returned,
     /// not thrown: its allowlist verdict says so.
     pub async fn up(&self, spec_path: String, progress: Arc<dyn ProgressListener>) -> Result<BottleInfo, BottleError> {
-        let spec = Spec::load(&PathBuf::from(&spec_path)).map_err(|e| Failure::new(Exit::Usage, e))?;
+        let spec = Spec::load(&PathBuf::from(&spec_path)).map_err(|e| Error::InvalidSpec(e.into()))?;
         let backend = open(spec.backend).await?;
         self.changed(&spec.name, "starting", "");
-        let st = backend.up(&spec, &Forward(progress)).await.with_context(|| format!("starting bottle {}", spec.name));
+        let st = backend
+            .up(&spec, &Forward(progress))
+            .await
+            .map_err(|e| e.context(format!("starting bottle {}", spec.name)));
         let st = st.inspect_err(|e| self.changed(&spec.name, "failed", &format!("{e:#}")))?;
-        self.changed(&st.name, &st.state, &st.detail);
+        self.changed(&st.name, st.state.as_str(), &st.detail);
         Ok(st.into())
     }
 
@@ -76,20 +79,20 @@ impl BottleManager {
     pub async fn down(&self, name: String) -> Result<(), BottleError> {
         let backend = open(None).await?;
         self.changed(&name, "stopping", "");
-        cli::found(&*backend, &name, backend.down(&name, &LogProgress).await).await?;
+        backend.down(&name, &LogProgress).await?;
         self.changed(&name, "removed", "");
         Ok(())
     }
 
     pub async fn status(&self, name: String) -> Result<BottleInfo, BottleError> {
         let backend = open(None).await?;
-        Ok(cli::found(&*backend, &name, backend.status(&name).await).await?.into())
+        Ok(backend.status(&name).await?.into())
     }
 
     /// The bottle's container logs, for the app's "Open Logs".
     pub async fn logs(&self, name: String) -> Result<String, BottleError> {
         let backend = open(None).await?;
-        Ok(cli::found(&*backend, &name, backend.logs(&name).await).await?)
+        Ok(backend.logs(&name).await?)
     }
 
     pub async fn pending(&self, name: String) -> Result<Vec<PendingRequest>, BottleError> {
@@ -116,36 +119,21 @@ impl BottleManager {
     /// reported state and the pending access requests.
     pub async fn control_state(&self, name: String) -> Result<ControlState, BottleError> {
         let client = control(&name).await?;
-        let health = client.health().await?;
-        let agent = client.agent().await?;
-        let pending = client.pending().await?;
-        Ok(ControlState::new(health, agent, pending))
+        let (live, pending) = tokio::try_join!(bottle_core::live::read(&client), client.pending())?;
+        Ok(ControlState::new(live, pending))
     }
 
     /// What `bottle-core doctor` checks about the backend, for the doctor view.
     pub async fn doctor(&self) -> Vec<DoctorCheck> {
-        let choice = match cli::choose_from_env(None, None) {
-            Ok(c) => c,
-            Err(f) => {
-                return vec![
-                    Check::new("backend", false, format!("{:#}", f.error), "fix CLAUDE_BOTTLE_BACKEND").into(),
-                ];
-            }
+        let checks = match bottles::choose_from_env(None, None) {
+            Ok(choice) => bottles::doctor(choice).await.checks,
+            Err(e) => vec![Check::new("backend", false, format!("{e:#}"), "fix CLAUDE_BOTTLE_BACKEND")],
         };
-        let mut checks = vec![Check::new("backend", true, cli::kind_name(choice.kind), "")];
-        match cli::open(choice.kind).await {
-            Ok(backend) => checks.extend(backend.doctor().await),
-            Err(f) => checks.push(Check::new(
-                "engine",
-                false,
-                format!("{:#}", f.error),
-                "start your Docker engine (on Linux: scripts/install-docker.sh)",
-            )),
-        }
         checks.into_iter().map(Into::into).collect()
     }
 
-    /// Follows bottle `name`'s events (buffered ones first) until cancelled or the bottle goes.
+    /// Follows bottle `name`'s one event stream (buffered ones first; the backend's own, such
+    /// as a VMM's denials, merged in) until cancelled or the bottle goes.
     pub async fn subscribe(
         &self,
         name: String,
@@ -153,7 +141,7 @@ impl BottleManager {
     ) -> Result<Arc<Subscription>, BottleError> {
         // Before opening the stream, so a change made meanwhile is not missed.
         let local = self.changes.subscribe();
-        let stream = control(&name).await?.events(None, true).await?;
+        let stream = bottles::follow(&*open(None).await?, &name, None, true).await?;
         Ok(events::spawn(name, stream, local, listener, self.policy.clone()))
     }
 }
@@ -174,11 +162,9 @@ impl BottleManager {
 
 /// The backend the CLI would use for this spec backend (`None`: no spec).
 async fn open(spec: Option<BackendKind>) -> Result<Box<dyn BottleBackend>, BottleError> {
-    Ok(cli::open(cli::choose_from_env(None, spec)?.kind).await?)
+    Ok(bottles::open(bottles::choose_from_env(None, spec)?.kind).await?)
 }
 
 async fn control(name: &str) -> Result<ControlClient, BottleError> {
-    let backend = open(None).await?;
-    let endpoint = cli::found(&*backend, name, backend.control_endpoint(name).await).await?;
-    Ok(ControlClient::new(&endpoint)?)
+    Ok(bottles::control(&*open(None).await?, name).await?)
 }

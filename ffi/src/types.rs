@@ -3,7 +3,8 @@
 //! fails to compile here until it is carried across.
 
 use bottle_core::backend::{self as core, Check};
-use bottle_protocol::control::{AccessRequest, AgentStatus, Health};
+use bottle_core::bottles;
+use bottle_protocol::control::AccessRequest;
 use bottle_protocol::display::escape_controls;
 use bottle_protocol::event as proto;
 
@@ -67,13 +68,61 @@ impl From<core::VmmFacts> for VmmInfo {
     }
 }
 
+/// Mirrors [`bottle_core::backend::BottleState`]; see there for what each case means.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum BottleState {
+    Running,
+    /// `BottleInfo::detail` says why.
+    Degraded,
+    Stopped,
+    Incomplete,
+    Created,
+    Failed,
+    Frozen,
+    /// A word the VMM reports that bottle does not know, verbatim (escaped).
+    Other {
+        word: String,
+    },
+}
+
+impl From<core::BottleState> for BottleState {
+    fn from(s: core::BottleState) -> Self {
+        use core::BottleState as S;
+        match s {
+            S::Running => Self::Running,
+            S::Degraded => Self::Degraded,
+            S::Stopped => Self::Stopped,
+            S::Incomplete => Self::Incomplete,
+            S::Created => Self::Created,
+            S::Failed => Self::Failed,
+            S::Frozen => Self::Frozen,
+            S::Other(word) => Self::Other { word: escape_controls(&word) },
+        }
+    }
+}
+
+/// The word `bottle-core ls` prints for `state`, for a front end that shows it as text.
+#[uniffi::export]
+pub fn bottle_state_word(state: BottleState) -> String {
+    match state {
+        BottleState::Running => core::BottleState::Running,
+        BottleState::Degraded => core::BottleState::Degraded,
+        BottleState::Stopped => core::BottleState::Stopped,
+        BottleState::Incomplete => core::BottleState::Incomplete,
+        BottleState::Created => core::BottleState::Created,
+        BottleState::Failed => core::BottleState::Failed,
+        BottleState::Frozen => core::BottleState::Frozen,
+        BottleState::Other { word } => return word,
+    }
+    .to_string()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct BottleInfo {
     pub name: String,
     /// `docker` or `smolmachines`.
     pub backend: String,
-    /// `running`, `degraded`, `stopped`, ...
-    pub state: String,
+    pub state: BottleState,
     pub detail: String,
     pub allowlist: AllowlistInfo,
 }
@@ -82,8 +131,8 @@ impl From<core::BottleStatus> for BottleInfo {
     fn from(s: core::BottleStatus) -> Self {
         Self {
             name: s.name,
-            backend: bottle_core::cli::kind_name(s.backend).into(),
-            state: s.state,
+            backend: bottles::kind_name(s.backend).into(),
+            state: s.state.into(),
             detail: escape_controls(&s.detail),
             allowlist: s.allowlist.into(),
         }
@@ -124,11 +173,12 @@ pub struct ControlState {
 }
 
 impl ControlState {
-    pub(crate) fn new(health: Health, agent: AgentStatus, pending: Vec<AccessRequest>) -> Self {
+    /// What `bottle_core::live` read, with the pending requests asked beside it.
+    pub(crate) fn new(live: core::Live, pending: Vec<AccessRequest>) -> Self {
         Self {
-            kill_switch: health.kill_switch,
-            agent_state: agent.state.map(Into::into),
-            agent_message: escape_controls(&agent.message),
+            kill_switch: live.kill_switch,
+            agent_state: live.agent.state.map(Into::into),
+            agent_message: escape_controls(&live.agent.message),
             pending: pending.into_iter().map(Into::into).collect(),
         }
     }
@@ -161,7 +211,7 @@ pub struct BottleEvent {
 
 impl From<proto::Event> for BottleEvent {
     fn from(e: proto::Event) -> Self {
-        let line = bottle_core::cli::output::event(&e).trim_end().to_string();
+        let line = bottles::event_line::line(&e).trim_end().to_string();
         Self { id: e.id, time: escape_controls(&e.time), bottle: escape_controls(&e.bottle), kind: e.kind.into(), line }
     }
 }
@@ -348,26 +398,20 @@ mod tests {
             bottle: "demo".into(),
             kind: proto::EventKind::KillSwitch { engaged: true },
         };
-        let line = bottle_core::cli::output::event(&e);
+        let line = bottles::event_line::line(&e);
         let ev = BottleEvent::from(e);
         assert_eq!(format!("{}\n", ev.line), line);
         assert!(ev.line.starts_with("#7 2026-01-01T00:00:00Z kill switch ENGAGED"), "{}", ev.line);
     }
 
     #[test]
-    fn control_state_takes_the_kill_switch_from_health_and_escapes_the_agents_message() {
-        let health = Health {
-            bottle: "demo".into(),
-            ok: true,
-            kill_switch: true,
-            open_connections: 0,
-            blocked_total: 0,
-            allow: vec![],
-            deny: vec![],
+    fn control_state_takes_the_kill_switch_from_live_and_escapes_the_agents_message() {
+        let agent = bottle_protocol::control::AgentStatus {
+            state: Some(proto::AgentState::NeedsInput),
+            message: "pick\x1b[2K".into(),
+            since: None,
         };
-        let agent =
-            AgentStatus { state: Some(proto::AgentState::NeedsInput), message: "pick\x1b[2K".into(), since: None };
-        let c = ControlState::new(health, agent, vec![]);
+        let c = ControlState::new(core::Live { kill_switch: true, grants: vec![], agent }, vec![]);
         assert!(c.kill_switch);
         assert_eq!(c.agent_state, Some(AgentState::NeedsInput));
         assert!(!c.agent_message.contains('\x1b'), "{}", c.agent_message);

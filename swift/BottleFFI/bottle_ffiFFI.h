@@ -454,6 +454,11 @@ RustBuffer uniffi_bottle_ffi_fn_func_access_request_category(RustCallStatus *_No
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_FUNC_BOTTLE_STATE_WORD
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_FN_FUNC_BOTTLE_STATE_WORD
+RustBuffer uniffi_bottle_ffi_fn_func_bottle_state_word(RustBuffer state, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_FFI_BOTTLE_FFI_RUSTBUFFER_ALLOC
 #define UNIFFI_FFIDEF_FFI_BOTTLE_FFI_RUSTBUFFER_ALLOC
 RustBuffer ffi_bottle_ffi_rustbuffer_alloc(uint64_t size, RustCallStatus *_Nonnull out_status
@@ -723,6 +728,12 @@ uint16_t uniffi_bottle_ffi_checksum_func_init_logging(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_FUNC_ACCESS_REQUEST_CATEGORY
 #define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_FUNC_ACCESS_REQUEST_CATEGORY
 uint16_t uniffi_bottle_ffi_checksum_func_access_request_category(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_FUNC_BOTTLE_STATE_WORD
+#define UNIFFI_FFIDEF_UNIFFI_BOTTLE_FFI_CHECKSUM_FUNC_BOTTLE_STATE_WORD
+uint16_t uniffi_bottle_ffi_checksum_func_bottle_state_word(void
     
 );
 #endif

@@ -1,208 +1,127 @@
-//! What each command does: resolve the backend, call it or the bottle's
-//! control plane, print the result. Results go to stdout, progress to stderr.
+//! What each command does, one function per command: ask the front door
+//! (`crate::bottles`) or the bottle's control plane, print the result. Results go to
+//! stdout, progress to stderr.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use bottle_protocol::Event;
 use clap::CommandFactory;
 use serde::Serialize;
 
 use super::args::{Cli, Command, PolicyCommand};
-use super::backends::{self, Choice};
-use super::exit::{Exit, ExitWith, Failure};
+use super::exit::{Exit, Failure};
 use super::progress::StepPrinter;
 use super::{policy, render};
-use crate::backend::{BackendKind, BottleBackend, BottleStatus, Check, ExecRequest, LogOptions, LogSource, Verdict};
+use crate::backend::{BackendKind, BottleStatus, ExecRequest, LogOptions, LogSource};
+use crate::bottles::{self, Error};
 use crate::control_client::ControlClient;
 use crate::spec::Spec;
 use crate::terminal;
 
-/// How often `events --follow` asks a backend for events the bundle does not see.
-const EVENT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// What every command is given beside its own arguments.
+#[derive(Debug, Clone, Copy)]
+struct Opts {
+    /// `--backend`, if given.
+    flag: Option<BackendKind>,
+    json: bool,
+}
 
 /// Runs one parsed command; `Ok` carries the process exit code (non-zero only for `exec` and `shell`).
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
-    let json = cli.json;
+    let o = Opts { flag: cli.backend, json: cli.json };
     match cli.command {
-        Command::Up { file, dry_run } => {
-            let spec = Spec::load_for(&file, backends::forced_from_env(cli.backend)?).exit_with(Exit::Usage)?;
-            let backend = open(backends::choose_from_env(cli.backend, spec.backend)?).await?;
-            if dry_run {
-                let report = backend.preflight(&spec).await;
-                out(&if json { render::json(&report) } else { render::preflight(&report) })?;
-                // The failures again on stderr, each with its position, as `up` would give them.
-                return match report.ready(&crate::backend::NoProgress) {
-                    Ok(_) => Ok(0),
-                    Err(refused) => Err(Failure::new(Exit::Usage, refused)),
-                };
-            }
-            let progress = StepPrinter::stderr();
-            let res = backend.up(&spec, &progress).await;
-            progress.finish();
-            // A refusal already names file, line and key, and nothing was started.
-            let mut st = res.map_err(|e| {
-                if crate::preflight::is_refusal(&e) {
-                    Failure::new(Exit::Usage, e)
-                } else {
-                    Failure::new(Exit::Runtime, e.context(format!("starting bottle {}", spec.name)))
-                }
-            })?;
-            crate::live::fill(&*backend, &mut st).await;
-            if json {
-                out(&render::json(&Up { status: &st, timings: progress.timings() }))?;
-            } else {
-                print_status(&st, false)?;
-            }
-            boundary_held(&st)
-        }
-        Command::Down { name } => {
-            let backend = open_default(cli.backend).await?;
-            let progress = StepPrinter::stderr();
-            let res = backend.down(&name, &progress).await;
-            progress.finish();
-            found(&*backend, &name, res).await?;
-            say(&format!("removed bottle {name} (its workspace is untouched)\n"), json, &Done { name: &name })?;
-            Ok(0)
-        }
-        Command::Ls => {
-            let backend = open_default(cli.backend).await?;
-            let mut all = backend.list().await.context("listing bottles")?;
-            crate::live::fill_all(&*backend, &mut all).await;
-            out(&if json { render::json(&all) } else { render::list(&all) })?;
-            Ok(0)
-        }
-        Command::Status { name } => {
-            let backend = open_default(cli.backend).await?;
-            let mut st = found(&*backend, &name, backend.status(&name).await).await?;
-            crate::live::fill(&*backend, &mut st).await;
-            print_status(&st, json)?;
-            boundary_held(&st)
-        }
+        Command::Up { file, dry_run } => up(o, &file, dry_run).await,
+        Command::Down { name } => down(o, &name).await,
+        Command::Ls => ls(o).await,
+        Command::Status { name } => status(o, &name).await,
         Command::Exec { name, interactive, tty, cmd } => {
             // Piped input always reaches the command; a terminal's only when asked (-i), as
             // with `docker exec`, so a command that reads no input does not wait on the keyboard.
             let stdin = interactive || !terminal::stdin_is_terminal();
-            attached(cli.backend, &name, cmd, stdin, tty).await
+            attached(o, &name, cmd, stdin, tty).await
         }
         Command::Shell { name } => {
             let cmd = LOGIN_SHELL.iter().map(|s| s.to_string()).collect();
-            attached(cli.backend, &name, cmd, true, terminal::stdin_is_terminal()).await
+            attached(o, &name, cmd, true, terminal::stdin_is_terminal()).await
         }
         Command::Logs { name, bundle, follow, tail } => {
             let source = if bundle { LogSource::Bundle } else { LogSource::Agent };
-            super::logs::print(cli.backend, &name, LogOptions { source, tail, follow }, json).await
+            super::logs::print(o.flag, &name, LogOptions { source, tail, follow }, o.json).await
         }
-        Command::Completions { shell } => {
-            let mut buf = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "bottle-core", &mut buf);
-            out_bytes(&buf)?;
-            Ok(0)
-        }
-        Command::Man { dir: None } => {
-            let mut buf = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
-            out_bytes(&buf)?;
-            Ok(0)
-        }
-        Command::Man { dir: Some(dir) } => {
-            clap_mangen::generate_to(Cli::command(), &dir)
-                .with_context(|| format!("writing manual pages to {}", dir.display()))?;
-            #[derive(Serialize)]
-            struct Pages<'a> {
-                dir: &'a std::path::Path,
-            }
-            say(&format!("wrote the manual pages to {}\n", dir.display()), json, &Pages { dir: &dir })?;
-            Ok(0)
-        }
-        Command::Events { name, follow, since } => {
-            let backend = open_default(cli.backend).await?;
-            let endpoint = found(&*backend, &name, backend.control_endpoint(&name).await).await?;
-            let mut stream = ControlClient::new(&endpoint)?.events(since, follow).await?;
-            // Denials the bundle never sees (a VMM's), merged in; none for Docker.
-            let mut extra = backend.event_source(&name).await?;
-            let print = |ev: &Event| out(&if json { render::json_line(ev) } else { render::event(ev) });
-            // One listener for the whole loop, so a Ctrl-C between two events is not lost.
-            let interrupted = tokio::signal::ctrl_c();
-            tokio::pin!(interrupted);
-            let mut tick = tokio::time::interval(EVENT_POLL_INTERVAL);
-            let mut bundle_done = false;
-            while !bundle_done {
-                tokio::select! {
-                    _ = &mut interrupted => return Ok(0),
-                    next = stream.next() => match next? {
-                        Some(ev) => print(&ev)?,
-                        None => bundle_done = true,
-                    },
-                    _ = tick.tick(), if extra.is_some() && follow => {
-                        for ev in extra.as_mut().expect("checked").poll().await? {
-                            print(&ev)?;
-                        }
-                    }
-                }
-            }
-            if let Some(source) = extra.as_mut() {
-                for ev in source.poll().await? {
-                    print(&ev)?;
-                }
-            }
-            Ok(0)
-        }
-        Command::Requests { name } => {
-            let pending = control(cli.backend, &name).await?.pending().await?;
-            out(&if json { render::json(&pending) } else { render::requests(&pending) })?;
-            Ok(0)
-        }
-        Command::Approve { name, request_id, ttl } => {
-            control(cli.backend, &name).await?.approve(&request_id, ttl).await?;
-            let ttl_text = ttl.map(|t| format!(" for {t}s")).unwrap_or_default();
-            say(&format!("approved {request_id} on {name}{ttl_text}\n"), json, &Done { name: &name })?;
-            Ok(0)
-        }
-        Command::Deny { name, request_id } => {
-            control(cli.backend, &name).await?.deny(&request_id).await?;
-            say(&format!("denied {request_id} on {name}\n"), json, &Done { name: &name })?;
-            Ok(0)
-        }
+        Command::Completions { shell } => completions(shell),
+        Command::Man { dir } => man(o, dir.as_deref()),
+        Command::Events { name, follow, since } => events(o, &name, follow, since).await,
+        Command::Requests { name } => requests(o, &name).await,
+        Command::Approve { name, request_id, ttl } => approve(o, &name, &request_id, ttl).await,
+        Command::Deny { name, request_id } => deny(o, &name, &request_id).await,
         Command::Allow { name, target, ttl } => {
-            policy::allow(&control(cli.backend, &name).await?, &name, target, ttl, json).await
+            policy::allow(&control(o.flag, &name).await?, &name, target, ttl, o.json).await
         }
-        Command::Revoke { name, target } => {
-            policy::revoke(&control(cli.backend, &name).await?, &name, target, json).await
-        }
+        Command::Revoke { name, target } => policy::revoke(&control(o.flag, &name).await?, &name, target, o.json).await,
         Command::Policy { check: Some(PolicyCommand::Check { name, target }), .. } => {
-            policy::check(&control(cli.backend, &name).await?, target, json).await
+            policy::check(&control(o.flag, &name).await?, target, o.json).await
         }
         Command::Policy { name, check: None } => {
             let name = name.expect("clap requires a name without a subcommand");
-            policy::show(&control(cli.backend, &name).await?, json).await
+            policy::show(&control(o.flag, &name).await?, o.json).await
         }
-        Command::Kill { name, release } => {
-            control(cli.backend, &name).await?.kill(!release).await?;
-            let text = if release { "egress restored" } else { "all egress cut" };
-            say(&format!("{name}: {text}\n"), json, &Done { name: &name })?;
-            Ok(0)
-        }
-        Command::Gc { dry_run } => {
-            let backend = open_default(cli.backend).await?;
-            let removed = backend.gc(dry_run).await.context("collecting leftovers")?;
-            #[derive(Serialize)]
-            struct Gc<'a> {
-                dry_run: bool,
-                removed: &'a [String],
-            }
-            let verb = if dry_run { "would remove" } else { "removed" };
-            let text = if removed.is_empty() {
-                "nothing to remove\n".to_string()
-            } else {
-                format!("{verb}: {}\n", removed.join(", "))
-            };
-            say(&text, json, &Gc { dry_run, removed: &removed })?;
-            Ok(0)
-        }
-        Command::Doctor => doctor(cli.backend, json).await,
-        Command::Verify { name, file, only } => verify(cli.backend, name, file, &only, json).await,
+        Command::Kill { name, release } => kill(o, &name, release).await,
+        Command::Gc { dry_run } => gc(o, dry_run).await,
+        Command::Doctor => doctor(o).await,
+        Command::Verify { name, file, only } => verify(o, name, file, &only).await,
     }
+}
+
+async fn up(o: Opts, file: &Path, dry_run: bool) -> Result<u8, Failure> {
+    let spec = Spec::load_for(file, bottles::forced_from_env(o.flag)?).map_err(|e| Error::InvalidSpec(e.into()))?;
+    let backend = bottles::open(bottles::choose_from_env(o.flag, spec.backend)?.kind).await?;
+    if dry_run {
+        let report = backend.preflight(&spec).await;
+        out(&if o.json { render::json(&report) } else { render::preflight(&report) })?;
+        // The failures again on stderr, each with its position, as `up` would give them.
+        report.ready(&crate::backend::NoProgress).map_err(Error::from)?;
+        return Ok(0);
+    }
+    let progress = StepPrinter::stderr();
+    let res = backend.up(&spec, &progress).await;
+    progress.finish();
+    // A refusal already names file, line and key, and nothing was started.
+    let mut st = res.map_err(|e| match e {
+        Error::InvalidSpec(_) => e,
+        e => e.context(format!("starting bottle {}", spec.name)),
+    })?;
+    crate::live::fill(&*backend, &mut st).await;
+    if o.json {
+        out(&render::json(&Up { status: &st, timings: progress.timings() }))?;
+    } else {
+        print_status(&st, false)?;
+    }
+    bottles::boundary_held(&st)?;
+    Ok(0)
+}
+
+async fn down(o: Opts, name: &str) -> Result<u8, Failure> {
+    let backend = bottles::open_default(o.flag).await?;
+    let progress = StepPrinter::stderr();
+    let res = backend.down(name, &progress).await;
+    progress.finish();
+    res?;
+    say(&format!("removed bottle {name} (its workspace is untouched)\n"), o.json, &Done { name })?;
+    Ok(0)
+}
+
+async fn ls(o: Opts) -> Result<u8, Failure> {
+    let all = bottles::list(&*bottles::open_default(o.flag).await?).await?;
+    out(&if o.json { render::json(&all) } else { render::list(&all) })?;
+    Ok(0)
+}
+
+async fn status(o: Opts, name: &str) -> Result<u8, Failure> {
+    let st = bottles::status(&*bottles::open_default(o.flag).await?, name).await?;
+    print_status(&st, o.json)?;
+    bottles::boundary_held(&st)?;
+    Ok(0)
 }
 
 /// `shell`'s command: bash as a login shell where the image has it, else sh. Run through
@@ -211,21 +130,101 @@ const LOGIN_SHELL: [&str; 3] =
     ["/bin/sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; fi; exec sh -l"];
 
 /// `exec` and `shell`: the command runs with this process's streams; exits with its code.
-async fn attached(
-    flag: Option<BackendKind>,
-    name: &str,
-    cmd: Vec<String>,
-    stdin: bool,
-    tty: bool,
-) -> Result<u8, Failure> {
-    let backend = open_default(flag).await?;
+async fn attached(o: Opts, name: &str, cmd: Vec<String>, stdin: bool, tty: bool) -> Result<u8, Failure> {
+    let backend = bottles::open_default(o.flag).await?;
     let sizes = if tty { terminal::window_sizes()? } else { None };
     // Raw only with a TTY in the agent: that terminal then echoes and edits lines, not this one.
     let raw = if tty { terminal::RawMode::enable()? } else { None };
     let res = backend.exec_attached(name, ExecRequest { cmd, stdin, tty, sizes }).await;
     drop(raw);
-    let code = found(&*backend, name, res).await?;
-    Ok(u8::try_from(code).unwrap_or(Exit::Runtime as u8))
+    Ok(u8::try_from(res?).unwrap_or(Exit::Runtime as u8))
+}
+
+fn completions(shell: clap_complete::Shell) -> Result<u8, Failure> {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "bottle-core", &mut buf);
+    out_bytes(&buf)?;
+    Ok(0)
+}
+
+/// The manual page on stdout, or with `dir` every page written there.
+fn man(o: Opts, dir: Option<&Path>) -> Result<u8, Failure> {
+    let Some(dir) = dir else {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
+        out_bytes(&buf)?;
+        return Ok(0);
+    };
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("writing manual pages to {}", dir.display()))?;
+    #[derive(Serialize)]
+    struct Pages<'a> {
+        dir: &'a Path,
+    }
+    say(&format!("wrote the manual pages to {}\n", dir.display()), o.json, &Pages { dir })?;
+    Ok(0)
+}
+
+/// The bottle's one event stream (see `bottles::follow`), until it ends or Ctrl-C.
+async fn events(o: Opts, name: &str, follow: bool, since: Option<u64>) -> Result<u8, Failure> {
+    let backend = bottles::open_default(o.flag).await?;
+    let mut stream = bottles::follow(&*backend, name, since, follow).await?;
+    // One listener for the whole loop, so a Ctrl-C between two events is not lost.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            _ = &mut interrupted => return Ok(0),
+            next = stream.next() => match next? {
+                Some(ev) => out(&if o.json { render::json_line(&ev) } else { bottles::event_line::line(&ev) })?,
+                None => return Ok(0),
+            },
+        }
+    }
+}
+
+async fn requests(o: Opts, name: &str) -> Result<u8, Failure> {
+    let pending = control(o.flag, name).await?.pending().await?;
+    out(&if o.json { render::json(&pending) } else { render::requests(&pending) })?;
+    Ok(0)
+}
+
+async fn approve(o: Opts, name: &str, request_id: &str, ttl: Option<u64>) -> Result<u8, Failure> {
+    control(o.flag, name).await?.approve(request_id, ttl).await?;
+    let ttl_text = ttl.map(|t| format!(" for {t}s")).unwrap_or_default();
+    say(&format!("approved {request_id} on {name}{ttl_text}\n"), o.json, &Done { name })?;
+    Ok(0)
+}
+
+async fn deny(o: Opts, name: &str, request_id: &str) -> Result<u8, Failure> {
+    control(o.flag, name).await?.deny(request_id).await?;
+    say(&format!("denied {request_id} on {name}\n"), o.json, &Done { name })?;
+    Ok(0)
+}
+
+async fn kill(o: Opts, name: &str, release: bool) -> Result<u8, Failure> {
+    control(o.flag, name).await?.kill(!release).await?;
+    let text = if release { "egress restored" } else { "all egress cut" };
+    say(&format!("{name}: {text}\n"), o.json, &Done { name })?;
+    Ok(0)
+}
+
+async fn gc(o: Opts, dry_run: bool) -> Result<u8, Failure> {
+    let backend = bottles::open_default(o.flag).await?;
+    let removed = backend.gc(dry_run).await.map_err(|e| e.context("collecting leftovers"))?;
+    #[derive(Serialize)]
+    struct Gc<'a> {
+        dry_run: bool,
+        removed: &'a [String],
+    }
+    let verb = if dry_run { "would remove" } else { "removed" };
+    let text = if removed.is_empty() {
+        "nothing to remove\n".to_string()
+    } else {
+        format!("{verb}: {}\n", removed.join(", "))
+    };
+    say(&text, o.json, &Gc { dry_run, removed: &removed })?;
+    Ok(0)
 }
 
 /// `up --json`: the status, and how long each of `up`'s steps took (milliseconds).
@@ -242,48 +241,12 @@ struct Done<'a> {
     name: &'a str,
 }
 
-async fn open(choice: Choice) -> Result<Box<dyn BottleBackend>, Failure> {
-    backends::open(choice.kind).await
-}
-
-/// Opens the backend for commands without a spec: flag, then environment, then Docker.
-pub(super) async fn open_default(flag: Option<BackendKind>) -> Result<Box<dyn BottleBackend>, Failure> {
-    open(backends::choose_from_env(flag, None)?).await
-}
-
 async fn control(flag: Option<BackendKind>, name: &str) -> Result<ControlClient, Failure> {
-    let backend = open_default(flag).await?;
-    let endpoint = found(&*backend, name, backend.control_endpoint(name).await).await?;
-    Ok(ControlClient::new(&endpoint)?)
-}
-
-/// Turns a backend error about `name` into [`Exit::NotFound`] when no such bottle exists
-/// (public so the FFI reports a missing bottle the same way).
-pub async fn found<T>(backend: &dyn BottleBackend, name: &str, res: anyhow::Result<T>) -> Result<T, Failure> {
-    match res {
-        Ok(v) => Ok(v),
-        Err(e) => match backend.list().await {
-            Ok(all) if !all.iter().any(|b| b.name == name) => {
-                Err(Failure::new(Exit::NotFound, anyhow::anyhow!("no bottle named {name:?} (see `bottle-core ls`)")))
-            }
-            _ => Err(e.context(format!("bottle {name}")).into()),
-        },
-    }
+    Ok(bottles::control(&*bottles::open_default(flag).await?, name).await?)
 }
 
 fn print_status(st: &BottleStatus, json: bool) -> Result<(), Failure> {
     out(&if json { render::json(st) } else { render::status(st) })
-}
-
-/// A bottle whose start check failed is still reported, but the exit code says so.
-fn boundary_held(st: &BottleStatus) -> Result<u8, Failure> {
-    if st.allowlist.verdict == Verdict::Failed {
-        return Err(Failure::new(
-            Exit::BoundaryFailed,
-            anyhow::anyhow!("bottle {}: boundary check failed: {}", st.name, st.allowlist.detail),
-        ));
-    }
-    Ok(0)
 }
 
 pub(super) fn say<T: Serialize>(text: &str, json: bool, value: &T) -> Result<(), Failure> {
@@ -304,16 +267,16 @@ pub(super) fn out_bytes(bytes: &[u8]) -> Result<(), Failure> {
 
 /// The escape suite; exit 5 ([`Exit::BoundaryFailed`]) when any probe failed.
 async fn verify(
-    flag: Option<BackendKind>,
+    o: Opts,
     name: Option<String>,
-    file: Option<std::path::PathBuf>,
+    file: Option<PathBuf>,
     only: &[crate::verify::Category],
-    json: bool,
 ) -> Result<u8, Failure> {
     use crate::verify::{Target, verify};
-    let forced = backends::forced_from_env(flag)?;
-    let spec = file.as_deref().map(|f| Spec::load_for(f, forced)).transpose().exit_with(Exit::Usage)?;
-    let choice = backends::choose_from_env(flag, spec.as_ref().and_then(|s| s.backend))?;
+    let forced = bottles::forced_from_env(o.flag)?;
+    let spec =
+        file.as_deref().map(|f| Spec::load_for(f, forced)).transpose().map_err(|e| Error::InvalidSpec(e.into()))?;
+    let choice = bottles::choose_from_env(o.flag, spec.as_ref().and_then(|s| s.backend))?;
     let target = match (&spec, &name) {
         (Some(spec), _) => Target::Spec(spec),
         (None, Some(name)) => Target::Bottle(name),
@@ -325,7 +288,7 @@ async fn verify(
     let res = verify(choice.kind, target, only, &progress).await;
     progress.finish();
     let report = res.context("verify")?;
-    out(&if json { render::json(&report) } else { report.table() })?;
+    out(&if o.json { render::json(&report) } else { report.table() })?;
     if report.ok() {
         Ok(0)
     } else {
@@ -336,81 +299,22 @@ async fn verify(
     }
 }
 
-async fn doctor(flag: Option<BackendKind>, json: bool) -> Result<u8, Failure> {
-    let choice = backends::choose_from_env(flag, None)?;
-    let source =
-        serde_json::to_value(choice.source).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    let mut checks =
-        vec![Check::new("backend", true, format!("{} (from {source})", backends::kind_name(choice.kind)), "")];
-    let mut exit = Exit::Ok;
-    match open(choice).await {
-        Err(f) => {
-            // Why this user cannot reach the engine (missing, stale, or a socket not open to them).
-            let fix = match crate::docker::endpoint::discover() {
-                Ok(at) if f.exit == Exit::EngineUnavailable => crate::docker::endpoint::socket_hint(&at.host),
-                _ => "run scripts/install-docker.sh (Linux) or start your Docker engine".into(),
-            };
-            checks.push(Check::new("engine", false, format!("{:#}", f.error), &fix));
-            exit = f.exit;
-        }
-        Ok(backend) => {
-            let found = backend.doctor().await;
-            if found.iter().any(|c| !c.ok) {
-                exit = Exit::Runtime;
-            }
-            checks.extend(found);
-            match backend.list().await {
-                Err(e) => {
-                    checks.push(Check::new("bottles", false, format!("{e:#}"), "see the error above"));
-                    exit = Exit::Runtime;
-                }
-                Ok(all) => {
-                    checks.push(Check::new("bottles", true, format!("{} found", all.len()), ""));
-                    for b in all.iter().filter(|b| crate::live::LIVE_STATES.contains(&b.state.as_str())) {
-                        let c = control_check(&*backend, &b.name).await;
-                        if !c.ok {
-                            exit = Exit::Runtime;
-                        }
-                        checks.push(c);
-                    }
-                }
-            }
-        }
-    }
+/// What the chosen backend needs, as `bottles::doctor` finds it; the exit code is the
+/// engine's or runtime's when the backend could not be opened, 1 for any other problem.
+async fn doctor(o: Opts) -> Result<u8, Failure> {
+    let findings = bottles::doctor(bottles::choose_from_env(o.flag, None)?).await;
     #[derive(Serialize)]
     struct Doctor<'a> {
-        backend: Choice,
+        backend: bottles::Choice,
         ok: bool,
-        checks: &'a [Check],
+        checks: &'a [crate::backend::Check],
     }
-    let report = Doctor { backend: choice, ok: exit == Exit::Ok, checks: &checks };
-    out(&if json { render::json(&report) } else { render::checks(&checks) })?;
-    if exit == Exit::Ok { Ok(0) } else { Err(Failure::new(exit, anyhow::anyhow!("doctor found problems"))) }
-}
-
-async fn control_check(backend: &dyn BottleBackend, name: &str) -> Check {
-    let res = async {
-        let client = ControlClient::new(&backend.control_endpoint(name).await?)?;
-        client.health().await
-    }
-    .await;
-    let (ok, detail) = match res {
-        Ok(h) if h.kill_switch => (true, format!("healthy; KILL SWITCH ENGAGED; {} blocked so far", h.blocked_total)),
-        Ok(h) => (
-            h.ok,
-            format!(
-                "{}; {} open connections, {} blocked so far",
-                if h.ok { "healthy" } else { "unhealthy" },
-                h.open_connections,
-                h.blocked_total
-            ),
-        ),
-        Err(e) => (false, format!("{e:#}")),
+    let report = Doctor { backend: findings.choice, ok: findings.ok(), checks: &findings.checks };
+    out(&if o.json { render::json(&report) } else { render::checks(&findings.checks) })?;
+    let exit = match findings.unopened {
+        Some(e) => Failure::from(e).exit,
+        None if report.ok => return Ok(0),
+        None => Exit::Runtime,
     };
-    Check::new(
-        &format!("control plane of {name}"),
-        ok,
-        detail,
-        "see `bottle-core status` and `bottle-core logs` for this bottle",
-    )
+    Err(Failure::new(exit, anyhow::anyhow!("doctor found problems")))
 }

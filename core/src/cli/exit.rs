@@ -54,20 +54,25 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-impl From<std::io::Error> for Failure {
-    fn from(error: std::io::Error) -> Self {
-        Self { exit: Exit::Runtime, error: error.into() }
+/// Each case of the front door's error has its own code; the cause chain is printed whole.
+impl From<crate::bottles::Error> for Failure {
+    fn from(e: crate::bottles::Error) -> Self {
+        use crate::bottles::Error as E;
+        let exit = match &e {
+            E::NotFound { .. } => Exit::NotFound,
+            E::EngineUnavailable(_) => Exit::EngineUnavailable,
+            E::BackendUnavailable(_) => Exit::BackendUnavailable,
+            E::BoundaryFailed(_) => Exit::BoundaryFailed,
+            E::InvalidSpec(_) => Exit::Usage,
+            E::Runtime(_) => Exit::Runtime,
+        };
+        Self::new(exit, e.into_anyhow())
     }
 }
 
-/// Attaches an exit code to any error result.
-pub trait ExitWith<T> {
-    fn exit_with(self, exit: Exit) -> Result<T, Failure>;
-}
-
-impl<T, E: Into<anyhow::Error>> ExitWith<T> for Result<T, E> {
-    fn exit_with(self, exit: Exit) -> Result<T, Failure> {
-        self.map_err(|e| Failure::new(exit, e))
+impl From<std::io::Error> for Failure {
+    fn from(error: std::io::Error) -> Self {
+        Self { exit: Exit::Runtime, error: error.into() }
     }
 }
 

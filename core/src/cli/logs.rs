@@ -9,7 +9,7 @@ use std::io::Write;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::commands::{found, open_default, out, out_bytes};
+use super::commands::{out, out_bytes};
 use super::exit::Failure;
 use super::render;
 use crate::backend::{BackendKind, LogChunk, LogOptions, LogSource};
@@ -31,8 +31,8 @@ struct Chunk<'a> {
 }
 
 pub async fn print(flag: Option<BackendKind>, name: &str, opts: LogOptions, json: bool) -> Result<u8, Failure> {
-    let backend = open_default(flag).await?;
-    let mut stream = found(&*backend, name, backend.log_stream(name, opts).await).await?;
+    let backend = crate::bottles::open_default(flag).await?;
+    let mut stream = backend.log_stream(name, opts).await?;
     let mut whole = Vec::new();
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);

@@ -16,12 +16,11 @@ use async_trait::async_trait;
 use bollard::Docker;
 
 /// Where the CLI finds the engine's address for its hint when the engine does not answer.
-pub use crate::engine::endpoint;
 pub use check::{BLOCKED_PROBE_URL, MECHANISM, start_check};
 
 use crate::backend::{
-    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, ExecOutput, ExecRequest,
-    LogOptions, LogSource, LogStream, Progress, Verdict, timed,
+    AllowlistStatus, BackendKind, BottleBackend, BottleState, BottleStatus, Check, ControlEndpoint, Error, ExecOutput,
+    ExecRequest, LogOptions, LogSource, LogStream, Progress, Result, Verdict, timed,
 };
 use crate::engine::logs::{self, LOG_TAIL_LINES, logs_tail};
 use crate::images;
@@ -51,7 +50,7 @@ pub struct DockerBackend {
     options: DockerOptions,
 }
 
-/// Connects to the engine (found as the `docker` CLI finds it, see [`endpoint`]) and agrees on an API version.
+/// Connects to the engine (found as the `docker` CLI finds it, see [`crate::engine::endpoint`]) and agrees on an API version.
 /// Canary knobs come from the `BOTTLE_CANARY_*` variables (see `sidecar::config`).
 pub async fn connect() -> anyhow::Result<DockerBackend> {
     let options = DockerOptions { sidecar: SidecarOptions::from_env()?, ..Default::default() };
@@ -102,7 +101,8 @@ impl DockerBackend {
 
     /// Left half-made by an interrupted `up`, or with both containers stopped.
     async fn is_garbage(&self, name: &str) -> anyhow::Result<bool> {
-        Ok(!state::complete(&self.docker, name).await? || state::status(&self.docker, name).await?.state == "stopped")
+        Ok(!state::complete(&self.docker, name).await?
+            || state::status(&self.docker, name).await?.state == BottleState::Stopped)
     }
 
     /// Half-made by another user's `up` that may still be running (their lock is not ours to see).
@@ -213,7 +213,7 @@ impl DockerBackend {
                 verdict.detail
             );
         }
-        state::status(d, name).await
+        Ok(state::status(d, name).await?)
     }
 }
 
@@ -227,7 +227,7 @@ impl BottleBackend for DockerBackend {
         crate::preflight::check(spec, Some(&self.docker), BackendKind::Docker).await
     }
 
-    async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus> {
+    async fn up(&self, spec: &Spec, progress: &dyn Progress) -> Result<BottleStatus> {
         validate_name(&spec.name)?;
         let spec = &self.preflight(spec).await.ready(progress)?;
         // Before anything is made: binaries for another platform than the engine's cannot run.
@@ -239,16 +239,19 @@ impl BottleBackend for DockerBackend {
             if let Some(record) = state::record(&self.docker, &spec.name).await
                 && restarts > record.bundle_restarts
             {
-                return self.recheck(&spec.name, &record.status.allowlist, restarts, progress).await;
+                return Ok(self.recheck(&spec.name, &record.status.allowlist, restarts, progress).await?);
             }
-            anyhow::bail!("bottle {}: already exists; `down` it first or pick another name", spec.name);
+            return Err(
+                anyhow::anyhow!("bottle {}: already exists; `down` it first or pick another name", spec.name).into()
+            );
         }
         if state::exists(&self.docker, &spec.name).await? {
             if let Some(uid) = state::made_by_another_user(&self.docker, &spec.name).await? {
-                anyhow::bail!(
+                return Err(anyhow::anyhow!(
                     "bottle {}: another user (uid {uid}) is bringing a bottle of this name up; pick another name",
                     spec.name
-                );
+                )
+                .into());
             }
             progress.step("removing what an interrupted `up` of this name left behind");
             state::remove(&self.docker, &spec.name).await?;
@@ -259,14 +262,15 @@ impl BottleBackend for DockerBackend {
             Ok(verdict) if self.options.start_check && verdict.verdict != Verdict::Verified => {
                 progress.step("start check failed: stopping the bottle");
                 state::remove(&self.docker, &spec.name).await?;
-                anyhow::bail!("bottle {}: start check failed, bottle removed: {}", spec.name, verdict.detail)
+                Err(anyhow::anyhow!("bottle {}: start check failed, bottle removed: {}", spec.name, verdict.detail)
+                    .into())
             }
             // What `status` would read back: both containers were seen running, and the
             // check just passed. Asking the engine again costs three more round trips.
             Ok(verdict) => Ok(BottleStatus {
                 name: spec.name.clone(),
                 backend: BackendKind::Docker,
-                state: "running".into(),
+                state: BottleState::Running,
                 detail: agent::user_note(spec.run_as_image_user, String::new()),
                 allowlist: verdict,
                 live: None,
@@ -274,76 +278,100 @@ impl BottleBackend for DockerBackend {
             Err(e) => {
                 // Best effort: whatever is left is labelled, so `gc` gets it if this fails too.
                 let _ = state::remove(&self.docker, &spec.name).await;
-                Err(e.context(format!("bottle {}: up failed; removed what it had made", spec.name)))
+                Err(e.context(format!("bottle {}: up failed; removed what it had made", spec.name)).into())
             }
         }
     }
 
-    async fn down(&self, name: &str, progress: &dyn Progress) -> anyhow::Result<()> {
+    async fn down(&self, name: &str, progress: &dyn Progress) -> Result<()> {
         let _lock = self.lock_name(name).await?;
         if !state::exists(&self.docker, name).await? {
-            anyhow::bail!("bottle {name}: no such bottle");
+            return Err(Error::not_found(name));
         }
         progress.step(&format!("removing bottle {name} (the workspace is left as it is)"));
         if state::complete(&self.docker, name).await? {
-            state::remove_finished(&self.docker, name).await
+            Ok(state::remove_finished(&self.docker, name).await?)
         } else {
-            state::remove(&self.docker, name).await
+            Ok(state::remove(&self.docker, name).await?)
         }
     }
 
-    async fn status(&self, name: &str) -> anyhow::Result<BottleStatus> {
+    async fn status(&self, name: &str) -> Result<BottleStatus> {
         state::status(&self.docker, name).await
     }
 
-    async fn exec(&self, name: &str, cmd: &[String]) -> anyhow::Result<ExecOutput> {
-        exec::exec(&self.docker, &labels::object_name(name, labels::ROLE_AGENT), cmd).await
+    async fn exec(&self, name: &str, cmd: &[String]) -> Result<ExecOutput> {
+        let res = exec::exec(&self.docker, &labels::object_name(name, labels::ROLE_AGENT), cmd).await;
+        self.about(name, res).await
     }
 
-    async fn exec_attached(&self, name: &str, req: ExecRequest) -> anyhow::Result<i64> {
-        exec::exec_attached(&self.docker, &labels::object_name(name, labels::ROLE_AGENT), req).await
+    async fn exec_attached(&self, name: &str, req: ExecRequest) -> Result<i64> {
+        let res = exec::exec_attached(&self.docker, &labels::object_name(name, labels::ROLE_AGENT), req).await;
+        self.about(name, res).await
     }
 
-    async fn log_stream(&self, name: &str, opts: LogOptions) -> anyhow::Result<LogStream<'_>> {
+    async fn log_stream(&self, name: &str, opts: LogOptions) -> Result<LogStream<'_>> {
         let role = match opts.source {
             LogSource::Agent => labels::ROLE_AGENT,
             LogSource::Bundle => labels::ROLE_BUNDLE,
         };
         let container = labels::object_name(name, role);
-        // A missing container is an error here, before any output, so `found` can name the bottle.
-        self.docker
+        // A missing container is an error here, before any output, so a missing bottle is named.
+        let found = self
+            .docker
             .inspect_container(&container, None::<bollard::query_parameters::InspectContainerOptions>)
             .await
-            .with_context(|| format!("no {role} container {container}"))?;
+            .with_context(|| format!("no {role} container {container}"));
+        self.about(name, found).await?;
         Ok(logs::stream(&self.docker, &container, opts.tail, opts.follow))
     }
 
-    async fn logs(&self, name: &str) -> anyhow::Result<String> {
+    async fn logs(&self, name: &str) -> Result<String> {
         let mut out = String::new();
         for role in [labels::ROLE_AGENT, labels::ROLE_BUNDLE] {
             let container = labels::object_name(name, role);
             out.push_str(&format!("==> {role} ({container})\n"));
-            out.push_str(&logs_tail(&self.docker, &container, LOG_TAIL_LINES).await?);
+            out.push_str(&self.about(name, logs_tail(&self.docker, &container, LOG_TAIL_LINES).await).await?);
         }
         Ok(out)
     }
 
-    async fn list(&self) -> anyhow::Result<Vec<BottleStatus>> {
-        state::statuses(&self.docker).await
+    async fn list(&self) -> Result<Vec<BottleStatus>> {
+        Ok(state::statuses(&self.docker).await?)
     }
 
-    async fn control_endpoint(&self, name: &str) -> anyhow::Result<ControlEndpoint> {
-        sidecar::control_endpoint(&self.docker, name).await
+    async fn control_endpoint(&self, name: &str) -> Result<ControlEndpoint> {
+        let res = sidecar::control_endpoint(&self.docker, name).await;
+        self.about(name, res).await
     }
 
-    async fn gc(&self, dry_run: bool) -> anyhow::Result<Vec<String>> {
-        self.collect(!dry_run).await
+    async fn gc(&self, dry_run: bool) -> Result<Vec<String>> {
+        Ok(self.collect(!dry_run).await?)
     }
 
     /// Engine, images and subnet pool, each with what to do when it is wrong.
     async fn doctor(&self) -> Vec<Check> {
         sidecar::doctor(&self.docker, &self.pool).await
     }
+}
+
+impl DockerBackend {
+    /// The result of an operation on bottle `name`'s containers, with a container the engine
+    /// does not have ([`is_missing`]) reported as [`Error::NotFound`] when the bottle has no
+    /// object left at all (a bottle with only its bundle gone is still there, and broken).
+    async fn about<T>(&self, name: &str, res: anyhow::Result<T>) -> Result<T> {
+        match res {
+            Err(e) if is_missing(&e) && !state::exists(&self.docker, name).await? => Err(Error::not_found(name)),
+            res => Ok(res?),
+        }
+    }
+}
+
+/// Whether the engine answered 404 (no such container) somewhere down the chain.
+fn is_missing(e: &anyhow::Error) -> bool {
+    use bollard::errors::Error as Engine;
+    e.chain()
+        .any(|c| matches!(c.downcast_ref::<Engine>(), Some(Engine::DockerResponseServerError { status_code: 404, .. })))
 }
 
 #[cfg(test)]

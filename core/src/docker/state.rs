@@ -11,7 +11,7 @@ use bollard::Docker;
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
 
 use super::check::{MECHANISM, RECORD_PATH, Record};
-use crate::backend::{AllowlistStatus, BackendKind, BottleStatus, Verdict};
+use crate::backend::{AllowlistStatus, BackendKind, BottleState, BottleStatus, Verdict};
 use crate::sidecar::objects::{self, role};
 use crate::sidecar::{bundle::read_file, labels, network, restarts};
 
@@ -55,16 +55,17 @@ pub async fn restarted_since_check(docker: &Docker, name: &str, record: &Record)
     restarts::since_check(docker, name, record.bundle_restarts, "`up` this bottle again to re-run the check").await
 }
 
-pub async fn status(docker: &Docker, name: &str) -> anyhow::Result<BottleStatus> {
+/// Bottle `name`'s status; [`crate::backend::Error::NotFound`] when it has no object at all.
+pub async fn status(docker: &Docker, name: &str) -> crate::backend::Result<BottleStatus> {
     let all = containers(docker, Some(name)).await?;
     let find = |r| all.iter().find(|c| role(c) == Some(r));
     if find(labels::ROLE_AGENT).is_none()
         && find(labels::ROLE_BUNDLE).is_none()
         && network::list_networks(docker, BackendKind::Docker, Some(name)).await?.is_empty()
     {
-        anyhow::bail!("bottle {name}: no such bottle");
+        return Err(crate::backend::Error::not_found(name));
     }
-    status_of(docker, name, &all).await
+    Ok(status_of(docker, name, &all).await?)
 }
 
 /// How many bottles `list` reads at once: each costs the engine a file read out of the
@@ -108,12 +109,12 @@ async fn status_of(docker: &Docker, name: &str, all: &[ContainerSummary]) -> any
                     r.status.verdict = Verdict::NotVerified;
                     r.status.detail =
                         format!("not seen to hold since the bundle restarted; before: {}", r.status.detail);
-                    ("degraded", why)
+                    (BottleState::Degraded, why)
                 }
-                None => ("running", String::new()),
+                None => (BottleState::Running, String::new()),
             },
             (true, false) => (
-                "degraded",
+                BottleState::Degraded,
                 format!(
                     "the bundle is not running ({}): the agent has no way out at all (fail closed); \
                      `down` and `up` the bottle to restore egress",
@@ -121,12 +122,12 @@ async fn status_of(docker: &Docker, name: &str, all: &[ContainerSummary]) -> any
                 ),
             ),
             (false, true) => {
-                ("degraded", format!("the agent is not running ({})", a.status.clone().unwrap_or_default()))
+                (BottleState::Degraded, format!("the agent is not running ({})", a.status.clone().unwrap_or_default()))
             }
-            (false, false) => ("stopped", String::new()),
+            (false, false) => (BottleState::Stopped, String::new()),
         },
         _ => (
-            "incomplete",
+            BottleState::Incomplete,
             "left half-made by an interrupted `up` (or one still in progress); `gc` or the next `up` removes it".into(),
         ),
     };
@@ -139,14 +140,7 @@ async fn status_of(docker: &Docker, name: &str, all: &[ContainerSummary]) -> any
         detail: "no start check has completed".into(),
         vmm: None,
     });
-    Ok(BottleStatus {
-        name: name.into(),
-        backend: BackendKind::Docker,
-        state: state.into(),
-        detail,
-        allowlist,
-        live: None,
-    })
+    Ok(BottleStatus { name: name.into(), backend: BackendKind::Docker, state, detail, allowlist, live: None })
 }
 
 /// Removes every container and network of the bottle (see `sidecar::objects::remove`).

@@ -28,8 +28,8 @@ use super::preflight::{PREFLIGHT_CONNECT_TIMEOUT, check_bundle_reachable};
 use super::smolfile::{AllowList, BundleAddr, Smolfile, SmolfileInput, VmImage, split_env};
 use super::status::{MachineState, MachineStatus};
 use crate::backend::{
-    AllowlistStatus, BackendKind, BottleBackend, BottleStatus, Check, ControlEndpoint, EventSource, ExecOutput,
-    ExecRequest, LogOptions, LogSource, LogStream, Progress, Verdict,
+    AllowlistStatus, BackendKind, BottleBackend, BottleState, BottleStatus, Check, ControlEndpoint, Error, EventSource,
+    ExecOutput, ExecRequest, LogOptions, LogSource, LogStream, Progress, Result, Verdict,
 };
 use crate::images::PROBE_IN_AGENT;
 use crate::sidecar;
@@ -174,11 +174,19 @@ impl SmolmachinesBackend {
     /// for the caller's event stream; `None` when this smolvm keeps no denial
     /// log (before 1.8.1). One tracker per bottle, kept across polls.
     pub async fn poll_denials(&self, bottle: &str, tracker: &mut EgressTracker) -> anyhow::Result<Option<Vec<Event>>> {
-        let name = Self::machine(bottle)?;
-        let Some(events) = self.smolvm.egress_events(&name).await? else {
-            return Ok(None);
-        };
-        Ok(Some(tracker.fresh(events).iter().map(|d| d.to_event(bottle, name.as_str())).collect()))
+        denials(&self.smolvm, bottle, tracker).await
+    }
+
+    /// The result of an operation on `bottle`, reported as [`Error::NotFound`] when it
+    /// failed and smolvm has no machine of that name.
+    async fn about<T>(&self, bottle: &str, res: anyhow::Result<T>) -> Result<T> {
+        match res {
+            Ok(v) => Ok(v),
+            Err(e) => match self.smolvm.status(&Self::machine(bottle)?).await {
+                Err(s) if s.is_no_machine() => Err(Error::not_found(bottle)),
+                _ => Err(e.into()),
+            },
+        }
     }
 
     async fn allowlist_status(&self, bottle: &str, bundle: Option<&BundleEndpoint>) -> anyhow::Result<AllowlistStatus> {
@@ -204,18 +212,24 @@ impl SmolmachinesBackend {
         let bundle = self.host.bundle(bottle).await?;
         let allowlist = self.allowlist_status(bottle, bundle.as_ref()).await?;
         let (state, detail) = match (&m.state, bundle.is_some(), allowlist.verdict) {
-            (MachineState::Running, false, _) => ("degraded", "the VM runs but its bundle does not".to_owned()),
-            (MachineState::Running, true, Verdict::Verified) => ("running", String::new()),
-            (MachineState::Running, true, _) => ("degraded", allowlist.detail.clone()),
-            (MachineState::Unreachable, ..) => {
-                ("degraded", "the VM process is alive but its agent does not answer".to_owned())
+            (MachineState::Running, false, _) => {
+                (BottleState::Degraded, "the VM runs but its bundle does not".to_owned())
             }
-            (s, ..) => (s.as_str(), String::new()),
+            (MachineState::Running, true, Verdict::Verified) => (BottleState::Running, String::new()),
+            (MachineState::Running, true, _) => (BottleState::Degraded, allowlist.detail.clone()),
+            (MachineState::Unreachable, ..) => {
+                (BottleState::Degraded, "the VM process is alive but its agent does not answer".to_owned())
+            }
+            (MachineState::Created, ..) => (BottleState::Created, String::new()),
+            (MachineState::Stopped, ..) => (BottleState::Stopped, String::new()),
+            (MachineState::Failed, ..) => (BottleState::Failed, String::new()),
+            (MachineState::Frozen, ..) => (BottleState::Frozen, String::new()),
+            (MachineState::Other(word), ..) => (BottleState::Other(word.clone()), String::new()),
         };
         Ok(BottleStatus {
             name: bottle.to_owned(),
             backend: BackendKind::Smolmachines,
-            state: state.into(),
+            state,
             detail,
             allowlist,
             live: None,
@@ -233,32 +247,38 @@ impl BottleBackend for SmolmachinesBackend {
         crate::preflight::check(spec, self.host.engine(), BackendKind::Smolmachines).await
     }
 
-    async fn up(&self, spec: &Spec, progress: &dyn Progress) -> anyhow::Result<BottleStatus> {
+    async fn up(&self, spec: &Spec, progress: &dyn Progress) -> Result<BottleStatus> {
         let name = Self::machine(&spec.name)?;
         let spec = &self.preflight(spec).await.ready(progress)?;
         // Refused before anything is made: what this smolvm could not start as asked.
         let secrets = split_env(&spec.env).1;
         if spec.command.is_empty() && !secrets.is_empty() {
             let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
-            bail!(
+            return Err(anyhow::anyhow!(
                 "smolmachines: bottle {}: env {} look like secrets, which reach the agent only through its \
                  `command` (never smolvm's plain-text record); set `command` or rename them",
                 spec.name,
                 names.join(", ")
-            );
+            )
+            .into());
         }
         if !spec.command.is_empty() && !self.smolvm.version().has_exec_detach() {
-            bail!(
+            return Err(anyhow::anyhow!(
                 "smolmachines: bottle {}: smolvm {} cannot start `command` after the start check \
                  (`machine exec -d` needs smolvm {}); upgrade smolvm or leave `command` empty",
                 spec.name,
                 self.smolvm.version(),
                 super::Version::EXEC_DETACH
-            );
+            )
+            .into());
         }
         let _lock = Self::lock_name(&spec.name)?;
         if self.machine_exists(&name).await? {
-            bail!("smolmachines: bottle {}: already exists; `down` it first or pick another name", spec.name);
+            return Err(anyhow::anyhow!(
+                "smolmachines: bottle {}: already exists; `down` it first or pick another name",
+                spec.name
+            )
+            .into());
         }
         progress.step("starting the bundle");
         let bundle = self.host.place_bundle(spec, progress).await?;
@@ -298,7 +318,11 @@ impl BottleBackend for SmolmachinesBackend {
                 .stop(&name)
                 .await
                 .with_context(|| format!("smolmachines: stopping VM {name} after a failed start check"))?;
-            bail!("smolmachines: bottle {}: the allowlist was not seen to hold, VM stopped: {detail}", spec.name);
+            return Err(anyhow::anyhow!(
+                "smolmachines: bottle {}: the allowlist was not seen to hold, VM stopped: {detail}",
+                spec.name
+            )
+            .into());
         }
         if !spec.command.is_empty() {
             progress.step("starting the agent");
@@ -306,55 +330,69 @@ impl BottleBackend for SmolmachinesBackend {
             if let Err(e) = self.smolvm.launch(&name, &launch).await {
                 let _ = self.smolvm.stop(&name).await;
                 return Err(anyhow::Error::new(e)
-                    .context(format!("smolmachines: bottle {}: starting the agent; VM stopped", spec.name)));
+                    .context(format!("smolmachines: bottle {}: starting the agent; VM stopped", spec.name))
+                    .into());
             }
         }
         let m = self.smolvm.status(&name).await?;
-        self.to_bottle_status(&spec.name, &m).await
+        Ok(self.to_bottle_status(&spec.name, &m).await?)
     }
 
-    async fn down(&self, bottle: &str, progress: &dyn Progress) -> anyhow::Result<()> {
+    async fn down(&self, bottle: &str, progress: &dyn Progress) -> Result<()> {
         let _lock = Self::lock_name(bottle)?;
         let known = self.machine_exists(&Self::machine(bottle)?).await?
             || self.host.bottles().await?.iter().any(|b| b == bottle);
         if !known {
-            bail!("smolmachines: bottle {bottle}: no such bottle");
+            return Err(Error::not_found(bottle));
         }
-        self.remove(bottle, progress).await
+        Ok(self.remove(bottle, progress).await?)
     }
 
-    async fn status(&self, bottle: &str) -> anyhow::Result<BottleStatus> {
-        let m = self.smolvm.status(&Self::machine(bottle)?).await?;
-        self.to_bottle_status(bottle, &m).await
+    async fn status(&self, bottle: &str) -> Result<BottleStatus> {
+        let m = match self.smolvm.status(&Self::machine(bottle)?).await {
+            Err(e) if e.is_no_machine() => return Err(Error::not_found(bottle)),
+            m => m?,
+        };
+        Ok(self.to_bottle_status(bottle, &m).await?)
     }
 
-    async fn exec(&self, bottle: &str, cmd: &[String]) -> anyhow::Result<ExecOutput> {
-        Ok(self.smolvm.exec(&Self::machine(bottle)?, cmd, EXEC_TIMEOUT).await?)
+    async fn exec(&self, bottle: &str, cmd: &[String]) -> Result<ExecOutput> {
+        match self.smolvm.exec(&Self::machine(bottle)?, cmd, EXEC_TIMEOUT).await {
+            Err(e) if e.is_no_machine() => Err(Error::not_found(bottle)),
+            out => Ok(out?),
+        }
     }
 
-    async fn exec_attached(&self, bottle: &str, req: ExecRequest) -> anyhow::Result<i64> {
+    async fn exec_attached(&self, bottle: &str, req: ExecRequest) -> Result<i64> {
         Ok(self.smolvm.exec_attached(&Self::machine(bottle)?, &req).await?)
     }
 
-    async fn logs(&self, bottle: &str) -> anyhow::Result<String> {
-        self.host.bundle_logs(bottle).await
+    async fn logs(&self, bottle: &str) -> Result<String> {
+        let res = self.host.bundle_logs(bottle).await;
+        self.about(bottle, res).await
     }
 
     /// The agent's output is not kept: smolvm's `machine exec -d`, which starts it, gives the
     /// process no stdout or stderr to keep (its agent nulls them, read from the 1.9.3 source),
     /// and smolvm has no log command for a machine.
-    async fn log_stream(&self, bottle: &str, opts: LogOptions) -> anyhow::Result<LogStream<'_>> {
+    async fn log_stream(&self, bottle: &str, opts: LogOptions) -> Result<LogStream<'_>> {
         match opts.source {
-            LogSource::Bundle => self.host.bundle_log_stream(bottle, opts.tail, opts.follow).await,
-            LogSource::Agent => bail!(
-                "smolmachines: bottle {bottle}: smolvm keeps no output of the agent's command \
-                 (`machine exec -d` discards it); use `logs --bundle` for the bundle's log, or have \
-                 `command` write its own log file in the workspace"
-            ),
+            LogSource::Bundle => {
+                let res = self.host.bundle_log_stream(bottle, opts.tail, opts.follow).await;
+                self.about(bottle, res).await
+            }
+            LogSource::Agent => {
+                let refused = Err(anyhow::anyhow!(
+                    "smolmachines: bottle {bottle}: smolvm keeps no output of the agent's command \
+                     (`machine exec -d` discards it); use `logs --bundle` for the bundle's log, or have \
+                     `command` write its own log file in the workspace"
+                ));
+                self.about(bottle, refused).await
+            }
         }
     }
 
-    async fn list(&self) -> anyhow::Result<Vec<BottleStatus>> {
+    async fn list(&self) -> Result<Vec<BottleStatus>> {
         let mut out = Vec::new();
         for m in self.smolvm.list().await? {
             if let Some(bottle) = self.bottle_of(&m) {
@@ -366,10 +404,13 @@ impl BottleBackend for SmolmachinesBackend {
 
     /// Stopped or failed VMs, and bundles whose VM is gone (an `up` that failed
     /// before `create`), go; a degraded bottle stays, its state is news.
-    async fn gc(&self, dry_run: bool) -> anyhow::Result<Vec<String>> {
+    async fn gc(&self, dry_run: bool) -> Result<Vec<String>> {
         let vms = self.list().await?;
-        let mut found: Vec<String> =
-            vms.iter().filter(|b| b.state == "stopped" || b.state == "failed").map(|b| b.name.clone()).collect();
+        let mut found: Vec<String> = vms
+            .iter()
+            .filter(|b| matches!(b.state, BottleState::Stopped | BottleState::Failed))
+            .map(|b| b.name.clone())
+            .collect();
         for bottle in self.host.bottles().await? {
             if !vms.iter().any(|b| b.name == bottle) {
                 found.push(bottle);
@@ -389,11 +430,15 @@ impl BottleBackend for SmolmachinesBackend {
         Ok(out)
     }
 
-    async fn event_source(&self, bottle: &str) -> anyhow::Result<Option<Box<dyn EventSource + '_>>> {
+    async fn event_source(&self, bottle: &str) -> Result<Option<Box<dyn EventSource>>> {
         if !self.smolvm.version().has_egress_events() {
             return Ok(None);
         }
-        Ok(Some(Box::new(VmmDenials { backend: self, bottle: bottle.to_owned(), tracker: EgressTracker::default() })))
+        Ok(Some(Box::new(VmmDenials {
+            smolvm: self.smolvm.clone(),
+            bottle: bottle.to_owned(),
+            tracker: EgressTracker::default(),
+        })))
     }
 
     async fn doctor(&self) -> Vec<Check> {
@@ -412,10 +457,10 @@ impl BottleBackend for SmolmachinesBackend {
         checks
     }
 
-    async fn control_endpoint(&self, bottle: &str) -> anyhow::Result<ControlEndpoint> {
+    async fn control_endpoint(&self, bottle: &str) -> Result<ControlEndpoint> {
         match self.host.bundle(bottle).await? {
             Some(b) => Ok(b.control),
-            None => bail!("smolmachines: bottle {bottle}: no bundle running"),
+            None => self.about(bottle, Err(anyhow::anyhow!("smolmachines: bottle {bottle}: no bundle running"))).await,
         }
     }
 }
@@ -434,16 +479,25 @@ fn vm_labels(bottle: &str) -> std::collections::BTreeMap<String, String> {
     .collect()
 }
 
-/// The VMM's denials of one bottle, as `events` merges them into the bundle's stream.
-struct VmmDenials<'a> {
-    backend: &'a SmolmachinesBackend,
+/// New VMM-level denials for `bottle` as events (see [`SmolmachinesBackend::poll_denials`]).
+async fn denials(smolvm: &Smolvm, bottle: &str, tracker: &mut EgressTracker) -> anyhow::Result<Option<Vec<Event>>> {
+    let name = SmolmachinesBackend::machine(bottle)?;
+    let Some(events) = smolvm.egress_events(&name).await? else {
+        return Ok(None);
+    };
+    Ok(Some(tracker.fresh(events).iter().map(|d| d.to_event(bottle, name.as_str())).collect()))
+}
+
+/// The VMM's denials of one bottle, as `bottles::follow` merges them into the bundle's stream.
+struct VmmDenials {
+    smolvm: Smolvm,
     bottle: String,
     tracker: EgressTracker,
 }
 
 #[async_trait]
-impl EventSource for VmmDenials<'_> {
+impl EventSource for VmmDenials {
     async fn poll(&mut self) -> anyhow::Result<Vec<Event>> {
-        Ok(self.backend.poll_denials(&self.bottle, &mut self.tracker).await?.unwrap_or_default())
+        Ok(denials(&self.smolvm, &self.bottle, &mut self.tracker).await?.unwrap_or_default())
     }
 }

@@ -63,6 +63,28 @@ pub enum SmolvmError {
     Io { op: String, source: std::io::Error },
 }
 
+impl SmolvmError {
+    /// Whether smolvm refused because it has no machine of that name: `vm not found: N`,
+    /// or `status`'s `machine 'N' not found`.
+    pub fn is_no_machine(&self) -> bool {
+        let Self::Failed { message, .. } = self else { return false };
+        message.starts_with("Error: vm not found: ")
+            || (message.starts_with("Error: config operation failed: machine status: machine '")
+                && message.ends_with("' not found"))
+    }
+}
+
+/// A smolvm that is missing or too old means the backend cannot run here; any other
+/// failure is the operation's.
+impl From<SmolvmError> for crate::backend::Error {
+    fn from(e: SmolvmError) -> Self {
+        match e {
+            SmolvmError::NotFound { .. } | SmolvmError::TooOld(_) => Self::BackendUnavailable(e.into()),
+            e => Self::Runtime(e.into()),
+        }
+    }
+}
+
 /// Everything `machine create` needs.
 #[derive(Debug, Clone)]
 pub struct CreateRequest {
@@ -473,6 +495,14 @@ mod tests {
         assert_eq!(flags(true, false), "-i -- sh");
         assert_eq!(flags(false, true), "-t -- sh");
         assert_eq!(flags(false, false), "--stream -- sh");
+    }
+
+    #[test]
+    fn a_missing_machine_is_told_apart_from_other_refusals() {
+        let failed = |message: &str| SmolvmError::Failed { op: "op".into(), code: 1, message: message.into() };
+        assert!(failed("Error: vm not found: bottle-a").is_no_machine());
+        assert!(failed("Error: config operation failed: machine status: machine 'bottle-a' not found").is_no_machine());
+        assert!(!failed("Error: agent operation failed: connect: machine 'bottle-a' is not running.").is_no_machine());
     }
 
     #[test]

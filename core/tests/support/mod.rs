@@ -89,6 +89,20 @@ pub fn remove_labelled(filters: &[String]) {
     }
 }
 
+/// Removes everything a test made, also while it panics: the bottle's labelled objects and
+/// the agent image the test made for it.
+pub struct Cleanup {
+    pub bottle: String,
+    pub image: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        remove_labelled(&[format!("label={}={}", bottle_core::sidecar::labels::NAME, self.bottle)]);
+        let _ = std::process::Command::new("docker").args(["rmi", "-f", &self.image]).output();
+    }
+}
+
 /// Runs `docker ARGS`, panicking with its stderr on failure; returns its trimmed stdout.
 pub fn docker(args: &[&str]) -> String {
     let out = std::process::Command::new("docker").args(args).output().unwrap();

@@ -101,7 +101,7 @@ struct BottleRowView: View {
         VStack(alignment: .leading, spacing: 4) {
             HStack {
                 Text(row.info.name).bold()
-                Text(row.info.state).foregroundStyle(.secondary)
+                Text(bottleStateWord(state: row.info.state)).foregroundStyle(.secondary)
                 Spacer()
                 AllowlistBadge(verdict: row.info.allowlist.verdict)
                     .onTapGesture { showDetail.toggle() }

@@ -565,7 +565,8 @@ public protocol BottleManagerProtocol: AnyObject, Sendable {
     func status(name: String) async throws  -> BottleInfo
     
     /**
-     * Follows bottle `name`'s events (buffered ones first) until cancelled or the bottle goes.
+     * Follows bottle `name`'s one event stream (buffered ones first; the backend's own, such
+     * as a VMM's denials, merged in) until cancelled or the bottle goes.
      */
     func subscribe(name: String, listener: EventListener) async throws  -> Subscription
     
@@ -829,7 +830,8 @@ open func status(name: String)async throws  -> BottleInfo  {
 }
     
     /**
-     * Follows bottle `name`'s events (buffered ones first) until cancelled or the bottle goes.
+     * Follows bottle `name`'s one event stream (buffered ones first; the backend's own, such
+     * as a VMM's denials, merged in) until cancelled or the bottle goes.
      */
 open func subscribe(name: String, listener: EventListener)async throws  -> Subscription  {
     return
@@ -1696,10 +1698,7 @@ public struct BottleInfo: Equatable, Hashable {
      * `docker` or `smolmachines`.
      */
     public var backend: String
-    /**
-     * `running`, `degraded`, `stopped`, ...
-     */
-    public var state: String
+    public var state: BottleState
     public var detail: String
     public var allowlist: AllowlistInfo
 
@@ -1708,10 +1707,7 @@ public struct BottleInfo: Equatable, Hashable {
     public init(name: String, 
         /**
          * `docker` or `smolmachines`.
-         */backend: String, 
-        /**
-         * `running`, `degraded`, `stopped`, ...
-         */state: String, detail: String, allowlist: AllowlistInfo) {
+         */backend: String, state: BottleState, detail: String, allowlist: AllowlistInfo) {
         self.name = name
         self.backend = backend
         self.state = state
@@ -1737,7 +1733,7 @@ public struct FfiConverterTypeBottleInfo: FfiConverterRustBuffer {
             try BottleInfo(
                 name: FfiConverterString.read(from: &buf), 
                 backend: FfiConverterString.read(from: &buf), 
-                state: FfiConverterString.read(from: &buf), 
+                state: FfiConverterTypeBottleState.read(from: &buf), 
                 detail: FfiConverterString.read(from: &buf), 
                 allowlist: FfiConverterTypeAllowlistInfo.read(from: &buf)
         )
@@ -1746,7 +1742,7 @@ public struct FfiConverterTypeBottleInfo: FfiConverterRustBuffer {
     public static func write(_ value: BottleInfo, into buf: inout [UInt8]) {
         FfiConverterString.write(value.name, into: &buf)
         FfiConverterString.write(value.backend, into: &buf)
-        FfiConverterString.write(value.state, into: &buf)
+        FfiConverterTypeBottleState.write(value.state, into: &buf)
         FfiConverterString.write(value.detail, into: &buf)
         FfiConverterTypeAllowlistInfo.write(value.allowlist, into: &buf)
     }
@@ -2443,6 +2439,127 @@ public func FfiConverterTypeBottleError_lower(_ value: BottleError) -> RustBuffe
 // Note that we don't yet support `indirect` for enums.
 // See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
 /**
+ * Mirrors [`bottle_core::backend::BottleState`]; see there for what each case means.
+ */
+
+public enum BottleState: Equatable, Hashable {
+    
+    case running
+    /**
+     * `BottleInfo::detail` says why.
+     */
+    case degraded
+    case stopped
+    case incomplete
+    case created
+    case failed
+    case frozen
+    /**
+     * A word the VMM reports that bottle does not know, verbatim (escaped).
+     */
+    case other(word: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension BottleState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBottleState: FfiConverterRustBuffer {
+    typealias SwiftType = BottleState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BottleState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .running
+        
+        case 2: return .degraded
+        
+        case 3: return .stopped
+        
+        case 4: return .incomplete
+        
+        case 5: return .created
+        
+        case 6: return .failed
+        
+        case 7: return .frozen
+        
+        case 8: return .other(word: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: BottleState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .running:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .degraded:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .stopped:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .incomplete:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .created:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .failed:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .frozen:
+            writeInt(&buf, Int32(7))
+        
+        
+        case let .other(word):
+            writeInt(&buf, Int32(8))
+            FfiConverterString.write(word, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBottleState_lift(_ buf: RustBuffer) throws -> BottleState {
+    return try FfiConverterTypeBottleState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBottleState_lower(_ value: BottleState) -> RustBuffer {
+    return FfiConverterTypeBottleState.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
  * Mirrors [`bottle_protocol::EventKind`]; see there for what each field means.
  */
 
@@ -2977,6 +3094,16 @@ public func accessRequestCategory() -> String  {
     )
 })
 }
+/**
+ * The word `bottle-core ls` prints for `state`, for a front end that shows it as text.
+ */
+public func bottleStateWord(state: BottleState) -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+    uniffi_bottle_ffi_fn_func_bottle_state_word(
+        FfiConverterTypeBottleState_lower(state),$0
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -2997,6 +3124,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_bottle_ffi_checksum_func_access_request_category() != 4978) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_bottle_ffi_checksum_func_bottle_state_word() != 25418) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_bottle_ffi_checksum_method_eventlistener_on_event() != 23841) {
@@ -3044,7 +3174,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_bottle_ffi_checksum_method_bottlemanager_status() != 26497) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_bottle_ffi_checksum_method_bottlemanager_subscribe() != 53361) {
+    if (uniffi_bottle_ffi_checksum_method_bottlemanager_subscribe() != 2219) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_bottle_ffi_checksum_method_bottlemanager_up() != 22471) {

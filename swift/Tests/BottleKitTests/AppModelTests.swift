@@ -127,7 +127,7 @@ final class AppModelTests: XCTestCase {
     private func drive(_ model: AppModel, _ center: NotificationCenterDouble, name: String, spec: String) async throws {
         await model.start(specPath: spec)
         XCTAssertNil(model.lastError, model.lastError?.message ?? "")
-        XCTAssertEqual(model.row(name)?.info.state, "running")
+        XCTAssertEqual(model.row(name)?.info.state, .running)
         XCTAssertTrue(model.starting.isEmpty)
         XCTAssertEqual(model.recentSpecs.first, spec)
 

@@ -136,7 +136,7 @@ final class BottleKitTests: XCTestCase {
         XCTAssertFalse(steps.all.isEmpty, "up reported no progress")
         XCTAssertEqual(started.name, name)
         XCTAssertEqual(started.backend, "docker")
-        XCTAssertEqual(started.state, "running")
+        XCTAssertEqual(started.state, .running)
         // The start check saw the bundle proxy answer and the control plane stay out of reach.
         XCTAssertEqual(started.allowlist.verdict, .verified, started.allowlist.detail)
         XCTAssertNotNil(started.allowlist.checkedAt)
@@ -144,7 +144,7 @@ final class BottleKitTests: XCTestCase {
         XCTAssertNil(started.allowlist.vmm, "Docker's allowlist is not enforced by a VMM")
 
         let status = try await manager.status(name: name)
-        XCTAssertEqual(status.state, "running")
+        XCTAssertEqual(status.state, .running)
         XCTAssertEqual(status.allowlist.verdict, .verified)
 
         // The start check's refused probe is on the bundle's event stream.
