@@ -23,15 +23,6 @@ use bottle_core::sidecar::{Placement, SidecarOptions, labels};
 use bottle_core::spec::{ImageSource, Spec};
 use support::{Print, unique};
 
-/// Whether the bundle under test still has the placeholder proxy/control plane, which
-/// answers nothing; the tests of proxy behaviour need the real ones. A bundle binary
-/// given in `BOTTLE_BUNDLE_BIN` was built elsewhere, so this tree's sources say nothing about it.
-fn bundle_is_stub() -> bool {
-    std::env::var_os(bottle_core::images::BUNDLE_BIN_ENV).is_none()
-        && (include_str!("../../bundle/src/proxy/mod.rs").starts_with("//! STUB")
-            || include_str!("../../bundle/src/control/mod.rs").starts_with("//! STUB"))
-}
-
 /// A backend on the local engine (starting one if needed), or `None` with the reason printed.
 async fn backend(options: DockerOptions) -> Option<DockerBackend> {
     if !support::engine().await {
@@ -338,10 +329,6 @@ async fn with_canary_as(probe: &DockerBackend, name: &str, more: &[&str]) -> Doc
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_start_check_verifies_and_blocked_requests_reach_the_event_stream() {
-    if bundle_is_stub() {
-        eprintln!("SKIPPED: this tree's bundle proxy/control plane is still the STUB; nothing answers to check");
-        return;
-    }
     let Some(probe) = backend(plumbing()).await else { return };
     let name = unique("events");
     let _cleanup = Cleanup(vec![name.clone()]);
@@ -401,10 +388,6 @@ async fn cli(args: &[&str]) -> (i32, String, String) {
 /// through the proxy, even once the host allows 127.0.0.1.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_agent_s_own_loopback_is_its_own_and_the_bundle_s_stays_out_of_reach() {
-    if bundle_is_stub() {
-        eprintln!("SKIPPED: this tree's bundle proxy/control plane is still the STUB; nothing answers to check");
-        return;
-    }
     let Some(b) = backend(plumbing()).await else { return };
     let name = unique("loopback");
     let _cleanup = Cleanup(vec![name.clone()]);
@@ -454,10 +437,6 @@ async fn the_agent_s_own_loopback_is_its_own_and_the_bundle_s_stays_out_of_reach
 /// `policy` / `policy check` report it all.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_block_leads_to_an_ask_an_approval_a_grant_its_end_and_a_revoke() {
-    if bundle_is_stub() {
-        eprintln!("SKIPPED: this tree's bundle proxy/control plane is still the STUB; nothing answers to check");
-        return;
-    }
     let Some(probe) = backend(plumbing()).await else { return };
     let name = unique("asks");
     let _cleanup = Cleanup(vec![name.clone()]);
@@ -762,10 +741,6 @@ fn proxy_flood(n: usize, host: &str) -> Vec<String> {
 async fn a_flood_of_blocks_from_the_agent_is_coalesced_and_its_log_lines_are_rate_limited() {
     use bottle_bundle::events::coalesce::{MAX_KEYS, WINDOW};
     use bottle_bundle::logging::LINES_PER_INTERVAL;
-    if bundle_is_stub() {
-        eprintln!("SKIPPED: this tree's bundle proxy/control plane is still the STUB; nothing answers to check");
-        return;
-    }
     let Some(b) = backend(plumbing()).await else { return };
     let name = unique("flood");
     let _cleanup = Cleanup(vec![name.clone()]);
@@ -873,10 +848,6 @@ async fn a_root_image_runs_its_agent_as_non_root_unless_the_spec_opts_out() {
 /// makes it verified once more.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bundle_killed_with_the_kill_switch_on_comes_back_refusing_and_unverified() {
-    if bundle_is_stub() {
-        eprintln!("SKIPPED: this tree's bundle proxy/control plane is still the STUB; nothing answers to check");
-        return;
-    }
     let Some(probe) = backend(plumbing()).await else { return };
     let name = unique("restart");
     let _cleanup = Cleanup(vec![name.clone()]);
