@@ -1,7 +1,8 @@
 //! `status` and `ls` of a real Docker bottle, through the real `bottle-core` binary, show
 //! what only its bundle knows: the kill switch (a killed bottle is never plainly
 //! verified), the grants of approved access requests with their ends, and the state the
-//! agent last reported through supervise. Human and `--json` output both.
+//! agent last reported through supervise. Human and `--json` output both. Also: the host's
+//! copy of the start-check record, and a new bundle that never reads an old one's.
 
 #[path = "../support/docker/mod.rs"]
 mod support;
@@ -101,4 +102,48 @@ async fn status_and_ls_show_the_kill_switch_grants_and_the_agent_s_state() {
     let v = json_of(&["status", &name, "--json"]);
     assert_eq!(v["live"]["kill_switch"], false, "{v}");
     b.down(&name, &Print(name.clone())).await.unwrap();
+}
+
+/// `status` and `ls` read the host's copy of a bundle's start-check record (see
+/// `docker::record_cache`), and a bundle made anew for the same name never reads the copy
+/// of the one before: the copy is the old container's, and the new one's record comes
+/// out of the new bundle (and is then copied).
+#[tokio::test(flavor = "multi_thread")]
+async fn status_reads_the_host_copy_of_the_record_and_a_new_bundle_never_reads_an_old_one() {
+    if !support::engine().await {
+        return;
+    }
+    let b = DockerBackend::connect(DockerOptions { start_check: false, ..Default::default() }).await.unwrap();
+    let name = unique("record");
+    let _cleanup = Cleanup(name.clone());
+    let (spec, _ws) = support::spec(&name);
+    let copies = bottle_core::paths::run_dir().join("start-checks");
+    let bundle_id = || async {
+        let bundle = labels::object_name(&name, labels::ROLE_BUNDLE);
+        b.docker().inspect_container(&bundle, None).await.unwrap().id.unwrap()
+    };
+    let kept = |id: &str| copies.join(format!("{id}.json"));
+
+    b.up(&spec, &Print(name.clone())).await.unwrap();
+    let first = bundle_id().await;
+    let mut copy: serde_json::Value = serde_json::from_slice(&std::fs::read(kept(&first)).unwrap()).unwrap();
+    assert_eq!(copy["detail"], "start check turned off by the backend options", "{copy}");
+    copy["detail"] = "the host's copy".into();
+    std::fs::write(kept(&first), copy.to_string()).unwrap();
+    assert_eq!(b.status(&name).await.unwrap().allowlist.detail, "the host's copy");
+    let listed = b.list().await.unwrap().into_iter().find(|s| s.name == name).expect("ls lists it");
+    assert_eq!(listed.allowlist.detail, "the host's copy");
+    assert_eq!(json_of(&["status", &name, "--json"])["allowlist"]["detail"], "the host's copy");
+
+    b.down(&name, &Print(name.clone())).await.unwrap();
+    b.up(&spec, &Print(name.clone())).await.unwrap();
+    let second = bundle_id().await;
+    assert_ne!(first, second, "a new bundle container");
+    assert!(kept(&first).exists(), "the old copy is still there (`gc` removes it)");
+    std::fs::remove_file(kept(&second)).unwrap();
+    let st = b.status(&name).await.unwrap();
+    assert_eq!(st.allowlist.detail, "start check turned off by the backend options", "read from the new bundle");
+    assert!(kept(&second).exists(), "the record read from the bundle is copied");
+    b.down(&name, &Print(name.clone())).await.unwrap();
+    let _ = std::fs::remove_file(kept(&first));
 }
