@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# API gate benchmark: the same fake Anthropic API (core/tests/doubles/fake_anthropic.py,
+# API gate benchmark: the same fake Anthropic API (tests/doubles/fake_anthropic.py,
 # HTTPS with a local CA) called directly and through the gate, interleaved call by
 # call in one run so machine drift hits both alike. Loopback only.
 #   - a 1 MiB streamed reply: time to the first body byte and total, median of REPS;
@@ -28,7 +28,7 @@ bench_tmp bottle-apigate
   printf 'subjectAltName=IP:127.0.0.1\n' > ext
   openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem -days 2 -extfile ext 2>/dev/null
 )
-python3 core/tests/doubles/fake_anthropic.py --key "$KEY" --cert "$T/cert.pem" --key-file "$T/key.pem" > "$T/api.port" &
+python3 tests/doubles/fake_anthropic.py --key "$KEY" --cert "$T/cert.pem" --key-file "$T/key.pem" > "$T/api.port" &
 PIDS+=($!)
 API=$(announced_port "$T/api.port")
 GATE=$(free_port)

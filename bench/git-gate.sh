@@ -41,7 +41,7 @@ git init -q -b base "$T/work"
 git init -q --bare -b base "$T/root/clone.git"
 git -C "$T/work" push -q "$T/root/clone.git" base
 
-python3 bundle/tests/gitgate_support/upstream.py --root "$T/root" --credential "$CRED_USER:$CRED_TOKEN" \
+python3 tests/support/gitgate/upstream.py --root "$T/root" --credential "$CRED_USER:$CRED_TOKEN" \
   > "$T/upstream.port" 2>/dev/null &
 PIDS+=($!)
 UP=$(announced_port "$T/upstream.port")

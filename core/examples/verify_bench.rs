@@ -8,7 +8,7 @@
 //!   connect to the control plane, allowed canary);
 //! - the baseline: a bare `exec true` round trip into the same agent.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../../tests/support/docker/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -14,5 +14,6 @@ pub mod preflight;
 pub mod sidecar;
 pub mod smolvm;
 pub mod spec;
+pub mod subnet_claims;
 pub mod terminal;
 pub mod verify;

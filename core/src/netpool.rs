@@ -5,8 +5,9 @@
 //! any container starts, so bottle picks them itself instead of letting the
 //! engine choose. A pick must never collide with an existing Docker network,
 //! a host route (a VPN, a LAN) or another bottle being made at the same
-//! moment: the caller holds [`PoolLock`] (an flock shared by every bottle-core
-//! process of this user, see `paths`) across pick + create, and still treats
+//! moment: the caller picks under [`PoolLock`] (an flock shared by every bottle-core
+//! process of this user, see `paths`) and claims what it picked (`subnet_claims`)
+//! so the create can run after the lock is let go, and it still treats
 //! the engine's "pool overlaps" refusal as "try the next one". That refusal,
 //! not the lock, is what keeps two users (who have different lock folders)
 //! from sharing a subnet: the engine's networks are the record.
@@ -93,7 +94,7 @@ fn parse_proc_route(text: &str) -> Vec<Ipv4Net> {
         .collect()
 }
 
-/// This user's exclusive lock held across subnet pick + network create (a speed-up; the engine decides).
+/// This user's exclusive lock held across a subnet pick and its claim (a speed-up; the engine decides).
 pub struct PoolLock {
     _file: File,
 }

@@ -1,4 +1,4 @@
-# Sourced by scripts/package.sh, scripts/build-xcframework.sh --app and core/tests/app_layout.rs.
+# Sourced by scripts/package.sh, scripts/build-xcframework.sh --app and tests/functional/app_layout.rs.
 # put_linux_binaries DIR ARCH...: builds bottle-bundle and bottle-probe for each Linux engine
 # ARCH (scripts/build-static.sh) and installs them in DIR/linux-ARCH/. bottle-core looks for
 # them there relative to its own executable (core/src/images/static_bin.rs): the tarball's

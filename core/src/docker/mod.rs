@@ -9,6 +9,7 @@
 mod agent;
 mod check;
 mod exec;
+mod record_cache;
 mod state;
 
 use anyhow::Context;
@@ -96,6 +97,9 @@ impl DockerBackend {
                 found.push(name);
             }
         }
+        if remove {
+            record_cache::prune(&self.docker).await?;
+        }
         Ok(found)
     }
 
@@ -177,7 +181,12 @@ impl DockerBackend {
             (verdict, sidecar::restarts::restart_count(d, &spec.name).await?)
         };
         let record = vec![check::record(&verdict, restarts)?];
-        timed(progress, "record", sidecar::bundle::write_files(d, &spec.name, record)).await?;
+        timed(progress, "record", async {
+            sidecar::bundle::write_files(d, &spec.name, record).await?;
+            record_cache::keep(d, &spec.name, &verdict, restarts).await;
+            anyhow::Ok(())
+        })
+        .await?;
         Ok(verdict)
     }
 
@@ -206,6 +215,7 @@ impl DockerBackend {
         let agent = labels::object_name(name, labels::ROLE_AGENT);
         let verdict = check::start_check(d, &agent, &placement, allow, &options).await;
         sidecar::bundle::write_files(d, name, vec![check::record(&verdict, restarts)?]).await?;
+        record_cache::keep(d, name, &verdict, restarts).await;
         if verdict.verdict != Verdict::Verified {
             control.kill(true).await.context("engaging the kill switch after a failed re-check")?;
             anyhow::bail!(

@@ -11,6 +11,7 @@ use bollard::Docker;
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
 
 use super::check::{MECHANISM, RECORD_PATH, Record};
+use super::record_cache;
 use crate::backend::{AllowlistStatus, BackendKind, BottleState, BottleStatus, Verdict};
 use crate::sidecar::objects::{self, role};
 use crate::sidecar::{bundle::read_file, labels, network, restarts};
@@ -48,6 +49,18 @@ pub async fn record(docker: &Docker, name: &str) -> Option<Record> {
     let bundle = labels::object_name(name, labels::ROLE_BUNDLE);
     let text = read_file(docker, &bundle, RECORD_PATH).await.ok()?;
     serde_json::from_str(&text).ok()
+}
+
+/// [`record`], from the host's copy for bundle container `bundle_id` when there is one (see `record_cache`).
+async fn record_of(docker: &Docker, name: &str, bundle_id: Option<&str>) -> Option<Record> {
+    if let Some(kept) = bundle_id.and_then(record_cache::load) {
+        return Some(kept);
+    }
+    let read = record(docker, name).await?;
+    if let Some(id) = bundle_id {
+        record_cache::adopt(id, &read);
+    }
+    Some(read)
 }
 
 /// Why a running bottle's start check no longer speaks for it: its bundle restarted after.
@@ -101,7 +114,7 @@ async fn status_of(docker: &Docker, name: &str, all: &[ContainerSummary]) -> any
         .and_then(|a| a.labels.as_ref()?.get(labels::ALLOW).cloned())
         .and_then(|j| serde_json::from_str(&j).ok())
         .unwrap_or_default();
-    let mut record = record(docker, name).await;
+    let mut record = record_of(docker, name, bundle.and_then(|b| b.id.as_deref())).await;
     let (state, detail) = match (agent, bundle, &mut record) {
         (Some(a), Some(b), Some(r)) => match (running(a), running(b)) {
             (true, true) => match restarted_since_check(docker, name, r).await? {

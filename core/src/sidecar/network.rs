@@ -22,6 +22,7 @@ use ipnet::Ipv4Net;
 use super::labels;
 use crate::backend::{BackendKind, Progress};
 use crate::netpool::{self, NetPool, PoolLock};
+use crate::subnet_claims;
 
 /// Where a bottle's pieces sit. Host numbers are fixed so the bundle config can name them before anything starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +116,8 @@ pub async fn taken_subnets(docker: &Docker) -> anyhow::Result<Vec<Ipv4Net>> {
     Ok(taken)
 }
 
-/// Creates both networks of bottle `name` under this user's pool lock (across users, the engine's overlap refusal decides).
+/// Creates both networks of bottle `name` on subnets claimed under this user's pool lock
+/// (see `subnet_claims`; across users, the engine's overlap refusal decides).
 pub async fn create_networks(
     docker: &Docker,
     pool: &NetPool,
@@ -124,14 +126,11 @@ pub async fn create_networks(
     progress: &dyn Progress,
 ) -> anyhow::Result<Placement> {
     progress.step("picking subnets and creating the bottle's networks");
-    let _lock = PoolLock::acquire().await?;
     let agent_net = labels::object_name(name, labels::ROLE_AGENT_NET);
     let egress_net = labels::object_name(name, labels::ROLE_EGRESS_NET);
-    // The two first free subnets, one each, created side by side: each create waits on the
-    // engine's bridge and firewall setup. Each side steers clear of the other's first pick.
-    let taken = taken_subnets(docker).await?;
-    let mut free = pool.free(&taken);
-    let (Some(first), Some(second)) = (free.next(), free.next()) else { return Err(pool_full(pool)) };
+    // Two subnets claimed at once, then both networks created side by side, outside the lock:
+    // each create waits on the engine's bridge and firewall setup.
+    let [first, second] = claim(docker, pool, &[]).await?;
     let agent_labels = labels::base(backend, name, labels::ROLE_AGENT_NET);
     let egress_labels = labels::base(backend, name, labels::ROLE_EGRESS_NET);
     let (agent, egress) = tokio::try_join!(
@@ -139,6 +138,19 @@ pub async fn create_networks(
         create_one(docker, pool, &egress_labels, &egress_net, backend, second, first),
     )?;
     Ok(Placement::new(agent, egress))
+}
+
+/// Claims the `N` first subnets that no network, host route, live claim or `avoid` overlaps.
+async fn claim<const N: usize>(docker: &Docker, pool: &NetPool, avoid: &[Ipv4Net]) -> anyhow::Result<[Ipv4Net; N]> {
+    let _lock = PoolLock::acquire().await?;
+    let file = subnet_claims::path();
+    let mut taken = taken_subnets(docker).await?;
+    taken.extend(subnet_claims::live(&file));
+    taken.extend_from_slice(avoid);
+    let picked: Vec<Ipv4Net> = pool.free(&taken).take(N).collect();
+    let picked: [Ipv4Net; N] = picked.try_into().map_err(|_| pool_full(pool))?;
+    subnet_claims::add(&file, &picked)?;
+    Ok(picked)
 }
 
 fn pool_full(pool: &NetPool) -> anyhow::Error {
@@ -169,9 +181,7 @@ async fn create_one(
             Err(e) if is_overlap(&e) => refused.push(subnet),
             Err(e) => return Err(e).with_context(|| format!("network: creating {net} on {subnet}")),
         }
-        let mut taken = taken_subnets(docker).await?;
-        taken.extend(refused.iter().copied());
-        subnet = pool.free(&taken).next().ok_or_else(|| pool_full(pool))?;
+        [subnet] = claim::<1>(docker, pool, &refused).await?;
     }
     anyhow::bail!("network: creating {net}: {MAX_PICK_ATTEMPTS} subnets in a row were taken by others meanwhile")
 }
