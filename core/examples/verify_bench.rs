@@ -8,6 +8,8 @@
 //!   connect to the control plane, allowed canary);
 //! - the baseline: a bare `exec true` round trip into the same agent.
 
+#[path = "../../tests/support/skip.rs"]
+mod skip;
 #[path = "../../tests/support/docker/mod.rs"]
 mod support;
 

@@ -1,5 +1,7 @@
 //! The real `bottle-core` binary: exit codes and error output for paths that need no engine.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/smolvm/mod.rs"]
 mod smolvm_support;
 
@@ -120,7 +122,7 @@ fn completions_and_the_man_page_come_from_the_real_command_line() {
     }
     let Ok(shown) = Command::new("man").arg("-l").arg(pages.join("bottle-core-logs.1")).env("MANPAGER", "cat").output()
     else {
-        eprintln!("SKIPPED rendering: no `man` here");
+        skip::skipped("rendering the page: no `man` here");
         return;
     };
     let shown = text(&shown.stdout);

@@ -4,6 +4,8 @@
 //! `--tail`, `--follow` and `--bundle`. Streaming is shown by order, never by a clock: the
 //! command waits for a marker that the test makes only after it has read the first line.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/docker/mod.rs"]
 mod support;
 

@@ -10,6 +10,8 @@
 //!
 //! Needs root (to create the user) and a Docker engine; otherwise it skips and says why.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/docker/mod.rs"]
 mod support;
 
@@ -88,7 +90,7 @@ impl Drop for Cleanup {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_normal_user_runs_the_installed_package_without_cargo() {
     if !bottle_core::paths::is_root() {
-        eprintln!("SKIPPED: creating a test user needs root");
+        skip::skipped("creating a test user needs root");
         return;
     }
     if !support::engine().await {

@@ -9,6 +9,8 @@
 //! for an unknown path) to anything else; it records every request so the test can see
 //! that nothing was created.
 
+#[path = "../support/skip.rs"]
+mod skip;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -95,7 +97,7 @@ fn an_arm64_engine_refuses_the_amd64_binaries_before_making_anything() {
     // The amd64 binary at hand: this very bottle-core, an x86_64 ELF like the static bundle.
     let amd64 = env!("CARGO_BIN_EXE_bottle-core");
     if !cfg!(target_arch = "x86_64") {
-        eprintln!("SKIPPED: the test's own build stands in for the amd64 binary, and this build is not amd64");
+        skip::skipped("the test's own build stands in for the amd64 binary, and this build is not amd64");
         return;
     }
     let host = format!("unix://{}", sock.display());
@@ -125,7 +127,7 @@ fn the_arm64_cross_build_fails_with_its_reason_on_a_machine_without_that_std() {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     let have = installed.map(|o| text(&o.stdout).lines().any(|l| l == "aarch64-unknown-linux-gnu")).unwrap_or(false);
     if have {
-        eprintln!("SKIPPED: aarch64-unknown-linux-gnu is installed here, so the cross build could run");
+        skip::skipped("aarch64-unknown-linux-gnu is installed here, so the cross build could run");
         return;
     }
     let out = Command::new("bash").arg(script).args(["--arch", "arm64"]).output().unwrap();
@@ -140,7 +142,7 @@ fn the_arm64_cross_build_fails_with_its_reason_on_a_machine_without_that_std() {
 fn doctor_follows_the_current_docker_context_to_a_second_socket() {
     let real = Path::new("/var/run/docker.sock");
     if !real.exists() {
-        eprintln!("SKIPPED: no engine socket at {} here", real.display());
+        skip::skipped(format_args!("no engine socket at {} here", real.display()));
         return;
     }
     let home = tempfile::tempdir().unwrap();

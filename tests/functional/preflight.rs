@@ -5,6 +5,8 @@
 //! values; a command's secret reaches the bundle and DLP stops it leaving; a workspace the
 //! agent cannot write is warned about, with the fix.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/docker/mod.rs"]
 mod support;
 
@@ -195,7 +197,7 @@ async fn a_command_secret_reaches_the_bundle_and_dlp_stops_it_leaving() {
 async fn a_workspace_the_agent_cannot_write_is_warned_about_with_the_fix() {
     let Some(b) = backend().await else { return };
     if !rustix::process::geteuid().is_root() {
-        eprintln!("SKIPPED: needs a root-owned workspace, which only root can make here");
+        skip::skipped("needs a root-owned workspace, which only root can make here");
         return;
     }
     let name = unique("pre-owner");

@@ -7,6 +7,8 @@
 //! relayed from the host. What is stood in for: the VMM. `smolvm_host.rs` runs
 //! the same backend with the real Docker side. Needs root (skips, saying so).
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/smolvm/mod.rs"]
 mod smolvm_support;
 

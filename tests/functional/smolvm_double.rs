@@ -5,6 +5,8 @@
 //! and the guest's packets meet a real policy: a denied TCP connect is reset, a denied
 //! UDP datagram vanishes, and both are in smolvm's denial log.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/smolvm/mod.rs"]
 mod smolvm_support;
 

@@ -10,6 +10,8 @@
 //! subscribing half runs in a child process of this test with `CLAUDE_BOTTLE_BACKEND` and
 //! `BOTTLE_SMOLVM` set there (this process never changes its own environment).
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/smolvm/mod.rs"]
 mod smolvm_support;
 #[path = "../support/docker/mod.rs"]

@@ -18,6 +18,8 @@
 //! Without a Docker engine (after `scripts/install-docker.sh`) the tests skip
 //! and say why.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/smolvm/mod.rs"]
 mod smolvm_support;
 #[path = "../support/docker/mod.rs"]

@@ -3,6 +3,8 @@
 //! command, parsing of what comes back, smolvm's errors passed through, and
 //! egress-event polling.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/smolvm/mod.rs"]
 mod smolvm_support;
 

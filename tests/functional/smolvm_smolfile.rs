@@ -4,6 +4,8 @@
 //!
 //! Set BOTTLE_UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/smolvm/mod.rs"]
 mod smolvm_support;
 

@@ -4,6 +4,8 @@
 //! agent last reported through supervise. Human and `--json` output both. Also: the host's
 //! copy of the start-check record, and a new bundle that never reads an old one's.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/docker/mod.rs"]
 mod support;
 

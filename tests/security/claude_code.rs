@@ -9,6 +9,8 @@
 //! or `BOTTLE_CLAUDE_CODE_TARBALL`; without either it skips and says so, so a
 //! test run never downloads.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/docker/mod.rs"]
 mod support;
 #[path = "../support/tls/mod.rs"]
@@ -119,7 +121,10 @@ async fn run(b: &DockerBackend, name: &str, argv: &[&str]) -> bottle_core::backe
 async fn claude_code_answers_through_the_gate_with_its_key_outside_and_its_tools_fenced() {
     let tarball = images::cached_tarball(images::package_for(std::env::consts::ARCH).unwrap().0);
     if std::env::var_os(images::CLAUDE_CODE_TARBALL_ENV).is_none() && !tarball.exists() {
-        eprintln!("SKIPPED: no Claude Code tarball at {} (run scripts/fetch-claude-code.sh)", tarball.display());
+        skip::skipped(format_args!(
+            "no Claude Code tarball at {} (run scripts/fetch-claude-code.sh)",
+            tarball.display()
+        ));
         return;
     }
     if !support::engine().await {

@@ -9,6 +9,8 @@
 //! it starts an engine if none answers); only if no engine answers after it is a
 //! test skipped, with the reason printed.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/docker/mod.rs"]
 mod support;
 

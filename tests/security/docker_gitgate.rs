@@ -5,6 +5,8 @@
 //! a force push, a push to a protected branch and a tag overwrite. The same flow runs with
 //! the gate's upstream over plain HTTP and over HTTPS, verified against a test CA.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/docker/mod.rs"]
 mod support;
 #[path = "../support/tls/mod.rs"]

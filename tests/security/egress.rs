@@ -6,6 +6,8 @@
 
 #[path = "../support/egress/mod.rs"]
 mod egress_support;
+#[path = "../support/skip.rs"]
+mod skip;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -210,7 +212,7 @@ async fn only_connect_is_spoken_and_only_on_loopback() {
 #[tokio::test]
 async fn ipv6_literals_and_aaaa_answers_tunnel_when_allowed() {
     let Ok(echo) = Echo::start("[::1]:0".parse().unwrap()).await else {
-        eprintln!("skipped: this machine has no IPv6 loopback");
+        skip::skipped("this machine has no IPv6 loopback");
         return;
     };
     let canary = Canary::start(&[("six.test", &[&["::1"]])]).await;

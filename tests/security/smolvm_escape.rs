@@ -15,6 +15,8 @@
 //! by the test itself: the start check's canary is the bundle's control plane
 //! on its egress network, and its DNS probe a `.invalid` name.
 
+#[path = "../support/skip.rs"]
+mod skip;
 use bottle_core::backend::{BackendKind, BottleBackend, Progress, Verdict};
 use bottle_core::smolvm::{DockerHost, SmolmachinesBackend, Smolvm};
 use bottle_core::spec::{ImageSource, Spec};
@@ -54,7 +56,7 @@ async fn real_smolvm_vm_reaches_only_its_bundle() {
     let backend = match backend().await {
         Ok(b) => b,
         Err(why) => {
-            eprintln!("skipping: {why}");
+            skip::skipped(why);
             return;
         }
     };

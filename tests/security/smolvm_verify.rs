@@ -9,6 +9,8 @@
 //! filesystem as root (it has no guest kernel), so what those probes see there
 //! is the test machine, not a VM.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/smolvm/mod.rs"]
 mod smolvm_support;
 #[path = "../support/docker/mod.rs"]
@@ -30,7 +32,7 @@ fn tools_or_skip() -> bool {
     for tool in ["ip", "iptables"] {
         let found = std::process::Command::new(tool).arg("-V").output().is_ok_and(|o| o.status.success());
         if !found {
-            eprintln!("skipping: the smolvm double's guest network needs `{tool}`, which is not installed");
+            skip::skipped(format_args!("the smolvm double's guest network needs `{tool}`, which is not installed"));
             return false;
         }
     }

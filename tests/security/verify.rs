@@ -5,6 +5,8 @@
 //! Each test prepares its own suite (canaries, a throwaway bottle and its
 //! neighbour) and removes everything after, also when it panics.
 
+#[path = "../support/skip.rs"]
+mod skip;
 #[path = "../support/docker/mod.rs"]
 mod support;
 

@@ -44,7 +44,7 @@ pub async fn engine() -> bool {
         })
         .await;
     if let Err(why) = ready {
-        eprintln!("SKIPPED: no Docker engine can be started here: {why}");
+        crate::skip::skipped(format_args!("no Docker engine can be started here: {why}"));
     }
     ready.is_ok()
 }

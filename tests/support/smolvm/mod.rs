@@ -41,7 +41,7 @@ pub fn root_or_skip() -> bool {
     let out = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout).unwrap_or_default();
     let root = String::from_utf8_lossy(&out).trim() == "0";
     if !root {
-        eprintln!("skipping: the smolvm test double makes real network namespaces and needs root");
+        crate::skip::skipped("the smolvm test double makes real network namespaces and needs root");
     }
     root
 }
