@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use bottle_core::backend::{BackendKind, BottleBackend, ControlEndpoint, Error, Progress, Verdict};
+use bottle_core::backend::{BackendKind, BottleBackend, BottleState, ControlEndpoint, Error, Progress, Verdict};
 use bottle_core::smolvm::{
     BundleAddr, BundleEndpoint, EgressTracker, HostSide, SmolAllowlistStatus, SmolmachinesBackend, Smolvm,
 };
@@ -166,7 +166,7 @@ async fn up_verifies_the_allowlist_then_status_list_exec_down() {
     let bundle_ip = host.bundle.addr.ip;
     let b = backend(&d, host).await;
     let st = b.up(&spec("demo", d.dir.path().into()), &Quiet).await.unwrap();
-    assert_eq!(st.state, "running", "{st:?}");
+    assert_eq!(st.state, BottleState::Running, "{st:?}");
     assert_eq!(st.allowlist.verdict, Verdict::Verified, "{:?}", st.allowlist);
     assert_eq!(st.allowlist.allowlist, [format!("{bundle_ip}/32")]);
     assert!(st.allowlist.mechanism.contains("smolvm 1.9.3 virtio-net"), "{}", st.allowlist.mechanism);
@@ -211,7 +211,7 @@ async fn up_verifies_the_allowlist_then_status_list_exec_down() {
     }
     assert_eq!(b.poll_denials("demo", &mut tracker).await.unwrap(), Some(vec![]), "not reported twice");
 
-    assert_eq!(b.status("demo").await.unwrap().state, "running");
+    assert_eq!(b.status("demo").await.unwrap().state, BottleState::Running);
     let listed = b.list().await.unwrap();
     assert_eq!(listed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["demo"]);
     let out = b.exec("demo", &["echo".into(), "hi".into()]).await.unwrap();
@@ -239,7 +239,7 @@ async fn an_unenforced_policy_fails_the_start_check_and_the_vm_is_stopped() {
     assert!(err.contains("the allowlist was not seen to hold, VM stopped"), "{err}");
     assert!(err.contains("outside the allowlist: the egress policy is not enforced"), "{err}");
     let st = b.status("leaky").await.unwrap();
-    assert_eq!(st.state, "stopped");
+    assert_eq!(st.state, BottleState::Stopped);
     assert_eq!(st.allowlist.verdict, Verdict::Failed);
     assert_eq!(d.machine_calls().last().unwrap(), "machine status -n bottle-leaky --json");
     assert!(d.machine_calls().contains(&"machine stop -n bottle-leaky".to_owned()));
@@ -319,7 +319,7 @@ async fn up_refuses_a_name_whose_vm_exists_and_leaves_it_alone() {
     b.up(&spec("twice", d.dir.path().into()), &Quiet).await.unwrap();
     let err = b.up(&spec("twice", d.dir.path().into()), &Quiet).await.unwrap_err().to_string();
     assert!(err.contains("already exists"), "{err}");
-    assert_eq!(b.status("twice").await.unwrap().state, "running");
+    assert_eq!(b.status("twice").await.unwrap().state, BottleState::Running);
 }
 
 #[tokio::test]

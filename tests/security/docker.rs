@@ -19,7 +19,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bottle_core::backend::{BackendKind, BottleBackend, Verdict};
+use bottle_core::backend::{BackendKind, BottleBackend, BottleState, Verdict};
 use bottle_core::docker::{DockerBackend, DockerOptions};
 use bottle_core::sidecar::{Placement, SidecarOptions, labels};
 use bottle_core::spec::{ImageSource, Spec};
@@ -85,7 +85,7 @@ async fn up_status_exec_down_round_trip_keeps_the_workspace() {
     let _cleanup = Cleanup(vec![name.clone()]);
     let (spec, ws) = spec(&name);
     let st = b.up(&spec, &Print(name.clone())).await.unwrap();
-    assert_eq!(st.state, "running", "{st:?}");
+    assert_eq!(st.state, BottleState::Running, "{st:?}");
     assert_eq!(st.allowlist.verdict, Verdict::NotVerified);
     assert_eq!(st.allowlist.allowlist, ["allowed.test"]);
 
@@ -118,7 +118,7 @@ async fn up_status_exec_down_round_trip_keeps_the_workspace() {
 
     // A restarted bottle-core (a new backend) sees the bottle from labels alone.
     let again = DockerBackend::connect(plumbing()).await.unwrap();
-    assert!(again.list().await.unwrap().iter().any(|s| s.name == name && s.state == "running"));
+    assert!(again.list().await.unwrap().iter().any(|s| s.name == name && s.state == BottleState::Running));
 
     b.down(&name, &Print(name.clone())).await.unwrap();
     let gone = b.status(&name).await.unwrap_err();
@@ -138,7 +138,7 @@ async fn a_second_up_of_the_same_name_is_refused() {
     b.up(&spec, &Print(name.clone())).await.unwrap();
     let e = format!("{:#}", b.up(&spec, &Print(name.clone())).await.unwrap_err());
     assert!(e.contains("already exists"), "{e}");
-    assert_eq!(b.status(&name).await.unwrap().state, "running", "the first bottle is untouched");
+    assert_eq!(b.status(&name).await.unwrap().state, BottleState::Running, "the first bottle is untouched");
     b.down(&name, &Print(name.clone())).await.unwrap();
 }
 
@@ -160,7 +160,7 @@ async fn ten_concurrent_ups_get_disjoint_subnets() {
     let mut workspaces = Vec::new();
     while let Some(done) = tasks.join_next().await {
         let (name, state, ws) = done.unwrap();
-        assert_eq!(state.unwrap(), "running", "{name}");
+        assert_eq!(state.unwrap(), BottleState::Running, "{name}");
         workspaces.push(ws);
     }
     let mut subnets = Vec::new();
@@ -209,13 +209,13 @@ async fn a_killed_up_leaves_nothing_gc_or_the_next_up_does_not_clean() {
         wait_for_networks(&b, &name).await;
         task.abort();
         assert!(task.await.unwrap_err().is_cancelled());
-        assert_eq!(b.status(&name).await.unwrap().state, "incomplete", "{round}");
+        assert_eq!(b.status(&name).await.unwrap().state, BottleState::Incomplete, "{round}");
         assert!(b.gc(true).await.unwrap().contains(&name));
         if round == "gc" {
             assert!(b.gc(false).await.unwrap().contains(&name));
             assert!(b.status(&name).await.is_err(), "gc removed everything");
         } else {
-            assert_eq!(b.up(&spec, &Print(name.clone())).await.unwrap().state, "running");
+            assert_eq!(b.up(&spec, &Print(name.clone())).await.unwrap().state, BottleState::Running);
             assert!(!b.gc(true).await.unwrap().contains(&name), "a complete bottle is not garbage");
         }
     }
@@ -277,7 +277,7 @@ async fn a_stopped_bundle_leaves_the_agent_with_no_way_out() {
         .await
         .unwrap();
     let st = b.status(&name).await.unwrap();
-    assert_eq!(st.state, "degraded", "{st:?}");
+    assert_eq!(st.state, BottleState::Degraded, "{st:?}");
     assert!(st.detail.contains("no way out"), "{st:?}");
     let out = sh(&b, &name, &connect_probe(p.bundle_ip, 3128)).await;
     let line = out.stdout.trim();
@@ -290,7 +290,7 @@ async fn a_stopped_bundle_leaves_the_agent_with_no_way_out() {
         .stop_container(&agent, Some(bollard::query_parameters::StopContainerOptionsBuilder::default().t(2).build()))
         .await
         .unwrap();
-    assert_eq!(b.status(&name).await.unwrap().state, "stopped");
+    assert_eq!(b.status(&name).await.unwrap().state, BottleState::Stopped);
     assert!(b.gc(false).await.unwrap().contains(&name), "gc removes a bottle that has stopped");
     assert!(b.status(&name).await.is_err());
 }
@@ -886,7 +886,7 @@ async fn a_bundle_killed_with_the_kill_switch_on_comes_back_refusing_and_unverif
     assert!(control().await.health().await.unwrap().kill_switch, "the kill switch survived the restart");
     assert_eq!(sh(&b, &name, fetch).await.stdout, "403", "egress after the restart");
     let st = b.status(&name).await.unwrap();
-    assert_eq!(st.state, "degraded", "{st:?}");
+    assert_eq!(st.state, BottleState::Degraded, "{st:?}");
     assert!(st.detail.contains("restarted 1 time") && st.detail.contains("SIGKILL"), "{st:?}");
     assert_eq!(st.allowlist.verdict, Verdict::NotVerified, "{:?}", st.allowlist);
 

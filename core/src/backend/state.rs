@@ -75,13 +75,6 @@ impl std::fmt::Display for BottleState {
     }
 }
 
-/// Tests and scripts compare with the printed word.
-impl PartialEq<&str> for BottleState {
-    fn eq(&self, word: &&str) -> bool {
-        self.as_str() == *word
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

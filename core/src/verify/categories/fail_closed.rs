@@ -2,6 +2,7 @@
 
 use super::probing::{no_contact, probe, proxy_addr, seen, vm};
 use super::reach::{outside_tcp, reach, reach_findings, witnesses};
+use crate::backend::BottleState;
 use crate::sidecar::labels;
 use crate::smolvm::allowlist::host_reaches;
 use crate::verify::world::Contact;
@@ -50,6 +51,12 @@ pub(super) async fn run(s: &Suite) -> Vec<Finding> {
     out.push(no_contact(Category::FailClosed, "outside canary log", "no contact", &new));
     let st = s.backend.status(&s.bottle).await;
     let obs = st.as_ref().map(|st| format!("{}: {}", st.state, st.detail)).unwrap_or_else(|e| format!("{e:#}"));
-    out.push(Finding::new(Category::FailClosed, "status", "degraded", obs, st.is_ok_and(|st| st.state == "degraded")));
+    out.push(Finding::new(
+        Category::FailClosed,
+        "status",
+        "degraded",
+        obs,
+        st.is_ok_and(|st| st.state == BottleState::Degraded),
+    ));
     out
 }
