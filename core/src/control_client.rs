@@ -22,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 
-use crate::backend::ControlEndpoint;
+use crate::backend::{BottleBackend, ControlEndpoint};
 
 /// How long to wait for the TCP connection to the control plane.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,6 +40,11 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
+    /// A client of bottle `name`'s control plane, wherever `backend` put it.
+    pub async fn of_bottle(backend: &dyn BottleBackend, name: &str) -> crate::backend::Result<Self> {
+        Ok(Self::new(&backend.control_endpoint(name).await?)?)
+    }
+
     /// Accepts only `http://host:port[/]`: the control plane is plain HTTP on a host-only address.
     pub fn new(endpoint: &ControlEndpoint) -> anyhow::Result<Self> {
         let authority = endpoint

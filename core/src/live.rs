@@ -34,7 +34,7 @@ pub async fn fill_all(backend: &dyn BottleBackend, all: &mut [BottleStatus]) {
 }
 
 async fn ask(backend: &dyn BottleBackend, name: &str) -> anyhow::Result<Live> {
-    read(&ControlClient::new(&backend.control_endpoint(name).await?)?).await
+    read(&ControlClient::of_bottle(backend, name).await?).await
 }
 
 /// The three from one bundle's control plane, asked at once.

@@ -48,11 +48,7 @@ pub async fn doctor(choice: Choice) -> Findings {
 }
 
 async fn control_check(backend: &dyn BottleBackend, name: &str) -> Check {
-    let res = async {
-        let client = ControlClient::new(&backend.control_endpoint(name).await?)?;
-        client.health().await
-    }
-    .await;
+    let res = async { ControlClient::of_bottle(backend, name).await?.health().await }.await;
     let (ok, detail) = match res {
         Ok(h) if h.kill_switch => (true, format!("healthy; KILL SWITCH ENGAGED; {} blocked so far", h.blocked_total)),
         Ok(h) => (

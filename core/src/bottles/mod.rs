@@ -40,7 +40,7 @@ pub async fn list(backend: &dyn BottleBackend) -> Result<Vec<BottleStatus>> {
 
 /// A client of bottle `name`'s control plane.
 pub async fn control(backend: &dyn BottleBackend, name: &str) -> Result<ControlClient> {
-    Ok(ControlClient::new(&backend.control_endpoint(name).await?)?)
+    ControlClient::of_bottle(backend, name).await
 }
 
 /// [`Error::BoundaryFailed`] for a bottle whose start check failed (it is still reported).

@@ -220,7 +220,7 @@ impl Suite {
         let found = async {
             let (_, placement) = find(under_test.name.clone()).await?;
             let peer = find(peer.name.clone()).await?;
-            let control = ControlClient::new(&backend.control_endpoint(&under_test.name).await?)?;
+            let control = ControlClient::of_bottle(&*backend, &under_test.name).await?;
             anyhow::Ok((placement, peer, control))
         };
         match found.await {
@@ -245,7 +245,7 @@ impl Suite {
         let backend = open_backend(kind, SidecarOptions::default(), false).await?;
         let placement =
             Placement::find(&docker, kind, name).await?.with_context(|| format!("bottle {name}: no such bottle"))?;
-        let control = ControlClient::new(&backend.control_endpoint(name).await?)?;
+        let control = ControlClient::of_bottle(&*backend, name).await?;
         let workdir = match kind {
             BackendKind::Docker => docker_workdir(&docker, name).await?,
             BackendKind::Smolmachines => vm_workdir(name)?,
