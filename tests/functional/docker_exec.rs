@@ -16,26 +16,17 @@ use bottle_core::backend::BottleBackend;
 use bottle_core::docker::{DockerBackend, DockerOptions};
 use bottle_core::sidecar::labels;
 use bottle_core::spec::Spec;
-use support::{Print, unique};
-
-/// Removes a bottle's objects even when the test panicked half-way.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        support::remove_labelled(&[format!("label={}={}", labels::NAME, self.0)]);
-    }
-}
+use support::{BottleCleanup, Print, unique};
 
 /// A running bottle with `command` as its agent (none: the idle default), or `None` with the
 /// reason printed when no engine can be started. No start check: nothing here uses the proxy.
-async fn bottle(test: &str, command: &[&str]) -> Option<(DockerBackend, Spec, Cleanup, tempfile::TempDir)> {
+async fn bottle(test: &str, command: &[&str]) -> Option<(DockerBackend, Spec, BottleCleanup, tempfile::TempDir)> {
     if !support::engine().await {
         return None;
     }
     let b = DockerBackend::connect(DockerOptions { start_check: false, ..Default::default() }).await.unwrap();
     let name = unique(test);
-    let cleanup = Cleanup(name.clone());
+    let cleanup = BottleCleanup(name.clone());
     let (mut spec, ws) = support::spec(&name);
     spec.command = command.iter().map(|s| s.to_string()).collect();
     b.up(&spec, &Print(&name)).await.unwrap();

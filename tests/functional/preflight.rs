@@ -19,16 +19,7 @@ use bottle_core::docker::{DockerBackend, DockerOptions};
 use bottle_core::preflight::Outcome;
 use bottle_core::sidecar::labels;
 use bottle_core::spec::{Secret, SecretSource};
-use support::{Print, unique};
-
-/// Removes whatever a test's bottle made, even when it panicked.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        support::remove_labelled(&[format!("label={}={}", labels::NAME, self.0)]);
-    }
-}
+use support::{BottleCleanup, Print, unique};
 
 /// Containers and networks labelled with the bottle's name.
 fn objects_of(name: &str) -> String {
@@ -110,7 +101,7 @@ async fn each_unusable_input_is_a_usage_error_at_its_line_before_anything_exists
     for (tag, rest, env, at, why) in cases {
         let dir = tempfile::tempdir().unwrap();
         let name = unique(&format!("pre-{tag}"));
-        let _cleanup = Cleanup(name.clone());
+        let _cleanup = BottleCleanup(name.clone());
         write_spec(dir.path(), &name, rest);
         let out = bottle_core(dir.path(), &["up"], env);
         let err = text(&out.stderr);
@@ -130,7 +121,7 @@ async fn dry_run_reports_every_item_without_a_value_and_makes_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let name = unique("pre-dry");
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = BottleCleanup(name.clone());
     std::fs::write(dir.path().join("deploy.key"), "dry-file-value-81\n").unwrap();
     write_spec(
         dir.path(),
@@ -171,7 +162,7 @@ impl Progress for Steps {
 async fn a_command_secret_reaches_the_bundle_and_dlp_stops_it_leaving() {
     let Some(b) = backend().await else { return };
     let name = unique("pre-cmd");
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = BottleCleanup(name.clone());
     let (mut spec, _ws) = support::spec(&name);
     let value = "from-a-command-5c1e";
     spec.secrets =
@@ -201,7 +192,7 @@ async fn a_workspace_the_agent_cannot_write_is_warned_about_with_the_fix() {
         return;
     }
     let name = unique("pre-owner");
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = BottleCleanup(name.clone());
     let (mut spec, ws) = support::spec(&name);
     let ro = ws.path().join("root-owned");
     std::fs::create_dir(&ro).unwrap();

@@ -14,15 +14,7 @@ use std::process::{Command, Output};
 use bottle_core::backend::BottleBackend;
 use bottle_core::docker::{DockerBackend, DockerOptions};
 use bottle_core::sidecar::labels;
-use support::{Print, unique};
-
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        support::remove_labelled(&[format!("label={}={}", labels::NAME, self.0)]);
-    }
-}
+use support::{BottleCleanup, Print, unique};
 
 fn bottle_core(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bottle-core"))
@@ -49,7 +41,7 @@ async fn status_and_ls_show_the_kill_switch_grants_and_the_agent_s_state() {
     }
     let b = DockerBackend::connect(DockerOptions { start_check: false, ..Default::default() }).await.unwrap();
     let name = unique("live");
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = BottleCleanup(name.clone());
     let (spec, _ws) = support::spec(&name);
     b.up(&spec, &Print(name.clone())).await.unwrap();
     let sh = |script: String| {
@@ -117,7 +109,7 @@ async fn status_reads_the_host_copy_of_the_record_and_a_new_bundle_never_reads_a
     }
     let b = DockerBackend::connect(DockerOptions { start_check: false, ..Default::default() }).await.unwrap();
     let name = unique("record");
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = BottleCleanup(name.clone());
     let (spec, _ws) = support::spec(&name);
     let copies = bottle_core::paths::run_dir().join("start-checks");
     let bundle_id = || async {

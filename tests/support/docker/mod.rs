@@ -91,6 +91,15 @@ pub fn remove_labelled(filters: &[String]) {
 
 /// Removes everything a test made, also while it panics: the bottle's labelled objects and
 /// the agent image the test made for it.
+/// Removes everything bottle `.0` made (labelled with its name), even when the test panicked.
+pub struct BottleCleanup(pub String);
+
+impl Drop for BottleCleanup {
+    fn drop(&mut self) {
+        remove_labelled(&[format!("label={}={}", bottle_core::sidecar::labels::NAME, self.0)]);
+    }
+}
+
 pub struct Cleanup {
     pub bottle: String,
     pub image: String,
