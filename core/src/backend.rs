@@ -190,6 +190,11 @@ pub trait BottleBackend: Send + Sync {
     async fn list(&self) -> Result<Vec<BottleStatus>>;
     /// Where the host reaches this bottle's bundle control plane.
     async fn control_endpoint(&self, name: &str) -> Result<ControlEndpoint>;
+    /// [`Self::control_endpoint`] of each of `names`, in order; a backend that can read them
+    /// all from one listing says so here (`ls` of many bottles asks for all at once).
+    async fn control_endpoints(&self, names: &[&str]) -> Vec<Result<ControlEndpoint>> {
+        futures_util::future::join_all(names.iter().map(|n| self.control_endpoint(n))).await
+    }
     /// Removes what interrupted or dead bottles left behind (or, with `dry_run`, only names it).
     async fn gc(&self, dry_run: bool) -> Result<Vec<String>>;
     /// What this backend needs (engine, images, address pool), each with what to fix.

@@ -11,10 +11,15 @@ use crate::control_client::ControlClient;
 /// Reads the bundle's view into `status.live`; for a bottle whose bundle should answer but
 /// does not, `detail` says so instead.
 pub async fn fill(backend: &dyn BottleBackend, status: &mut BottleStatus) {
-    if !status.state.bundle_answers() {
-        return;
+    if status.state.bundle_answers() {
+        let live = async { read(&ControlClient::of_bottle(backend, &status.name).await?).await };
+        show(status, live.await);
     }
-    match ask(backend, &status.name).await {
+}
+
+/// A bundle's view into `status`, or what kept it from answering into its `detail`.
+fn show(status: &mut BottleStatus, live: anyhow::Result<Live>) {
+    match live {
         Ok(live) => status.live = Some(live),
         Err(e) => {
             let note = format!("its control plane did not answer, so the kill switch and grants are unknown: {e:#}");
@@ -27,14 +32,17 @@ pub async fn fill(backend: &dyn BottleBackend, status: &mut BottleStatus) {
 /// round trip per bottle.
 const FILL_PARALLEL: usize = 16;
 
-/// [`fill`] for every bottle of a list.
+/// [`fill`] for every bottle of a list, with their endpoints asked of the backend at once.
 pub async fn fill_all(backend: &dyn BottleBackend, all: &mut [BottleStatus]) {
     use futures_util::StreamExt;
-    futures_util::stream::iter(all.iter_mut()).for_each_concurrent(FILL_PARALLEL, |s| fill(backend, s)).await;
-}
-
-async fn ask(backend: &dyn BottleBackend, name: &str) -> anyhow::Result<Live> {
-    read(&ControlClient::of_bottle(backend, name).await?).await
+    let mut asked: Vec<&mut BottleStatus> = all.iter_mut().filter(|s| s.state.bundle_answers()).collect();
+    let names: Vec<&str> = asked.iter().map(|s| s.name.as_str()).collect();
+    let endpoints = backend.control_endpoints(&names).await;
+    let reads = asked.iter_mut().zip(endpoints).map(|(status, endpoint)| async move {
+        let live = async { read(&ControlClient::new(&endpoint?)?).await };
+        show(status, live.await)
+    });
+    futures_util::stream::iter(reads).for_each_concurrent(FILL_PARALLEL, |read| read).await;
 }
 
 /// The three from one bundle's control plane, asked at once.

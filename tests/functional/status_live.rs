@@ -2,7 +2,8 @@
 //! what only its bundle knows: the kill switch (a killed bottle is never plainly
 //! verified), the grants of approved access requests with their ends, and the state the
 //! agent last reported through supervise. Human and `--json` output both. Also: the host's
-//! copy of the start-check record, and a new bundle that never reads an old one's.
+//! copies of the start-check record and the control token, and a new bundle that never
+//! reads an old one's.
 
 #[path = "../support/skip.rs"]
 mod skip;
@@ -13,6 +14,7 @@ use std::process::{Command, Output};
 
 use bottle_core::backend::BottleBackend;
 use bottle_core::docker::{DockerBackend, DockerOptions};
+use bottle_core::sidecar::host_copy::{self, Kept};
 use bottle_core::sidecar::labels;
 use support::{BottleCleanup, Print, unique};
 
@@ -98,12 +100,12 @@ async fn status_and_ls_show_the_kill_switch_grants_and_the_agent_s_state() {
     b.down(&name, &Print(name.clone())).await.unwrap();
 }
 
-/// `status` and `ls` read the host's copy of a bundle's start-check record (see
-/// `docker::record_cache`), and a bundle made anew for the same name never reads the copy
-/// of the one before: the copy is the old container's, and the new one's record comes
-/// out of the new bundle (and is then copied).
+/// `status` and `ls` read the host's copies of a bundle's start-check record and control
+/// token (see `sidecar::host_copy`), and a bundle made anew for the same name never reads
+/// the copies of the one before: they are the old container's, `down` removes them, and the
+/// new one's record comes out of the new bundle when its copy is missing (and is then copied).
 #[tokio::test(flavor = "multi_thread")]
-async fn status_reads_the_host_copy_of_the_record_and_a_new_bundle_never_reads_an_old_one() {
+async fn status_reads_the_host_copies_and_a_new_bundle_never_reads_an_old_one() {
     if !support::engine().await {
         return;
     }
@@ -111,33 +113,49 @@ async fn status_reads_the_host_copy_of_the_record_and_a_new_bundle_never_reads_a
     let name = unique("record");
     let _cleanup = BottleCleanup(name.clone());
     let (spec, _ws) = support::spec(&name);
-    let copies = bottle_core::paths::run_dir().join("start-checks");
     let bundle_id = || async {
         let bundle = labels::object_name(&name, labels::ROLE_BUNDLE);
         b.docker().inspect_container(&bundle, None).await.unwrap().id.unwrap()
     };
-    let kept = |id: &str| copies.join(format!("{id}.json"));
+    let kept = |id: &str, what| host_copy::file(id, what).unwrap();
 
     b.up(&spec, &Print(name.clone())).await.unwrap();
     let first = bundle_id().await;
-    let mut copy: serde_json::Value = serde_json::from_slice(&std::fs::read(kept(&first)).unwrap()).unwrap();
+    let record = kept(&first, Kept::StartCheck);
+    let mut copy: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
     assert_eq!(copy["detail"], "start check turned off by the backend options", "{copy}");
     copy["detail"] = "the host's copy".into();
-    std::fs::write(kept(&first), copy.to_string()).unwrap();
+    std::fs::write(&record, copy.to_string()).unwrap();
     assert_eq!(b.status(&name).await.unwrap().allowlist.detail, "the host's copy");
     let listed = b.list().await.unwrap().into_iter().find(|s| s.name == name).expect("ls lists it");
     assert_eq!(listed.allowlist.detail, "the host's copy");
     assert_eq!(json_of(&["status", &name, "--json"])["allowlist"]["detail"], "the host's copy");
 
+    // The token `ls` sends is the copy's: a wrong one is refused by the bundle, and said.
+    let token = kept(&first, Kept::ControlToken);
+    let real = std::fs::read(&token).unwrap();
+    assert_eq!(real.len(), 64, "the copy holds the 256-bit hex token");
+    std::fs::write(&token, "0".repeat(64)).unwrap();
+    let ls = json_of(&["ls", "--json"]);
+    let row = ls.as_array().unwrap().iter().find(|r| r["name"] == name.as_str()).cloned().unwrap();
+    assert!(row["live"].is_null(), "{row}");
+    assert!(row["detail"].as_str().unwrap().contains("did not answer"), "{row}");
+    std::fs::write(&token, &real).unwrap();
+    let ls = json_of(&["ls", "--json"]);
+    let row = ls.as_array().unwrap().iter().find(|r| r["name"] == name.as_str()).cloned().unwrap();
+    assert_eq!(row["live"]["kill_switch"], false, "{row}");
+
     b.down(&name, &Print(name.clone())).await.unwrap();
+    assert!(!record.exists() && !token.exists(), "`down` removed the old bundle's copies");
     b.up(&spec, &Print(name.clone())).await.unwrap();
     let second = bundle_id().await;
     assert_ne!(first, second, "a new bundle container");
-    assert!(kept(&first).exists(), "the old copy is still there (`gc` removes it)");
-    std::fs::remove_file(kept(&second)).unwrap();
-    let st = b.status(&name).await.unwrap();
-    assert_eq!(st.allowlist.detail, "start check turned off by the backend options", "read from the new bundle");
-    assert!(kept(&second).exists(), "the record read from the bundle is copied");
+    std::fs::remove_file(kept(&second, Kept::StartCheck)).unwrap();
+    std::fs::remove_file(kept(&second, Kept::ControlToken)).unwrap();
+    let st = json_of(&["status", &name, "--json"]);
+    assert_eq!(st["allowlist"]["detail"], "start check turned off by the backend options", "read from the new bundle");
+    assert_eq!(st["live"]["kill_switch"], false, "the token read from the new bundle works: {st}");
+    assert!(kept(&second, Kept::StartCheck).exists(), "the record read from the bundle is copied");
+    assert!(kept(&second, Kept::ControlToken).exists(), "the token read from the bundle is copied");
     b.down(&name, &Print(name.clone())).await.unwrap();
-    let _ = std::fs::remove_file(kept(&first));
 }

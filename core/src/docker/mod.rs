@@ -98,7 +98,7 @@ impl DockerBackend {
             }
         }
         if remove {
-            record_cache::prune(&self.docker).await?;
+            crate::sidecar::host_copy::prune(&self.docker).await?;
         }
         Ok(found)
     }
@@ -353,6 +353,13 @@ impl BottleBackend for DockerBackend {
     async fn control_endpoint(&self, name: &str) -> Result<ControlEndpoint> {
         let res = sidecar::control_endpoint(&self.docker, name).await;
         self.about(name, res).await
+    }
+
+    async fn control_endpoints(&self, names: &[&str]) -> Vec<Result<ControlEndpoint>> {
+        match sidecar::bundle::control_endpoints(&self.docker, BackendKind::Docker, names).await {
+            Ok(each) => each.into_iter().map(|res| Ok(res?)).collect(),
+            Err(e) => names.iter().map(|_| Err(anyhow::anyhow!("{e:#}").into())).collect(),
+        }
     }
 
     async fn gc(&self, dry_run: bool) -> Result<Vec<String>> {

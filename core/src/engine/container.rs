@@ -96,13 +96,14 @@ pub struct Container<'a> {
     pub guard: Guard,
 }
 
-/// Makes the container, not started.
-pub async fn create(docker: &Docker, c: Container<'_>) -> anyhow::Result<()> {
+/// Makes the container, not started; returns its id.
+pub async fn create(docker: &Docker, c: Container<'_>) -> anyhow::Result<String> {
     let Container { owner, name, mut body, guard } = c;
     body.host_config = Some(guard.apply(body.host_config.unwrap_or_default()));
     let options = CreateContainerOptionsBuilder::default().name(name).build();
-    docker.create_container(Some(options), body).await.with_context(|| format!("{owner}: creating {name}"))?;
-    Ok(())
+    let created =
+        docker.create_container(Some(options), body).await.with_context(|| format!("{owner}: creating {name}"))?;
+    Ok(created.id)
 }
 
 /// Starts a created container.

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkConnectRequest, NetworkingConfig, PortBinding};
+use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig, NetworkConnectRequest, NetworkingConfig, PortBinding};
+use bottle_protocol::config::DEFAULT_CONTROL_PORT;
 
-use super::config::{BundleFile, DIR, Rendered, SidecarOptions};
+use super::config::{BundleFile, DIR, Rendered, SidecarOptions, TOKEN_PATH};
+use super::host_copy::{self, Kept};
 use super::labels;
 use super::network::Placement;
 use crate::backend::{BackendKind, ControlEndpoint};
@@ -31,7 +33,7 @@ const READY_POLL: Duration = Duration::from_millis(20);
 pub const LIMITS: Limits = Limits { memory_bytes: 512 * 1024 * 1024, pids: 256, nano_cpus: None };
 
 fn control_port_key() -> String {
-    format!("{}/tcp", bottle_protocol::config::DEFAULT_CONTROL_PORT)
+    format!("{DEFAULT_CONTROL_PORT}/tcp")
 }
 
 /// What one bundle is made of.
@@ -71,7 +73,10 @@ pub async fn create_bundle(docker: &Docker, req: BundleRequest<'_>) -> anyhow::R
         }),
         ..Default::default()
     };
-    create(docker, Container { owner: "bundle", name: &container, body, guard: Guard::Bottle(LIMITS) }).await?;
+    let id = create(docker, Container { owner: "bundle", name: &container, body, guard: Guard::Bottle(LIMITS) }).await?;
+    if let Some(token) = rendered.files.iter().find(|f| f.path == TOKEN_PATH) {
+        host_copy::keep(&id, Kept::ControlToken, &token.contents);
+    }
     // Joining networks and writing files touch different parts of the created container: at once.
     let files = write_files(docker, name, rendered.files.clone());
     tokio::try_join!(join_networks(docker, &container, placement, options), files)?;
@@ -141,7 +146,7 @@ fn files_tar(files: &[BundleFile]) -> anyhow::Result<Vec<u8>> {
 /// bundle binds every listener before serving any, so this means all are bound),
 /// failing early with the bundle's own last words if it exits.
 async fn wait_ready(docker: &Docker, container: &str, placement: &Placement) -> anyhow::Result<()> {
-    let addr = (placement.bundle_egress_ip, bottle_protocol::config::DEFAULT_CONTROL_PORT);
+    let addr = (placement.bundle_egress_ip, DEFAULT_CONTROL_PORT);
     let start = Instant::now();
     while start.elapsed() < READY_TIMEOUT {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
@@ -157,8 +162,8 @@ async fn wait_ready(docker: &Docker, container: &str, placement: &Placement) -> 
     anyhow::bail!("bundle: {container} did not listen on {}:{} within {READY_TIMEOUT:?}", addr.0, addr.1)
 }
 
-/// The host's way to the bundle's control plane: the published loopback port, and the token read
-/// back out of the bundle itself (the one place it is kept; see `config.rs`).
+/// The host's way to the bundle's control plane: the published loopback port, and the
+/// token from its host copy (read out of the bundle, and copied, when there is none).
 pub async fn control_endpoint(docker: &Docker, name: &str) -> anyhow::Result<ControlEndpoint> {
     let container = labels::object_name(name, labels::ROLE_BUNDLE);
     let info = docker.inspect_container(&container, None).await.with_context(|| format!("bottle {name}: no bundle"))?;
@@ -166,9 +171,52 @@ pub async fn control_endpoint(docker: &Docker, name: &str) -> anyhow::Result<Con
         .network_settings
         .and_then(|n| n.ports)
         .and_then(|p| p.get(&control_port_key()).cloned().flatten())
-        .and_then(|b| b.into_iter().find_map(|b| b.host_port))
-        .with_context(|| format!("bottle {name}: the bundle's control port is not published (is it running?)"))?;
-    let token = read_file(docker, &container, super::config::TOKEN_PATH).await?;
+        .and_then(|b| b.into_iter().find_map(|b| b.host_port?.parse().ok()));
+    endpoint(docker, name, info.id.as_deref(), port).await
+}
+
+/// [`control_endpoint`] of every bottle in `names` from one listing of the engine's bundle
+/// containers (`ls` of a hundred bottles would otherwise inspect each), in the same order.
+pub async fn control_endpoints(
+    docker: &Docker,
+    backend: BackendKind,
+    names: &[&str],
+) -> anyhow::Result<Vec<anyhow::Result<ControlEndpoint>>> {
+    let bundles: HashMap<String, ContainerSummary> = super::objects::containers(docker, backend, None)
+        .await?
+        .into_iter()
+        .filter(|c| super::objects::role(c) == Some(labels::ROLE_BUNDLE))
+        .filter_map(|c| Some((c.labels.as_ref()?.get(labels::NAME)?.clone(), c)))
+        .collect();
+    Ok(futures_util::future::join_all(names.iter().map(|name| listed_endpoint(docker, &bundles, name))).await)
+}
+
+/// [`control_endpoint`] of bottle `name` from a listing of bundle containers by bottle name.
+async fn listed_endpoint(
+    docker: &Docker,
+    bundles: &HashMap<String, ContainerSummary>,
+    name: &str,
+) -> anyhow::Result<ControlEndpoint> {
+    let bundle = bundles.get(name).with_context(|| format!("bottle {name}: no bundle"))?;
+    let published = bundle.ports.iter().flatten().find(|p| p.private_port == DEFAULT_CONTROL_PORT && p.ip.is_some());
+    endpoint(docker, name, bundle.id.as_deref(), published.and_then(|p| p.public_port)).await
+}
+
+/// The endpoint of bottle `name`'s bundle, container `id`, published on host port `port`.
+async fn endpoint(docker: &Docker, name: &str, id: Option<&str>, port: Option<u16>) -> anyhow::Result<ControlEndpoint> {
+    let port = port.with_context(|| format!("bottle {name}: the bundle's control port is not published (is it running?)"))?;
+    let kept = id.and_then(|id| host_copy::load(id, Kept::ControlToken)).and_then(|t| String::from_utf8(t).ok());
+    let token = match kept {
+        Some(token) => token,
+        None => {
+            let container = labels::object_name(name, labels::ROLE_BUNDLE);
+            let token = read_file(docker, &container, TOKEN_PATH).await?;
+            if let Some(id) = id {
+                let _ = host_copy::store(id, Kept::ControlToken, token.as_bytes(), false);
+            }
+            token
+        }
+    };
     Ok(ControlEndpoint { url: format!("http://127.0.0.1:{port}"), token })
 }
 

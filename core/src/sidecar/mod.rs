@@ -14,6 +14,7 @@ pub mod agent_env;
 pub mod bundle;
 pub mod config;
 pub mod doctor;
+pub mod host_copy;
 pub mod labels;
 pub mod network;
 pub mod objects;

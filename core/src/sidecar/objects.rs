@@ -69,6 +69,9 @@ async fn remove_pass(docker: &Docker, backend: BackendKind, name: &str) -> anyho
     for c in all {
         let Some(id) = c.id.as_deref() else { continue };
         container::remove(docker, id).await.with_context(|| format!("bottle {name}: removing container {id}"))?;
+        if role(&c) == Some(labels::ROLE_BUNDLE) {
+            super::host_copy::forget(id);
+        }
     }
     Ok(network::remove_networks(docker, backend, name).await? || found)
 }
