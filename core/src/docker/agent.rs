@@ -111,6 +111,7 @@ pub async fn create_agent(
         memory_bytes: (spec.resources.memory_mib * 1024 * 1024) as i64,
         pids: spec.resources.pids as i64,
         nano_cpus: Some((spec.resources.cpus * 1e9) as i64),
+        cpu_shares: None,
     };
     let agent = Container { owner: "agent", name: &container, body, guard: Guard::Bottle(limits) };
     create_and_start(docker, agent).await?;

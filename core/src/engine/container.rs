@@ -34,6 +34,9 @@ pub struct Limits {
     pub pids: i64,
     /// CPU in billionths of a CPU; `None` leaves the engine's default (all of them).
     pub nano_cpus: Option<i64>,
+    /// The share of CPU time under contention, relative to the engine's default of 1024;
+    /// `None` leaves that default.
+    pub cpu_shares: Option<i64>,
 }
 
 /// How far a container is locked down.
@@ -58,6 +61,7 @@ impl Guard {
                 memory: Some(limits.memory_bytes),
                 pids_limit: Some(limits.pids),
                 nano_cpus: limits.nano_cpus,
+                cpu_shares: limits.cpu_shares,
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
@@ -136,7 +140,7 @@ mod tests {
 
     #[test]
     fn a_bottle_s_container_is_hardened_whatever_its_body_said() {
-        let limits = Limits { memory_bytes: 256 << 20, pids: 128, nano_cpus: Some(500_000_000) };
+        let limits = Limits { memory_bytes: 256 << 20, pids: 128, nano_cpus: Some(500_000_000), cpu_shares: Some(2048) };
         let asked = HostConfig {
             cap_drop: Some(vec![]),
             security_opt: Some(vec![]),
@@ -147,6 +151,7 @@ mod tests {
         assert_eq!(host.cap_drop.unwrap(), ["ALL"]);
         assert_eq!(host.security_opt.unwrap(), ["no-new-privileges"]);
         assert_eq!((host.memory, host.pids_limit, host.nano_cpus), (Some(256 << 20), Some(128), Some(500_000_000)));
+        assert_eq!(host.cpu_shares, Some(2048));
         assert_eq!(host.restart_policy.unwrap().name, Some(RestartPolicyNameEnum::UNLESS_STOPPED));
         assert_eq!(host.log_config.unwrap().typ.as_deref(), Some(LOG_DRIVER));
         assert_eq!(host.network_mode.as_deref(), Some("net"), "the body's own settings stay");

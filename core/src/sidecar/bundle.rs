@@ -29,8 +29,12 @@ pub const BUNDLE_UID: u64 = 65534;
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Short, because `up` waits on it: the bundle usually listens within tens of milliseconds.
 const READY_POLL: Duration = Duration::from_millis(20);
-/// Small fixed limits: the bundle is a proxy, not a workload.
-pub const LIMITS: Limits = Limits { memory_bytes: 512 * 1024 * 1024, pids: 256, nano_cpus: None };
+/// Small fixed limits: the bundle is a proxy, not a workload. Its CPU weight is four times
+/// the agent's: the agent can keep every core busy (a flood of connections to the bundle
+/// included), and the bundle's answers to the agent's other requests, and the host's control
+/// calls, must not wait behind that.
+pub const LIMITS: Limits =
+    Limits { memory_bytes: 512 * 1024 * 1024, pids: 256, nano_cpus: None, cpu_shares: Some(4 * 1024) };
 
 fn control_port_key() -> String {
     format!("{DEFAULT_CONTROL_PORT}/tcp")
