@@ -14,7 +14,8 @@
 # <= 300 ms; no subnet collision and no leftover after `gc`. A collision, a leftover or an
 # unverified bottle fails the bench (exit 1) after the figures of that N are printed.
 # Every bottle is named scale-<pid>-*; whatever is left is downed on exit, even on failure.
-# BOTTLE_CORE_BIN / BOTTLE_BUNDLE_BIN as in bench/up-down.sh.
+# BOTTLE_CORE_BIN / BOTTLE_BUNDLE_BIN as in bench/up-down.sh; BOTTLE_BASE_CORE_BIN, another
+# build of bottle-core whose `ls` is timed alternately with this one's (the before arm).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -71,14 +72,20 @@ print(f"{len(rss)} bundles, median {statistics.median(rss):.0f}, max {max(rss)},
   log "  docker-proxy: $(proxies) processes, total RSS $(for p in $(pgrep -x docker-proxy); do awk '/^VmRSS/{print $2}' /proc/$p/status; done | awk '{s+=$1} END{printf "%.1f", s/1024}') MiB"
   engine_objects
 
-  # ls with N (and whatever else runs on this engine) bottles.
+  # ls with N (and whatever else runs on this engine) bottles; with BOTTLE_BASE_CORE_BIN,
+  # that build's `ls` too, the two alternated: the baseline of the same run.
+  arms=("$BC"); [ -n "${BOTTLE_BASE_CORE_BIN:-}" ] && arms+=("$BOTTLE_BASE_CORE_BIN")
   for mode in ls "--json ls"; do
+    for i in "${!arms[@]}"; do : > "$T/ls-$i.ms"; done
     for r in $(seq "$LS_RUNS"); do
-      a=$(now); timeout 120 "$BC" $mode > "$T/ls.out" 2>&1; b=$(now); ms $a $b; echo
-    done > "$T/ls.ms"
-    log "  \`$mode\`: median $(median < "$T/ls.ms") ms of $LS_RUNS (all: $(tr '\n' ' ' < "$T/ls.ms"))  (goal with 100: <= 300 ms)"
+      for i in "${!arms[@]}"; do
+        a=$(now); timeout 120 "${arms[$i]}" $mode > "$T/ls-$i.out" 2>&1; b=$(now); echo "$(ms $a $b)" >> "$T/ls-$i.ms"
+      done
+    done
+    log "  \`$mode\`: median $(median < "$T/ls-0.ms") ms of $LS_RUNS (all: $(tr '\n' ' ' < "$T/ls-0.ms"))  (goal with 100: <= 300 ms)"
+    [ "${#arms[@]}" = 2 ] && log "  \`$mode\` of the base build, alternated with it: median $(median < "$T/ls-1.ms") ms (all: $(tr '\n' ' ' < "$T/ls-1.ms"))"
   done
-  listed=$(python3 -c 'import json,sys; print(sum(1 for b in json.load(open(sys.argv[1])) if b["name"].startswith(sys.argv[2])))' "$T/ls.out" "$TAG-n$N-")
+  listed=$(python3 -c 'import json,sys; print(sum(1 for b in json.load(open(sys.argv[1])) if b["name"].startswith(sys.argv[2])))' "$T/ls-0.out" "$TAG-n$N-")
   [ "$listed" = "$N" ] || fail "N=$N: ls --json lists $listed of our $N bottles"
 
   pids=(); t0=$(now)

@@ -155,7 +155,7 @@ impl DockerBackend {
         ));
         let bundle = async {
             timed(progress, "bundle_create", sidecar::create_bundle(d, bundle)).await?;
-            timed(progress, "bundle_start", sidecar::run_bundle(d, &spec.name, &placement)).await
+            timed(progress, "bundle_start", sidecar::run_bundle(d, &spec.name)).await
         };
         let api_env = sidecar::api_env(spec, &rendered.config);
         let agent = timed(progress, "agent", agent::create_agent(d, spec, &placement, &agent_image, &probe, api_env));

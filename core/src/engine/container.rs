@@ -140,7 +140,8 @@ mod tests {
 
     #[test]
     fn a_bottle_s_container_is_hardened_whatever_its_body_said() {
-        let limits = Limits { memory_bytes: 256 << 20, pids: 128, nano_cpus: Some(500_000_000), cpu_shares: Some(2048) };
+        let limits =
+            Limits { memory_bytes: 256 << 20, pids: 128, nano_cpus: Some(500_000_000), cpu_shares: Some(2048) };
         let asked = HostConfig {
             cap_drop: Some(vec![]),
             security_opt: Some(vec![]),

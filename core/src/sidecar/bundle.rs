@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig, NetworkConnectRequest, NetworkingConfig, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, HostConfig, NetworkConnectRequest,
+    NetworkingConfig, PortBinding,
+};
 use bottle_protocol::config::DEFAULT_CONTROL_PORT;
 
 use super::config::{BundleFile, DIR, Rendered, SidecarOptions, TOKEN_PATH};
@@ -20,6 +23,7 @@ use super::host_copy::{self, Kept};
 use super::labels;
 use super::network::Placement;
 use crate::backend::{BackendKind, ControlEndpoint};
+use crate::control_client::ControlClient;
 use crate::engine::container::{Container, Guard, Limits, create, pinned, start};
 use crate::engine::logs::logs_tail;
 
@@ -77,7 +81,8 @@ pub async fn create_bundle(docker: &Docker, req: BundleRequest<'_>) -> anyhow::R
         }),
         ..Default::default()
     };
-    let id = create(docker, Container { owner: "bundle", name: &container, body, guard: Guard::Bottle(LIMITS) }).await?;
+    let id =
+        create(docker, Container { owner: "bundle", name: &container, body, guard: Guard::Bottle(LIMITS) }).await?;
     if let Some(token) = rendered.files.iter().find(|f| f.path == TOKEN_PATH) {
         host_copy::keep(&id, Kept::ControlToken, &token.contents);
     }
@@ -118,11 +123,11 @@ async fn join_networks(
     Ok(())
 }
 
-/// Starts a created bundle and waits until it listens.
-pub async fn run_bundle(docker: &Docker, name: &str, placement: &Placement) -> anyhow::Result<()> {
+/// Starts a created bundle and waits until its control plane answers the host.
+pub async fn run_bundle(docker: &Docker, name: &str) -> anyhow::Result<()> {
     let container = labels::object_name(name, labels::ROLE_BUNDLE);
     start(docker, "bundle", &container).await?;
-    wait_ready(docker, &container, placement).await
+    wait_ready(docker, name, &container).await
 }
 
 /// `etc/bottle/` and its files, owned by the bundle user, readable by it alone.
@@ -146,24 +151,33 @@ fn files_tar(files: &[BundleFile]) -> anyhow::Result<Vec<u8>> {
     Ok(b.into_inner()?)
 }
 
-/// Waits until the control plane accepts TCP on the bundle's egress address (the
-/// bundle binds every listener before serving any, so this means all are bound),
-/// failing early with the bundle's own last words if it exits.
-async fn wait_ready(docker: &Docker, container: &str, placement: &Placement) -> anyhow::Result<()> {
-    let addr = (placement.bundle_egress_ip, DEFAULT_CONTROL_PORT);
+/// Waits until the control plane answers a health call the way every later host call
+/// reaches it: through its published loopback port, with the token (the bundle binds every
+/// listener before serving any, so this means all are bound). The engine's port forwarder
+/// accepts before the bundle listens, so only an answer counts; and the bundle's own address
+/// is no way to ask, as Docker Desktop and colima do not route the host to containers.
+/// Fails early with the bundle's own last words if it exits.
+async fn wait_ready(docker: &Docker, name: &str, container: &str) -> anyhow::Result<()> {
     let start = Instant::now();
+    let mut last = anyhow::anyhow!("not asked yet");
     while start.elapsed() < READY_TIMEOUT {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
-        }
-        let state = docker.inspect_container(container, None).await?.state.unwrap_or_default();
+        let info = docker.inspect_container(container, None).await?;
+        let state = info.state.clone().unwrap_or_default();
         if state.running != Some(true) {
             let logs = logs_tail(docker, container, 20).await.unwrap_or_default();
             anyhow::bail!("bundle: {container} exited (code {:?}) before listening:\n{logs}", state.exit_code);
         }
+        let asked = async {
+            let endpoint = endpoint(docker, name, info.id.as_deref(), published_port(&info)).await?;
+            ControlClient::new(&endpoint)?.health().await
+        };
+        match asked.await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e,
+        }
         tokio::time::sleep(READY_POLL).await;
     }
-    anyhow::bail!("bundle: {container} did not listen on {}:{} within {READY_TIMEOUT:?}", addr.0, addr.1)
+    anyhow::bail!("bundle: {container}'s control plane did not answer the host within {READY_TIMEOUT:?}: {last:#}")
 }
 
 /// The host's way to the bundle's control plane: the published loopback port, and the
@@ -171,12 +185,13 @@ async fn wait_ready(docker: &Docker, container: &str, placement: &Placement) -> 
 pub async fn control_endpoint(docker: &Docker, name: &str) -> anyhow::Result<ControlEndpoint> {
     let container = labels::object_name(name, labels::ROLE_BUNDLE);
     let info = docker.inspect_container(&container, None).await.with_context(|| format!("bottle {name}: no bundle"))?;
-    let port = info
-        .network_settings
-        .and_then(|n| n.ports)
-        .and_then(|p| p.get(&control_port_key()).cloned().flatten())
-        .and_then(|b| b.into_iter().find_map(|b| b.host_port?.parse().ok()));
-    endpoint(docker, name, info.id.as_deref(), port).await
+    endpoint(docker, name, info.id.as_deref(), published_port(&info)).await
+}
+
+/// The host's loopback port the engine forwards to the bundle's control plane, once started.
+fn published_port(info: &ContainerInspectResponse) -> Option<u16> {
+    let bindings = info.network_settings.as_ref()?.ports.as_ref()?.get(&control_port_key())?.as_ref()?;
+    bindings.iter().find_map(|b| b.host_port.as_deref()?.parse().ok())
 }
 
 /// [`control_endpoint`] of every bottle in `names` from one listing of the engine's bundle
@@ -208,7 +223,8 @@ async fn listed_endpoint(
 
 /// The endpoint of bottle `name`'s bundle, container `id`, published on host port `port`.
 async fn endpoint(docker: &Docker, name: &str, id: Option<&str>, port: Option<u16>) -> anyhow::Result<ControlEndpoint> {
-    let port = port.with_context(|| format!("bottle {name}: the bundle's control port is not published (is it running?)"))?;
+    let port =
+        port.with_context(|| format!("bottle {name}: the bundle's control port is not published (is it running?)"))?;
     let kept = id.and_then(|id| host_copy::load(id, Kept::ControlToken)).and_then(|t| String::from_utf8(t).ok());
     let token = match kept {
         Some(token) => token,

@@ -59,7 +59,11 @@ pub fn store(bundle_id: &str, kept: Kept, contents: &[u8], replace: bool) -> any
     // A named temporary file is created 0600, and the rename makes the copy appear whole.
     let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
     std::io::Write::write_all(&mut tmp, contents)?;
-    if replace { tmp.persist(&path).map(drop)? } else { tmp.persist_noclobber(&path).map(drop)? }
+    if replace {
+        tmp.persist(&path).map(drop)?
+    } else {
+        tmp.persist_noclobber(&path).map(drop)?
+    }
     Ok(())
 }
 

@@ -84,7 +84,7 @@ impl DockerHost {
         };
         progress.step("starting the bundle");
         sidecar::create_bundle(d, req).await?;
-        sidecar::run_bundle(d, &spec.name, &placement).await?;
+        sidecar::run_bundle(d, &spec.name).await?;
         Ok(placement)
     }
 
