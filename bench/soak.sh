@@ -81,7 +81,9 @@ cp bench/soak_load.py "$T/canary/cert.pem" "$WS/"
 chown -R 1000:1000 "$WS"
 # Internal: the canary needs no way out, and the bundle's egress network must stay its gateway.
 docker network create --internal "$NET" >/dev/null || exit 1
-docker run -d --name "$CANARY" --network "$NET" -v "$T/canary:/canary:ro" \
+# The canary stands for origins elsewhere, which share no cores with the bottle: the same
+# CPU weight as the bundle, so the agent's load does not queue it behind itself.
+docker run -d --name "$CANARY" --network "$NET" --cpu-shares 4096 -v "$T/canary:/canary:ro" \
   "$AGENT_IMAGE" python3 /canary/soak_load.py canary --cert /canary/cert.pem --key /canary/key.pem >/dev/null || exit 1
 canary_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$CANARY")
 export BOTTLE_CANARY_HOSTS="allowed.test=$canary_ip" BOTTLE_CANARY_CIDRS="$canary_ip/32" \
@@ -124,6 +126,11 @@ agent_py() { docker exec "$AGENT" nice -n "${NICE:-0}" python3 /workspace/soak_l
 LOAD_ARGS=(--tunnels "$TUNNELS" --loris "$LORIS" --loris-every "$LORIS_EVERY" --flood "$FLOOD" --flood-kb "$FLOOD_KB" --status /workspace/load.json)
 agent_py client --seconds $((QUIET + DURATION + AFTER)) --rate "$RATE" --out /workspace/client.jsonl 2> "$T/client.err" &
 CLIENT=$!; PIDS+=($CLIENT)
+# The canary's own latency, asked from the host at the same pace per service: the proxy's
+# and git-gate's answers come from it, and it serves the thousand tunnels too.
+python3 bench/soak_load.py client --origin "$canary_ip:80" --seconds $((QUIET + DURATION + AFTER)) \
+  --rate "$(python3 -c "print($RATE / 3)")" --out "$T/origin.jsonl" 2> "$T/origin.err" &
+ORIGIN_CLIENT=$!; PIDS+=($ORIGIN_CLIENT)
 SAMPLED_PEAK=0 FDS_PEAK=0 SAME_PID=yes
 sample() { # memory and fds of the bundle now (USAGE, FDS), and whether it is still the same process
   local pid
@@ -154,6 +161,7 @@ kill "$LOAD" 2>/dev/null
 wait "$LOAD" 2>/dev/null
 echo "==> after: the normal client alone again until it stops" >&2
 while kill -0 "$CLIENT" 2>/dev/null; do sleep "$PROGRESS"; progress after; done
+wait "$ORIGIN_CLIENT" 2>/dev/null
 [ -s "$T/load.err" ] && { echo "load stderr:"; tail -5 "$T/load.err"; } | tee -a "$RES"
 [ -s "$T/client.err" ] && { echo "client stderr:"; tail -5 "$T/client.err"; } | tee -a "$RES"
 sample
@@ -169,6 +177,6 @@ cat > "$T/info.json" <<EOF
  "restarts_before": $RESTARTS_BEFORE, "restarts_after": $(inspect '{{.RestartCount}}'),
  "oom_killed": "$(inspect '{{.State.OOMKilled}}')", "same_pid": "$SAME_PID", "log_counts": "$log_counts"}
 EOF
-python3 bench/soak_load.py summary "${LOAD_ARGS[@]/\/workspace/$WS}" --client "$WS/client.jsonl" --rate "$RATE" --info "$T/info.json" | tee -a "$RES"
+python3 bench/soak_load.py summary "${LOAD_ARGS[@]/\/workspace/$WS}" --client "$WS/client.jsonl" --origin-client "$T/origin.jsonl" --rate "$RATE" --info "$T/info.json" | tee -a "$RES"
 log "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 log "results: $RES"

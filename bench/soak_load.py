@@ -6,7 +6,9 @@
             connections cost it no thread each.
   client    the normal agent, in the agent container: requests at a fixed pace, each on a
             new connection, one at a time per service: the proxy (a GET to the canary),
-            supervise and git-gate; one JSON line per request.
+            supervise and git-gate; one JSON line per request. With --origin, on the host:
+            the same GET straight to the canary, whose own latency under the load is part
+            of the proxy's and git-gate's (the canary serves the tunnels too).
   load      the hostile agent, in the agent container: CONNECT tunnels to the canary held
             open with TLS, a slow-loris and a header flood on the three agent-facing
             services, all at once, for a bounded time; its counters go to a status file.
@@ -37,6 +39,7 @@ PATHS = {
     "proxy": f"http://{ORIGIN}/",
     "supervise": "/v1/requests/soak-probe",
     "git-gate": "/soak.git/info/refs?service=git-upload-pack",
+    "origin": "/",
 }
 BODY = b"hello from the soak canary\n"
 # One flood header line: large, so ~400 KB stays under hyper's 100-header limit.
@@ -135,12 +138,16 @@ def one_request(addr, svc, timeout):
 
 def client(a):
     """One paced thread per service, so a service that stalls does not hide the others' latency."""
-    addrs = endpoints()
+    if a.origin:
+        host, _, port = a.origin.rpartition(":")
+        addrs = {"origin": (host, int(port))}
+    else:
+        addrs = endpoints()
     end = time.time() + a.seconds
     lock = threading.Lock()
 
     def run(svc, out):
-        pace = len(SERVICES) / a.rate
+        pace = len(addrs) / a.rate
         due = time.monotonic()
         while time.time() < end:
             wall, t0 = time.time(), time.perf_counter()
@@ -153,7 +160,7 @@ def client(a):
             time.sleep(max(0.0, due - time.monotonic()))
 
     with open(a.out, "w") as out:
-        threads = [threading.Thread(target=run, args=(svc, out)) for svc in SERVICES]
+        threads = [threading.Thread(target=run, args=(svc, out)) for svc in addrs]
         for t in threads:
             t.start()
         for t in threads:
@@ -404,12 +411,13 @@ def summary(a):
     rows = defaultdict(list)
     errs = Counter()
     statuses = defaultdict(Counter)
-    for s in samples(a.client):
+    origin = list(samples(a.origin_client)) if a.origin_client else []
+    for s in list(samples(a.client)) + origin:
         phase = "quiet" if s["t"] < start else "load" if s["t"] < end else "after"
-        for key in (s["svc"], "all"):
+        for key in (s["svc"],) if s["svc"] == "origin" else (s["svc"], "all"):
             rows[(phase, key)].append(s["ms"])
         statuses[(phase, s["svc"])][s["err"] or s["status"]] += 1
-        if s["err"]:
+        if s["err"] and s["svc"] != "origin":
             errs[phase] += 1
     mib = lambda b: b / 1048576
     p = print
@@ -418,7 +426,7 @@ def summary(a):
     p("\nnormal client (a new connection per request, one at a time per service, %g requests/s in all; quiet = before the load, same run):\n" % a.rate)
     p("| service | phase | requests | p50 ms | p99 ms | max ms | p99 / quiet p99 | replies |")
     p("|---|---|---:|---:|---:|---:|---:|---|")
-    for key in SERVICES + ("all",):
+    for key in SERVICES + ("all", "origin"):
         quiet99 = pct(rows[("quiet", key)], 99)
         for phase in ("quiet", "load", "after"):
             xs = rows[(phase, key)]
@@ -451,8 +459,11 @@ def summary(a):
     met = l99 < 10 and info["restarts_before"] == info["restarts_after"] and info["same_pid"] == "yes"
     p("\ngoal (normal client p99 under load < 10 ms, no bundle restart): %s — p99 under load %.2f ms (quiet %.2f ms, %.1fx), %d client errors under load" % (
         "met" if met else "NOT met", l99, q99, l99 / q99, errs["load"]))
+    if origin:
+        p("the canary origin itself, asked from the host at the same pace: p99 %.2f ms quiet, %.2f ms under load" % (
+            pct(rows[("quiet", "origin")], 99), pct(rows[("load", "origin")], 99)))
     for phase in ("quiet", "load", "after"):
-        for key in SERVICES + ("all",):
+        for key in SERVICES + ("all", "origin"):
             xs = rows[(phase, key)]
             if xs:
                 p("RAW client phase=%s svc=%s n=%d p50_ms=%.3f p99_ms=%.3f max_ms=%.3f" % (phase, key, len(xs), pct(xs, 50), pct(xs, 99), max(xs)))
@@ -471,6 +482,7 @@ def main():
     c.add_argument("--rate", type=float, default=20)
     c.add_argument("--timeout", type=float, default=10)
     c.add_argument("--out", required=True)
+    c.add_argument("--origin", help="HOST:PORT of the canary, asked directly instead of the bundle's services")
     for name in ("load", "summary"):
         c = sub.add_parser(name)
         c.add_argument("--tunnels", type=int, default=1000)
@@ -486,6 +498,7 @@ def main():
     c.add_argument("--open-at-once", type=int, default=50, help="tunnels being opened at the same time")
     c = sub.choices["summary"]
     c.add_argument("--client", required=True)
+    c.add_argument("--origin-client", help="the --origin client's lines")
     c.add_argument("--rate", type=float, required=True)
     c.add_argument("--info", required=True, help="JSON the driver wrote about the bundle container")
     c = sub.add_parser("progress")
