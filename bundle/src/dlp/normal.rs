@@ -96,7 +96,7 @@ impl Normaliser {
             if p < at || !may_change(&data[p..]) {
                 continue;
             }
-            out.extend_from_slice(&data[at..p]);
+            copy_run(out, data, at, p);
             let cr_before = p > at && data[p - 1] == b'\r';
             let Some(used) = self.special(&data[p..], cr_before, last, out) else {
                 self.held.extend_from_slice(&data[p..]);
@@ -299,6 +299,24 @@ fn unicode(rest: &[u8], last: bool, out: &mut Vec<u8>) -> Option<usize> {
 fn push_decoded(out: &mut Vec<u8>, byte: u8) {
     if byte != b'\n' && byte != b'\r' {
         out.push(byte);
+    }
+}
+
+/// Longest run [`copy_run`] copies with a fixed-size copy.
+const RUN_WINDOW: usize = 128;
+
+/// Appends `data[from..to]` to `out`. A run ends at every line break, so in
+/// text most are under a hundred bytes, and `memcpy` picks its loop for such
+/// a length with branches no predictor learns (about one miss per run in
+/// `printable`). A copy of a fixed `RUN_WINDOW` bytes is a few vector moves
+/// in line; the bytes past the run are cut off again.
+fn copy_run(out: &mut Vec<u8>, data: &[u8], from: usize, to: usize) {
+    match data[from..].first_chunk::<RUN_WINDOW>() {
+        Some(window) if to - from <= RUN_WINDOW => {
+            out.extend_from_slice(window);
+            out.truncate(out.len() - (RUN_WINDOW - (to - from)));
+        }
+        _ => out.extend_from_slice(&data[from..to]),
     }
 }
 
