@@ -15,9 +15,10 @@
 //! Decoded output is not decoded again (`%255C` gives `%5C`, not `\`), and an
 //! escape that is not well formed passes through as written. Hex case is
 //! folded by the literal finder rather than here, because base64 is
-//! case-sensitive. One pass ([`Specials`]) finds the `%`, `\` and LF bytes;
-//! those that decode to themselves (most, in plain text) stay inside the runs
-//! that are copied whole, so plain text costs little more than a copy.
+//! case-sensitive. One pass ([`Stops`]) finds the `%`, `\` and LF bytes that
+//! may change the view; those that decode to themselves (most `%` and `\` in
+//! plain text) stay inside the runs that are copied whole, so plain text
+//! costs little more than a copy.
 
 /// Longest escape: `\uD83D\uDE00`. Less than that is held back at a chunk end.
 pub(super) const MAX_ESCAPE: usize = 12;
@@ -89,11 +90,8 @@ impl Normaliser {
             }
             self.after_break = false;
         }
-        // One pass finds every special byte. Most change nothing (`%`
-        // without two hex digits, `\` before a letter that is no escape) and
-        // stay inside the run being copied; only the others end the run.
-        for p in Specials::new(data) {
-            if p < at || !may_change(&data[p..]) {
+        for p in Stops::new(data) {
+            if p < at {
                 continue;
             }
             copy_run(out, data, at, p);
@@ -232,30 +230,31 @@ const NEEDS: [u8; 256] = {
     needs
 };
 
-/// Bytes per block of [`Specials`]: one bit of a `u64` mask each.
+/// Bytes per block of [`Stops`]: one bit of a `u64` mask each.
 const BLOCK: usize = 64;
 
-/// The positions of the `%`, `\` and LF bytes in a buffer, ascending. In
-/// text there is one every 30 to 80 bytes, and a memchr iterator pays a
-/// search restart (a call through its dispatch and an unaligned first
-/// vector) at each; this finds all of a 64-byte block's at once, in compares
-/// the compiler vectorises, and then only walks the mask's bits.
-struct Specials<'a> {
+/// The positions of the `%`, `\` and LF bytes in a buffer that
+/// [`may_change`] the view, ascending. In text there is a special byte every
+/// 30 to 80 bytes, and a memchr iterator pays a search restart (a call
+/// through its dispatch and an unaligned first vector) at each; this finds
+/// all of a 64-byte block's at once, in compares the compiler vectorises,
+/// and drops those that change nothing before yielding any, so whether one
+/// does is never a branch to predict.
+struct Stops<'a> {
     data: &'a [u8],
     /// Where the current block starts in `data`.
     base: usize,
-    /// The special bytes of the current block not yet yielded, one bit each.
+    /// The stops of the current block not yet yielded, one bit each.
     mask: u64,
 }
 
-impl<'a> Specials<'a> {
+impl<'a> Stops<'a> {
     fn new(data: &'a [u8]) -> Self {
-        let mask = block_mask(data);
-        Specials { data, base: 0, mask }
+        Stops { data, base: 0, mask: block_stops(data, 0) }
     }
 }
 
-impl Iterator for Specials<'_> {
+impl Iterator for Stops<'_> {
     type Item = usize;
 
     fn next(&mut self) -> Option<usize> {
@@ -264,7 +263,7 @@ impl Iterator for Specials<'_> {
             if self.base >= self.data.len() {
                 return None;
             }
-            self.mask = block_mask(&self.data[self.base..]);
+            self.mask = block_stops(self.data, self.base);
         }
         let bit = self.mask.trailing_zeros() as usize;
         self.mask &= self.mask - 1;
@@ -272,15 +271,31 @@ impl Iterator for Specials<'_> {
     }
 }
 
-/// One bit per special byte among the first `BLOCK` bytes of `data`; a
-/// shorter last block is padded with zero bytes, which are not special.
-fn block_mask(data: &[u8]) -> u64 {
+/// One bit per stop in the `BLOCK` bytes of `data` from `base`. A line
+/// break always is one; the `%` and `\` are tested one by one, which text
+/// without them (prose, base64) then never does.
+fn block_stops(data: &[u8], base: usize) -> u64 {
+    let block = &data[base..];
+    let mut escapes = block_mask(block, |c| (c == b'%') | (c == b'\\'));
+    let mut stops = block_mask(block, |c| c == b'\n');
+    while escapes != 0 {
+        let bit = escapes.trailing_zeros();
+        escapes &= escapes - 1;
+        stops |= u64::from(may_change(&data[base + bit as usize..])) << bit;
+    }
+    stops
+}
+
+/// One bit per byte that is `wanted` among the first `BLOCK` bytes of
+/// `data`; a shorter last block is padded with zero bytes, which none of the
+/// special bytes is.
+fn block_mask(data: &[u8], wanted: impl Fn(u8) -> bool) -> u64 {
     match data.first_chunk::<BLOCK>() {
-        Some(block) => full_block_mask(block),
+        Some(block) => full_block_mask(block, wanted),
         None => {
             let mut block = [0; BLOCK];
             block[..data.len()].copy_from_slice(data);
-            full_block_mask(&block)
+            full_block_mask(&block, wanted)
         }
     }
 }
@@ -289,10 +304,10 @@ fn block_mask(data: &[u8]) -> u64 {
 /// turns into vector ones), then each 8 flags are gathered into 8 bits by one
 /// multiply: flag `j` (0 or 1, at bit `8 j`) times `2^(7 k + 7)` lands on bit
 /// `56 + j` when `j + k = 7`, and no two terms share a bit.
-fn full_block_mask(block: &[u8; BLOCK]) -> u64 {
+fn full_block_mask(block: &[u8; BLOCK], wanted: impl Fn(u8) -> bool) -> u64 {
     let mut flags = [0u8; BLOCK];
     for (f, &c) in flags.iter_mut().zip(block) {
-        *f = u8::from(c == b'%') | u8::from(c == b'\\') | u8::from(c == b'\n');
+        *f = u8::from(wanted(c));
     }
     flags.chunks_exact(8).enumerate().fold(0, |mask, (i, eight)| {
         let word = u64::from_le_bytes(eight.try_into().expect("8 flags"));
@@ -404,7 +419,7 @@ mod tests {
     }
 
     #[test]
-    fn specials_are_every_percent_backslash_and_lf() {
+    fn stops_are_every_special_byte_that_may_change_the_view() {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let data: Vec<u8> = (0..1000)
             .map(|_| {
@@ -417,8 +432,10 @@ mod tests {
         for from in 0..140 {
             for to in [from, from + 1, from + 63, from + 64, from + 65, from + 129, data.len()] {
                 let text = &data[from..to];
-                let want: Vec<usize> = (0..text.len()).filter(|&i| matches!(text[i], b'%' | b'\\' | b'\n')).collect();
-                assert_eq!(super::Specials::new(text).collect::<Vec<_>>(), want, "{from}..{to}");
+                let want: Vec<usize> = (0..text.len())
+                    .filter(|&i| matches!(text[i], b'%' | b'\\' | b'\n') && super::may_change(&text[i..]))
+                    .collect();
+                assert_eq!(super::Stops::new(text).collect::<Vec<_>>(), want, "{from}..{to}");
             }
         }
     }
