@@ -419,6 +419,23 @@ mod tests {
     }
 
     #[test]
+    fn the_change_tables_say_what_the_escape_rules_say() {
+        for c in [b'%', b'\\', b'\n'] {
+            for next in 0..=255u8 {
+                for after in 0..=255u8 {
+                    let want = match c {
+                        b'%' => super::hex(next).is_some() && super::hex(after).is_some(),
+                        b'\\' => matches!(next, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' | b'u'),
+                        _ => true,
+                    };
+                    assert_eq!(super::may_change(&[c, next, after]), want, "{c:?} {next:?} {after:?}");
+                }
+            }
+            assert!(super::may_change(&[c, b'z']), "{c:?} before too few bytes to tell");
+        }
+    }
+
+    #[test]
     fn stops_are_every_special_byte_that_may_change_the_view() {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let data: Vec<u8> = (0..1000)
