@@ -15,9 +15,10 @@
 //! Decoded output is not decoded again (`%255C` gives `%5C`, not `\`), and an
 //! escape that is not well formed passes through as written. Hex case is
 //! folded by the literal finder rather than here, because base64 is
-//! case-sensitive. One SIMD pass (memchr) finds the `%`, `\` and LF bytes;
-//! those that decode to themselves (most, in plain text) stay inside the runs
-//! that are copied whole, so plain text costs little more than a copy.
+//! case-sensitive. One pass ([`Stops`]) finds the `%`, `\` and LF bytes that
+//! may change the view; those that decode to themselves (most `%` and `\` in
+//! plain text) stay inside the runs that are copied whole, so plain text
+//! costs little more than a copy.
 
 /// Longest escape: `\uD83D\uDE00`. Less than that is held back at a chunk end.
 pub(super) const MAX_ESCAPE: usize = 12;
@@ -89,14 +90,11 @@ impl Normaliser {
             }
             self.after_break = false;
         }
-        // One SIMD pass finds every special byte. Most change nothing (`%`
-        // without two hex digits, `\` before a letter that is no escape) and
-        // stay inside the run being copied; only the others end the run.
-        for p in memchr::memchr3_iter(b'%', b'\\', b'\n', data) {
-            if p < at || !may_change(&data[p..]) {
+        for p in Stops::new(data) {
+            if p < at {
                 continue;
             }
-            out.extend_from_slice(&data[at..p]);
+            copy_run(out, data, at, p);
             let cr_before = p > at && data[p - 1] == b'\r';
             let Some(used) = self.special(&data[p..], cr_before, last, out) else {
                 self.held.extend_from_slice(&data[p..]);
@@ -187,12 +185,134 @@ pub(super) fn view_keeps(form: &[u8]) -> bool {
 /// False when the special byte starting `rest` surely decodes to itself (a `%`
 /// without two hex digits, a `\` before no escape letter); true when it may
 /// change the view or `rest` ends too soon to tell, which `special` decides.
+/// Table lookups and no branch: in text the three special bytes and the
+/// bytes after a `%` follow no pattern a predictor could learn, and a
+/// mispredicted test here cost more than the rest of the step.
 fn may_change(rest: &[u8]) -> bool {
-    match rest {
-        [b'%', h, l, ..] => hex(*h).is_some() && hex(*l).is_some(),
-        [b'\\', next, ..] => matches!(next, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' | b'u'),
-        _ => true,
+    let [c, next, after, ..] = *rest else {
+        return true;
+    };
+    let have = (CLASS[usize::from(next)] & (CLASS[usize::from(after)] | ESCAPE)) | ALWAYS;
+    NEEDS[usize::from(c)] & have != 0
+}
+
+/// [`CLASS`] bit of a hex digit; [`NEEDS`] bit of `%`, which changes the
+/// view when two follow.
+const HEX: u8 = 1;
+/// [`CLASS`] bit of a byte that makes a JSON escape after `\`; [`NEEDS`]
+/// bit of `\`.
+const ESCAPE: u8 = 2;
+/// [`NEEDS`] bit of a line break, which always changes the view.
+const ALWAYS: u8 = 4;
+
+/// Per byte: `HEX`, `ESCAPE`, both or neither.
+const CLASS: [u8; 256] = {
+    let mut class = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        if hex(b as u8).is_some() {
+            class[b] |= HEX;
+        }
+        if matches!(b as u8, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' | b'u') {
+            class[b] |= ESCAPE;
+        }
+        b += 1;
     }
+    class
+};
+
+/// Per special byte, what must follow it for it to change the view.
+const NEEDS: [u8; 256] = {
+    let mut needs = [0; 256];
+    needs[b'%' as usize] = HEX;
+    needs[b'\\' as usize] = ESCAPE;
+    needs[b'\n' as usize] = ALWAYS;
+    needs
+};
+
+/// Bytes per block of [`Stops`]: one bit of a `u64` mask each.
+const BLOCK: usize = 64;
+
+/// The positions of the `%`, `\` and LF bytes in a buffer that
+/// [`may_change`] the view, ascending. In text there is a special byte every
+/// 30 to 80 bytes, and a memchr iterator pays a search restart (a call
+/// through its dispatch and an unaligned first vector) at each; this finds
+/// all of a 64-byte block's at once, in compares the compiler vectorises,
+/// and drops those that change nothing before yielding any, so whether one
+/// does is never a branch to predict.
+struct Stops<'a> {
+    data: &'a [u8],
+    /// Where the current block starts in `data`.
+    base: usize,
+    /// The stops of the current block not yet yielded, one bit each.
+    mask: u64,
+}
+
+impl<'a> Stops<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Stops { data, base: 0, mask: block_stops(data, 0) }
+    }
+}
+
+impl Iterator for Stops<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            self.base += BLOCK;
+            if self.base >= self.data.len() {
+                return None;
+            }
+            self.mask = block_stops(self.data, self.base);
+        }
+        let bit = self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(self.base + bit)
+    }
+}
+
+/// One bit per stop in the `BLOCK` bytes of `data` from `base`. A line
+/// break always is one; the `%` and `\` are tested one by one, which text
+/// without them (prose, base64) then never does.
+fn block_stops(data: &[u8], base: usize) -> u64 {
+    let block = &data[base..];
+    let mut escapes = block_mask(block, |c| (c == b'%') | (c == b'\\'));
+    let mut stops = block_mask(block, |c| c == b'\n');
+    while escapes != 0 {
+        let bit = escapes.trailing_zeros();
+        escapes &= escapes - 1;
+        stops |= u64::from(may_change(&data[base + bit as usize..])) << bit;
+    }
+    stops
+}
+
+/// One bit per byte that is `wanted` among the first `BLOCK` bytes of
+/// `data`; a shorter last block is padded with zero bytes, which none of the
+/// special bytes is.
+fn block_mask(data: &[u8], wanted: impl Fn(u8) -> bool) -> u64 {
+    match data.first_chunk::<BLOCK>() {
+        Some(block) => full_block_mask(block, wanted),
+        None => {
+            let mut block = [0; BLOCK];
+            block[..data.len()].copy_from_slice(data);
+            full_block_mask(&block, wanted)
+        }
+    }
+}
+
+/// The flags are computed one byte each (plain compares, which the compiler
+/// turns into vector ones), then each 8 flags are gathered into 8 bits by one
+/// multiply: flag `j` (0 or 1, at bit `8 j`) times `2^(7 k + 7)` lands on bit
+/// `56 + j` when `j + k = 7`, and no two terms share a bit.
+fn full_block_mask(block: &[u8; BLOCK], wanted: impl Fn(u8) -> bool) -> u64 {
+    let mut flags = [0u8; BLOCK];
+    for (f, &c) in flags.iter_mut().zip(block) {
+        *f = u8::from(wanted(c));
+    }
+    flags.chunks_exact(8).enumerate().fold(0, |mask, (i, eight)| {
+        let word = u64::from_le_bytes(eight.try_into().expect("8 flags"));
+        mask | (word.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * i)
+    })
 }
 
 /// `\uXXXX`, or a surrogate pair `\uD8XX\uDCXX`, at the start of `rest`.
@@ -234,6 +354,24 @@ fn push_decoded(out: &mut Vec<u8>, byte: u8) {
     }
 }
 
+/// Longest run [`copy_run`] copies with a fixed-size copy.
+const RUN_WINDOW: usize = 128;
+
+/// Appends `data[from..to]` to `out`. A run ends at every line break, so in
+/// text most are under a hundred bytes, and `memcpy` picks its loop for such
+/// a length with branches no predictor learns (about one miss per run in
+/// `printable`). A copy of a fixed `RUN_WINDOW` bytes is a few vector moves
+/// in line; the bytes past the run are cut off again.
+fn copy_run(out: &mut Vec<u8>, data: &[u8], from: usize, to: usize) {
+    match data[from..].first_chunk::<RUN_WINDOW>() {
+        Some(window) if to - from <= RUN_WINDOW => {
+            out.extend_from_slice(window);
+            out.truncate(out.len() - (RUN_WINDOW - (to - from)));
+        }
+        _ => out.extend_from_slice(&data[from..to]),
+    }
+}
+
 /// Where the indentation (spaces and tabs) starting at `from` ends.
 fn indent_end(data: &[u8], from: usize) -> usize {
     data[from..].iter().position(|&b| b != b' ' && b != b'\t').map_or(data.len(), |n| from + n)
@@ -245,7 +383,7 @@ fn push_char(out: &mut Vec<u8>, c: char) {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
+const fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
@@ -277,6 +415,45 @@ mod tests {
     fn decodes_one_layer_and_drops_line_breaks() {
         for (raw, want) in CASES {
             assert_eq!(String::from_utf8_lossy(&Normaliser::whole(raw.as_bytes())), *want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn the_change_tables_say_what_the_escape_rules_say() {
+        for c in [b'%', b'\\', b'\n'] {
+            for next in 0..=255u8 {
+                for after in 0..=255u8 {
+                    let want = match c {
+                        b'%' => super::hex(next).is_some() && super::hex(after).is_some(),
+                        b'\\' => matches!(next, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' | b'u'),
+                        _ => true,
+                    };
+                    assert_eq!(super::may_change(&[c, next, after]), want, "{c:?} {next:?} {after:?}");
+                }
+            }
+            assert!(super::may_change(&[c, b'z']), "{c:?} before too few bytes to tell");
+        }
+    }
+
+    #[test]
+    fn stops_are_every_special_byte_that_may_change_the_view() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let data: Vec<u8> = (0..1000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                b"%\\\nab\0\xff$]\x0b"[(state % 10) as usize]
+            })
+            .collect();
+        for from in 0..140 {
+            for to in [from, from + 1, from + 63, from + 64, from + 65, from + 129, data.len()] {
+                let text = &data[from..to];
+                let want: Vec<usize> = (0..text.len())
+                    .filter(|&i| matches!(text[i], b'%' | b'\\' | b'\n') && super::may_change(&text[i..]))
+                    .collect();
+                assert_eq!(super::Stops::new(text).collect::<Vec<_>>(), want, "{from}..{to}");
+            }
         }
     }
 
