@@ -20,8 +20,7 @@
 #
 # Knobs (all bounded): DURATION, QUIET, AFTER (seconds); TUNNELS, LORIS, FLOOD (flood
 # connections per service), FLOOD_KB, LORIS_EVERY (seconds between slow-loris bytes),
-# RATE (normal client requests per second), PROGRESS (seconds between progress lines),
-# LOAD_NICE (the load's niceness in the agent, 19; 0 gives it the client's priority).
+# RATE (normal client requests per second), PROGRESS (seconds between progress lines).
 # AGENT_IMAGE names the canary's image when BOTTLE_CORE_BIN has no examples/prepare_images
 # beside it. Raw lines and the summary land in RES (/tmp/bottle-soak-results.txt).
 set -uo pipefail
@@ -36,10 +35,6 @@ LORIS_EVERY=${LORIS_EVERY:-5}
 FLOOD=${FLOOD:-300}
 FLOOD_KB=${FLOOD_KB:-400}
 RATE=${RATE:-20}
-# The load runs at this niceness inside the agent, the normal client at 0: both share the
-# agent's cgroup and its cores, and the client stands for the agent's own next request, not
-# for a process the flood may starve inside the agent (what the bundle does is measured).
-LOAD_NICE=${LOAD_NICE:-19}
 PROGRESS=${PROGRESS:-5}
 RES=${RES:-/tmp/bottle-soak-results.txt}; : > "$RES"
 NAME=soak-$$
@@ -122,7 +117,7 @@ log "bundle $BUNDLE: pid $PID0, memory limit $((LIMIT / 1048576)) MiB, RestartCo
 log "agent: $(docker exec "$AGENT" sh -c 'python3 --version; ulimit -n' | tr '\n' ' ')"
 
 # ---------------------------------------------------------------- the run
-agent_py() { docker exec "$AGENT" nice -n "${NICE:-0}" python3 /workspace/soak_load.py "$@"; }
+agent_py() { docker exec "$AGENT" python3 /workspace/soak_load.py "$@"; }
 LOAD_ARGS=(--tunnels "$TUNNELS" --loris "$LORIS" --loris-every "$LORIS_EVERY" --flood "$FLOOD" --flood-kb "$FLOOD_KB" --status /workspace/load.json)
 agent_py client --seconds $((QUIET + DURATION + AFTER)) --rate "$RATE" --out /workspace/client.jsonl 2> "$T/client.err" &
 CLIENT=$!; PIDS+=($CLIENT)
@@ -150,7 +145,7 @@ echo "==> quiet: the normal client alone for $QUIET s" >&2
 for _ in $(seq $((QUIET / PROGRESS))); do sleep "$PROGRESS"; progress quiet; done
 sleep $((QUIET % PROGRESS))
 echo "==> load for $DURATION s: $TUNNELS tunnels, $LORIS slow-loris, $FLOOD x ${FLOOD_KB} KB flood per service" >&2
-NICE=$LOAD_NICE agent_py load --seconds "$DURATION" --ca /workspace/cert.pem "${LOAD_ARGS[@]}" 2> "$T/load.err" &
+agent_py load --seconds "$DURATION" --ca /workspace/cert.pem "${LOAD_ARGS[@]}" 2> "$T/load.err" &
 LOAD=$!; PIDS+=($LOAD)
 # Bounded: the load stops itself at DURATION (+20 s grace); past that it is killed.
 for _ in $(seq $(((DURATION + 30) / PROGRESS))); do
