@@ -2,15 +2,14 @@
 //! directions at once, a note of when bytes last moved so idle tunnels can be
 //! closed, and as little work per byte as each direction needs.
 //!
-//! A direction starts as a plain read/write copy with a small buffer that grows
-//! only while reads keep filling it: `copy_bidirectional` allocates full
-//! buffers up front, and with a thousand mostly idle tunnels that is most of the
-//! bundle's memory. Once a direction fills its largest buffer it is carrying
-//! bulk data, and it switches to splice(2) through a pipe of its own: the
-//! kernel moves the pages from one socket to the other without copying them
-//! into user space and back. The pipe (two descriptors) is only made for bulk
-//! directions. The proxy's plain-HTTP response bodies of known size use the
-//! same splice ([`splice_len`]): they are not scanned, so they need not pass
+//! A direction is a plain read/write copy with a small buffer that grows only
+//! while reads keep filling it: `copy_bidirectional` allocates full buffers up
+//! front, and with a thousand mostly idle tunnels that is most of the bundle's
+//! memory. A direction carrying bulk data ends at its largest buffer and keeps
+//! copying: through a TLS tunnel that ran 1.2x faster than splice(2) through a
+//! pipe, measured both ways round in the same run (docs/BENCHMARKS.md, "Tunnel
+//! throughput"). The proxy's plain-HTTP response bodies of known size are
+//! spliced ([`splice_len`]): they are not scanned, so they need not pass
 //! through user space at all.
 
 use std::future::Future;
@@ -34,7 +33,7 @@ pub const CLIENT_TO_ORIGIN_BUF: usize = 64 * 1024;
 /// Largest copy buffer for world → agent, also the most one splice moves; large
 /// so bulk downloads run near line rate.
 pub const ORIGIN_TO_CLIENT_BUF: usize = 256 * 1024;
-/// Pipe capacity asked for once a direction splices; the kernel may keep its default.
+/// Pipe capacity asked for a splice; the kernel may keep its default.
 const PIPE_BYTES: usize = 256 * 1024;
 
 /// When bytes last moved, in milliseconds since `start`.
@@ -61,7 +60,7 @@ impl Activity {
 }
 
 /// Copies both ways until both sides have finished; each direction's buffer
-/// grows up to its own maximum, then that direction splices.
+/// grows up to its own maximum.
 pub(crate) async fn both_ways(
     a: &mut TcpStream,
     b: &mut TcpStream,
@@ -84,37 +83,9 @@ async fn one_way(mut r: ReadHalf<'_>, mut w: WriteHalf<'_>, max: usize, activity
         }
         activity.touch();
         w.write_all(&buf[..n]).await?;
-        if n == buf.len() {
-            if buf.len() >= max {
-                break;
-            }
+        if n == buf.len() && buf.len() < max {
             buf.resize((buf.len() * GROWTH).min(max), 0);
         }
-    }
-    drop(buf);
-    let (from, to) = (r.as_ref(), w.as_ref());
-    match Pipe::new() {
-        Ok(pipe) => splice_up_to(from, to, &pipe, max, u64::MAX, activity).await.map(drop),
-        // Out of descriptors or no splice: keep copying, slower but correct.
-        Err(_) => copy_until_eof(&mut r, &mut w, max, activity).await,
-    }?;
-    w.shutdown().await
-}
-
-async fn copy_until_eof(
-    r: &mut ReadHalf<'_>,
-    w: &mut WriteHalf<'_>,
-    max: usize,
-    activity: &Activity,
-) -> io::Result<()> {
-    let mut buf = vec![0u8; max];
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        activity.touch();
-        w.write_all(&buf[..n]).await?;
     }
 }
 
@@ -149,8 +120,11 @@ impl Pipe {
     }
 }
 
-/// Moves `len` bytes from `from` to `to` through `pipe`; returns how many
-/// moved, fewer only if `from` ended first.
+/// Moves `len` bytes from `from` to `to` through `pipe`, at most
+/// [`ORIGIN_TO_CLIENT_BUF`] per splice; returns how many moved, fewer only if
+/// `from` ended first. The pipe is drained before each refill, so `EAGAIN` on
+/// the way in means `from` has nothing to read and on the way out that `to`
+/// has no room: each is a plain readiness wait.
 pub(crate) async fn splice_len(
     from: &TcpStream,
     to: &TcpStream,
@@ -158,25 +132,10 @@ pub(crate) async fn splice_len(
     len: u64,
     activity: &Activity,
 ) -> io::Result<u64> {
-    splice_up_to(from, to, pipe, ORIGIN_TO_CLIENT_BUF, len, activity).await
-}
-
-/// socket → pipe → socket until `limit` bytes moved or `from` ends, at most
-/// `max` per splice. The pipe is drained before each refill, so `EAGAIN` on
-/// the way in means `from` has nothing to read and on the way out that `to`
-/// has no room: each is a plain readiness wait.
-async fn splice_up_to(
-    from: &TcpStream,
-    to: &TcpStream,
-    pipe: &Pipe,
-    max: usize,
-    limit: u64,
-    activity: &Activity,
-) -> io::Result<u64> {
     let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
     let mut moved = 0u64;
-    while moved < limit {
-        let ask = usize::try_from(limit - moved).unwrap_or(usize::MAX).min(max);
+    while moved < len {
+        let ask = usize::try_from(len - moved).unwrap_or(usize::MAX).min(ORIGIN_TO_CLIENT_BUF);
         let mut pending = loop {
             match from
                 .try_io(Interest::READABLE, || Ok(rustix::pipe::splice(from, None, &pipe.write, None, ask, flags)?))
@@ -237,9 +196,9 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), pump).await.unwrap().unwrap().unwrap();
     }
 
-    /// Both directions at bulk size at once, so both switch to splice while the
-    /// other is still moving: every byte must arrive, in order, and the
-    /// half-closes must still end the pump.
+    /// Both directions at bulk size at once, so both grow to their largest
+    /// buffer while the other is still moving: every byte must arrive, in
+    /// order, and the half-closes must still end the pump.
     #[tokio::test]
     async fn bulk_both_ways_at_once_arrives_intact() {
         const LEN: usize = 8 * 1024 * 1024;
