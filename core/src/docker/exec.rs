@@ -7,6 +7,7 @@ use anyhow::Context;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::ExecConfig;
 use futures_util::StreamExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -19,6 +20,9 @@ pub const MAX_EXEC_OUTPUT: usize = 8 * 1024 * 1024;
 /// The engine may report an exec as running for a moment after its output ended.
 const EXIT_CODE_POLLS: u32 = 50;
 const EXIT_CODE_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How often a refused resize is tried again, [`RESIZE_BACKOFF`] times the attempt apart.
+const RESIZE_TRIES: u32 = 10;
+const RESIZE_BACKOFF: Duration = Duration::from_millis(10);
 
 pub async fn exec(docker: &Docker, container: &str, cmd: &[String]) -> anyhow::Result<ExecOutput> {
     let options = CreateExecOptions {
@@ -49,13 +53,20 @@ pub async fn exec(docker: &Docker, container: &str, cmd: &[String]) -> anyhow::R
 
 /// Like `docker exec [-i] [-t]`: stdin is sent as it is typed, output written and flushed as
 /// it arrives, untouched, and window size changes are passed on to the command's terminal.
-pub async fn exec_attached(docker: &Docker, container: &str, req: ExecRequest) -> anyhow::Result<i64> {
-    let options = CreateExecOptions {
+pub async fn exec_attached(docker: &Docker, container: &str, mut req: ExecRequest) -> anyhow::Result<i64> {
+    let mut sizes = req.sizes.take().filter(|_| req.tty);
+    let first = match sizes.as_mut() {
+        Some(sizes) => sizes.recv().await,
+        None => None,
+    };
+    let options = ExecConfig {
         cmd: Some(req.cmd.clone()),
         attach_stdin: Some(req.stdin),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         tty: Some(req.tty),
+        // Engines from API 1.42 on start the terminal at this size; older ones ignore it.
+        console_size: first.map(|s| vec![usize::from(s.rows), usize::from(s.cols)]),
         ..Default::default()
     };
     let id = docker.create_exec(container, options).await.with_context(|| format!("exec in {container}"))?.id;
@@ -63,12 +74,16 @@ pub async fn exec_attached(docker: &Docker, container: &str, req: ExecRequest) -
     let StartExecResults::Attached { mut output, mut input } = docker.start_exec(&id, Some(start)).await? else {
         anyhow::bail!("exec in {container}: the engine did not attach to the command");
     };
-    if let Some(mut sizes) = req.sizes.filter(|_| req.tty) {
+    // An older engine's terminal starts at 0x0: its size is set before any typed byte is
+    // passed on, so a command that reads a line and then asks its size sees the right one.
+    if let Some(s) = first {
+        resize(docker, &id, ResizeExecOptions { height: s.rows, width: s.cols }).await;
+    }
+    if let Some(mut sizes) = sizes {
         let (docker, id) = (docker.clone(), id.clone());
         tokio::spawn(async move {
             while let Some(s) = sizes.recv().await {
-                // A resize that fails (the command just ended) changes nothing worth reporting.
-                let _ = docker.resize_exec(&id, ResizeExecOptions { height: s.rows, width: s.cols }).await;
+                resize(&docker, &id, ResizeExecOptions { height: s.rows, width: s.cols }).await;
             }
         });
     }
@@ -95,6 +110,19 @@ pub async fn exec_attached(docker: &Docker, container: &str, req: ExecRequest) -
         }
     }
     exit_code(docker, &id).await
+}
+
+/// Sets the exec's terminal size. The engine may refuse a resize while the command's
+/// terminal is being made, just after `start_exec` returns, so a refusal is tried again,
+/// as `docker exec -t` does; one that still fails (the command just ended) changes nothing
+/// worth reporting.
+async fn resize(docker: &Docker, id: &str, size: ResizeExecOptions) {
+    for attempt in 1..=RESIZE_TRIES {
+        if docker.resize_exec(id, size).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(RESIZE_BACKOFF * attempt).await;
+    }
 }
 
 async fn pass_on(to: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
