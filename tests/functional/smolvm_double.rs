@@ -87,16 +87,17 @@ fn the_guest_meets_a_real_policy_reset_for_tcp_silence_for_udp() {
     let sf = smolfile(&d, "net = true\n[network]\nallow_cidrs = [\"198.18.255.1/32\"]\n");
     assert!(run(&d, &["machine", "create", "-n", "p", "-s", &sf]).status.success());
     assert!(run(&d, &["machine", "start", "-n", "p"]).status.success());
-    let py = "import socket,time\n\
-              t=time.monotonic()\n\
+    // A reset raises ConnectionRefusedError; a dropped SYN would raise a timeout after 5 s
+    // instead, so the exception says which without timing anything.
+    let py = "import socket\n\
               try: socket.create_connection(('198.51.100.7',443),timeout=5)\n\
-              except ConnectionRefusedError: print('refused', round(time.monotonic()-t,1))\n\
+              except ConnectionRefusedError: print('refused')\n\
               u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.settimeout(0.5)\n\
               u.sendto(b'x',('198.51.100.7',123))\n\
               try: u.recv(9)\n\
               except socket.timeout: print('udp silent')\n";
     let o = run(&d, &["machine", "exec", "--name", "p", "--", "python3", "-c", py]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "refused 0.0\nudp silent\n", "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "refused\nudp silent\n", "{}", stderr(&o));
     let log = run(&d, &["machine", "egress-events", "-n", "p", "--json"]);
     let events: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
     let seen: Vec<String> =
