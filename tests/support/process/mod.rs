@@ -33,30 +33,37 @@ fn free_port() -> SocketAddr {
 
 impl BundleProcess {
     /// A bundle whose config is every service on free ports plus `extra` TOML tables.
+    ///
+    /// A port is picked free and let go before the bundle binds it, so another test's
+    /// bundle can take it meanwhile (its egress binds port 0): a bundle that exits before
+    /// it listens is started again on new ports, a bounded number of times.
     pub fn start(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n);
         std::fs::write(p("token"), TOKEN).unwrap();
         std::fs::write(p("creds.toml"), "r = \"user:token-0123456789\"\n").unwrap();
         std::fs::write(p("secrets.toml"), "\"api.x\" = \"sk-real-0123456789abcdef\"\n").unwrap();
-        let (proxy, control, git_gate, supervise, api_gate) =
-            (free_port(), free_port(), free_port(), free_port(), free_port());
-        let text = format!(
-            "bottle = \"process\"\n{extra}\n[listen]\nproxy = \"{proxy}\"\ncontrol = \"{control}\"\negress = \"127.0.0.1:0\"\n\
-             git_gate = \"{git_gate}\"\nsupervise = \"{supervise}\"\napi_gate = \"{api_gate}\"\n\
-             [control]\ntoken_file = {:?}\n[dlp]\nsecrets_file = {:?}\n[git]\ncredentials_file = {:?}\n\
-             [[git.repo]]\nalias = \"r\"\nupstream = \"http://127.0.0.1:9/r.git\"\n\
-             [[api]]\nname = \"x\"\nupstream = \"https://127.0.0.1:9\"\nheader = \"x-api-key\"\n\
-             credential = \"api.x\"\nplaceholder = \"placeholder-0123456789\"\n",
-            p("token"),
-            p("secrets.toml"),
-            p("creds.toml"),
-        );
-        std::fs::write(p("bundle.toml"), text).unwrap();
-        let child = spawn(&p("bundle.toml"));
-        let b = Self { child, dir, proxy, control, git_gate, supervise, api_gate };
-        b.wait_listening();
-        b
+        for _ in 0..START_TRIES {
+            let (proxy, control, git_gate, supervise, api_gate) =
+                (free_port(), free_port(), free_port(), free_port(), free_port());
+            let text = format!(
+                "bottle = \"process\"\n{extra}\n[listen]\nproxy = \"{proxy}\"\ncontrol = \"{control}\"\negress = \"127.0.0.1:0\"\n\
+                 git_gate = \"{git_gate}\"\nsupervise = \"{supervise}\"\napi_gate = \"{api_gate}\"\n\
+                 [control]\ntoken_file = {:?}\n[dlp]\nsecrets_file = {:?}\n[git]\ncredentials_file = {:?}\n\
+                 [[git.repo]]\nalias = \"r\"\nupstream = \"http://127.0.0.1:9/r.git\"\n\
+                 [[api]]\nname = \"x\"\nupstream = \"https://127.0.0.1:9\"\nheader = \"x-api-key\"\n\
+                 credential = \"api.x\"\nplaceholder = \"placeholder-0123456789\"\n",
+                p("token"),
+                p("secrets.toml"),
+                p("creds.toml"),
+            );
+            std::fs::write(p("bundle.toml"), text).unwrap();
+            let mut child = spawn(&p("bundle.toml"));
+            if listening(&mut child, &[proxy, control, git_gate, supervise, api_gate]) {
+                return Self { child, dir, proxy, control, git_gate, supervise, api_gate };
+            }
+        }
+        panic!("bottle-bundle exited before it listened, {START_TRIES} times");
     }
 
     /// The test's own folder, for files the config names.
@@ -69,24 +76,12 @@ impl BundleProcess {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         self.child = spawn(&self.dir.path().join("bundle.toml"));
-        self.wait_listening();
+        let all = [self.proxy, self.control, self.git_gate, self.supervise, self.api_gate];
+        assert!(listening(&mut self.child, &all), "bottle-bundle exited after its restart");
     }
 
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
-    }
-
-    fn wait_listening(&self) {
-        for _ in 0..200 {
-            if [self.proxy, self.control, self.git_gate, self.supervise, self.api_gate]
-                .iter()
-                .all(|a| std::net::TcpStream::connect(a).is_ok())
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("bottle-bundle did not listen on all its ports");
     }
 
     pub fn peak_rss_kib(&self) -> u64 {
@@ -103,6 +98,23 @@ impl BundleProcess {
         let url = format!("http://{}{path}", self.control);
         curl(&["-X", method, "-H", &format!("Authorization: Bearer {TOKEN}"), &url], body)
     }
+}
+
+/// How often [`BundleProcess::start`] starts a bundle that exited before it listened.
+const START_TRIES: usize = 5;
+
+/// Whether `child` came to listen on every one of `addrs` (false: it exited first).
+fn listening(child: &mut Child, addrs: &[SocketAddr]) -> bool {
+    for _ in 0..200 {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if addrs.iter().all(|a| std::net::TcpStream::connect(a).is_ok()) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("bottle-bundle did not listen on all its ports");
 }
 
 fn spawn(config: &std::path::Path) -> Child {
