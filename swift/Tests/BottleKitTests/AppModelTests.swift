@@ -151,7 +151,11 @@ final class AppModelTests: XCTestCase {
         XCTAssertTrue(live, "row: \(String(describing: model.row(name)?.control))")
         XCTAssertEqual(model.row(name)?.control?.agentMessage, "which branch?")
         XCTAssertTrue(center.posted.contains { $0.title == "\(name): the agent needs you" && $0.body == "which branch?" })
-        XCTAssertTrue(model.row(name)?.events.contains { $0.line.contains("access requested") } ?? false)
+        // The row's pending list can come from a refresh before the event line streams in.
+        let logged = await eventually(within: eventTimeout) {
+            model.row(name)?.events.contains { $0.line.contains("access requested") } ?? false
+        }
+        XCTAssertTrue(logged, "events: \(model.row(name)?.events.map(\.line) ?? [])")
 
         // The notification's Approve grants for the TTL from settings; its Deny denies.
         let approved = await model.handleNotificationResponse(
