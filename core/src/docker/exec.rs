@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::backend::{ExecOutput, ExecRequest};
-use crate::terminal;
+use crate::terminal::{self, WindowSize};
 
 /// Output beyond this many bytes per stream is dropped (and said so), so a chatty command cannot eat memory.
 pub const MAX_EXEC_OUTPUT: usize = 8 * 1024 * 1024;
@@ -77,13 +77,13 @@ pub async fn exec_attached(docker: &Docker, container: &str, mut req: ExecReques
     // An older engine's terminal starts at 0x0: its size is set before any typed byte is
     // passed on, so a command that reads a line and then asks its size sees the right one.
     if let Some(s) = first {
-        resize(docker, &id, ResizeExecOptions { height: s.rows, width: s.cols }).await;
+        resize(docker, &id, s).await;
     }
     if let Some(mut sizes) = sizes {
         let (docker, id) = (docker.clone(), id.clone());
         tokio::spawn(async move {
             while let Some(s) = sizes.recv().await {
-                resize(&docker, &id, ResizeExecOptions { height: s.rows, width: s.cols }).await;
+                resize(&docker, &id, s).await;
             }
         });
     }
@@ -116,7 +116,8 @@ pub async fn exec_attached(docker: &Docker, container: &str, mut req: ExecReques
 /// terminal is being made, just after `start_exec` returns, so a refusal is tried again,
 /// as `docker exec -t` does; one that still fails (the command just ended) changes nothing
 /// worth reporting.
-async fn resize(docker: &Docker, id: &str, size: ResizeExecOptions) {
+async fn resize(docker: &Docker, id: &str, s: WindowSize) {
+    let size = ResizeExecOptions { height: s.rows, width: s.cols };
     for attempt in 1..=RESIZE_TRIES {
         if docker.resize_exec(id, size).await.is_ok() {
             return;
